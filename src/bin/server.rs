@@ -1,0 +1,142 @@
+//! `server`: parse the options, load the certificate, bind the port, turn
+//! Ctrl-C / SIGTERM into the server's shutdown signal, and run.
+//!
+//! Everything else is in the library (`chat::server`); this file only wires
+//! the outside world to it and turns a failure into one line on stderr and
+//! a non-zero exit status.
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use chat::server::{self, Shutdown};
+use chat::{tls, Config, Error, Result};
+
+/// The chat server: TLS on port 12345, accounts and rooms in SQLite.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Options {
+    /// Address and port to listen on (port 0 picks a free one; the log says which).
+    #[arg(long, default_value = "0.0.0.0:12345")]
+    addr: String,
+    /// The certificate chain (PEM): the leaf first, then any intermediates.
+    #[arg(long, default_value = "cert.pem")]
+    cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, default_value = "key.pem")]
+    key: PathBuf,
+    /// The SQLite database; created if missing, migrated if made by the Python original.
+    #[arg(long, default_value = "chat.db")]
+    db: PathBuf,
+    /// Messages of a room replayed on JOIN.
+    #[arg(long, default_value_t = 50)]
+    history: usize,
+    /// Cheap password hashing, for tests and benchmarks only (never production).
+    #[arg(long)]
+    fast_hash: bool,
+    /// Seconds a TLS handshake may take.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    handshake_timeout: u64,
+    /// Seconds a connection may stay without logging in.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    login_timeout: u64,
+    /// SAY and DM per second per connection, after the burst.
+    #[arg(long, default_value_t = 10)]
+    msg_rate: u32,
+    /// SAY and DM allowed at once per connection.
+    #[arg(long, default_value_t = 20)]
+    msg_burst: u32,
+    /// Failed logins per user name per minute before that name is refused for a minute.
+    #[arg(long, default_value_t = 5)]
+    login_failures: u32,
+    /// Lines waiting for one client before it is dropped as a slow consumer.
+    #[arg(long, default_value_t = 1024)]
+    queue_lines: usize,
+    /// Connections served at once; the next gets BYE TOO_MANY_CONNECTIONS.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Longest line a client may send, in bytes, LF included.
+    #[arg(long, default_value_t = 4096, value_name = "BYTES")]
+    max_line: usize,
+}
+
+impl Options {
+    /// The library's config from the options.
+    fn config(&self) -> Config {
+        Config {
+            db_path: self.db.clone(),
+            history: self.history,
+            fast_hash: self.fast_hash,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout),
+            login_timeout: Duration::from_secs(self.login_timeout),
+            msg_rate: self.msg_rate,
+            msg_burst: self.msg_burst,
+            login_failures: self.login_failures,
+            queue_lines: self.queue_lines,
+            max_connections: self.max_connections,
+            max_line: self.max_line,
+            ..Config::default()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let options = Options::parse();
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything that can fail, in the order a user would want to hear about it.
+fn run(options: &Options) -> Result<()> {
+    let config = options.config();
+    config.validate()?;
+    let tls = tls::server_config(&options.cert, &options.key)?;
+    log::info!("certificates loaded from {} and {}", options.cert.display(), options.key.display());
+    let addr = resolve(&options.addr)?;
+    let listener =
+        TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+
+    let shutdown = Shutdown::new();
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::io("install signal handlers", e))?;
+    let on_signal = shutdown.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            // First signal: a graceful stop. A second one: the user means it.
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    log::info!("signal {signal}: stopping (again to exit at once)");
+                    on_signal.trigger();
+                } else {
+                    log::warn!("second signal: exiting now");
+                    std::process::exit(130);
+                }
+            }
+        })
+        .map_err(Error::Spawn)?;
+
+    server::run(listener, tls, config, shutdown)
+}
+
+/// Resolves `host:port` (a name like `localhost:12345` is fine too).
+fn resolve(addr: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .map_err(|e| Error::Config(format!("--addr {addr:?}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::Config(format!("--addr {addr:?} resolves to no address")))
+}

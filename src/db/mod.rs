@@ -1,0 +1,809 @@
+//! The database: accounts, rooms, room history and stored direct messages,
+//! kept in one SQLite file and reached through a cloneable [`Db`] handle.
+//!
+//! # One owner, many handles
+//!
+//! A `rusqlite::Connection` may be *moved* to another thread (it is `Send`)
+//! but not *shared* between threads (it is not `Sync`). Rather than put it
+//! behind a mutex that thousands of connection threads would queue on, we
+//! give it to one thread, the **DB thread** (`thread.rs`), and let everyone
+//! else send it requests:
+//!
+//! ```text
+//!  conn-1 ──┐  Db::register(..)                       ┌─────────────┐
+//!  conn-2 ──┼──────── bounded queue of Request ──────▶│  DB thread  │──▶ chat.db
+//!  conn-3 ──┘  ◀── reply channel (one per request) ───│  (owns the  │
+//!                                                      │ Connection) │
+//!                                                      └─────────────┘
+//! ```
+//!
+//! Each request that needs an answer carries its own one-slot reply channel
+//! and the caller blocks on it. The DB thread sends the answer only after
+//! the transaction holding that request has been **committed**, so when
+//! `register` returns `Ok`, the account is on disk: the server may then
+//! send `OK REGISTER` without lying.
+//!
+//! # Life cycle
+//!
+//! [`open`] opens (or creates) the file, migrates it to the current schema
+//! (see `schema.rs`), reads every room with its recent history for the
+//! server's memory, and starts the thread. The thread runs until every
+//! [`Db`] handle has been dropped; it then finishes what is still queued and
+//! exits, and [`DbThread::join`] returns. A graceful stop therefore loses
+//! nothing, not even history appended a moment before.
+
+mod schema;
+mod thread;
+
+use std::fmt;
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use rusqlite::{Connection, ErrorCode};
+
+use crate::error::{Error, Result};
+
+pub use schema::SCHEMA_VERSION;
+
+/// How many requests may wait for the DB thread before callers block.
+///
+/// Bounded, like every queue in this server: if the disk is slower than the
+/// clients, callers wait here (backpressure) instead of the queue eating
+/// memory without limit. 4096 is far more than one batch, so under normal
+/// load nobody ever waits for room in the queue.
+pub const REQUEST_QUEUE_CAPACITY: usize = 4096;
+
+/// The most requests the DB thread puts in one transaction (one fsync).
+///
+/// Large enough to amortise the fsync under a burst, small enough that the
+/// first request of a batch does not wait long for the last one.
+pub const MAX_BATCH: usize = 256;
+
+/// Stack size of the DB thread. SQLite needs little stack; argon2 never runs
+/// here. 256 KiB matches the per-client threads.
+pub const DB_THREAD_STACK_SIZE: usize = 256 * 1024;
+
+/// How long SQLite waits for a lock held by *another process* (e.g. a
+/// student's `sqlite3 chat.db` shell) before giving up with "database is
+/// locked". Within this process only the DB thread touches the file.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The answer every method gives when the DB thread no longer runs (it
+/// panicked, or the server is past shutdown).
+const THREAD_STOPPED: &str = "database thread stopped";
+
+/// A registered account, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The name as first registered ("Alice"), whatever case the lookup used;
+    /// the server shows this spelling in every line it sends.
+    pub name: String,
+    /// The argon2id PHC string, or a legacy SHA-256 hex string that the
+    /// caller upgrades after the next successful login.
+    pub password_hash: String,
+}
+
+/// A room as loaded at start-up, with what the server needs in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// The name as created.
+    pub name: String,
+    /// `None` for a public room; the hash of the room password otherwise.
+    pub password_hash: Option<String>,
+    /// The last messages (at most the `history` given to [`open`]), oldest
+    /// first, ready to be replayed on `JOIN`.
+    pub history: Vec<HistoryRecord>,
+    /// The number for the room's next message: 1 + the highest stored, or 1
+    /// for a room without messages. Keeps numbering going across restarts.
+    pub next_seq: u64,
+}
+
+/// One message of a room's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRecord {
+    /// Position in the room's message order (1, 2, 3, …); history is
+    /// ordered by it.
+    pub seq: u64,
+    /// When the server sent the `MSG`, in milliseconds since the Unix epoch,
+    /// so `HISTORY` shows the same time the `MSG` had.
+    pub time_ms: i64,
+    /// The sender's name as shown in the `MSG`.
+    pub user: String,
+    /// The message text.
+    pub text: String,
+}
+
+/// A direct message stored for a user who was offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDm {
+    /// The sender's name, as shown in the `DM` line.
+    pub from: String,
+    /// When it was sent, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// The message text.
+    pub text: String,
+}
+
+/// Why a database request did not succeed.
+///
+/// The first two are ordinary answers that become protocol errors
+/// (`USER_EXISTS`/`ROOM_EXISTS`, `NO_SUCH_USER`); `Failed` is a server fault:
+/// the caller logs it and the client gets `ERR SERVER_ERROR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbError {
+    /// A user or room with that name (in any letter case) already exists.
+    Exists,
+    /// The user named in the request is not registered.
+    NoSuchUser,
+    /// SQLite failed, or the DB thread is gone; the text says why. Nothing
+    /// of the request remains in the database.
+    Failed(String),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Exists => f.write_str("name already exists"),
+            DbError::NoSuchUser => f.write_str("no such user"),
+            DbError::Failed(msg) => write!(f, "database failed: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Failed(e.to_string())
+    }
+}
+
+/// Where the DB thread sends one answer. Created with capacity 1 by the
+/// caller, so the DB thread's `send` never blocks.
+type Reply<T> = Sender<Result<T, DbError>>;
+
+/// One message to the DB thread: one variant per operation, each carrying
+/// its arguments and, when the caller waits for an answer, its [`Reply`].
+///
+/// The fields are owned (`String`, not `&str`) because the request travels
+/// to another thread and outlives the caller's borrows.
+enum Request {
+    /// [`Db::register`].
+    Register {
+        /// The name as the user typed it; stored as given.
+        name: String,
+        /// The argon2id hash, made on the caller's thread.
+        password_hash: String,
+        /// Creation time, milliseconds since the epoch.
+        now_ms: i64,
+        /// Gets the stored name, or `Exists`.
+        reply: Reply<String>,
+    },
+    /// [`Db::user`].
+    User {
+        /// The name to look up, in any case.
+        name: String,
+        /// Gets the account, or `None`.
+        reply: Reply<Option<UserRecord>>,
+    },
+    /// [`Db::set_password_hash`].
+    SetPasswordHash {
+        /// The account, in any case.
+        name: String,
+        /// The new (argon2id) hash.
+        password_hash: String,
+        /// Gets `Ok(())` or `NoSuchUser`.
+        reply: Reply<()>,
+    },
+    /// [`Db::create_room`].
+    CreateRoom {
+        /// The room name as typed; stored as given.
+        name: String,
+        /// `None` for a public room.
+        password_hash: Option<String>,
+        /// Creation time, milliseconds since the epoch.
+        now_ms: i64,
+        /// Gets the stored name, or `Exists`.
+        reply: Reply<String>,
+    },
+    /// [`Db::append_history`]; nobody waits for it, so it has no reply.
+    AppendHistory {
+        /// The room, in any case.
+        room: String,
+        /// The message's number in the room.
+        seq: u64,
+        /// When the `MSG` was sent.
+        time_ms: i64,
+        /// The sender.
+        user: String,
+        /// The text.
+        text: String,
+    },
+    /// [`Db::store_dm`].
+    StoreDm {
+        /// The recipient, in any case; must be registered.
+        to: String,
+        /// The sender, as shown.
+        from: String,
+        /// When it was sent.
+        time_ms: i64,
+        /// The text.
+        text: String,
+        /// Gets `Ok(())` after the commit, or `NoSuchUser`.
+        reply: Reply<()>,
+    },
+    /// [`Db::take_dms`].
+    TakeDms {
+        /// The recipient, in any case.
+        to: String,
+        /// Gets the DMs, oldest first; they are deleted in the same commit.
+        reply: Reply<Vec<StoredDm>>,
+    },
+    /// [`Db::flush`]: does nothing itself, but is answered only after the
+    /// batch it is in has committed, and batches run in queue order.
+    Flush {
+        /// Gets `Ok(())` after the commit.
+        reply: Reply<()>,
+    },
+}
+
+/// A cheap, cloneable handle to the database. Every connection thread holds
+/// one; the DB thread stops after the last one is dropped.
+///
+/// Each method sends one request and (except `append_history`) blocks until
+/// the DB thread has committed it and answered. Do not call them while
+/// holding a lock other threads need (e.g. the hub's): a slow disk would
+/// then stall everyone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// The sending side of the DB thread's bounded request queue. Its clones
+    /// are the "handles"; when all are dropped, the queue disconnects and
+    /// the DB thread knows to finish.
+    requests: Sender<Request>,
+}
+
+/// The running DB thread, to be joined at shutdown.
+#[derive(Debug)]
+pub struct DbThread {
+    /// The thread's handle; its result says whether the database closed
+    /// cleanly.
+    handle: JoinHandle<Result<()>>,
+}
+
+impl DbThread {
+    /// Waits until the DB thread has written everything queued and exited.
+    ///
+    /// The thread exits only after **every** [`Db`] handle is dropped, so
+    /// drop them all first (the server's connection threads must have
+    /// ended), or this waits forever.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Db`] if the thread panicked or closing the database failed.
+    pub fn join(self) -> Result<()> {
+        match self.handle.join() {
+            Ok(result) => result,
+            Err(_) => Err(Error::Db("the database thread panicked".into())),
+        }
+    }
+}
+
+/// Opens (creating if needed) and migrates the database, loads every room
+/// with its last `history` messages, and starts the DB thread (named "db",
+/// via std::thread::Builder with a 256 KiB stack; a failed spawn is
+/// Error::Spawn).
+///
+/// Rooms come in creation order. Everything before the spawn runs on the
+/// calling thread, so a bad file is reported before the server listens.
+///
+/// # Errors
+///
+/// - [`Error::Db`] if the file cannot be opened or is not a SQLite database
+///   (the message names the path), if its schema is newer than this server,
+///   or if migrating or reading it fails;
+/// - [`Error::Spawn`] if the thread cannot be started.
+pub fn open(path: &Path, history: usize) -> Result<(Db, DbThread, Vec<RoomRecord>)> {
+    let conn = open_connection(path)?;
+    let rooms = load_rooms(&conn, history)
+        .map_err(|e| Error::Db(format!("reading rooms from {}: {e}", path.display())))?;
+
+    // Bounded: see REQUEST_QUEUE_CAPACITY.
+    let (requests, queue) = crossbeam_channel::bounded(REQUEST_QUEUE_CAPACITY);
+    // The connection *moves* into the thread: from here on no other thread
+    // can touch it, which the compiler checks for us.
+    let handle = std::thread::Builder::new()
+        .name("db".into())
+        .stack_size(DB_THREAD_STACK_SIZE)
+        .spawn(move || thread::run(conn, queue))
+        .map_err(Error::Spawn)?;
+    Ok((Db { requests }, DbThread { handle }, rooms))
+}
+
+/// Opens the file, sets the connection's PRAGMAs and migrates the schema.
+///
+/// - `journal_mode=WAL`: writers append to a log instead of rewriting pages
+///   in place, so a commit costs one sequential write + fsync, and readers
+///   (a student's `sqlite3` shell) do not block the server.
+/// - `synchronous=FULL`: the fsync happens at *every* commit, so an account
+///   we answered `OK` for survives `kill -9` and even a power cut. This is
+///   the expensive setting; group commit (see `thread.rs`) pays it once per
+///   batch instead of once per request.
+/// - `foreign_keys=ON`: SQLite ignores `REFERENCES` unless asked; we ask,
+///   so a message can never point at a room that does not exist.
+/// - `busy_timeout`: see [`BUSY_TIMEOUT`].
+///
+/// # Errors
+///
+/// [`Error::Db`] naming `path`, with "is not a SQLite database" when the
+/// file holds something else.
+fn open_connection(path: &Path) -> Result<Connection> {
+    let describe = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => {
+            Error::Db(format!("{} is not a SQLite database ({e})", path.display()))
+        }
+        _ => Error::Db(format!("cannot open {}: {e}", path.display())),
+    };
+    let mut conn = Connection::open(path).map_err(describe)?;
+    // Reading the journal mode back is the first real read of the file, so
+    // a file that is not a database fails here, with `describe`'s message.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(describe)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!("{}: journal mode is {mode}, not WAL", path.display());
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(describe)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(describe)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(describe)?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Reads every room with its last `history` messages and its next sequence
+/// number.
+fn load_rooms(conn: &Connection, history: usize) -> rusqlite::Result<Vec<RoomRecord>> {
+    // SQLite's LIMIT is an i64; no one keeps more history than that.
+    let limit = i64::try_from(history).unwrap_or(i64::MAX);
+    let mut rooms_stmt = conn.prepare(schema::SELECT_ROOMS)?;
+    let mut history_stmt = conn.prepare(schema::SELECT_LAST_MESSAGES)?;
+    let mut next_seq_stmt = conn.prepare(schema::SELECT_NEXT_SEQ)?;
+
+    let rooms = rooms_stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
+    let mut records = Vec::with_capacity(rooms.len());
+    for (id, name, password_hash) in rooms {
+        let history = history_stmt
+            .query_map((id, limit), |row| {
+                Ok(HistoryRecord {
+                    seq: row.get(0)?,
+                    time_ms: row.get(1)?,
+                    user: row.get(2)?,
+                    text: row.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let next_seq: u64 = next_seq_stmt.query_row([id], |row| row.get(0))?;
+        records.push(RoomRecord {
+            name,
+            password_hash,
+            history,
+            next_seq,
+        });
+    }
+    Ok(records)
+}
+
+impl Db {
+    /// Sends a request built around a fresh reply channel and waits for the
+    /// answer. Every method but `append_history` goes through here.
+    ///
+    /// There is no timeout on the wait: the DB thread either answers or
+    /// dies, and if it dies its end of the reply channel is dropped, which
+    /// wakes us with an error. SQLite's own waits are bounded by
+    /// [`BUSY_TIMEOUT`].
+    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, DbError> {
+        // Capacity 1: exactly one answer will ever be sent.
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.requests.send(make(reply)).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    /// Creates an account, committed to disk before this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Exists`] if the name is taken in any letter case;
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    pub fn register(
+        &self,
+        name: &str,
+        password_hash: String,
+        now_ms: i64,
+    ) -> Result<String, DbError> {
+        self.call(|reply| Request::Register {
+            name: name.to_owned(),
+            password_hash,
+            now_ms,
+            reply,
+        })
+    }
+
+    /// Looks an account up by name, in any letter case.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, DbError> {
+        self.call(|reply| Request::User {
+            name: name.to_owned(),
+            reply,
+        })
+    }
+
+    /// Replaces an account's password hash (used to upgrade legacy SHA-256
+    /// hashes after a successful login); committed before this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::NoSuchUser`] if there is no such account;
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    pub fn set_password_hash(&self, name: &str, password_hash: String) -> Result<(), DbError> {
+        self.call(|reply| Request::SetPasswordHash {
+            name: name.to_owned(),
+            password_hash,
+            reply,
+        })
+    }
+
+    /// Creates a room (public if `password_hash` is `None`), committed before
+    /// this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Exists`] if the name is taken in any letter case;
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    pub fn create_room(
+        &self,
+        name: &str,
+        password_hash: Option<String>,
+        now_ms: i64,
+    ) -> Result<String, DbError> {
+        self.call(|reply| Request::CreateRoom {
+            name: name.to_owned(),
+            password_hash,
+            now_ms,
+            reply,
+        })
+    }
+
+    /// Queues one message for the room's history and returns at once,
+    /// without waiting for the commit: a `SAY` should not wait for an fsync.
+    /// It is written with the next batch, and a graceful stop writes
+    /// everything queued. It blocks only if [`REQUEST_QUEUE_CAPACITY`]
+    /// requests are already waiting (backpressure). A message that cannot be
+    /// stored (unknown room, duplicate `seq`) is logged by the DB thread.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Failed`] only if the DB thread is gone.
+    pub fn append_history(
+        &self,
+        room: &str,
+        seq: u64,
+        time_ms: i64,
+        user: &str,
+        text: &str,
+    ) -> Result<(), DbError> {
+        self.requests
+            .send(Request::AppendHistory {
+                room: room.to_owned(),
+                seq,
+                time_ms,
+                user: user.to_owned(),
+                text: text.to_owned(),
+            })
+            .map_err(|_| stopped())
+    }
+
+    /// Stores a direct message for an offline user; committed before this
+    /// returns, so `OK DM … stored` is never a lie.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::NoSuchUser`] if `to` is not registered;
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    pub fn store_dm(&self, to: &str, from: &str, time_ms: i64, text: &str) -> Result<(), DbError> {
+        self.call(|reply| Request::StoreDm {
+            to: to.to_owned(),
+            from: from.to_owned(),
+            time_ms,
+            text: text.to_owned(),
+            reply,
+        })
+    }
+
+    /// Returns and deletes the DMs stored for `to`, oldest first, in one
+    /// commit: a DM is never delivered twice nor lost between the read and
+    /// the delete. An unknown user simply has none.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone (then
+    /// nothing was deleted).
+    pub fn take_dms(&self, to: &str) -> Result<Vec<StoredDm>, DbError> {
+        self.call(|reply| Request::TakeDms {
+            to: to.to_owned(),
+            reply,
+        })
+    }
+
+    /// Waits until everything queued before this call (from any thread) is
+    /// committed. Tests use it after `append_history`.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Failed`] if the commit failed or the DB thread is gone.
+    pub fn flush(&self) -> Result<(), DbError> {
+        self.call(|reply| Request::Flush { reply })
+    }
+}
+
+/// The error every method returns once the DB thread is gone.
+fn stopped() -> DbError {
+    DbError::Failed(THREAD_STOPPED.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+
+    /// A stand-in hash: the database stores whatever string it is given.
+    fn hash(tag: &str) -> String {
+        format!("$argon2id$test${tag}")
+    }
+
+    /// Opens a fresh database in a temporary directory (kept alive by the
+    /// returned guard).
+    fn fresh(history: usize) -> (tempfile::TempDir, Db, DbThread, Vec<RoomRecord>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, thread, rooms) = open(&dir.path().join("chat.db"), history).unwrap();
+        (dir, db, thread, rooms)
+    }
+
+    /// A new file gets the current schema and no rooms.
+    #[test]
+    fn new_file_is_empty_and_current() {
+        let (dir, db, thread, rooms) = fresh(50);
+        assert!(rooms.is_empty());
+        drop(db);
+        thread.join().unwrap();
+        let version: i64 = Connection::open(dir.path().join("chat.db"))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    /// A name taken in another case is `Exists`, and the first spelling
+    /// stays; lookups ignore case.
+    #[test]
+    fn register_is_case_insensitive() {
+        let (_dir, db, _thread, _) = fresh(50);
+        assert_eq!(db.register("Alice", hash("a"), 1), Ok("Alice".to_string()));
+        assert_eq!(db.register("ALICE", hash("b"), 2), Err(DbError::Exists));
+        assert_eq!(db.register("alice", hash("c"), 3), Err(DbError::Exists));
+        let user = db.user("aLiCe").unwrap().expect("registered");
+        assert_eq!(user.name, "Alice");
+        assert_eq!(user.password_hash, hash("a"));
+        assert_eq!(db.user("bob").unwrap(), None);
+    }
+
+    /// A password hash can be replaced; an unknown user is `NoSuchUser`.
+    #[test]
+    fn set_password_hash_replaces() {
+        let (_dir, db, _thread, _) = fresh(50);
+        db.register("carol", hash("old"), 1).unwrap();
+        db.set_password_hash("CAROL", hash("new")).unwrap();
+        assert_eq!(
+            db.user("carol").unwrap().unwrap().password_hash,
+            hash("new")
+        );
+        assert_eq!(
+            db.set_password_hash("nobody", hash("x")),
+            Err(DbError::NoSuchUser)
+        );
+    }
+
+    /// Public and private rooms are created and survive a restart; a taken
+    /// name in any case is `Exists`.
+    #[test]
+    fn create_rooms() {
+        let (dir, db, thread, _) = fresh(50);
+        assert_eq!(db.create_room("Lobby", None, 1), Ok("Lobby".to_string()));
+        assert_eq!(
+            db.create_room("vault", Some(hash("v")), 2),
+            Ok("vault".to_string())
+        );
+        assert_eq!(db.create_room("LOBBY", None, 3), Err(DbError::Exists));
+        assert_eq!(db.create_room("Vault", None, 3), Err(DbError::Exists));
+        drop(db);
+        thread.join().unwrap();
+
+        let (_db, _thread, rooms) = open(&dir.path().join("chat.db"), 50).unwrap();
+        let summary: Vec<_> = rooms
+            .iter()
+            .map(|r| (r.name.as_str(), r.password_hash.clone()))
+            .collect();
+        assert_eq!(summary, vec![("Lobby", None), ("vault", Some(hash("v")))]);
+    }
+
+    /// History appended without waiting is on disk after a restart: the last
+    /// N messages, oldest first, and numbering continues after the highest.
+    #[test]
+    fn history_survives_reopen() {
+        let (dir, db, thread, _) = fresh(3);
+        db.create_room("lobby", None, 0).unwrap();
+        db.create_room("empty", None, 0).unwrap();
+        for seq in 1..=5 {
+            db.append_history("LOBBY", seq, 1000 + seq as i64, "ann", &format!("m{seq}"))
+                .unwrap();
+        }
+        // Graceful stop: drop the handle, the thread writes what is queued.
+        drop(db);
+        thread.join().unwrap();
+
+        let (_db, _thread, rooms) = open(&dir.path().join("chat.db"), 3).unwrap();
+        let lobby = &rooms[0];
+        assert_eq!(lobby.name, "lobby");
+        let texts: Vec<_> = lobby.history.iter().map(|h| h.text.as_str()).collect();
+        assert_eq!(texts, ["m3", "m4", "m5"]);
+        assert_eq!(lobby.history[0].seq, 3);
+        assert_eq!(lobby.history[0].time_ms, 1003);
+        assert_eq!(lobby.history[0].user, "ann");
+        assert_eq!(lobby.next_seq, 6);
+        assert!(rooms[1].history.is_empty());
+        assert_eq!(rooms[1].next_seq, 1);
+    }
+
+    /// `flush` returns only when earlier appends are committed: another
+    /// connection to the file sees them.
+    #[test]
+    fn flush_waits_for_commit() {
+        let (dir, db, _thread, _) = fresh(50);
+        db.create_room("lobby", None, 0).unwrap();
+        db.append_history("lobby", 1, 5, "ann", "hello").unwrap();
+        db.flush().unwrap();
+        let count: i64 = Connection::open(dir.path().join("chat.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 1);
+    }
+
+    /// Stored DMs come back oldest first, only once.
+    #[test]
+    fn dms_are_taken_in_order_once() {
+        let (_dir, db, _thread, _) = fresh(50);
+        db.register("Dora", hash("d"), 0).unwrap();
+        db.store_dm("dora", "ann", 10, "first").unwrap();
+        db.store_dm("DORA", "bob", 5, "second (earlier clock)")
+            .unwrap();
+        let dms = db.take_dms("Dora").unwrap();
+        assert_eq!(
+            dms,
+            vec![
+                StoredDm {
+                    from: "ann".into(),
+                    time_ms: 10,
+                    text: "first".into()
+                },
+                StoredDm {
+                    from: "bob".into(),
+                    time_ms: 5,
+                    text: "second (earlier clock)".into()
+                },
+            ]
+        );
+        assert_eq!(db.take_dms("dora").unwrap(), vec![]);
+        assert_eq!(db.take_dms("nobody").unwrap(), vec![]);
+    }
+
+    /// A DM to an unregistered user is refused with `NoSuchUser`.
+    #[test]
+    fn dm_to_unknown_user() {
+        let (_dir, db, _thread, _) = fresh(50);
+        assert_eq!(
+            db.store_dm("ghost", "ann", 1, "boo"),
+            Err(DbError::NoSuchUser)
+        );
+    }
+
+    /// Dropping every handle (clones included) ends the thread; everything
+    /// acknowledged is on disk for the next open.
+    #[test]
+    fn drop_all_handles_then_join() {
+        let (dir, db, thread, _) = fresh(50);
+        let other = db.clone();
+        let worker = std::thread::spawn(move || other.register("eve", hash("e"), 0));
+        assert_eq!(worker.join().unwrap(), Ok("eve".to_string()));
+        db.store_dm("eve", "ann", 1, "hi").unwrap();
+        drop(db);
+        thread.join().unwrap();
+
+        let (db, _thread, _) = open(&dir.path().join("chat.db"), 50).unwrap();
+        assert_eq!(db.user("EVE").unwrap().unwrap().name, "eve");
+        assert_eq!(db.take_dms("eve").unwrap().len(), 1);
+    }
+
+    /// Once the DB thread is gone, methods return an error instead of
+    /// panicking.
+    #[test]
+    fn stopped_thread_gives_errors() {
+        let (_dir, db, _thread, _) = fresh(50);
+        // Simulate a dead thread: a handle whose queue has no receiver.
+        let (requests, queue) = crossbeam_channel::bounded(1);
+        drop(queue);
+        let dead = Db { requests };
+        let stopped = Err(DbError::Failed(THREAD_STOPPED.into()));
+        assert_eq!(
+            dead.register("x", hash("x"), 0),
+            stopped.clone().map(|()| String::new())
+        );
+        assert_eq!(dead.append_history("r", 1, 0, "u", "t"), stopped);
+        assert_eq!(dead.flush(), stopped);
+        // The real one still works.
+        db.flush().unwrap();
+    }
+
+    /// A file that is not SQLite is refused with a message naming it, and
+    /// left as it was.
+    #[test]
+    fn not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let junk = "this is a text file, not a database\n".repeat(100);
+        std::fs::write(&path, &junk).unwrap();
+        let err = open(&path, 50).unwrap_err().to_string();
+        assert!(err.contains("chat.db is not a SQLite database"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), junk);
+    }
+
+    /// Fifty threads registering the same name at once: exactly one wins.
+    #[test]
+    fn concurrent_register_one_winner() {
+        let (_dir, db, _thread, _) = fresh(50);
+        let start = Barrier::new(50);
+        let results: Vec<_> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..50)
+                .map(|i| {
+                    let (db, start) = (db.clone(), &start);
+                    s.spawn(move || {
+                        start.wait();
+                        let name = if i % 2 == 0 { "Racer" } else { "racer" };
+                        db.register(name, hash(&i.to_string()), i)
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        let exists = results
+            .iter()
+            .filter(|r| **r == Err(DbError::Exists))
+            .count();
+        assert_eq!((wins, exists), (1, 49), "{results:?}");
+    }
+}

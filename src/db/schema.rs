@@ -1,0 +1,479 @@
+//! The database layout, its version number, and the migrations that bring an
+//! older file up to date. Every SQL statement of the database layer is a
+//! named constant here, so the whole layout can be read in one place.
+//!
+//! # Versions
+//!
+//! SQLite keeps a free integer in the file header, `PRAGMA user_version`,
+//! which we use as the schema version:
+//!
+//! | version | what it is |
+//! |---|---|
+//! | 0 | a new, empty file, or a database made by the Python original of the course (tables `users(username, …)` and `rooms(…, is_private, …)`) |
+//! | 1 | the current layout below |
+//!
+//! A migration runs inside one transaction together with the update of
+//! `user_version`, so a crash half-way leaves the old file untouched and the
+//! next start simply tries again.
+//!
+//! # Names
+//!
+//! User and room names are stored as first given ("Alice") but compared
+//! without regard to ASCII case, through `COLLATE NOCASE` on the column:
+//! the `UNIQUE` index then refuses "alice" once "Alice" exists, and every
+//! `WHERE name = ?` finds "Alice" when asked for "ALICE".
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// The schema version this code creates and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The current layout (version 1), created in one go on an empty file.
+///
+/// - `users`: one row per account; `password_hash` is an argon2id PHC
+///   string, or a legacy SHA-256 hex string until its owner next logs in.
+/// - `rooms`: `password_hash` is `NULL` for a public room.
+/// - `messages`: room history; `seq` is the room's message number, given by
+///   the server in the order members saw the messages.
+/// - `dms`: direct messages waiting for an offline user; deleted when
+///   delivered. The index makes "this user's DMs" a lookup, not a scan.
+pub const CREATE_SCHEMA_V1: &str = "
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT    NOT NULL,
+    created_ms    INTEGER NOT NULL
+);
+CREATE TABLE rooms (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT    NULL,
+    created_ms    INTEGER NOT NULL
+);
+CREATE TABLE messages (
+    id      INTEGER PRIMARY KEY,
+    room_id INTEGER NOT NULL REFERENCES rooms(id),
+    seq     INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    user    TEXT    NOT NULL,
+    text    TEXT    NOT NULL,
+    UNIQUE (room_id, seq)
+);
+CREATE TABLE dms (
+    id         INTEGER PRIMARY KEY,
+    to_user_id INTEGER NOT NULL REFERENCES users(id),
+    from_user  TEXT    NOT NULL,
+    time_ms    INTEGER NOT NULL,
+    text       TEXT    NOT NULL
+);
+CREATE INDEX dms_to_user_id ON dms (to_user_id);
+";
+
+/// Sets the schema version; run in the same transaction as the migration.
+/// (`PRAGMA` cannot take a bound parameter, hence the literal.)
+pub const SET_VERSION_1: &str = "PRAGMA user_version = 1";
+
+/// Whether a table of the given name exists.
+pub const TABLE_EXISTS: &str = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1";
+
+/// Whether the table `?1` has a column `?2` (tells the Python layout apart).
+pub const COLUMN_EXISTS: &str = "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2";
+
+/// Moves the Python `users` table aside, so the new one can take its name.
+pub const RENAME_LEGACY_USERS: &str = "ALTER TABLE users RENAME TO legacy_users";
+
+/// Moves the Python `rooms` table aside, so the new one can take its name.
+pub const RENAME_LEGACY_ROOMS: &str = "ALTER TABLE rooms RENAME TO legacy_rooms";
+
+/// Reads the Python users, oldest first (so the first spelling of a name
+/// wins when two differ only in case).
+pub const SELECT_LEGACY_USERS: &str =
+    "SELECT id, username, password_hash FROM legacy_users ORDER BY id";
+
+/// Reads the Python rooms, oldest first. `is_private` is read as whatever
+/// SQLite stored (0/1, TRUE/FALSE, text): see `is_truthy`.
+pub const SELECT_LEGACY_ROOMS: &str =
+    "SELECT id, name, is_private, password_hash FROM legacy_rooms ORDER BY id";
+
+/// Drops the Python `users` table once its rows are copied.
+pub const DROP_LEGACY_USERS: &str = "DROP TABLE legacy_users";
+
+/// Drops the Python `rooms` table once its rows are copied.
+pub const DROP_LEGACY_ROOMS: &str = "DROP TABLE legacy_rooms";
+
+/// Adds an account; does nothing (0 rows changed) if the name is taken in
+/// any letter case. Used by registration and by the migration.
+pub const INSERT_USER: &str = "INSERT INTO users (name, password_hash, created_ms)
+     VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING";
+
+/// Adds a room; does nothing (0 rows changed) if the name is taken.
+pub const INSERT_ROOM: &str = "INSERT INTO rooms (name, password_hash, created_ms)
+     VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING";
+
+/// Looks an account up by name, in any case; returns the stored spelling.
+pub const SELECT_USER: &str = "SELECT name, password_hash FROM users WHERE name = ?1";
+
+/// Replaces an account's password hash (legacy upgrade).
+pub const UPDATE_PASSWORD_HASH: &str = "UPDATE users SET password_hash = ?2 WHERE name = ?1";
+
+/// Appends one message to a room's history; inserts nothing if the room
+/// does not exist (the caller checks the change count).
+pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room_id, seq, time_ms, user, text)
+     SELECT id, ?2, ?3, ?4, ?5 FROM rooms WHERE name = ?1";
+
+/// Stores a direct message for a user; inserts nothing if the recipient is
+/// not registered (the caller reports `NoSuchUser`).
+pub const INSERT_DM: &str = "INSERT INTO dms (to_user_id, from_user, time_ms, text)
+     SELECT id, ?2, ?3, ?4 FROM users WHERE name = ?1";
+
+/// A user's stored DMs, oldest first. Ordered by `id` (arrival order), not
+/// by `time_ms`, so a clock step backwards cannot reorder them.
+pub const SELECT_DMS: &str = "SELECT d.from_user, d.time_ms, d.text
+     FROM dms AS d JOIN users AS u ON u.id = d.to_user_id
+     WHERE u.name = ?1 ORDER BY d.id";
+
+/// Deletes a user's stored DMs (after `SELECT_DMS`, in the same savepoint).
+pub const DELETE_DMS: &str =
+    "DELETE FROM dms WHERE to_user_id = (SELECT id FROM users WHERE name = ?1)";
+
+/// Every room, in the order they were created.
+pub const SELECT_ROOMS: &str = "SELECT id, name, password_hash FROM rooms ORDER BY id";
+
+/// The last `?2` messages of room `?1`, oldest first: the inner query picks
+/// the newest ones, the outer one puts them back in order.
+pub const SELECT_LAST_MESSAGES: &str = "SELECT seq, time_ms, user, text FROM (
+         SELECT seq, time_ms, user, text FROM messages
+         WHERE room_id = ?1 ORDER BY seq DESC LIMIT ?2
+     ) ORDER BY seq ASC";
+
+/// The next free message number of room `?1` (1 for an empty room).
+pub const SELECT_NEXT_SEQ: &str =
+    "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE room_id = ?1";
+
+/// Brings the database to [`SCHEMA_VERSION`], whatever version it is at.
+///
+/// # Errors
+///
+/// [`Error::Db`] if the file's version is newer than this server knows, if
+/// a version-0 file holds tables we do not recognise, or if SQLite fails.
+/// On error nothing has changed in the file.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::Db(format!(
+            "database schema version {version} is newer than this server ({SCHEMA_VERSION})"
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Only version 0 is left. IMMEDIATE takes the write lock at once, so
+    // another process cannot sneak in between our check and our changes.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    migrate_0_to_1(&tx).map_err(|e| Error::Db(format!("migrating to schema version 1: {e}")))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Version 0 → 1: creates the current tables and, if the Python original's
+/// tables are there, moves their rows over. Runs inside the caller's
+/// transaction; an error leaves everything to be rolled back.
+fn migrate_0_to_1(conn: &Connection) -> Result<()> {
+    let legacy_users = has_legacy_table(conn, "users", "username")?;
+    let legacy_rooms = has_legacy_table(conn, "rooms", "is_private")?;
+    if legacy_users {
+        conn.execute_batch(RENAME_LEGACY_USERS)?;
+    }
+    if legacy_rooms {
+        conn.execute_batch(RENAME_LEGACY_ROOMS)?;
+    }
+    conn.execute_batch(CREATE_SCHEMA_V1)?;
+
+    if legacy_users {
+        copy_legacy_users(conn)?;
+        conn.execute_batch(DROP_LEGACY_USERS)?;
+    }
+    if legacy_rooms {
+        copy_legacy_rooms(conn)?;
+        conn.execute_batch(DROP_LEGACY_ROOMS)?;
+    }
+    conn.execute_batch(SET_VERSION_1)?;
+    Ok(())
+}
+
+/// True if `table` exists and has `marker_column`, i.e. is the Python
+/// layout.
+///
+/// # Errors
+///
+/// [`Error::Db`] if the table exists but without the marker column: a
+/// version-0 file with some other `users`/`rooms` table is not ours to
+/// rewrite.
+fn has_legacy_table(conn: &Connection, table: &str, marker_column: &str) -> Result<bool> {
+    let exists = conn
+        .query_row(TABLE_EXISTS, [table], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !exists {
+        return Ok(false);
+    }
+    let has_marker = conn
+        .query_row(COLUMN_EXISTS, [table, marker_column], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if has_marker {
+        Ok(true)
+    } else {
+        Err(Error::Db(format!(
+            "schema version 0 with an unrecognised table `{table}` (no column `{marker_column}`)"
+        )))
+    }
+}
+
+/// Copies the Python users into `users`: the name becomes `name`, the
+/// SHA-256 hex hash is kept as it is (`auth` recognises it as legacy and it
+/// is upgraded at the next login). A name that differs from an earlier one
+/// only in letter case cannot be stored any more; it is skipped with a
+/// warning (never logging the hash).
+fn copy_legacy_users(conn: &Connection) -> Result<()> {
+    let mut select = conn.prepare(SELECT_LEGACY_USERS)?;
+    let mut insert = conn.prepare(INSERT_USER)?;
+    let mut rows = select.query([])?;
+    let (mut copied, mut skipped) = (0u64, 0u64);
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let name: String = row.get(1)?;
+        let hash: String = row.get(2)?;
+        // The Python tables have no creation time; 0 means "unknown".
+        if insert.execute(params![name, hash, 0_i64])? == 0 {
+            log::warn!(
+                "migration: skipping legacy user #{id} {name:?}: \
+                 an earlier user has the same name in another letter case"
+            );
+            skipped += 1;
+        } else {
+            copied += 1;
+        }
+    }
+    log::info!("migration: copied {copied} legacy users, skipped {skipped}");
+    Ok(())
+}
+
+/// Copies the Python rooms into `rooms`. A room keeps its password hash only
+/// if it was private; a "private" room without a password could never be
+/// entered, so it becomes public (with a warning). Case collisions are
+/// skipped like users.
+fn copy_legacy_rooms(conn: &Connection) -> Result<()> {
+    let mut select = conn.prepare(SELECT_LEGACY_ROOMS)?;
+    let mut insert = conn.prepare(INSERT_ROOM)?;
+    let mut rows = select.query([])?;
+    let (mut copied, mut skipped) = (0u64, 0u64);
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let name: String = row.get(1)?;
+        let is_private = is_truthy(&row.get::<_, Value>(2)?);
+        let hash: Option<String> = row.get(3)?;
+        let hash = hash.filter(|h| !h.is_empty());
+        let password_hash = match (is_private, hash) {
+            (true, Some(hash)) => Some(hash),
+            (true, None) => {
+                log::warn!("migration: legacy room {name:?} is private without a password; it becomes public");
+                None
+            }
+            (false, _) => None,
+        };
+        if insert.execute(params![name, password_hash, 0_i64])? == 0 {
+            log::warn!(
+                "migration: skipping legacy room #{id} {name:?}: \
+                 an earlier room has the same name in another letter case"
+            );
+            skipped += 1;
+        } else {
+            copied += 1;
+        }
+    }
+    log::info!("migration: copied {copied} legacy rooms, skipped {skipped}");
+    Ok(())
+}
+
+/// Reads a flag the way the Python original may have stored it: SQLite has
+/// no boolean type, so `is_private` may hold 0/1, the text "TRUE"/"false",
+/// or NULL.
+fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Integer(n) => *n != 0,
+        Value::Real(x) => *x != 0.0,
+        Value::Text(s) => {
+            let s = s.trim();
+            s.eq_ignore_ascii_case("true")
+                || s.eq_ignore_ascii_case("t")
+                || s.eq_ignore_ascii_case("yes")
+                || s.parse::<f64>().is_ok_and(|x| x != 0.0)
+        }
+        Value::Blob(b) => b.iter().any(|&byte| byte != 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::open;
+
+    /// The Python original's exact schema.
+    const PYTHON_SCHEMA: &str = "
+        CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT UNIQUE NOT NULL, password_hash TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS rooms (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL, is_private INTEGER NOT NULL DEFAULT 0, password_hash TEXT);
+    ";
+
+    /// `hashlib.sha256(pw.encode()).hexdigest()`, as Python stored it.
+    fn python_hash(password: &str) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(password.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Reads `PRAGMA user_version` of a file.
+    fn user_version(path: &std::path::Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Flags are read the way Python/SQLite may have written them.
+    #[test]
+    fn truthy_values() {
+        assert!(is_truthy(&Value::Integer(1)));
+        assert!(!is_truthy(&Value::Integer(0)));
+        assert!(is_truthy(&Value::Text("TRUE".into())));
+        assert!(is_truthy(&Value::Text("1".into())));
+        assert!(!is_truthy(&Value::Text("false".into())));
+        assert!(!is_truthy(&Value::Text("0".into())));
+        assert!(!is_truthy(&Value::Null));
+    }
+
+    /// A Python-made database is migrated in place: users and rooms keep
+    /// their names and hashes, privacy is read from `is_private`, case
+    /// collisions keep the first spelling, and a second open changes nothing.
+    #[test]
+    fn migrates_the_python_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(PYTHON_SCHEMA).unwrap();
+            let add_user = "INSERT INTO users (username, password_hash) VALUES (?1, ?2)";
+            conn.execute(add_user, ["alice", &python_hash("123")])
+                .unwrap();
+            conn.execute(add_user, ["Bob", &python_hash("pw bob")])
+                .unwrap();
+            // Allowed by Python's case-sensitive UNIQUE; collides for us.
+            conn.execute(add_user, ["ALICE", &python_hash("other")])
+                .unwrap();
+            let add_room =
+                "INSERT INTO rooms (name, is_private, password_hash) VALUES (?1, ?2, ?3)";
+            conn.execute(add_room, params!["lobby", 0, None::<String>])
+                .unwrap();
+            conn.execute(add_room, params!["plaza", 0, ""]).unwrap();
+            conn.execute(add_room, params!["secret", 1, python_hash("s3")])
+                .unwrap();
+            // Stored as text TRUE/FALSE by some other tool.
+            conn.execute(add_room, params!["vault", "TRUE", python_hash("v")])
+                .unwrap();
+            conn.execute(add_room, params!["open", "FALSE", python_hash("x")])
+                .unwrap();
+            conn.execute(add_room, params!["LOBBY", 0, None::<String>])
+                .unwrap();
+        }
+        assert_eq!(user_version(&path), 0);
+
+        let (db, thread, rooms) = open(&path, 50).unwrap();
+        let alice = db.user("ALICE").unwrap().expect("alice migrated");
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.password_hash, python_hash("123"));
+        let bob = db.user("bob").unwrap().expect("Bob migrated");
+        assert_eq!(bob.name, "Bob");
+        assert_eq!(bob.password_hash, python_hash("pw bob"));
+
+        let summary: Vec<(String, Option<String>)> = rooms
+            .iter()
+            .map(|r| (r.name.clone(), r.password_hash.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("lobby".to_string(), None),
+                ("plaza".to_string(), None),
+                ("secret".to_string(), Some(python_hash("s3"))),
+                ("vault".to_string(), Some(python_hash("v"))),
+                ("open".to_string(), None),
+            ]
+        );
+        assert!(rooms
+            .iter()
+            .all(|r| r.history.is_empty() && r.next_seq == 1));
+        drop(db);
+        thread.join().unwrap();
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        {
+            let conn = Connection::open(&path).unwrap();
+            let legacy_left: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'legacy_%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(legacy_left, 0);
+        }
+
+        // Opening again is a no-op: same users, same rooms, same version.
+        let (db, thread, rooms_again) = open(&path, 50).unwrap();
+        assert_eq!(rooms_again.len(), 5);
+        assert_eq!(
+            db.user("alice").unwrap().unwrap().password_hash,
+            python_hash("123")
+        );
+        drop(db);
+        thread.join().unwrap();
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+    }
+
+    /// A file from a newer server is refused, not damaged.
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 7")
+            .unwrap();
+        let err = open(&path, 50).unwrap_err().to_string();
+        assert!(
+            err.contains("database schema version 7 is newer than this server (1)"),
+            "{err}"
+        );
+        assert_eq!(user_version(&path), 7);
+    }
+
+    /// A version-0 file with tables that are not the Python layout is left
+    /// alone with a clear error.
+    #[test]
+    fn unknown_version_0_tables_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE users (x INTEGER)")
+            .unwrap();
+        let err = open(&path, 50).unwrap_err().to_string();
+        assert!(err.contains("unrecognised table `users`"), "{err}");
+        assert_eq!(user_version(&path), 0);
+    }
+}

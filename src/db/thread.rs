@@ -1,0 +1,538 @@
+//! The DB thread: the one thread that owns the SQLite connection.
+//!
+//! # Why one owner
+//!
+//! A `rusqlite::Connection` is `Send` but not `Sync`: it can move to another
+//! thread, but two threads must never use it at the same time. We could put
+//! it in a `Mutex`, but then every connection thread that registers, sends a
+//! DM or says something would hold that mutex across a disk write and an
+//! fsync, and the critical section would be as slow as the disk. Instead the
+//! connection lives here, and the rest of the server talks to this thread
+//! through a queue of [`Request`]s. This is the "manager task" pattern of
+//! the tokio tutorial, done with a std thread and a crossbeam channel.
+//!
+//! # Why the queue is bounded
+//!
+//! If clients produce writes faster than the disk absorbs them, an unbounded
+//! queue would grow until the server runs out of memory. A bounded queue
+//! makes the senders wait instead (backpressure): the server slows down
+//! rather than falls over.
+//!
+//! # Why group commit
+//!
+//! With `synchronous=FULL`, every COMMIT waits for an fsync, a few
+//! milliseconds on an SSD and far more on a laptop's slow disk. One
+//! transaction per request would cap the server at a few hundred writes per
+//! second, whatever the CPU. So the loop below takes *every request already
+//! waiting* (up to [`MAX_BATCH`]) and runs them all in **one** transaction:
+//! one fsync pays for the whole batch. Under light load a batch is a single
+//! request and nobody waits longer than before; under heavy load batches
+//! grow by themselves, which is exactly when the saving matters.
+//!
+//! # Why reply only after COMMIT
+//!
+//! Until COMMIT returns, the batch's changes can still vanish (a crash, a
+//! full disk). If we answered `register` before committing, the server could
+//! send `OK REGISTER` for an account that does not exist after a restart.
+//! So each answer is *held* while the batch runs and released only when the
+//! COMMIT has succeeded, or replaced by an error if it failed.
+//!
+//! # Why a savepoint per request
+//!
+//! Sharing a transaction must not make requests share their failures: if
+//! one history insert fails (say, a duplicate message number), the account
+//! registered just before it in the same batch must still be committed.
+//! Each request therefore runs inside its own SAVEPOINT, a transaction
+//! nested inside the batch's. A failing request rolls back to its savepoint,
+//! undoing only itself, and the batch goes on.
+
+use crossbeam_channel::Receiver;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::schema;
+use super::{DbError, Reply, Request, StoredDm, UserRecord, MAX_BATCH};
+use crate::error::{Error, Result};
+
+/// An answer waiting for the batch's COMMIT. It is called with the COMMIT's
+/// outcome and then sends either the request's own result or the COMMIT's
+/// error.
+///
+/// It is a boxed closure because the answers of one batch have different
+/// types (`String`, `Option<UserRecord>`, `Vec<StoredDm>`, …) and a `Vec`
+/// needs one type: the closure hides the difference.
+type HeldReply = Box<dyn FnOnce(&Result<(), DbError>)>;
+
+/// The DB thread's body: serve batches of requests until every `Db` handle
+/// is dropped, then close the database.
+///
+/// # Errors
+///
+/// [`Error::Db`] if closing the database fails (the last checkpoint of the
+/// WAL could not be written); everything acknowledged is safe in the WAL
+/// anyway.
+pub(super) fn run(mut conn: Connection, queue: Receiver<Request>) -> Result<()> {
+    log::debug!("db thread started");
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+
+    // `recv` blocks until a request arrives. It returns `Err` only when the
+    // queue is empty *and* every sender (every `Db` handle) has been
+    // dropped. So the loop ends only after the last queued request has been
+    // served: a graceful stop loses nothing.
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        // Take whatever else is already waiting, without waiting for more:
+        // `try_recv` never blocks. Requests that arrive while this batch
+        // runs simply form the next batch.
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, std::mem::take(&mut batch));
+    }
+
+    log::debug!("db thread: every handle dropped, closing the database");
+    conn.close()
+        .map_err(|(_, e)| Error::Db(format!("closing the database: {e}")))
+}
+
+/// Runs one batch of requests in one transaction, commits, and only then
+/// answers them.
+///
+/// Outcomes, from best to worst:
+/// - all statements fine, COMMIT fine: every request gets its own result;
+/// - one request fails: only its savepoint is rolled back, it gets its
+///   error, the others are committed and answered normally;
+/// - COMMIT fails (or SQLite itself aborted the transaction): nothing of
+///   the batch remains, and every request gets the error.
+fn run_batch(conn: &mut Connection, batch: Vec<Request>) {
+    let size = batch.len();
+    // IMMEDIATE takes the write lock now, so we find out at BEGIN (not half
+    // way through) if another process holds it too long.
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let error = DbError::from(e);
+            log::error!("db: cannot begin a transaction for {size} requests: {error}");
+            for request in batch {
+                request.fail(&error);
+            }
+            return;
+        }
+    };
+
+    let mut held: Vec<HeldReply> = Vec::with_capacity(size);
+    let mut requests = batch.into_iter();
+    let mut aborted = None;
+    for request in requests.by_ref() {
+        if let Some(reply) = execute(&mut tx, request) {
+            held.push(reply);
+        }
+        // Some errors (disk full, I/O error) make SQLite roll back the
+        // *whole* transaction on its own. Carrying on would run the rest
+        // of the batch outside any transaction, one autocommit at a time,
+        // and then answer them as if they belonged to a failed batch. So we
+        // check, and stop.
+        if tx.is_autocommit() {
+            aborted = Some(DbError::Failed(
+                "SQLite aborted the transaction after an error".into(),
+            ));
+            break;
+        }
+    }
+
+    let outcome = match aborted {
+        Some(error) => {
+            // The requests we did not get to share the batch's fate.
+            for request in requests {
+                request.fail(&error);
+            }
+            Err(error)
+        }
+        // COMMIT: the moment of truth, and the fsync. If it fails, `commit`
+        // drops the transaction, which rolls it back: nothing of the batch
+        // remains, matching the error every request is about to get.
+        None => tx.commit().map_err(DbError::from),
+    };
+    if let Err(error) = &outcome {
+        log::error!("db: batch of {size} requests not committed: {error}");
+    }
+
+    // Only now, with the outcome known, do the callers hear back.
+    for reply in held {
+        reply(&outcome);
+    }
+}
+
+/// Runs one request inside the batch's transaction and returns its held
+/// answer (`None` for `AppendHistory`, whose caller does not wait).
+fn execute(tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
+    match request {
+        Request::Register {
+            name,
+            password_hash,
+            now_ms,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |conn| {
+                insert_named(
+                    conn,
+                    schema::INSERT_USER,
+                    &name,
+                    Some(&password_hash),
+                    now_ms,
+                )
+            });
+            Some(hold(reply, result))
+        }
+        Request::User { name, reply } => {
+            // A read needs no savepoint: it changes nothing to undo. It does
+            // see the writes of earlier requests in this batch, as it should.
+            Some(hold(reply, find_user(tx, &name)))
+        }
+        Request::SetPasswordHash {
+            name,
+            password_hash,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |conn| {
+                let changed = conn
+                    .prepare_cached(schema::UPDATE_PASSWORD_HASH)?
+                    .execute(params![name, password_hash])?;
+                if changed == 0 {
+                    Err(DbError::NoSuchUser)
+                } else {
+                    Ok(())
+                }
+            });
+            Some(hold(reply, result))
+        }
+        Request::CreateRoom {
+            name,
+            password_hash,
+            now_ms,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |conn| {
+                insert_named(
+                    conn,
+                    schema::INSERT_ROOM,
+                    &name,
+                    password_hash.as_deref(),
+                    now_ms,
+                )
+            });
+            Some(hold(reply, result))
+        }
+        Request::AppendHistory {
+            room,
+            seq,
+            time_ms,
+            user,
+            text,
+        } => {
+            let result = in_savepoint(tx, |conn| {
+                let inserted = conn
+                    .prepare_cached(schema::INSERT_MESSAGE)?
+                    .execute(params![room, seq, time_ms, user, text])?;
+                if inserted == 0 {
+                    Err(DbError::Failed(format!("no room named {room:?}")))
+                } else {
+                    Ok(())
+                }
+            });
+            // Nobody waits for this answer, so a failure can only be logged.
+            if let Err(error) = result {
+                log::error!("db: message {seq} of room {room:?} not stored: {error}");
+            }
+            None
+        }
+        Request::StoreDm {
+            to,
+            from,
+            time_ms,
+            text,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |conn| {
+                let inserted = conn
+                    .prepare_cached(schema::INSERT_DM)?
+                    .execute(params![to, from, time_ms, text])?;
+                if inserted == 0 {
+                    Err(DbError::NoSuchUser)
+                } else {
+                    Ok(())
+                }
+            });
+            Some(hold(reply, result))
+        }
+        Request::TakeDms { to, reply } => {
+            // Read and delete in one savepoint: both happen or neither does,
+            // and the answer is only sent after they are committed, so a
+            // crash in between can neither lose a DM nor deliver it twice.
+            let result = in_savepoint(tx, |conn| {
+                let dms = conn
+                    .prepare_cached(schema::SELECT_DMS)?
+                    .query_map([&to], |row| {
+                        Ok(StoredDm {
+                            from: row.get(0)?,
+                            time_ms: row.get(1)?,
+                            text: row.get(2)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                if !dms.is_empty() {
+                    conn.prepare_cached(schema::DELETE_DMS)?.execute([&to])?;
+                }
+                Ok(dms)
+            });
+            Some(hold(reply, result))
+        }
+        // Nothing to do: being answered after this batch's COMMIT is the
+        // whole point.
+        Request::Flush { reply } => Some(hold(reply, Ok(()))),
+    }
+}
+
+/// Runs `work` inside a SAVEPOINT of the batch's transaction: kept (RELEASE)
+/// if it returns `Ok`, undone (ROLLBACK TO) if it returns `Err`, so that a
+/// failed request leaves no trace and does not disturb the others.
+fn in_savepoint<T>(
+    tx: &mut Transaction<'_>,
+    work: impl FnOnce(&Connection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let savepoint = tx.savepoint()?;
+    match work(&savepoint) {
+        Ok(value) => {
+            // RELEASE: the changes join the outer transaction; they are
+            // still not on disk until the batch's COMMIT.
+            savepoint.commit()?;
+            Ok(value)
+        }
+        Err(error) => {
+            // Dropping a savepoint rolls it back (rusqlite's default).
+            drop(savepoint);
+            Err(error)
+        }
+    }
+}
+
+/// Inserts a user or a room (`sql` is `INSERT_USER` or `INSERT_ROOM`) and
+/// returns the stored name.
+///
+/// The `ON CONFLICT DO NOTHING` in the SQL turns "name taken in any letter
+/// case" into "0 rows inserted" instead of an error, so `Exists` is an
+/// ordinary answer, not a failed statement. Two connection threads racing
+/// for one name cannot both win: their requests run one after the other on
+/// this thread, and the `UNIQUE COLLATE NOCASE` index decides.
+fn insert_named(
+    conn: &Connection,
+    sql: &str,
+    name: &str,
+    password_hash: Option<&str>,
+    now_ms: i64,
+) -> Result<String, DbError> {
+    let inserted = conn
+        .prepare_cached(sql)?
+        .execute(params![name, password_hash, now_ms])?;
+    if inserted == 0 {
+        Err(DbError::Exists)
+    } else {
+        // We inserted exactly this spelling, so it is the stored one.
+        Ok(name.to_owned())
+    }
+}
+
+/// Looks an account up, in any letter case.
+fn find_user(conn: &Connection, name: &str) -> Result<Option<UserRecord>, DbError> {
+    let user = conn
+        .prepare_cached(schema::SELECT_USER)?
+        .query_row([name], |row| {
+            Ok(UserRecord {
+                name: row.get(0)?,
+                password_hash: row.get(1)?,
+            })
+        })
+        .optional()?;
+    Ok(user)
+}
+
+/// Wraps a request's reply channel and result into an answer held until the
+/// COMMIT.
+fn hold<T: 'static>(reply: Reply<T>, result: Result<T, DbError>) -> HeldReply {
+    Box::new(move |commit: &Result<(), DbError>| {
+        let answer = match commit {
+            Ok(()) => result,
+            // The batch was not committed, so whatever this request did is
+            // gone: it must not be reported as done.
+            Err(error) => Err(error.clone()),
+        };
+        // Never blocks: the channel has room for exactly this one answer.
+        // It fails only if the caller's thread has gone away meanwhile;
+        // there is nobody left to tell.
+        let _ = reply.send(answer);
+    })
+}
+
+impl Request {
+    /// Answers a request that never ran with `error`.
+    fn fail(self, error: &DbError) {
+        // Like in `hold`: a send fails only if the caller has gone.
+        match self {
+            Request::Register { reply, .. } | Request::CreateRoom { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Request::User { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Request::TakeDms { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Request::SetPasswordHash { reply, .. }
+            | Request::StoreDm { reply, .. }
+            | Request::Flush { reply } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Request::AppendHistory { room, seq, .. } => {
+                log::error!("db: message {seq} of room {room:?} not stored: {error}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::bounded;
+
+    /// An opened, migrated connection on a fresh file, for driving
+    /// `run_batch` by hand.
+    fn connection() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(&dir.path().join("chat.db")).unwrap();
+        (dir, conn)
+    }
+
+    /// A register request and the receiver of its answer.
+    fn register(
+        name: &str,
+    ) -> (
+        Request,
+        crossbeam_channel::Receiver<Result<String, DbError>>,
+    ) {
+        let (reply, answer) = bounded(1);
+        let request = Request::Register {
+            name: name.into(),
+            password_hash: "h".into(),
+            now_ms: 0,
+            reply,
+        };
+        (request, answer)
+    }
+
+    /// Number of rows in `users`.
+    fn user_count(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// In one batch, a failing request (a duplicate message number, then a
+    /// duplicate name) does not undo the requests around it.
+    #[test]
+    fn failure_in_a_batch_is_isolated() {
+        let (_dir, mut conn) = connection();
+        conn.execute("INSERT INTO rooms (name, created_ms) VALUES ('r', 0)", [])
+            .unwrap();
+        let history = |seq| Request::AppendHistory {
+            room: "r".into(),
+            seq,
+            time_ms: 0,
+            user: "u".into(),
+            text: "t".into(),
+        };
+        let (ann, ann_answer) = register("ann");
+        let (ann_again, ann_again_answer) = register("ANN");
+        let (bob, bob_answer) = register("bob");
+        run_batch(
+            &mut conn,
+            vec![ann, history(1), history(1), ann_again, bob, history(2)],
+        );
+        assert_eq!(ann_answer.try_recv().unwrap(), Ok("ann".into()));
+        assert_eq!(ann_again_answer.try_recv().unwrap(), Err(DbError::Exists));
+        assert_eq!(bob_answer.try_recv().unwrap(), Ok("bob".into()));
+        assert_eq!(user_count(&conn), 2);
+        let seqs: Vec<i64> = conn
+            .prepare("SELECT seq FROM messages ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(seqs, [1, 2]);
+    }
+
+    /// If the COMMIT fails, every request of the batch gets the error and
+    /// nothing of the batch remains. (A deferred foreign key, checked only at
+    /// COMMIT and violated by a trigger, makes the COMMIT fail on demand.)
+    #[test]
+    fn failed_commit_fails_the_whole_batch() {
+        let (_dir, mut conn) = connection();
+        conn.execute_batch(
+            "CREATE TABLE poison (room_id INTEGER REFERENCES rooms(id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TRIGGER poison_on_mallory AFTER INSERT ON users WHEN NEW.name = 'mallory'
+             BEGIN INSERT INTO poison VALUES (999); END;",
+        )
+        .unwrap();
+        let (ann, ann_answer) = register("ann");
+        let (mallory, mallory_answer) = register("mallory");
+        let (flush_reply, flush_answer) = bounded(1);
+        run_batch(
+            &mut conn,
+            vec![ann, mallory, Request::Flush { reply: flush_reply }],
+        );
+        match ann_answer.try_recv().unwrap() {
+            Err(DbError::Failed(text)) => assert!(text.contains("FOREIGN KEY"), "{text}"),
+            other => panic!("expected the COMMIT's error, got {other:?}"),
+        }
+        assert!(matches!(
+            mallory_answer.try_recv().unwrap(),
+            Err(DbError::Failed(_))
+        ));
+        assert!(matches!(
+            flush_answer.try_recv().unwrap(),
+            Err(DbError::Failed(_))
+        ));
+        assert_eq!(user_count(&conn), 0);
+        assert!(
+            conn.is_autocommit(),
+            "the failed transaction was rolled back"
+        );
+
+        // The next batch works normally.
+        let (ann, ann_answer) = register("ann");
+        run_batch(&mut conn, vec![ann]);
+        assert_eq!(ann_answer.try_recv().unwrap(), Ok("ann".into()));
+        assert_eq!(user_count(&conn), 1);
+    }
+
+    /// A read in a batch sees the writes before it in the same batch.
+    #[test]
+    fn reads_see_earlier_writes_of_the_batch() {
+        let (_dir, mut conn) = connection();
+        let (ann, _ann_answer) = register("Ann");
+        let (reply, answer) = bounded(1);
+        run_batch(
+            &mut conn,
+            vec![
+                ann,
+                Request::User {
+                    name: "ann".into(),
+                    reply,
+                },
+            ],
+        );
+        let user = answer.try_recv().unwrap().unwrap().unwrap();
+        assert_eq!(user.name, "Ann");
+    }
+}

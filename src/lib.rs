@@ -1,0 +1,53 @@
+//! A multi-room TLS chat server and its terminal client, built the way the
+//! course teaches it: one OS thread per client, blocking I/O, rustls for TLS,
+//! SQLite for what must survive a restart.
+//!
+//! The wire protocol is a line protocol (like SMTP or IRC): see
+//! `docs/PROTOCOL.md`. A teacher runs `cargo run --release --bin server`;
+//! students connect with the client, or with `openssl s_client`.
+//!
+//! # Layout
+//!
+//! Bytes → lines → commands → effects, one layer per module:
+//!
+//! - [`protocol`]: the pure protocol: line splitting, command parsing, name
+//!   and text rules, the rendering of every server line. No sockets, no
+//!   clock, no database.
+//! - [`server`]: the accept loop and per-connection threads; `hub` (rooms,
+//!   users, broadcast), `rate_limit` (pure limiters).
+//! - [`db`]: the database thread that owns the SQLite connection, and the
+//!   handle other threads use to ask it things.
+//! - [`auth`]: password hashing (argon2id) and verification, including the
+//!   Python original's SHA-256 hashes.
+//! - [`tls`]: certificates, rustls configs, the handshake with a deadline.
+//! - [`config`]: every limit, with its default and why.
+//! - [`error`]: the library's error type.
+//!
+//! # Threads
+//!
+//! ```text
+//!  accept loop ──spawn──▶ conn-N: handshake, read lines, run commands ──try_send──▶ outboxes
+//!                         conn-N-writer: outbox → TLS records → socket
+//!  db: owns SQLite; others send it requests with a reply channel
+//! ```
+//!
+//! Why a thread per client when async exists? Because each client's story
+//! reads top to bottom in one function (`server::connection`), blocking
+//! calls are easy to reason about, and the costs are known: two threads per
+//! client, a 256 KiB + 128 KiB stack reservation each (mostly never
+//! touched), four memory maps per thread. At default Linux limits that is
+//! about 8,000 clients; `docs/ARCHITECTURE.md` says how to raise them.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod protocol;
+pub mod server;
+pub mod tls;
+
+pub use config::Config;
+pub use error::{Error, Result};

@@ -1,0 +1,191 @@
+//! The handle every other thread uses to reach one connected client: its
+//! outbox, its "closing" flag, and the room it is in.
+//!
+//! A [`Client`] is shared (`Arc<Client>`) between the client's own reader
+//! thread, its writer thread, the hub (rooms and the online-users map) and
+//! whoever broadcasts to it. None of them ever touches the client's socket
+//! to *write*: they put lines into the **outbox**, a bounded crossbeam
+//! channel that only the writer thread drains.
+//!
+//! ```text
+//!  any thread ──try_send──▶ [ outbox: bounded(queue_lines) ] ──recv──▶ writer thread ──▶ socket
+//! ```
+//!
+//! Why `try_send` and never `send`: `send` on a full channel would block the
+//! *sender* (another client's thread, possibly holding a room's lock) until
+//! this client reads. One student who stops reading would freeze the room.
+//! With `try_send` a full outbox is a verdict instead: this client is a slow
+//! consumer, and it is closed with `BYE SLOW_CONSUMER`. No client ever waits
+//! for another.
+
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::protocol::{ByeReason, Name, ServerLine};
+
+use super::hub::Room;
+
+/// One item of an outbox.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A line (with its LF) shared by many recipients: a broadcast is
+    /// formatted once and every member's outbox gets a reference-counted
+    /// pointer to the same bytes, not a copy.
+    Shared(Arc<str>),
+    /// A line (with its LF) for this client only: a reply.
+    Owned(String),
+    /// Nothing to send, but look again: the client is closing, or rustls
+    /// has something of its own to send (an alert, a key update).
+    Wake,
+}
+
+/// How a client's connection ends, once decided. Set once: the first
+/// decision wins (a slow consumer that then disconnects stays a slow
+/// consumer in the logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Send `BYE <reason>` after what is already queued (for
+    /// `SLOW_CONSUMER`: instead of it), then close.
+    Bye(ByeReason),
+    /// The reader is done (the peer went away or broke the protocol):
+    /// flush what is queued, if the peer still takes it, and close.
+    Silent,
+}
+
+/// The shared handle of one connection.
+#[derive(Debug)]
+pub struct Client {
+    /// Connection number, unique for the life of the process; it tells two
+    /// sessions of the same user apart, and appears in logs and thread
+    /// names (`conn-42`, `conn-42-writer`).
+    pub id: u64,
+    /// The peer's address, for logs only (behind ngrok it is the tunnel's).
+    pub peer: SocketAddr,
+    /// Where lines for this client go; the writer thread holds the other end.
+    outbox: Sender<Outgoing>,
+    /// Set once when the connection must end; read by the writer before and
+    /// after each batch, and by the reader between lines.
+    closing: OnceLock<Closing>,
+    /// A clone of the socket, used for one thing only: `shutdown(Read)`,
+    /// which wakes this client's reader thread out of a blocking `read`
+    /// when someone else decides to close the connection. It is never
+    /// written to from here.
+    socket: TcpStream,
+    /// The user name, set once at `LOGIN` (as registered, not as typed).
+    user: OnceLock<Name>,
+    /// The room the client is in. This mutex is the client's *membership
+    /// lock*: every change of membership (join, leave, takeover, disconnect)
+    /// happens while holding it, and then the room's own lock, always in
+    /// that order. So "the cell says room R" and "R's member list holds this
+    /// client" change together and are always equal. Only the client's own
+    /// thread takes it, except a takeover or shutdown, so it is uncontended.
+    pub(super) room: Mutex<Option<Arc<Room>>>,
+}
+
+impl Client {
+    /// A handle for a freshly accepted connection.
+    pub fn new(id: u64, peer: SocketAddr, outbox: Sender<Outgoing>, socket: TcpStream) -> Self {
+        Client {
+            id,
+            peer,
+            outbox,
+            closing: OnceLock::new(),
+            socket,
+            user: OnceLock::new(),
+            room: Mutex::new(None),
+        }
+    }
+
+    /// Queues one item without ever blocking.
+    ///
+    /// Returns `false` when it was not queued: the outbox is full (the
+    /// client is then closed as a slow consumer, here, in the one place that
+    /// policy lives) or the writer is gone (the connection is ending).
+    pub fn send(&self, item: Outgoing) -> bool {
+        match self.outbox.try_send(item) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                if self.closing().is_none() {
+                    log::warn!(
+                        "conn {} ({}): outbox full, dropping the slow consumer",
+                        self.id,
+                        self.display_name()
+                    );
+                }
+                self.close(Closing::Bye(ByeReason::SlowConsumer));
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Renders a line for this client alone and queues it.
+    pub fn reply(&self, line: &ServerLine) -> bool {
+        self.send(Outgoing::Owned(format!("{line}\n")))
+    }
+
+    /// Decides that the connection ends, and wakes both of its threads.
+    ///
+    /// Only the first call has an effect. The order matters: the flag is set
+    /// *before* the writer is woken, so a writer that wakes always sees it;
+    /// and if the wake-up does not fit in a full outbox, the writer is busy
+    /// anyway and checks the flag after its current batch.
+    pub fn close(&self, how: Closing) {
+        if self.closing.set(how).is_ok() {
+            let _ = self.outbox.try_send(Outgoing::Wake);
+            // Wakes the reader thread if it is blocked in `read` (it then
+            // sees end-of-file). This does not send anything to the peer.
+            let _ = self.socket.shutdown(Shutdown::Read);
+        }
+    }
+
+    /// Asks the writer to look at the TLS state without queueing a line
+    /// (the reader uses it when rustls has an alert or a key update to
+    /// send). Never closes the client: if the outbox is full, the writer is
+    /// about to write anyway.
+    pub fn nudge(&self) {
+        let _ = self.outbox.try_send(Outgoing::Wake);
+    }
+
+    /// How the connection is ending, if that is decided.
+    pub fn closing(&self) -> Option<Closing> {
+        self.closing.get().copied()
+    }
+
+    /// Records the user name at login. A connection logs in at most once.
+    pub fn set_user(&self, name: Name) {
+        let _ = self.user.set(name);
+    }
+
+    /// The logged-in user, if any.
+    pub fn user(&self) -> Option<&Name> {
+        self.user.get()
+    }
+
+    /// The user name for logs, or `-` before login.
+    pub fn display_name(&self) -> &str {
+        self.user.get().map_or("-", Name::as_str)
+    }
+
+    /// The room the client is in now, if any.
+    pub fn current_room(&self) -> Option<Arc<Room>> {
+        self.room
+            .lock()
+            .expect("membership lock poisoned: a thread panicked while changing rooms")
+            .clone()
+    }
+}
+
+/// The human text of each `BYE`, in one place.
+pub fn bye_text(reason: ByeReason) -> &'static str {
+    match reason {
+        ByeReason::Quit => "Goodbye.",
+        ByeReason::Shutdown => "The server is shutting down.",
+        ByeReason::LoginTimeout => "No successful LOGIN in time.",
+        ByeReason::LoggedInElsewhere => "You logged in on another connection.",
+        ByeReason::SlowConsumer => "You stopped reading and too many lines were waiting.",
+        ByeReason::TooManyConnections => "The server is full; try again later.",
+    }
+}

@@ -1,0 +1,421 @@
+//! One function per command: check, act through the hub or the database,
+//! reply. This is the only place where `ERR` codes are chosen.
+//!
+//! Everything here runs on the connection's own reader thread, one line at a
+//! time, so a connection's lines are handled strictly in order. The slow
+//! steps of a command (hashing a password, waiting for the database to
+//! commit) block only this connection's thread, never a lock that anyone
+//! else needs: the hub's locks are only taken inside the `Hub` methods, for
+//! in-memory steps.
+//!
+//! The three kinds of failure (STYLE H17) are decided here: a client
+//! mistake is an `ERR` and the connection goes on; a database failure is
+//! `ERR SERVER_ERROR`, logged, and nothing half-done remains; a broken
+//! connection is not a command's business (the reader loop ends).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::Verdict;
+use crate::db::DbError;
+use crate::protocol::command::BAD_CREDENTIALS_TEXT;
+use crate::protocol::{
+    ByeReason, Command, ErrCode, LeftReason, LineEvent, Name, ServerLine, PROTOCOL_VERSION,
+};
+
+use super::client::{Client, Closing, Outgoing};
+use super::hub::{self, JoinError, Room};
+use super::rate_limit::TokenBucket;
+use super::State;
+
+/// What the reader loop does after a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next line.
+    Continue,
+    /// Stop reading: the connection is closing.
+    Close,
+}
+
+/// What one connection's reader thread knows about its session.
+#[derive(Debug)]
+pub struct Session {
+    /// The shared handle (outbox, membership, user name).
+    pub client: Arc<Client>,
+    /// `SAY`/`DM` rate limit of this connection; owned by this thread alone,
+    /// so it needs no lock.
+    bucket: TokenBucket,
+}
+
+/// The `HELP` text, one `INFO` line each.
+const HELP: &[&str] = &[
+    "Commands (words in <> are yours, [] is optional; keywords in any case):",
+    "REGISTER <user> <password>   create an account",
+    "LOGIN <user> <password>      log in (offline direct messages follow)",
+    "ROOMS                        list the rooms",
+    "CREATE <room> [<password>]   create a public room, or a private one",
+    "JOIN <room> [<password>]     enter a room (leaving the current one)",
+    "LEAVE                        leave the current room",
+    "SAY <text>                   talk to everyone in your room",
+    "WHO                          list who is in your room",
+    "DM <user> <text>             send a direct message (kept if offline)",
+    "PING [<token>]               check that the server is there",
+    "HELP                         this text",
+    "QUIT                         say goodbye and disconnect",
+];
+
+impl Session {
+    /// A session for a connection that has just completed its handshake.
+    pub fn new(client: Arc<Client>, state: &State) -> Self {
+        let bucket = TokenBucket::new(state.config.msg_burst, state.config.msg_rate, Instant::now());
+        Session { client, bucket }
+    }
+
+    /// Is this connection logged in?
+    pub fn logged_in(&self) -> bool {
+        self.client.user().is_some()
+    }
+
+    /// Queues a reply to this client.
+    fn reply(&self, line: ServerLine) {
+        self.client.reply(&line);
+    }
+
+    /// Queues `ERR <code> <text>`.
+    fn err(&self, code: ErrCode, text: impl Into<String>) {
+        self.reply(ServerLine::Err {
+            code,
+            text: text.into(),
+        });
+    }
+
+    /// Queues `OK <command> <rest>`.
+    fn ok(&self, command: &str, rest: impl Into<String>) {
+        self.reply(ServerLine::Ok {
+            command: command.into(),
+            rest: rest.into(),
+        });
+    }
+
+    /// Logs a database failure and tells the client, without details.
+    fn server_error(&self, what: &str, e: &DbError) {
+        log::error!("conn {}: {what}: {e:?}", self.client.id);
+        self.err(ErrCode::ServerError, "The server could not do that; try again.");
+    }
+
+    /// The greeting sent once the handshake is done.
+    pub fn hello(&self) {
+        self.reply(ServerLine::Hello {
+            version: PROTOCOL_VERSION,
+            software: format!("chat-server/{}", env!("CARGO_PKG_VERSION")),
+            text: "Type HELP for commands.".into(),
+        });
+    }
+
+    /// Handles one event of the line splitter.
+    pub fn handle(&mut self, state: &State, event: LineEvent) -> Flow {
+        match event {
+            LineEvent::TooLong => {
+                self.err(
+                    ErrCode::LineTooLong,
+                    format!("Lines are at most {} bytes; this one was discarded.", state.config.max_line),
+                );
+                Flow::Continue
+            }
+            LineEvent::BadEncoding => {
+                self.err(ErrCode::BadEncoding, "That line was not UTF-8; it was discarded.");
+                Flow::Continue
+            }
+            LineEvent::Line(line) => match Command::parse(&line) {
+                Ok(command) => self.dispatch(state, command),
+                Err(e) => {
+                    self.err(e.code, e.message);
+                    Flow::Continue
+                }
+            },
+        }
+    }
+
+    /// Runs one parsed command: the one `match` over the protocol (H5).
+    fn dispatch(&mut self, state: &State, command: Command) -> Flow {
+        let needs_login = !matches!(
+            command,
+            Command::Register { .. } | Command::Login { .. } | Command::Ping { .. } | Command::Help | Command::Quit
+        );
+        if needs_login && !self.logged_in() {
+            self.err(ErrCode::NotLoggedIn, "Log in first: LOGIN <user> <password>.");
+            return Flow::Continue;
+        }
+        match command {
+            Command::Register { user, password } => self.register(state, &user, &password),
+            Command::Login { user, password } => self.login(state, &user, &password),
+            Command::Rooms => self.rooms(state),
+            Command::Create { room, password } => self.create(state, &room, password.as_deref()),
+            Command::Join { room, password } => self.join(state, &room, password.as_deref()),
+            Command::Leave => match state.hub.leave(&self.client, LeftReason::Leave) {
+                Some(room) => self.ok("LEAVE", room.to_string()),
+                None => self.err(ErrCode::NotInRoom, "You are not in a room."),
+            },
+            Command::Say { text } => self.say(state, text),
+            Command::Who => match state.hub.who(&self.client) {
+                Some(members) => {
+                    let count = members.len();
+                    for name in members {
+                        self.reply(ServerLine::User { name });
+                    }
+                    self.ok("WHO", count.to_string());
+                }
+                None => self.err(ErrCode::NotInRoom, "You are not in a room."),
+            },
+            Command::Dm { user, text } => self.dm(state, &user, text),
+            Command::Ping { token } => self.reply(ServerLine::Pong { token }),
+            Command::Help => {
+                for text in HELP {
+                    self.reply(ServerLine::Info {
+                        text: (*text).to_string(),
+                    });
+                }
+                self.ok("HELP", "");
+            }
+            Command::Quit => {
+                self.client.close(Closing::Bye(ByeReason::Quit));
+                return Flow::Close;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// `REGISTER <user> <password>`: hash here (this thread, no lock held),
+    /// then wait for the database to commit before saying OK.
+    fn register(&self, state: &State, user: &Name, password: &str) {
+        let hash = match state.hasher.hash(password) {
+            Ok(h) => h,
+            Err(e) => {
+                log::error!("conn {}: hashing failed: {e}", self.client.id);
+                self.err(ErrCode::ServerError, "The server could not do that; try again.");
+                return;
+            }
+        };
+        match state.db.register(user.as_str(), hash, hub::now().0) {
+            Ok(stored) => {
+                log::info!("conn {}: registered user {stored}", self.client.id);
+                self.ok("REGISTER", stored);
+            }
+            Err(DbError::Exists) => self.err(ErrCode::UserExists, "That user name is taken."),
+            Err(e) => self.server_error("register", &e),
+        }
+    }
+
+    /// `LOGIN <user> <password>`. Every failure is the same line after the
+    /// same work (one argon2 verification), whether the user exists or not,
+    /// so a guesser learns nothing about which names are registered.
+    fn login(&self, state: &State, user: &Name, password: &str) {
+        if self.logged_in() {
+            self.err(ErrCode::AlreadyLoggedIn, "This connection is logged in already.");
+            return;
+        }
+        let key = user.key();
+        if state.failed_logins().is_blocked(&key, Instant::now()) {
+            self.err(ErrCode::RateLimited, "Too many failed logins for this name; wait a minute.");
+            return;
+        }
+        let record = match state.db.user(user.as_str()) {
+            Ok(r) => r,
+            Err(e) => return self.server_error("login lookup", &e),
+        };
+        let verdict = state
+            .hasher
+            .verify(password, record.as_ref().map(|r| r.password_hash.as_str()));
+        let record = match (verdict, record) {
+            (Verdict::Ok | Verdict::OkLegacy, Some(record)) => record,
+            _ => {
+                if state.failed_logins().record_failure(&key, Instant::now()) {
+                    log::warn!("too many failed logins for {user}: refusing it for a minute");
+                }
+                log::info!("conn {} ({}): failed login for {user}", self.client.id, self.client.peer);
+                self.err(ErrCode::BadCredentials, BAD_CREDENTIALS_TEXT);
+                return;
+            }
+        };
+        state.failed_logins().record_success(&key);
+        if verdict == Verdict::OkLegacy {
+            // A password from the Python original (unsalted SHA-256): now
+            // that we know it, store it as argon2id. A failure here is not
+            // the user's problem; the old hash keeps working.
+            match state.hasher.hash(password) {
+                Ok(hash) => match state.db.set_password_hash(&record.name, hash) {
+                    Ok(()) => log::info!("upgraded the password hash of {} to argon2id", record.name),
+                    Err(e) => log::error!("could not upgrade the hash of {}: {e:?}", record.name),
+                },
+                Err(e) => log::error!("could not hash for the upgrade: {e}"),
+            }
+        }
+        let name = Name::parse(&record.name).unwrap_or_else(|_| user.clone());
+        self.client.set_user(name.clone());
+        state.hub.login(&self.client);
+        log::info!("conn {} ({}): logged in as {name}", self.client.id, self.client.peer);
+        self.ok("LOGIN", name.to_string());
+        self.deliver_stored_dms(state, &name);
+    }
+
+    /// Sends the direct messages that waited in the database, oldest first,
+    /// removing them there in the same step.
+    fn deliver_stored_dms(&self, state: &State, name: &Name) {
+        match state.db.take_dms(name.as_str()) {
+            Ok(dms) => {
+                for dm in dms {
+                    self.reply(ServerLine::Dm {
+                        from: dm.from,
+                        time: crate::protocol::Timestamp(dm.time_ms),
+                        text: dm.text,
+                    });
+                }
+            }
+            Err(e) => log::error!("conn {}: could not load stored DMs: {e:?}", self.client.id),
+        }
+    }
+
+    /// `ROOMS`.
+    fn rooms(&self, state: &State) {
+        let rooms = state.hub.list_rooms();
+        let count = rooms.len();
+        for (name, private, online) in rooms {
+            self.reply(ServerLine::Room {
+                name,
+                private,
+                online,
+            });
+        }
+        self.ok("ROOMS", count.to_string());
+    }
+
+    /// `CREATE <room> [<password>]`: committed to the database, then visible.
+    fn create(&self, state: &State, room: &Name, password: Option<&str>) {
+        if state.hub.room(&room.key()).is_some() {
+            // Cheap early answer; the database's UNIQUE is the real judge.
+            self.err(ErrCode::RoomExists, "A room with that name exists.");
+            return;
+        }
+        let hash = match password.map(|p| state.hasher.hash(p)).transpose() {
+            Ok(h) => h,
+            Err(e) => {
+                log::error!("conn {}: hashing failed: {e}", self.client.id);
+                self.err(ErrCode::ServerError, "The server could not do that; try again.");
+                return;
+            }
+        };
+        match state.db.create_room(room.as_str(), hash.clone(), hub::now().0) {
+            Ok(stored) => {
+                let name = Name::parse(&stored).unwrap_or_else(|_| room.clone());
+                let kind = if hash.is_some() { "private" } else { "public" };
+                log::info!("conn {}: {} created {kind} room {name}", self.client.id, self.client.display_name());
+                state.hub.add_room(Room::new(name.clone(), hash));
+                self.ok("CREATE", name.to_string());
+            }
+            Err(DbError::Exists) => self.err(ErrCode::RoomExists, "A room with that name exists."),
+            Err(e) => self.server_error("create room", &e),
+        }
+    }
+
+    /// `JOIN <room> [<password>]`. The password is verified before any lock
+    /// is taken: hashing takes milliseconds, and nobody may wait for it.
+    fn join(&self, state: &State, room: &Name, password: Option<&str>) {
+        let Some(target) = state.hub.room(&room.key()) else {
+            self.err(ErrCode::NoSuchRoom, "There is no room with that name.");
+            return;
+        };
+        if self
+            .client
+            .current_room()
+            .is_some_and(|r| Arc::ptr_eq(&r, &target))
+        {
+            self.err(ErrCode::AlreadyInRoom, "You are in that room already.");
+            return;
+        }
+        if let Some(hash) = &target.password_hash {
+            let good = password.is_some_and(|p| state.hasher.verify(p, Some(hash)) != Verdict::Bad);
+            if !good {
+                self.err(ErrCode::BadRoomPassword, "Wrong or missing room password.");
+                return;
+            }
+        }
+        match state.hub.join(&self.client, &target) {
+            Ok(()) => log::debug!("conn {}: {} joined {}", self.client.id, self.client.display_name(), target.name),
+            Err(JoinError::AlreadyInRoom) => self.err(ErrCode::AlreadyInRoom, "You are in that room already."),
+            Err(JoinError::Closing) => {}
+        }
+    }
+
+    /// Takes a token for `SAY`/`DM`, or answers `RATE_LIMITED`.
+    fn within_rate(&mut self) -> bool {
+        if self.bucket.try_take(Instant::now()) {
+            return true;
+        }
+        self.err(ErrCode::RateLimited, "You are sending too fast; slow down.");
+        false
+    }
+
+    /// `SAY <text>`: no `OK`; the sender's own `MSG` is the confirmation.
+    fn say(&mut self, state: &State, text: String) {
+        if !self.within_rate() {
+            return;
+        }
+        let Some(said) = state.hub.say(&self.client, text) else {
+            self.err(ErrCode::NotInRoom, "Join a room first: JOIN <room>.");
+            return;
+        };
+        // Stored after the room's lock is released: the database queue may
+        // make us wait, and nobody else should. The sequence number keeps
+        // the stored order equal to the order members saw.
+        if let Err(e) = state
+            .db
+            .append_history(&said.room, said.seq, said.time.0, &said.user, &said.text)
+        {
+            log::error!("conn {}: history not stored: {e:?}", self.client.id);
+        }
+    }
+
+    /// `DM <user> <text>`: delivered now if the user is online, otherwise
+    /// committed to the database and delivered at their next login.
+    fn dm(&mut self, state: &State, to: &Name, text: String) {
+        if !self.within_rate() {
+            return;
+        }
+        let from = self.client.display_name().to_string();
+        let time = hub::now();
+        if let Some(recipient) = state.hub.online(&to.key()) {
+            let name = recipient.display_name().to_string();
+            let line = ServerLine::Dm { from, time, text };
+            recipient.send(Outgoing::Owned(format!("{line}\n")));
+            self.ok("DM", format!("{name} delivered"));
+            return;
+        }
+        let record = match state.db.user(to.as_str()) {
+            Ok(Some(record)) => record,
+            Ok(None) => return self.err(ErrCode::NoSuchUser, "There is no user with that name."),
+            Err(e) => return self.server_error("dm lookup", &e),
+        };
+        match state.db.store_dm(&record.name, &from, time.0, &text) {
+            Ok(()) => {}
+            Err(DbError::NoSuchUser) => return self.err(ErrCode::NoSuchUser, "There is no user with that name."),
+            Err(e) => return self.server_error("store dm", &e),
+        }
+        self.ok("DM", format!("{} stored", record.name));
+        // The recipient may have logged in between our look at the online
+        // map and the commit, and already fetched its stored messages. Then
+        // we hand them over ourselves. `take_dms` removes what it returns in
+        // one step, so every stored message is delivered exactly once: by
+        // the login or by us.
+        if let Some(recipient) = state.hub.online(&to.key()) {
+            if let Ok(dms) = state.db.take_dms(&record.name) {
+                for dm in dms {
+                    recipient.reply(&ServerLine::Dm {
+                        from: dm.from,
+                        time: crate::protocol::Timestamp(dm.time_ms),
+                        text: dm.text,
+                    });
+                }
+            }
+        }
+    }
+}

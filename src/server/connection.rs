@@ -1,0 +1,292 @@
+//! The thread of one connection: TLS handshake, then the reader loop.
+//!
+//! ```text
+//!   conn-42 (this file)                        conn-42-writer (writer.rs)
+//!   ───────────────────                        ──────────────────────────
+//!   handshake (deadline)
+//!   spawn writer ─────────────────────────────▶ recv outbox ◀── other threads
+//!   loop:                                        lock tls: seal batch
+//!     read(socket)          no lock held         write(socket)  no lock held
+//!     lock tls: decrypt     memory only
+//!     split lines, run each command in order
+//!   on exit: SessionGuard (leave room, log out, forget) ; join writer
+//! ```
+//!
+//! This thread owns the connection until the handshake is done, so the
+//! handshake needs no lock. After that, the rustls state is shared with the
+//! writer behind a mutex that guards memory-only steps (see `writer.rs` for
+//! the rule). The reader blocks in `read` with no lock held; a broadcast to
+//! this client never waits for this thread at all, because it goes into the
+//! outbox.
+//!
+//! Every exit path, an error or a panic included, runs [`SessionGuard`]'s
+//! `Drop`, so a client can never stay in a room, or online, after its
+//! thread has ended (STYLE H12).
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Instant;
+
+use rustls::ServerConnection;
+
+use crate::protocol::{ByeReason, LeftReason, LineSplitter, ServerLine};
+use crate::tls;
+
+use super::client::{bye_text, Client, Closing};
+use super::commands::{Flow, Session};
+use super::{writer, State, WRITER_STACK};
+
+/// How many bytes one `read` may take from the socket. A TLS record is at
+/// most about 16 KiB, so this reads one whole record at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Undoes a connection's registrations when its thread ends, however it
+/// ends.
+struct SessionGuard {
+    /// The shared state holding the hub.
+    state: Arc<State>,
+    /// The connection being cleaned up.
+    client: Arc<Client>,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        // The order is what the other members see: first the room hears
+        // `LEFT … quit`, then the user is no longer online.
+        self.client.close(Closing::Silent);
+        if let Some(room) = self.state.hub.leave(&self.client, LeftReason::Quit) {
+            log::debug!("conn {}: left {room} on disconnect", self.client.id);
+        }
+        self.state.hub.logout(&self.client);
+        self.state.hub.remove_conn(self.client.id);
+        log::info!(
+            "conn {} ({}): disconnected ({})",
+            self.client.id,
+            self.client.peer,
+            self.client.display_name()
+        );
+    }
+}
+
+/// Serves one accepted connection to its end. `over_limit` means the server
+/// is full: the client gets `BYE TOO_MANY_CONNECTIONS` after the handshake.
+pub fn serve(state: Arc<State>, mut socket: TcpStream, peer: SocketAddr, id: u64, over_limit: bool) {
+    let accepted = Instant::now();
+    if let Err(e) = socket.set_nodelay(true) {
+        log::debug!("conn {id}: cannot set TCP_NODELAY: {e}");
+    }
+    let mut conn = match ServerConnection::new(state.tls.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("conn {id}: cannot start a TLS session: {e}");
+            return;
+        }
+    };
+    if let Err(e) = tls::handshake(&mut conn, &mut socket, accepted + state.config.handshake_timeout) {
+        log::info!("conn {id} ({peer}): handshake failed: {e}");
+        return;
+    }
+    log::info!(
+        "conn {id} ({peer}): handshake ok ({})",
+        conn.protocol_version().map_or("?".into(), |v| format!("{v:?}"))
+    );
+    // From here on the writer coalesces lines and bounds its own batches, so
+    // rustls need not cap the plaintext it buffers.
+    conn.set_buffer_limit(None);
+    if over_limit || state.shutdown.is_triggered() {
+        let reason = if over_limit {
+            ByeReason::TooManyConnections
+        } else {
+            ByeReason::Shutdown
+        };
+        refuse(&mut conn, &mut socket, reason);
+        return;
+    }
+
+    // The reader clears the handshake's timeouts; reads are timed by the
+    // login deadline below, writes by the writer.
+    let _ = socket.set_write_timeout(None);
+    let clones = socket.try_clone().and_then(|a| socket.try_clone().map(|b| (a, b)));
+    let (wake_handle, writer_socket) = match clones {
+        Ok(pair) => pair,
+        Err(e) => {
+            log::error!("conn {id}: cannot clone the socket: {e}");
+            refuse(&mut conn, &mut socket, ByeReason::TooManyConnections);
+            return;
+        }
+    };
+    let (tx, rx) = crossbeam_channel::bounded(state.config.queue_lines);
+    let client = Arc::new(Client::new(id, peer, tx, wake_handle));
+    let tls = Arc::new(Mutex::new(conn));
+
+    let writer = {
+        let (tls, client) = (tls.clone(), client.clone());
+        let (timeout, lines) = (state.config.write_timeout, state.config.queue_lines);
+        thread::Builder::new()
+            .name(format!("conn-{id}-writer"))
+            .stack_size(WRITER_STACK)
+            .spawn(move || writer::run(tls, writer_socket, rx, client, timeout, lines))
+    };
+    let writer = match writer {
+        Ok(handle) => handle,
+        Err(e) => {
+            // No writer, so nobody else can write: we still own the socket.
+            log::error!("conn {id}: cannot spawn a writer thread: {e}");
+            let mut conn = tls.lock().expect("tls lock poisoned");
+            refuse(&mut conn, &mut socket, ByeReason::TooManyConnections);
+            return;
+        }
+    };
+
+    state.hub.add_conn(client.clone());
+    let guard = SessionGuard {
+        state: state.clone(),
+        client: client.clone(),
+    };
+    // A shutdown that started while we were registering would have missed us.
+    if state.shutdown.is_triggered() {
+        client.close(Closing::Bye(ByeReason::Shutdown));
+    }
+
+    let mut session = Session::new(client.clone(), &state);
+    session.hello();
+    read_loop(&state, &mut session, &mut socket, &tls, accepted);
+
+    drop(guard);
+    drop(session);
+    if writer.join().is_err() {
+        log::error!("conn {id}: the writer thread panicked");
+    }
+}
+
+/// Reads, decrypts and handles lines until the connection ends.
+fn read_loop(
+    state: &State,
+    session: &mut Session,
+    socket: &mut TcpStream,
+    tls: &Mutex<ServerConnection>,
+    accepted: Instant,
+) {
+    let client = session.client.clone();
+    let id = client.id;
+    let login_deadline = accepted + state.config.login_timeout;
+    let mut splitter = LineSplitter::new(state.config.max_line);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut plain = Vec::new();
+    loop {
+        // Until the user logs in, a read waits no longer than the login
+        // deadline; after that, reads wait as long as the client stays
+        // silent (TCP keepalive finds peers that vanished).
+        let timeout = if session.logged_in() {
+            None
+        } else {
+            let left = login_deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::info!("conn {id}: no login in time");
+                client.close(Closing::Bye(ByeReason::LoginTimeout));
+                return;
+            }
+            Some(left)
+        };
+        if let Err(e) = socket.set_read_timeout(timeout) {
+            log::debug!("conn {id}: cannot set the read timeout: {e}");
+            return;
+        }
+
+        // 1. Block in read, no lock held.
+        let n = match socket.read(&mut buf) {
+            Ok(0) => {
+                if splitter.has_partial() {
+                    log::info!("conn {id}: connection closed in the middle of a line");
+                }
+                return;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if tls::is_timeout(&e) => continue, // the deadline check above decides
+            Err(e) => {
+                log::debug!("conn {id}: read failed: {e}");
+                return;
+            }
+        };
+
+        // 2. Decrypt under the lock: memory only.
+        let (peer_closed, tls_error, wants_write) = {
+            let mut conn = tls.lock().expect("tls lock poisoned: the writer panicked");
+            let (closed, error) = decrypt(&mut conn, &buf[..n], &mut plain);
+            (closed, error, conn.wants_write())
+        };
+        if wants_write {
+            // An alert or a key update for the writer to send.
+            client.nudge();
+        }
+        if let Some(e) = &tls_error {
+            log::info!("conn {id}: TLS error: {e}");
+        }
+
+        // 3. Lines, strictly in order.
+        splitter.push(&plain);
+        plain.clear();
+        while let Some(event) = splitter.next_event() {
+            if client.closing().is_some() {
+                return;
+            }
+            if session.handle(state, event) == Flow::Close {
+                return;
+            }
+        }
+        if peer_closed || tls_error.is_some() {
+            if peer_closed && splitter.has_partial() {
+                log::info!("conn {id}: peer closed in the middle of a line");
+            }
+            return;
+        }
+    }
+}
+
+/// Feeds received bytes to rustls and moves the plaintext into `plain`.
+/// Returns whether the peer sent `close_notify`, and a TLS error if the
+/// bytes were bad.
+fn decrypt(conn: &mut ServerConnection, mut data: &[u8], plain: &mut Vec<u8>) -> (bool, Option<rustls::Error>) {
+    let mut closed = false;
+    while !data.is_empty() {
+        if let Err(e) = conn.read_tls(&mut data) {
+            return (closed, Some(rustls::Error::General(e.to_string())));
+        }
+        match conn.process_new_packets() {
+            Ok(io_state) => closed |= io_state.peer_has_closed(),
+            Err(e) => return (closed, Some(e)),
+        }
+        let mut chunk = [0u8; 4096];
+        loop {
+            match conn.reader().read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => plain.extend_from_slice(&chunk[..n]),
+                // WouldBlock: no more plaintext for now. UnexpectedEof:
+                // the peer closed without close_notify (truncation).
+                Err(_) => break,
+            }
+        }
+    }
+    (closed, None)
+}
+
+/// Sends one `BYE` and closes, on a connection that has no writer thread
+/// (the server is full, shutting down, or could not start a thread).
+fn refuse(conn: &mut ServerConnection, socket: &mut TcpStream, reason: ByeReason) {
+    let bye = ServerLine::Bye {
+        reason,
+        text: bye_text(reason).into(),
+    };
+    let _ = conn.writer().write_all(format!("{bye}\n").as_bytes());
+    conn.send_close_notify();
+    let _ = socket.set_write_timeout(Some(std::time::Duration::from_secs(2)));
+    while conn.wants_write() {
+        if conn.write_tls(socket).is_err() {
+            break;
+        }
+    }
+    let _ = socket.shutdown(std::net::Shutdown::Both);
+}

@@ -1,0 +1,453 @@
+//! The hub: who is online, which rooms exist, who is in each room, and the
+//! last messages of each room. Every broadcast happens here.
+//!
+//! # Locks, and why these
+//!
+//! All locks are `std::sync` locks held for short, purely in-memory steps:
+//! map updates and `try_send`s, which never block. Nothing here writes to a
+//! socket, waits for the database or hashes a password. The locks are:
+//!
+//! | lock | guards | taken by |
+//! |---|---|---|
+//! | `users` (Mutex) | user name → online session | LOGIN, DM, disconnect |
+//! | `rooms` (RwLock) | room name → room | CREATE (write); JOIN, ROOMS (read) |
+//! | `conns` (Mutex) | every live connection | connect, disconnect, shutdown |
+//! | `Client::room` (Mutex) | one client's membership | that client, a takeover |
+//! | `Room::state` (Mutex) | one room's members, history, sequence | everything in that room |
+//!
+//! **Order.** When two are held at once it is always `Client::room` first,
+//! then `Room::state`; no code holds two rooms' states or a map lock
+//! together with a room state. A fixed order means no deadlock.
+//!
+//! **One order per room.** A `SAY` formats its `MSG` line and `try_send`s it
+//! to every member *while holding the room's lock*. Two members saying
+//! something at once therefore reach every outbox in the same order, and
+//! each writer sends its outbox in order: all members see the same sequence.
+//! The lock is per room, so rooms do not slow each other down; the `SAY`
+//! path takes no global lock at all.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::SystemTime;
+
+use crate::db::RoomRecord;
+use crate::protocol::{ByeReason, LeftReason, Name, ServerLine, Timestamp};
+
+use super::client::{Client, Closing, Outgoing};
+
+/// A chat room.
+#[derive(Debug)]
+pub struct Room {
+    /// The name as created.
+    pub name: Name,
+    /// The argon2id (or, for a room migrated from the Python original, the
+    /// old SHA-256) hash of the room's password; `None` for a public room.
+    /// Immutable, so it is read without a lock and verified with no lock held.
+    pub password_hash: Option<String>,
+    /// Members online, kept equal to `state.members.len()` under the lock
+    /// and read without it by `ROOMS`, so listing rooms never waits on a busy
+    /// room.
+    online: AtomicUsize,
+    /// Everything that changes, behind the room's one lock.
+    state: Mutex<RoomState>,
+}
+
+/// The mutable part of a room.
+#[derive(Debug)]
+struct RoomState {
+    /// Members in the order they joined (the order `WHO` lists them).
+    members: Vec<Arc<Client>>,
+    /// The last `history` messages, oldest first, replayed on `JOIN`.
+    history: VecDeque<HistoryEntry>,
+    /// The sequence number of the next message. Stored with each message,
+    /// it orders history in the database however the writes are batched.
+    next_seq: u64,
+}
+
+/// One message of a room's history.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// When it was said (the time its `MSG` carried).
+    pub time: Timestamp,
+    /// Who said it, as registered.
+    pub user: String,
+    /// What was said.
+    pub text: String,
+}
+
+/// A message that was just said in a room, for the caller to store.
+#[derive(Debug)]
+pub struct Said {
+    /// The room's name.
+    pub room: String,
+    /// Its place in the room's order.
+    pub seq: u64,
+    /// The time its `MSG` carried.
+    pub time: Timestamp,
+    /// Who said it.
+    pub user: String,
+    /// What was said.
+    pub text: String,
+}
+
+/// Why a `JOIN` did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinError {
+    /// The client is in that room already.
+    AlreadyInRoom,
+    /// The connection is being closed (a takeover got there first).
+    Closing,
+}
+
+/// The shared state of the chat: users online, rooms, connections.
+#[derive(Debug)]
+pub struct Hub {
+    /// Online sessions by user key (the case-folded name). At most one per
+    /// user: the newest login wins.
+    users: Mutex<HashMap<String, Arc<Client>>>,
+    /// Rooms by key. A `BTreeMap`, so `ROOMS` comes out sorted by name
+    /// (case-insensitively) for free.
+    rooms: RwLock<BTreeMap<String, Arc<Room>>>,
+    /// Every live connection, logged in or not, so that shutdown can reach
+    /// each one.
+    conns: Mutex<HashMap<u64, Arc<Client>>>,
+    /// How many messages each room keeps for `JOIN` (the `--history` option).
+    history: usize,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp(ms)
+}
+
+/// Renders a broadcast line once, as a shared buffer.
+fn shared(line: &ServerLine) -> Arc<str> {
+    Arc::from(format!("{line}\n"))
+}
+
+impl Room {
+    /// A room with no one in it yet.
+    pub fn new(name: Name, password_hash: Option<String>) -> Self {
+        Room {
+            name,
+            password_hash,
+            online: AtomicUsize::new(0),
+            state: Mutex::new(RoomState {
+                members: Vec::new(),
+                history: VecDeque::new(),
+                next_seq: 1,
+            }),
+        }
+    }
+
+    /// Is the room password-protected?
+    pub fn is_private(&self) -> bool {
+        self.password_hash.is_some()
+    }
+
+    /// Members online now (without taking the room's lock).
+    pub fn online(&self) -> usize {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    /// Takes the room's lock.
+    fn lock(&self) -> MutexGuard<'_, RoomState> {
+        self.state
+            .lock()
+            .expect("room lock poisoned: a thread panicked inside a room")
+    }
+
+    /// Removes `client` and tells the others. Called with the client's
+    /// membership lock held.
+    fn remove(&self, client: &Client, reason: LeftReason) {
+        let mut state = self.lock();
+        let Some(at) = state.members.iter().position(|m| m.id == client.id) else {
+            return;
+        };
+        state.members.remove(at);
+        self.online.store(state.members.len(), Ordering::Relaxed);
+        let line = shared(&ServerLine::Left {
+            room: self.name.to_string(),
+            user: client.display_name().to_string(),
+            reason,
+        });
+        for member in &state.members {
+            member.send(Outgoing::Shared(line.clone()));
+        }
+    }
+}
+
+impl Hub {
+    /// A hub holding the rooms loaded from the database.
+    pub fn new(history: usize, rooms: Vec<RoomRecord>) -> Self {
+        let mut map = BTreeMap::new();
+        for record in rooms {
+            let Ok(name) = Name::parse(&record.name) else {
+                // A room migrated from the Python original may have a name
+                // the protocol cannot express; nobody could JOIN it.
+                log::warn!("room {:?} has a name outside the protocol's rules; skipped", record.name);
+                continue;
+            };
+            let room = Room::new(name, record.password_hash);
+            {
+                let mut state = room.lock();
+                state.next_seq = record.next_seq;
+                let skip = record.history.len().saturating_sub(history);
+                state.history = record
+                    .history
+                    .into_iter()
+                    .skip(skip)
+                    .map(|h| HistoryEntry {
+                        time: Timestamp(h.time_ms),
+                        user: h.user,
+                        text: h.text,
+                    })
+                    .collect();
+            }
+            map.insert(room.name.key(), Arc::new(room));
+        }
+        Hub {
+            users: Mutex::new(HashMap::new()),
+            rooms: RwLock::new(map),
+            conns: Mutex::new(HashMap::new()),
+            history,
+        }
+    }
+
+    // ----- connections --------------------------------------------------
+
+    /// Remembers a live connection (for shutdown).
+    pub fn add_conn(&self, client: Arc<Client>) {
+        self.conns_lock().insert(client.id, client);
+    }
+
+    /// Forgets a connection that has ended.
+    pub fn remove_conn(&self, id: u64) {
+        self.conns_lock().remove(&id);
+    }
+
+    /// Closes every connection with the same `BYE`. The handles are copied
+    /// out first so that no lock is held while waking threads.
+    pub fn close_all(&self, reason: ByeReason) -> usize {
+        let all: Vec<Arc<Client>> = self.conns_lock().values().cloned().collect();
+        for client in &all {
+            client.close(Closing::Bye(reason));
+        }
+        all.len()
+    }
+
+    /// Takes the connections lock.
+    fn conns_lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Client>>> {
+        self.conns.lock().expect("connections lock poisoned")
+    }
+
+    // ----- users --------------------------------------------------------
+
+    /// Takes the online-users lock.
+    fn users_lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Client>>> {
+        self.users.lock().expect("users lock poisoned")
+    }
+
+    /// Marks `client` (whose user is set) as the user's online session. An
+    /// older session of the same user is closed with
+    /// `BYE LOGGED_IN_ELSEWHERE` and leaves its room (`LEFT … quit`): the
+    /// newest login wins.
+    pub fn login(&self, client: &Arc<Client>) {
+        let user = client.user().expect("login() is called after set_user()");
+        let older = self.users_lock().insert(user.key(), client.clone());
+        // The users lock is released before touching the older session.
+        if let Some(older) = older.filter(|o| o.id != client.id) {
+            log::info!(
+                "conn {}: {} logged in on conn {}, closing this one",
+                older.id,
+                user,
+                client.id
+            );
+            // Close first, then leave: a JOIN the older session is making
+            // right now either finishes before our leave (and is undone by
+            // it) or sees the closing flag and does nothing.
+            older.close(Closing::Bye(ByeReason::LoggedInElsewhere));
+            self.leave(&older, LeftReason::Quit);
+        }
+    }
+
+    /// Forgets the user's session, if `client` is still it (a newer login
+    /// may have replaced it already).
+    pub fn logout(&self, client: &Client) {
+        let Some(user) = client.user() else { return };
+        let mut users = self.users_lock();
+        if users.get(&user.key()).is_some_and(|c| c.id == client.id) {
+            users.remove(&user.key());
+        }
+    }
+
+    /// The online session of a user, if any.
+    pub fn online(&self, user_key: &str) -> Option<Arc<Client>> {
+        self.users_lock().get(user_key).cloned()
+    }
+
+    // ----- rooms --------------------------------------------------------
+
+    /// Looks a room up by key.
+    pub fn room(&self, key: &str) -> Option<Arc<Room>> {
+        self.rooms
+            .read()
+            .expect("rooms lock poisoned")
+            .get(key)
+            .cloned()
+    }
+
+    /// Adds a room that the database has just committed.
+    pub fn add_room(&self, room: Room) {
+        let key = room.name.key();
+        self.rooms
+            .write()
+            .expect("rooms lock poisoned")
+            .insert(key, Arc::new(room));
+    }
+
+    /// Every room as `(name, private, online)`, sorted by name.
+    pub fn list_rooms(&self) -> Vec<(String, bool, usize)> {
+        self.rooms
+            .read()
+            .expect("rooms lock poisoned")
+            .values()
+            .map(|r| (r.name.to_string(), r.is_private(), r.online()))
+            .collect()
+    }
+
+    // ----- membership ---------------------------------------------------
+
+    /// Moves `client` into `room`: out of its current room first (whose
+    /// members get `LEFT … leave`), then the room's history and
+    /// `OK JOIN` to the client, and `JOINED` to the others.
+    ///
+    /// History and `OK JOIN` are queued while the room's lock is held, so
+    /// no `MSG` can slip in between them or before them: every message of
+    /// the room reaches the joiner either in the history or as a `MSG`
+    /// after `OK JOIN`, never both, never neither.
+    pub fn join(&self, client: &Arc<Client>, room: &Arc<Room>) -> Result<(), JoinError> {
+        let mut cell = client
+            .room
+            .lock()
+            .expect("membership lock poisoned");
+        if client.closing().is_some() {
+            return Err(JoinError::Closing);
+        }
+        if let Some(current) = cell.as_ref() {
+            if Arc::ptr_eq(current, room) {
+                return Err(JoinError::AlreadyInRoom);
+            }
+            current.remove(client, LeftReason::Leave);
+        }
+        let user = client.display_name().to_string();
+        let mut state = room.lock();
+        let joined = shared(&ServerLine::Joined {
+            room: room.name.to_string(),
+            user,
+        });
+        for member in &state.members {
+            member.send(Outgoing::Shared(joined.clone()));
+        }
+        for h in &state.history {
+            client.reply(&ServerLine::History {
+                room: room.name.to_string(),
+                time: h.time,
+                user: h.user.clone(),
+                text: h.text.clone(),
+            });
+        }
+        client.reply(&ServerLine::Ok {
+            command: "JOIN".into(),
+            rest: room.name.to_string(),
+        });
+        state.members.push(client.clone());
+        room.online.store(state.members.len(), Ordering::Relaxed);
+        drop(state);
+        *cell = Some(room.clone());
+        Ok(())
+    }
+
+    /// Takes `client` out of its room, telling the others why. Returns the
+    /// room's name, or `None` if it was in no room.
+    pub fn leave(&self, client: &Client, reason: LeftReason) -> Option<Name> {
+        let mut cell = client
+            .room
+            .lock()
+            .expect("membership lock poisoned");
+        let room = cell.take()?;
+        room.remove(client, reason);
+        Some(room.name.clone())
+    }
+
+    /// Says `text` in the client's room: one `MSG` line, formatted once,
+    /// to every member including the sender, under the room's lock.
+    /// Returns what was said (for the database), or `None` if the client is
+    /// in no room.
+    pub fn say(&self, client: &Client, text: String) -> Option<Said> {
+        // The membership lock makes sure the client is really a member
+        // while the room's lock is taken (a takeover could be removing it).
+        let cell = client
+            .room
+            .lock()
+            .expect("membership lock poisoned");
+        let room = cell.as_ref()?;
+        let user = client.display_name().to_string();
+        let mut state = room.lock();
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let time = now();
+        let line = ServerLine::Msg {
+            room: room.name.to_string(),
+            time,
+            user,
+            text,
+        };
+        let wire = shared(&line);
+        for member in &state.members {
+            member.send(Outgoing::Shared(wire.clone()));
+        }
+        let ServerLine::Msg { room: name, user, text, .. } = line else {
+            unreachable!("built as a Msg just above")
+        };
+        if self.history > 0 {
+            if state.history.len() == self.history {
+                state.history.pop_front();
+            }
+            state.history.push_back(HistoryEntry {
+                time,
+                user: user.clone(),
+                text: text.clone(),
+            });
+        }
+        Some(Said {
+            room: name,
+            seq,
+            time,
+            user,
+            text,
+        })
+    }
+
+    /// The members of the client's room, in joining order, or `None` if the
+    /// client is in no room.
+    pub fn who(&self, client: &Client) -> Option<Vec<String>> {
+        let cell = client
+            .room
+            .lock()
+            .expect("membership lock poisoned");
+        let room = cell.as_ref()?;
+        let state = room.lock();
+        Some(
+            state
+                .members
+                .iter()
+                .map(|m| m.display_name().to_string())
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,261 @@
+//! The chat server: the accept loop, the threads it starts, and the
+//! shutdown protocol.
+//!
+//! # Threads
+//!
+//! ```text
+//!              ┌──────────────┐  accept()   ┌──────────────────┐   ┌─────────────────────────┐
+//!  clients ───▶│ accept loop  │────spawn───▶│ conn-N (reader)  │──▶│ conn-N-writer           │──▶ client N
+//!              │ (run's own   │             │ handshake, lines, │   │ outbox → TLS → socket   │
+//!              │  thread)     │             │ commands          │   └─────────────────────────┘
+//!              └──────────────┘             └───────┬──────────┘          ▲ try_send (never blocks)
+//!                                                   │ hub: rooms, users ──┘ (other clients' lines)
+//!                                                   ▼
+//!                                           ┌──────────────┐
+//!                                           │ db thread    │ owns the SQLite connection
+//!                                           └──────────────┘
+//! ```
+//!
+//! The accept loop only accepts: it never does a handshake, a login or a
+//! database call (STYLE H13), so one slow client cannot delay the next
+//! connection. Each connection thread is named (`conn-42`) and has a small,
+//! fixed stack; a failed spawn is logged and the socket closed, never a
+//! panic.
+
+mod client;
+mod commands;
+mod connection;
+pub mod hub;
+pub mod rate_limit;
+mod shutdown;
+mod writer;
+
+pub use client::bye_text;
+pub use shutdown::Shutdown;
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+
+use crate::auth::Hasher;
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::error::{Error, Result};
+use crate::protocol::ByeReason;
+
+use rate_limit::FailedLogins;
+
+/// Stack of a connection (reader) thread. Rust's default for spawned
+/// threads is 2 MiB; our deepest path (a handshake inside rustls, or an
+/// argon2 hash, whose memory is on the heap) needs far less. With 10,000
+/// clients the difference is gigabytes of reserved address space. Too small
+/// would abort the whole process on overflow, so this keeps a wide margin.
+pub const READER_STACK: usize = 256 * 1024;
+
+/// Stack of a writer thread: it only moves bytes and seals records.
+pub const WRITER_STACK: usize = 128 * 1024;
+
+/// How many connections above `max_connections` may still be accepted just
+/// to be told `BYE TOO_MANY_CONNECTIONS`. Past this, the TCP connection is
+/// closed at once: a flood must not make us start threads without bound.
+const REFUSAL_SLACK: usize = 64;
+
+/// How long shutdown waits for connection threads to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything the connection threads share. One `Arc<State>` per server.
+pub(crate) struct State {
+    /// The limits.
+    pub(crate) config: Config,
+    /// Rooms, users online, live connections.
+    pub(crate) hub: hub::Hub,
+    /// The handle to the database thread.
+    pub(crate) db: Db,
+    /// Password hashing, run on the connection threads.
+    pub(crate) hasher: Hasher,
+    /// Failed logins per user name. A short lock around a map update.
+    pub(crate) failed_logins: Mutex<FailedLogins>,
+    /// The TLS config, built once, cloned into each connection.
+    pub(crate) tls: Arc<ServerConfig>,
+    /// The server's stop signal.
+    pub(crate) shutdown: Shutdown,
+    /// Live connection threads, for the connection limit and for shutdown.
+    live: LiveCount,
+}
+
+impl State {
+    /// Takes the failed-logins lock.
+    pub(crate) fn failed_logins(&self) -> MutexGuard<'_, FailedLogins> {
+        self.failed_logins
+            .lock()
+            .expect("failed-logins lock poisoned")
+    }
+}
+
+/// A count of live connection threads that one can wait on.
+#[derive(Default)]
+struct LiveCount {
+    /// The count.
+    count: Mutex<usize>,
+    /// Signalled when the count drops to zero.
+    zero: Condvar,
+}
+
+/// One live connection; dropping it (when the thread ends, or when the
+/// spawn failed and the closure was dropped) gives the place back.
+struct Slot {
+    /// The state holding the count.
+    state: Arc<State>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut count = self.state.live.count.lock().expect("live count poisoned");
+        *count -= 1;
+        if *count == 0 {
+            self.state.live.zero.notify_all();
+        }
+    }
+}
+
+/// Takes a place for a new connection if the server is under `hard_limit`.
+/// Returns the slot and the number of connections before this one.
+fn take_slot(state: &Arc<State>, hard_limit: usize) -> Option<(Slot, usize)> {
+    let mut count = state.live.count.lock().expect("live count poisoned");
+    if *count >= hard_limit {
+        return None;
+    }
+    *count += 1;
+    let before = *count - 1;
+    drop(count);
+    Some((
+        Slot {
+            state: state.clone(),
+        },
+        before,
+    ))
+}
+
+/// Waits until every connection thread has ended, or `timeout` passes.
+fn wait_for_connections(state: &State, timeout: Duration) -> bool {
+    let count = state.live.count.lock().expect("live count poisoned");
+    let (count, _) = state
+        .live
+        .zero
+        .wait_timeout_while(count, timeout, |n| *n > 0)
+        .expect("live count poisoned");
+    *count == 0
+}
+
+/// Runs the server on an already bound listener until `shutdown` fires.
+///
+/// Taking a bound listener (rather than an address) lets tests bind port 0
+/// and read the real port before the server starts (mini-redis does the
+/// same).
+///
+/// Shutdown, in order: stop accepting; `BYE SHUTDOWN` to every client;
+/// wait (up to a few seconds) for their threads to end; let the database
+/// thread write everything still queued and stop.
+///
+/// # Errors
+///
+/// Start-up failures only: a bad config, a database that cannot be opened,
+/// the listener's address unreadable. Once serving, failures are per
+/// connection and are logged.
+pub fn run(listener: TcpListener, tls: Arc<ServerConfig>, config: Config, shutdown: Shutdown) -> Result<()> {
+    config.validate()?;
+    let hasher = Hasher::new(config.fast_hash)?;
+    if config.fast_hash {
+        log::warn!("--fast-hash: passwords are hashed with minimal argon2 cost; not for production");
+    }
+    let (db, db_thread, rooms) = db::open(&config.db_path, config.history)?;
+    log::info!("database {} open: {} rooms", config.db_path.display(), rooms.len());
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("read the listener's address", e))?;
+    let state = Arc::new(State {
+        hub: hub::Hub::new(config.history, rooms),
+        failed_logins: Mutex::new(FailedLogins::new(config.login_failures)),
+        config,
+        db,
+        hasher,
+        tls,
+        shutdown: shutdown.clone(),
+        live: LiveCount::default(),
+    });
+    shutdown.set_listener(addr);
+    log::info!("listening on {addr}");
+
+    accept_loop(&listener, &state);
+    drop(listener);
+
+    let open = state.hub.close_all(ByeReason::Shutdown);
+    log::info!("shutting down: closing {open} connections");
+    let all_done = wait_for_connections(&state, SHUTDOWN_GRACE);
+    if !all_done {
+        log::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
+    }
+    if let Err(e) = state.db.flush() {
+        log::error!("final database flush failed: {e:?}");
+    }
+    // The database thread stops when the last `Db` handle is gone. Ours is
+    // in `state`; connection threads hold the others. If one of them is
+    // still stuck we do not wait for it: everything queued was flushed above.
+    if all_done {
+        drop(state);
+        db_thread.join()?;
+    }
+    log::info!("server stopped");
+    Ok(())
+}
+
+/// Accepts connections until shutdown, and gives each its own thread.
+fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
+    let next_id = AtomicU64::new(1);
+    let max = state.config.max_connections;
+    for incoming in listener.incoming() {
+        if state.shutdown.is_triggered() {
+            break;
+        }
+        let socket = match incoming {
+            Ok(s) => s,
+            Err(e) => {
+                // One failed accept (the peer reset before we got to it, or
+                // we are out of file descriptors) is logged and survived.
+                // Back off briefly so that running out of descriptors does
+                // not become a busy loop.
+                log::warn!("accept failed: {e}");
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let peer = match socket.peer_addr() {
+            Ok(p) => p,
+            Err(_) => continue, // gone already
+        };
+        let Some((slot, before)) = take_slot(state, max + REFUSAL_SLACK) else {
+            log::warn!("refusing {peer}: {max} connections and {REFUSAL_SLACK} refusals in progress");
+            continue;
+        };
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let over_limit = before >= max;
+        log::info!("conn {id}: connection from {peer}");
+        let thread_state = state.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("conn-{id}"))
+            .stack_size(READER_STACK)
+            .spawn(move || {
+                let _slot = slot;
+                connection::serve(thread_state, socket, peer, id, over_limit);
+            });
+        if let Err(e) = spawned {
+            // The closure (with the socket and the slot) was dropped: the
+            // client's TCP connection closes and its place is given back.
+            log::error!("conn {id}: cannot start a thread: {e}");
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Shared test support: a real server on `127.0.0.1:0` with a temporary
+//! database and a certificate authority made by rcgen for this test run,
+//! and a line-oriented TLS client whose every read has a deadline.
+//!
+//! Nothing here sleeps to wait for an event: a test waits for the *line*
+//! that proves the event, and fails with a clear message if it does not
+//! come within [`WAIT`].
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use chat::protocol::ServerLine;
+use chat::server::{self, Shutdown};
+use chat::Config;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+/// How long a test waits for any one line before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A CA, and a server certificate for `localhost` / `127.0.0.1` signed by
+/// it, written once per test process to a temporary directory.
+pub struct TestPki {
+    /// Holds the files alive.
+    _dir: tempfile::TempDir,
+    /// The CA certificate (what clients trust).
+    pub ca: PathBuf,
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// The server's key.
+    pub key: PathBuf,
+}
+
+/// The process-wide test PKI.
+pub fn pki() -> &'static TestPki {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_key = KeyPair::generate().expect("ca key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "chat test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("leaf params");
+        let leaf = leaf_params
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .expect("leaf cert");
+        let write = |name: &str, pem: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).expect("write pem");
+            path
+        };
+        TestPki {
+            ca: write("ca.pem", ca.pem()),
+            cert: write("cert.pem", leaf.pem()),
+            key: write("key.pem", leaf_key.serialize_pem()),
+            _dir: dir,
+        }
+    })
+}
+
+/// The client TLS config that trusts the test CA.
+pub fn client_tls() -> Arc<ClientConfig> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| chat::tls::client_config(&pki().ca).expect("client config"))
+        .clone()
+}
+
+/// A running server. Dropping it stops it.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its configuration (the database path included), for restarts.
+    pub config: Config,
+    /// Its stop signal.
+    shutdown: Shutdown,
+    /// Receives `run`'s result when it returns.
+    done: Option<mpsc::Receiver<chat::Result<()>>>,
+    /// The temporary directory of the database, shared across restarts.
+    dir: Arc<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server with the protocol's defaults, fast hashing and a fresh database.
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// Like [`TestServer::start`], with `adjust` applied to the config.
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut config = Config {
+            db_path: dir.path().join("chat.db"),
+            fast_hash: true,
+            ..Config::default()
+        };
+        adjust(&mut config);
+        Self::launch(config, dir)
+    }
+
+    /// A server on an existing database file.
+    pub fn start_on(db: &Path, adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut config = Config {
+            db_path: db.to_path_buf(),
+            fast_hash: true,
+            ..Config::default()
+        };
+        adjust(&mut config);
+        Self::launch(config, dir)
+    }
+
+    /// Binds port 0 and runs the server on a thread.
+    fn launch(config: Config, dir: Arc<tempfile::TempDir>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let tls = chat::tls::server_config(&pki().cert, &pki().key).expect("server tls");
+        let shutdown = Shutdown::new();
+        let (tx, rx) = mpsc::channel();
+        let run_config = config.clone();
+        let run_shutdown = shutdown.clone();
+        thread::Builder::new()
+            .name(format!("test-server-{}", addr.port()))
+            .spawn(move || {
+                let _ = tx.send(server::run(listener, tls, run_config, run_shutdown));
+            })
+            .expect("spawn server");
+        TestServer {
+            addr,
+            config,
+            shutdown,
+            done: Some(rx),
+            dir,
+        }
+    }
+
+    /// Stops the server the way Ctrl-C does and waits for `run` to return.
+    pub fn stop(&mut self) {
+        if let Some(done) = self.done.take() {
+            self.shutdown.trigger();
+            let result = done
+                .recv_timeout(Duration::from_secs(20))
+                .expect("server did not stop within 20 s");
+            result.expect("server::run returned an error");
+        }
+    }
+
+    /// Stops this server and starts a new one on the same database.
+    pub fn restart(mut self) -> TestServer {
+        self.stop();
+        let config = self.config.clone();
+        let dir = self.dir.clone();
+        Self::launch(config, dir)
+    }
+
+    /// A TLS connection that has read the `HELLO` line.
+    pub fn connect(&self) -> TestClient {
+        let mut c = TestClient::connect(self.addr);
+        let hello = c.line();
+        assert!(hello.starts_with("HELLO 1 chat-server/"), "greeting was {hello:?}");
+        c
+    }
+
+    /// A connection logged in as `user` (registered first, password `pw`).
+    pub fn user(&self, user: &str) -> TestClient {
+        let mut c = self.connect();
+        c.send(&format!("REGISTER {user} pw"));
+        c.expect(&format!("OK REGISTER {user}"));
+        c.send(&format!("LOGIN {user} pw"));
+        c.expect(&format!("OK LOGIN {user}"));
+        c
+    }
+
+    /// A logged-in user who has joined `room` (creating it if needed).
+    pub fn user_in(&self, user: &str, room: &str) -> TestClient {
+        let mut c = self.user(user);
+        c.send(&format!("CREATE {room}"));
+        let created = c.line();
+        assert!(
+            created == format!("OK CREATE {room}") || created.starts_with("ERR ROOM_EXISTS"),
+            "CREATE {room}: {created}"
+        );
+        c.join(room);
+        c
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            self.stop();
+        } else {
+            self.shutdown.trigger();
+        }
+    }
+}
+
+/// A line-oriented TLS client for tests. Every read waits at most [`WAIT`].
+pub struct TestClient {
+    /// The TLS stream, behind a line buffer.
+    stream: BufReader<StreamOwned<ClientConnection, TcpStream>>,
+}
+
+impl TestClient {
+    /// Connects and completes the handshake (it happens on first I/O).
+    pub fn connect(addr: SocketAddr) -> TestClient {
+        let socket = TcpStream::connect(addr).expect("connect to the test server");
+        socket.set_read_timeout(Some(WAIT)).expect("read timeout");
+        socket.set_write_timeout(Some(WAIT)).expect("write timeout");
+        let name = "localhost".try_into().expect("server name");
+        let conn = ClientConnection::new(client_tls(), name).expect("client connection");
+        TestClient {
+            stream: BufReader::new(StreamOwned::new(conn, socket)),
+        }
+    }
+
+    /// Sends one line (LF added).
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    /// Sends bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let s = self.stream.get_mut();
+        s.write_all(bytes).expect("send to the server");
+        s.flush().expect("flush to the server");
+    }
+
+    /// The next line from the server, without its LF.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        match self.stream.read_line(&mut line) {
+            Ok(0) => panic!("the server closed the connection while a line was expected"),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the server sent no line within {WAIT:?}")
+            }
+            Err(e) => panic!("reading from the server failed: {e}"),
+        }
+        assert!(line.ends_with('\n'), "line without LF: {line:?}");
+        line.pop();
+        line
+    }
+
+    /// The next line, parsed.
+    pub fn parsed(&mut self) -> ServerLine {
+        let line = self.line();
+        ServerLine::parse(&line).unwrap_or_else(|| panic!("not a protocol line: {line:?}"))
+    }
+
+    /// Asserts the next line is exactly `expected`.
+    pub fn expect(&mut self, expected: &str) {
+        let got = self.line();
+        assert_eq!(got, expected);
+    }
+
+    /// Asserts the next line starts with `prefix`; returns it.
+    pub fn expect_prefix(&mut self, prefix: &str) -> String {
+        let got = self.line();
+        assert!(got.starts_with(prefix), "expected {prefix:?}…, got {got:?}");
+        got
+    }
+
+    /// Asserts the next line is `MSG <room> <time> <user> <text>`.
+    pub fn expect_msg(&mut self, room: &str, user: &str, text: &str) {
+        match self.parsed() {
+            ServerLine::Msg {
+                room: r,
+                user: u,
+                text: t,
+                ..
+            } => assert_eq!((r.as_str(), u.as_str(), t.as_str()), (room, user, text)),
+            other => panic!("expected MSG {room} {user} {text}, got {other}"),
+        }
+    }
+
+    /// Sends `JOIN room` and reads up to `OK JOIN`, returning the history
+    /// lines that came before it.
+    pub fn join(&mut self, room: &str) -> Vec<ServerLine> {
+        self.send(&format!("JOIN {room}"));
+        let mut history = Vec::new();
+        loop {
+            let line = self.parsed();
+            match line {
+                ServerLine::History { .. } => history.push(line),
+                ServerLine::Ok { ref command, ref rest } if command == "JOIN" => {
+                    assert!(rest.eq_ignore_ascii_case(room), "joined {rest}, not {room}");
+                    return history;
+                }
+                other => panic!("while joining {room}: {other}"),
+            }
+        }
+    }
+
+    /// Asserts the server closes the connection next (after any lines
+    /// still in flight, which are returned).
+    pub fn expect_closed(&mut self) -> Vec<String> {
+        let mut rest = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.stream.read_line(&mut line) {
+                Ok(0) => return rest,
+                Ok(_) => rest.push(line.trim_end_matches('\n').to_string()),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    panic!("the server did not close the connection within {WAIT:?}; got {rest:?}")
+                }
+                // Closed without close_notify, or reset: closed all the same.
+                Err(_) => return rest,
+            }
+        }
+    }
+
+    /// Reads lines until one that satisfies `stop`, returning all of them.
+    pub fn lines_until(&mut self, stop: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            let done = stop(&line);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// A `PING` round trip: every line the server sent before it has been
+    /// read when this returns. Returns those lines.
+    pub fn sync(&mut self) -> Vec<String> {
+        self.send("PING sync");
+        let mut lines = self.lines_until(|l| l == "PONG sync");
+        lines.pop();
+        lines
+    }
+}
+
+/// Reads everything a plain TCP peer gets before the server closes (with a
+/// deadline).
+pub fn read_to_close(socket: &mut TcpStream) -> Vec<u8> {
+    socket.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match socket.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the server did not close within {WAIT:?}")
+            }
+            Err(_) => return got,
+        }
+    }
+}
