@@ -101,11 +101,7 @@ impl Config {
         at_least("msg-rate", u64::from(self.msg_rate), 1)?;
         at_least("msg-burst", u64::from(self.msg_burst), 1)?;
         at_least("login-failures", u64::from(self.login_failures), 1)?;
-        at_least(
-            "handshake-timeout",
-            self.handshake_timeout.as_secs(),
-            1,
-        )?;
+        at_least("handshake-timeout", self.handshake_timeout.as_secs(), 1)?;
         at_least("login-timeout", self.login_timeout.as_secs(), 1)?;
         Ok(())
     }

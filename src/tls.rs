@@ -54,8 +54,12 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 ///
 /// [`Error::Tls`] naming the file when it cannot be read or holds no key.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| Error::Tls(format!("cannot read a private key from {}: {e}", path.display())))
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        Error::Tls(format!(
+            "cannot read a private key from {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Builds the server's TLS config from a certificate chain file and a key
@@ -137,7 +141,9 @@ pub fn handshake(
             .map_err(|e| Error::io("set socket timeout", e))?;
         match conn.complete_io(socket) {
             Ok((0, 0)) if conn.is_handshaking() => {
-                return Err(Error::Tls("peer closed the connection during the handshake".into()))
+                return Err(Error::Tls(
+                    "peer closed the connection during the handshake".into(),
+                ))
             }
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {
@@ -180,7 +186,10 @@ mod tests {
     fn missing_certificate_names_the_file() {
         let e = server_config(Path::new("/nonexistent/c.pem"), Path::new("k.pem")).unwrap_err();
         let text = e.to_string();
-        assert!(text.starts_with("tls: cannot read certificates from /nonexistent/c.pem"), "{text}");
+        assert!(
+            text.starts_with("tls: cannot read certificates from /nonexistent/c.pem"),
+            "{text}"
+        );
     }
 
     /// A key file that holds no key is refused with its name.
@@ -188,6 +197,9 @@ mod tests {
     fn certificate_as_key_is_refused() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
         let e = server_config(&dir.join("cert.pem"), &dir.join("cert.pem")).unwrap_err();
-        assert!(e.to_string().contains("cannot read a private key from"), "{e}");
+        assert!(
+            e.to_string().contains("cannot read a private key from"),
+            "{e}"
+        );
     }
 }

@@ -102,7 +102,11 @@ fn run(options: &Options) -> Result<()> {
     let config = options.config();
     config.validate()?;
     let tls = tls::server_config(&options.cert, &options.key)?;
-    log::info!("certificates loaded from {} and {}", options.cert.display(), options.key.display());
+    log::info!(
+        "certificates loaded from {} and {}",
+        options.cert.display(),
+        options.key.display()
+    );
     let addr = resolve(&options.addr)?;
     let listener =
         TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;

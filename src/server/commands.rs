@@ -67,7 +67,11 @@ const HELP: &[&str] = &[
 impl Session {
     /// A session for a connection that has just completed its handshake.
     pub fn new(client: Arc<Client>, state: &State) -> Self {
-        let bucket = TokenBucket::new(state.config.msg_burst, state.config.msg_rate, Instant::now());
+        let bucket = TokenBucket::new(
+            state.config.msg_burst,
+            state.config.msg_rate,
+            Instant::now(),
+        );
         Session { client, bucket }
     }
 
@@ -100,7 +104,10 @@ impl Session {
     /// Logs a database failure and tells the client, without details.
     fn server_error(&self, what: &str, e: &DbError) {
         log::error!("conn {}: {what}: {e:?}", self.client.id);
-        self.err(ErrCode::ServerError, "The server could not do that; try again.");
+        self.err(
+            ErrCode::ServerError,
+            "The server could not do that; try again.",
+        );
     }
 
     /// The greeting sent once the handshake is done.
@@ -118,12 +125,18 @@ impl Session {
             LineEvent::TooLong => {
                 self.err(
                     ErrCode::LineTooLong,
-                    format!("Lines are at most {} bytes; this one was discarded.", state.config.max_line),
+                    format!(
+                        "Lines are at most {} bytes; this one was discarded.",
+                        state.config.max_line
+                    ),
                 );
                 Flow::Continue
             }
             LineEvent::BadEncoding => {
-                self.err(ErrCode::BadEncoding, "That line was not UTF-8; it was discarded.");
+                self.err(
+                    ErrCode::BadEncoding,
+                    "That line was not UTF-8; it was discarded.",
+                );
                 Flow::Continue
             }
             LineEvent::Line(line) => match Command::parse(&line) {
@@ -140,10 +153,17 @@ impl Session {
     fn dispatch(&mut self, state: &State, command: Command) -> Flow {
         let needs_login = !matches!(
             command,
-            Command::Register { .. } | Command::Login { .. } | Command::Ping { .. } | Command::Help | Command::Quit
+            Command::Register { .. }
+                | Command::Login { .. }
+                | Command::Ping { .. }
+                | Command::Help
+                | Command::Quit
         );
         if needs_login && !self.logged_in() {
-            self.err(ErrCode::NotLoggedIn, "Log in first: LOGIN <user> <password>.");
+            self.err(
+                ErrCode::NotLoggedIn,
+                "Log in first: LOGIN <user> <password>.",
+            );
             return Flow::Continue;
         }
         match command {
@@ -192,7 +212,10 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 log::error!("conn {}: hashing failed: {e}", self.client.id);
-                self.err(ErrCode::ServerError, "The server could not do that; try again.");
+                self.err(
+                    ErrCode::ServerError,
+                    "The server could not do that; try again.",
+                );
                 return;
             }
         };
@@ -211,12 +234,18 @@ impl Session {
     /// so a guesser learns nothing about which names are registered.
     fn login(&self, state: &State, user: &Name, password: &str) {
         if self.logged_in() {
-            self.err(ErrCode::AlreadyLoggedIn, "This connection is logged in already.");
+            self.err(
+                ErrCode::AlreadyLoggedIn,
+                "This connection is logged in already.",
+            );
             return;
         }
         let key = user.key();
         if state.failed_logins().is_blocked(&key, Instant::now()) {
-            self.err(ErrCode::RateLimited, "Too many failed logins for this name; wait a minute.");
+            self.err(
+                ErrCode::RateLimited,
+                "Too many failed logins for this name; wait a minute.",
+            );
             return;
         }
         let record = match state.db.user(user.as_str()) {
@@ -232,7 +261,11 @@ impl Session {
                 if state.failed_logins().record_failure(&key, Instant::now()) {
                     log::warn!("too many failed logins for {user}: refusing it for a minute");
                 }
-                log::info!("conn {} ({}): failed login for {user}", self.client.id, self.client.peer);
+                log::info!(
+                    "conn {} ({}): failed login for {user}",
+                    self.client.id,
+                    self.client.peer
+                );
                 self.err(ErrCode::BadCredentials, BAD_CREDENTIALS_TEXT);
                 return;
             }
@@ -244,7 +277,9 @@ impl Session {
             // the user's problem; the old hash keeps working.
             match state.hasher.hash(password) {
                 Ok(hash) => match state.db.set_password_hash(&record.name, hash) {
-                    Ok(()) => log::info!("upgraded the password hash of {} to argon2id", record.name),
+                    Ok(()) => {
+                        log::info!("upgraded the password hash of {} to argon2id", record.name)
+                    }
                     Err(e) => log::error!("could not upgrade the hash of {}: {e:?}", record.name),
                 },
                 Err(e) => log::error!("could not hash for the upgrade: {e}"),
@@ -253,7 +288,11 @@ impl Session {
         let name = Name::parse(&record.name).unwrap_or_else(|_| user.clone());
         self.client.set_user(name.clone());
         state.hub.login(&self.client);
-        log::info!("conn {} ({}): logged in as {name}", self.client.id, self.client.peer);
+        log::info!(
+            "conn {} ({}): logged in as {name}",
+            self.client.id,
+            self.client.peer
+        );
         self.ok("LOGIN", name.to_string());
         self.deliver_stored_dms(state, &name);
     }
@@ -300,15 +339,25 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 log::error!("conn {}: hashing failed: {e}", self.client.id);
-                self.err(ErrCode::ServerError, "The server could not do that; try again.");
+                self.err(
+                    ErrCode::ServerError,
+                    "The server could not do that; try again.",
+                );
                 return;
             }
         };
-        match state.db.create_room(room.as_str(), hash.clone(), hub::now().0) {
+        match state
+            .db
+            .create_room(room.as_str(), hash.clone(), hub::now().0)
+        {
             Ok(stored) => {
                 let name = Name::parse(&stored).unwrap_or_else(|_| room.clone());
                 let kind = if hash.is_some() { "private" } else { "public" };
-                log::info!("conn {}: {} created {kind} room {name}", self.client.id, self.client.display_name());
+                log::info!(
+                    "conn {}: {} created {kind} room {name}",
+                    self.client.id,
+                    self.client.display_name()
+                );
                 state.hub.add_room(Room::new(name.clone(), hash));
                 self.ok("CREATE", name.to_string());
             }
@@ -340,8 +389,15 @@ impl Session {
             }
         }
         match state.hub.join(&self.client, &target) {
-            Ok(()) => log::debug!("conn {}: {} joined {}", self.client.id, self.client.display_name(), target.name),
-            Err(JoinError::AlreadyInRoom) => self.err(ErrCode::AlreadyInRoom, "You are in that room already."),
+            Ok(()) => log::debug!(
+                "conn {}: {} joined {}",
+                self.client.id,
+                self.client.display_name(),
+                target.name
+            ),
+            Err(JoinError::AlreadyInRoom) => {
+                self.err(ErrCode::AlreadyInRoom, "You are in that room already.")
+            }
             Err(JoinError::Closing) => {}
         }
     }
@@ -367,9 +423,10 @@ impl Session {
         // Stored after the room's lock is released: the database queue may
         // make us wait, and nobody else should. The sequence number keeps
         // the stored order equal to the order members saw.
-        if let Err(e) = state
-            .db
-            .append_history(&said.room, said.seq, said.time.0, &said.user, &said.text)
+        if let Err(e) =
+            state
+                .db
+                .append_history(&said.room, said.seq, said.time.0, &said.user, &said.text)
         {
             log::error!("conn {}: history not stored: {e:?}", self.client.id);
         }
@@ -397,7 +454,9 @@ impl Session {
         };
         match state.db.store_dm(&record.name, &from, time.0, &text) {
             Ok(()) => {}
-            Err(DbError::NoSuchUser) => return self.err(ErrCode::NoSuchUser, "There is no user with that name."),
+            Err(DbError::NoSuchUser) => {
+                return self.err(ErrCode::NoSuchUser, "There is no user with that name.")
+            }
             Err(e) => return self.server_error("store dm", &e),
         }
         self.ok("DM", format!("{} stored", record.name));

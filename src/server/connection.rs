@@ -72,7 +72,13 @@ impl Drop for SessionGuard {
 
 /// Serves one accepted connection to its end. `over_limit` means the server
 /// is full: the client gets `BYE TOO_MANY_CONNECTIONS` after the handshake.
-pub fn serve(state: Arc<State>, mut socket: TcpStream, peer: SocketAddr, id: u64, over_limit: bool) {
+pub fn serve(
+    state: Arc<State>,
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    over_limit: bool,
+) {
     let accepted = Instant::now();
     if let Err(e) = socket.set_nodelay(true) {
         log::debug!("conn {id}: cannot set TCP_NODELAY: {e}");
@@ -84,13 +90,18 @@ pub fn serve(state: Arc<State>, mut socket: TcpStream, peer: SocketAddr, id: u64
             return;
         }
     };
-    if let Err(e) = tls::handshake(&mut conn, &mut socket, accepted + state.config.handshake_timeout) {
+    if let Err(e) = tls::handshake(
+        &mut conn,
+        &mut socket,
+        accepted + state.config.handshake_timeout,
+    ) {
         log::info!("conn {id} ({peer}): handshake failed: {e}");
         return;
     }
     log::info!(
         "conn {id} ({peer}): handshake ok ({})",
-        conn.protocol_version().map_or("?".into(), |v| format!("{v:?}"))
+        conn.protocol_version()
+            .map_or("?".into(), |v| format!("{v:?}"))
     );
     // From here on the writer coalesces lines and bounds its own batches, so
     // rustls need not cap the plaintext it buffers.
@@ -108,7 +119,9 @@ pub fn serve(state: Arc<State>, mut socket: TcpStream, peer: SocketAddr, id: u64
     // The reader clears the handshake's timeouts; reads are timed by the
     // login deadline below, writes by the writer.
     let _ = socket.set_write_timeout(None);
-    let clones = socket.try_clone().and_then(|a| socket.try_clone().map(|b| (a, b)));
+    let clones = socket
+        .try_clone()
+        .and_then(|a| socket.try_clone().map(|b| (a, b)));
     let (wake_handle, writer_socket) = match clones {
         Ok(pair) => pair,
         Err(e) => {
@@ -249,7 +262,11 @@ fn read_loop(
 /// Feeds received bytes to rustls and moves the plaintext into `plain`.
 /// Returns whether the peer sent `close_notify`, and a TLS error if the
 /// bytes were bad.
-fn decrypt(conn: &mut ServerConnection, mut data: &[u8], plain: &mut Vec<u8>) -> (bool, Option<rustls::Error>) {
+fn decrypt(
+    conn: &mut ServerConnection,
+    mut data: &[u8],
+    plain: &mut Vec<u8>,
+) -> (bool, Option<rustls::Error>) {
     let mut closed = false;
     while !data.is_empty() {
         if let Err(e) = conn.read_tls(&mut data) {

@@ -189,7 +189,10 @@ impl Hub {
             let Ok(name) = Name::parse(&record.name) else {
                 // A room migrated from the Python original may have a name
                 // the protocol cannot express; nobody could JOIN it.
-                log::warn!("room {:?} has a name outside the protocol's rules; skipped", record.name);
+                log::warn!(
+                    "room {:?} has a name outside the protocol's rules; skipped",
+                    record.name
+                );
                 continue;
             };
             let room = Room::new(name, record.password_hash);
@@ -331,10 +334,7 @@ impl Hub {
     /// the room reaches the joiner either in the history or as a `MSG`
     /// after `OK JOIN`, never both, never neither.
     pub fn join(&self, client: &Arc<Client>, room: &Arc<Room>) -> Result<(), JoinError> {
-        let mut cell = client
-            .room
-            .lock()
-            .expect("membership lock poisoned");
+        let mut cell = client.room.lock().expect("membership lock poisoned");
         if client.closing().is_some() {
             return Err(JoinError::Closing);
         }
@@ -375,10 +375,7 @@ impl Hub {
     /// Takes `client` out of its room, telling the others why. Returns the
     /// room's name, or `None` if it was in no room.
     pub fn leave(&self, client: &Client, reason: LeftReason) -> Option<Name> {
-        let mut cell = client
-            .room
-            .lock()
-            .expect("membership lock poisoned");
+        let mut cell = client.room.lock().expect("membership lock poisoned");
         let room = cell.take()?;
         room.remove(client, reason);
         Some(room.name.clone())
@@ -391,10 +388,7 @@ impl Hub {
     pub fn say(&self, client: &Client, text: String) -> Option<Said> {
         // The membership lock makes sure the client is really a member
         // while the room's lock is taken (a takeover could be removing it).
-        let cell = client
-            .room
-            .lock()
-            .expect("membership lock poisoned");
+        let cell = client.room.lock().expect("membership lock poisoned");
         let room = cell.as_ref()?;
         let user = client.display_name().to_string();
         let mut state = room.lock();
@@ -411,7 +405,13 @@ impl Hub {
         for member in &state.members {
             member.send(Outgoing::Shared(wire.clone()));
         }
-        let ServerLine::Msg { room: name, user, text, .. } = line else {
+        let ServerLine::Msg {
+            room: name,
+            user,
+            text,
+            ..
+        } = line
+        else {
             unreachable!("built as a Msg just above")
         };
         if self.history > 0 {
@@ -436,10 +436,7 @@ impl Hub {
     /// The members of the client's room, in joining order, or `None` if the
     /// client is in no room.
     pub fn who(&self, client: &Client) -> Option<Vec<String>> {
-        let cell = client
-            .room
-            .lock()
-            .expect("membership lock poisoned");
+        let cell = client.room.lock().expect("membership lock poisoned");
         let room = cell.as_ref()?;
         let state = room.lock();
         Some(

@@ -166,14 +166,25 @@ fn wait_for_connections(state: &State, timeout: Duration) -> bool {
 /// Start-up failures only: a bad config, a database that cannot be opened,
 /// the listener's address unreadable. Once serving, failures are per
 /// connection and are logged.
-pub fn run(listener: TcpListener, tls: Arc<ServerConfig>, config: Config, shutdown: Shutdown) -> Result<()> {
+pub fn run(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    config: Config,
+    shutdown: Shutdown,
+) -> Result<()> {
     config.validate()?;
     let hasher = Hasher::new(config.fast_hash)?;
     if config.fast_hash {
-        log::warn!("--fast-hash: passwords are hashed with minimal argon2 cost; not for production");
+        log::warn!(
+            "--fast-hash: passwords are hashed with minimal argon2 cost; not for production"
+        );
     }
     let (db, db_thread, rooms) = db::open(&config.db_path, config.history)?;
-    log::info!("database {} open: {} rooms", config.db_path.display(), rooms.len());
+    log::info!(
+        "database {} open: {} rooms",
+        config.db_path.display(),
+        rooms.len()
+    );
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("read the listener's address", e))?;
@@ -238,7 +249,9 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
             Err(_) => continue, // gone already
         };
         let Some((slot, before)) = take_slot(state, max + REFUSAL_SLACK) else {
-            log::warn!("refusing {peer}: {max} connections and {REFUSAL_SLACK} refusals in progress");
+            log::warn!(
+                "refusing {peer}: {max} connections and {REFUSAL_SLACK} refusals in progress"
+            );
             continue;
         };
         let id = next_id.fetch_add(1, Ordering::Relaxed);

@@ -169,7 +169,10 @@ impl TestServer {
     pub fn connect(&self) -> TestClient {
         let mut c = TestClient::connect(self.addr);
         let hello = c.line();
-        assert!(hello.starts_with("HELLO 1 chat-server/"), "greeting was {hello:?}");
+        assert!(
+            hello.starts_with("HELLO 1 chat-server/"),
+            "greeting was {hello:?}"
+        );
         c
     }
 
@@ -295,7 +298,10 @@ impl TestClient {
             let line = self.parsed();
             match line {
                 ServerLine::History { .. } => history.push(line),
-                ServerLine::Ok { ref command, ref rest } if command == "JOIN" => {
+                ServerLine::Ok {
+                    ref command,
+                    ref rest,
+                } if command == "JOIN" => {
                     assert!(rest.eq_ignore_ascii_case(room), "joined {rest}, not {room}");
                     return history;
                 }
