@@ -27,7 +27,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustls::ServerConnection;
 
@@ -41,6 +41,12 @@ use super::{writer, State, WRITER_STACK};
 /// How many bytes one `read` may take from the socket. A TLS record is at
 /// most about 16 KiB, so this reads one whole record at a time.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Idle time before the first TCP keepalive probe.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+
+/// Time between keepalive probes once they start.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Undoes a connection's registrations when its thread ends, however it
 /// ends.
@@ -80,8 +86,19 @@ pub fn serve(
     over_limit: bool,
 ) {
     let accepted = Instant::now();
+    // Lines are small and latency matters more than packet count: send
+    // each batch at once instead of waiting for Nagle's algorithm.
     if let Err(e) = socket.set_nodelay(true) {
         log::debug!("conn {id}: cannot set TCP_NODELAY: {e}");
+    }
+    // A peer that vanished without a FIN (laptop lid closed, Wi-Fi gone)
+    // would otherwise leave a logged-in reader blocked forever: keepalive
+    // probes find it within a few minutes and the read then fails.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    if let Err(e) = socket2::SockRef::from(&socket).set_tcp_keepalive(&keepalive) {
+        log::debug!("conn {id}: cannot enable TCP keepalive: {e}");
     }
     let mut conn = match ServerConnection::new(state.tls.clone()) {
         Ok(c) => c,
@@ -299,7 +316,7 @@ fn refuse(conn: &mut ServerConnection, socket: &mut TcpStream, reason: ByeReason
     };
     let _ = conn.writer().write_all(format!("{bye}\n").as_bytes());
     conn.send_close_notify();
-    let _ = socket.set_write_timeout(Some(std::time::Duration::from_secs(2)));
+    let _ = socket.set_write_timeout(Some(Duration::from_secs(2)));
     while conn.wants_write() {
         if conn.write_tls(socket).is_err() {
             break;

@@ -1,0 +1,212 @@
+//! The `server` binary itself: it logs the real bound port, serves, stops
+//! on SIGTERM with exit status 0, and refuses to start with one clear line
+//! on stderr (never a panic) when a file or the port is unusable.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+use support::{pki, TestClient, WAIT};
+
+/// The server binary with the test certificate and a database in `dir`.
+fn server(dir: &Path) -> Command {
+    server_with(dir, &pki().cert, &pki().key)
+}
+
+/// The server binary with the given certificate and key files.
+fn server_with(dir: &Path, cert: &Path, key: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
+    cmd.arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg("--db")
+        .arg(dir.join("chat.db"))
+        .arg("--fast-hash")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs a server that must fail at start, with a deadline.
+fn fail(mut cmd: Command) -> Output {
+    let child = cmd.spawn().expect("start the server binary");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(WAIT)
+        .expect("the server did not exit")
+        .expect("wait for the server")
+}
+
+/// Asserts a start-up failure: non-zero status, and the last stderr line is
+/// one `error: …` line containing `needle`, with no panic anywhere.
+fn assert_one_clear_line(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit status {:?}", out.status);
+    assert!(!stderr.contains("panicked"), "panic in stderr: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "stderr: {stderr}");
+    assert!(
+        errors[0].contains(needle),
+        "{:?} does not mention {needle:?}",
+        errors[0]
+    );
+}
+
+/// Sends SIGTERM with the system's `kill` command.
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// `--addr 127.0.0.1:0` logs `listening on 127.0.0.1:<real port>`; a TLS
+/// client can use that port; SIGTERM ends the process with status 0.
+#[test]
+fn logs_the_real_port_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = server(dir.path())
+        .args(["--addr", "127.0.0.1:0"])
+        .spawn()
+        .expect("start the server binary");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr: SocketAddr = loop {
+        let line = rx.recv_timeout(WAIT).expect("no 'listening on' log line");
+        if let Some(at) = line.find("listening on ") {
+            break line[at + "listening on ".len()..]
+                .trim()
+                .parse()
+                .expect("an address");
+        }
+    };
+    assert_ne!(addr.port(), 0);
+    let mut c = TestClient::connect(addr);
+    c.expect_prefix("HELLO 1 ");
+    c.send("REGISTER zoe secret password");
+    c.expect("OK REGISTER zoe");
+    terminate(&child);
+    c.expect("BYE SHUTDOWN The server is shutting down.");
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done_tx.send(child.wait());
+    });
+    let status = done_rx
+        .recv_timeout(WAIT)
+        .expect("the server did not exit after SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    let logs: Vec<String> = rx.try_iter().collect();
+    assert!(
+        logs.iter().all(|l| !l.contains("secret password")),
+        "a password reached the log"
+    );
+}
+
+/// A missing certificate file: one line naming it.
+#[test]
+fn missing_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = server_with(dir.path(), Path::new("/nonexistent/cert.pem"), &pki().key);
+    cmd.args(["--addr", "127.0.0.1:0"]);
+    let out = fail(cmd);
+    assert_one_clear_line(&out, "/nonexistent/cert.pem");
+}
+
+/// A key file that is not a key: one line naming it.
+#[test]
+fn unusable_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = server_with(dir.path(), &pki().cert, &pki().cert);
+    cmd.args(["--addr", "127.0.0.1:0"]);
+    let out = fail(cmd);
+    assert_one_clear_line(&out, "private key");
+}
+
+/// A database file that is not SQLite: one line naming it, and the file
+/// is left as it was.
+#[test]
+fn database_that_is_not_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("chat.db");
+    let junk = b"this is not a database, it is a shopping list\n".repeat(100);
+    std::fs::write(&db, &junk).expect("write junk");
+    let mut cmd = server(dir.path());
+    cmd.args(["--addr", "127.0.0.1:0"]);
+    let out = fail(cmd);
+    assert_one_clear_line(&out, "not a SQLite database");
+    assert_eq!(std::fs::read(&db).expect("read back"), junk);
+}
+
+/// A port in use: one line naming the address.
+#[test]
+fn port_in_use() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let mut cmd = server(dir.path());
+    cmd.args(["--addr", &addr]);
+    let out = fail(cmd);
+    assert_one_clear_line(&out, &format!("cannot listen on {addr}"));
+}
+
+/// A limit of zero is refused before anything starts.
+#[test]
+fn zero_limit_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = server(dir.path());
+    cmd.args(["--addr", "127.0.0.1:0", "--queue-lines", "0"]);
+    let out = fail(cmd);
+    assert_one_clear_line(&out, "--queue-lines must be at least 1");
+}
+
+/// `--help` documents every option of the issue, by its exact name.
+#[test]
+fn help_lists_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--addr",
+        "--cert",
+        "--key",
+        "--db",
+        "--history",
+        "--fast-hash",
+        "--handshake-timeout",
+        "--login-timeout",
+        "--msg-rate",
+        "--msg-burst",
+        "--login-failures",
+        "--queue-lines",
+        "--max-connections",
+        "--max-line",
+    ] {
+        assert!(help.contains(option), "--help does not mention {option}");
+    }
+}
