@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use crate::auth::Verdict;
 use crate::db::DbError;
-use crate::protocol::command::BAD_CREDENTIALS_TEXT;
+use crate::protocol::command::{BAD_CREDENTIALS_TEXT, NO_SUCH_ROOM_TEXT, NO_SUCH_USER_TEXT};
 use crate::protocol::{
     ByeReason, Command, ErrCode, LeftReason, LineEvent, Name, ServerLine, PROTOCOL_VERSION,
 };
@@ -370,7 +370,7 @@ impl Session {
     /// is taken: hashing takes milliseconds, and nobody may wait for it.
     fn join(&self, state: &State, room: &Name, password: Option<&str>) {
         let Some(target) = state.hub.room(&room.key()) else {
-            self.err(ErrCode::NoSuchRoom, "There is no room with that name.");
+            self.err(ErrCode::NoSuchRoom, NO_SUCH_ROOM_TEXT);
             return;
         };
         if self
@@ -449,14 +449,12 @@ impl Session {
         }
         let record = match state.db.user(to.as_str()) {
             Ok(Some(record)) => record,
-            Ok(None) => return self.err(ErrCode::NoSuchUser, "There is no user with that name."),
+            Ok(None) => return self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
             Err(e) => return self.server_error("dm lookup", &e),
         };
         match state.db.store_dm(&record.name, &from, time.0, &text) {
             Ok(()) => {}
-            Err(DbError::NoSuchUser) => {
-                return self.err(ErrCode::NoSuchUser, "There is no user with that name.")
-            }
+            Err(DbError::NoSuchUser) => return self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
             Err(e) => return self.server_error("store dm", &e),
         }
         self.ok("DM", format!("{} stored", record.name));

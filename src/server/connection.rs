@@ -205,6 +205,8 @@ fn read_loop(
     let mut splitter = LineSplitter::new(state.config.max_line);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut plain = Vec::new();
+    // The read timeout currently set on the socket (the handshake left one).
+    let mut armed = socket.read_timeout().ok().flatten();
     loop {
         // Until the user logs in, a read waits no longer than the login
         // deadline; after that, reads wait as long as the client stays
@@ -220,9 +222,13 @@ fn read_loop(
             }
             Some(left)
         };
-        if let Err(e) = socket.set_read_timeout(timeout) {
-            log::debug!("conn {id}: cannot set the read timeout: {e}");
-            return;
+        // One system call, and only when the timeout changes.
+        if timeout != armed {
+            if let Err(e) = socket.set_read_timeout(timeout) {
+                log::debug!("conn {id}: cannot set the read timeout: {e}");
+                return;
+            }
+            armed = timeout;
         }
 
         // 1. Block in read, no lock held.

@@ -198,13 +198,13 @@ mod tests {
         assert!(!f.is_blocked("alice", t0 + ms(4) + LOGIN_WINDOW));
     }
 
-    /// Failures spread over more than a minute never block.
+    /// Four failures a minute (one every 15 s) never block a limit of five.
     #[test]
     fn old_failures_fall_out_of_the_window() {
         let t0 = Instant::now();
         let mut f = FailedLogins::new(5);
         for i in 0..20 {
-            let now = t0 + Duration::from_secs(13 * i);
+            let now = t0 + Duration::from_secs(15 * i);
             assert!(!f.record_failure("alice", now), "failure {i}");
         }
     }
