@@ -505,3 +505,29 @@ fn stalled_handshake_is_dropped() {
     let got = read_to_close(&mut raw);
     assert!(got.is_empty(), "a silent peer got {} bytes", got.len());
 }
+
+/// When the database cannot be written (another process holds its write
+/// lock past the busy timeout), REGISTER and CREATE answer SERVER_ERROR,
+/// other connections keep working, and nothing half-done remains: once the
+/// lock is gone the same name registers normally.
+#[test]
+fn database_failure_is_server_error() {
+    let server = TestServer::start();
+    let mut alice = server.user("alice");
+    let mut bob = server.connect();
+    let blocker = rusqlite::Connection::open(&server.config.db_path).expect("open the db");
+    blocker
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("take the write lock");
+    bob.send("REGISTER bob pw");
+    bob.expect_prefix("ERR SERVER_ERROR ");
+    alice.send("CREATE sala");
+    alice.expect_prefix("ERR SERVER_ERROR ");
+    alice.send("PING");
+    alice.expect("PONG");
+    blocker.execute_batch("ROLLBACK").expect("release the lock");
+    bob.send("REGISTER bob pw");
+    bob.expect("OK REGISTER bob");
+    alice.send("CREATE sala");
+    alice.expect("OK CREATE sala");
+}
