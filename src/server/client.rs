@@ -171,10 +171,7 @@ impl Client {
 
     /// The room the client is in now, if any.
     pub fn current_room(&self) -> Option<Arc<Room>> {
-        self.room
-            .lock()
-            .expect("membership lock poisoned: a thread panicked while changing rooms")
-            .clone()
+        super::sync::lock(&self.room).clone()
     }
 }
 

@@ -35,6 +35,7 @@ use crate::db::RoomRecord;
 use crate::protocol::{ByeReason, LeftReason, Name, ServerLine, Timestamp};
 
 use super::client::{Client, Closing, Outgoing};
+use super::sync;
 
 /// A chat room.
 #[derive(Debug)]
@@ -156,9 +157,7 @@ impl Room {
 
     /// Takes the room's lock.
     fn lock(&self) -> MutexGuard<'_, RoomState> {
-        self.state
-            .lock()
-            .expect("room lock poisoned: a thread panicked inside a room")
+        sync::lock(&self.state)
     }
 
     /// Removes `client` and tells the others. Called with the client's
@@ -245,14 +244,14 @@ impl Hub {
 
     /// Takes the connections lock.
     fn conns_lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Client>>> {
-        self.conns.lock().expect("connections lock poisoned")
+        sync::lock(&self.conns)
     }
 
     // ----- users --------------------------------------------------------
 
     /// Takes the online-users lock.
     fn users_lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Client>>> {
-        self.users.lock().expect("users lock poisoned")
+        sync::lock(&self.users)
     }
 
     /// Marks `client` (whose user is set) as the user's online session. An
@@ -297,27 +296,18 @@ impl Hub {
 
     /// Looks a room up by key.
     pub fn room(&self, key: &str) -> Option<Arc<Room>> {
-        self.rooms
-            .read()
-            .expect("rooms lock poisoned")
-            .get(key)
-            .cloned()
+        sync::read(&self.rooms).get(key).cloned()
     }
 
     /// Adds a room that the database has just committed.
     pub fn add_room(&self, room: Room) {
         let key = room.name.key();
-        self.rooms
-            .write()
-            .expect("rooms lock poisoned")
-            .insert(key, Arc::new(room));
+        sync::write(&self.rooms).insert(key, Arc::new(room));
     }
 
     /// Every room as `(name, private, online)`, sorted by name.
     pub fn list_rooms(&self) -> Vec<(String, bool, usize)> {
-        self.rooms
-            .read()
-            .expect("rooms lock poisoned")
+        sync::read(&self.rooms)
             .values()
             .map(|r| (r.name.to_string(), r.is_private(), r.online()))
             .collect()
@@ -334,7 +324,7 @@ impl Hub {
     /// the room reaches the joiner either in the history or as a `MSG`
     /// after `OK JOIN`, never both, never neither.
     pub fn join(&self, client: &Arc<Client>, room: &Arc<Room>) -> Result<(), JoinError> {
-        let mut cell = client.room.lock().expect("membership lock poisoned");
+        let mut cell = sync::lock(&client.room);
         if client.closing().is_some() {
             return Err(JoinError::Closing);
         }
@@ -375,7 +365,7 @@ impl Hub {
     /// Takes `client` out of its room, telling the others why. Returns the
     /// room's name, or `None` if it was in no room.
     pub fn leave(&self, client: &Client, reason: LeftReason) -> Option<Name> {
-        let mut cell = client.room.lock().expect("membership lock poisoned");
+        let mut cell = sync::lock(&client.room);
         let room = cell.take()?;
         room.remove(client, reason);
         Some(room.name.clone())
@@ -388,7 +378,7 @@ impl Hub {
     pub fn say(&self, client: &Client, text: String) -> Option<Said> {
         // The membership lock makes sure the client is really a member
         // while the room's lock is taken (a takeover could be removing it).
-        let cell = client.room.lock().expect("membership lock poisoned");
+        let cell = sync::lock(&client.room);
         let room = cell.as_ref()?;
         let user = client.display_name().to_string();
         let mut state = room.lock();
@@ -436,7 +426,7 @@ impl Hub {
     /// The members of the client's room, in joining order, or `None` if the
     /// client is in no room.
     pub fn who(&self, client: &Client) -> Option<Vec<String>> {
-        let cell = client.room.lock().expect("membership lock poisoned");
+        let cell = sync::lock(&client.room);
         let room = cell.as_ref()?;
         let state = room.lock();
         Some(

@@ -28,6 +28,7 @@ mod connection;
 pub mod hub;
 pub mod rate_limit;
 mod shutdown;
+mod sync;
 mod writer;
 
 pub use client::bye_text;
@@ -35,7 +36,7 @@ pub use shutdown::Shutdown;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -90,9 +91,7 @@ pub(crate) struct State {
 impl State {
     /// Takes the failed-logins lock.
     pub(crate) fn failed_logins(&self) -> MutexGuard<'_, FailedLogins> {
-        self.failed_logins
-            .lock()
-            .expect("failed-logins lock poisoned")
+        sync::lock(&self.failed_logins)
     }
 }
 
@@ -114,7 +113,7 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut count = self.state.live.count.lock().expect("live count poisoned");
+        let mut count = sync::lock(&self.state.live.count);
         *count -= 1;
         if *count == 0 {
             self.state.live.zero.notify_all();
@@ -125,7 +124,7 @@ impl Drop for Slot {
 /// Takes a place for a new connection if the server is under `hard_limit`.
 /// Returns the slot and the number of connections before this one.
 fn take_slot(state: &Arc<State>, hard_limit: usize) -> Option<(Slot, usize)> {
-    let mut count = state.live.count.lock().expect("live count poisoned");
+    let mut count = sync::lock(&state.live.count);
     if *count >= hard_limit {
         return None;
     }
@@ -142,12 +141,12 @@ fn take_slot(state: &Arc<State>, hard_limit: usize) -> Option<(Slot, usize)> {
 
 /// Waits until every connection thread has ended, or `timeout` passes.
 fn wait_for_connections(state: &State, timeout: Duration) -> bool {
-    let count = state.live.count.lock().expect("live count poisoned");
+    let count = sync::lock(&state.live.count);
     let (count, _) = state
         .live
         .zero
         .wait_timeout_while(count, timeout, |n| *n > 0)
-        .expect("live count poisoned");
+        .unwrap_or_else(PoisonError::into_inner);
     *count == 0
 }
 

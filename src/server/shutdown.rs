@@ -43,7 +43,7 @@ impl Shutdown {
         if self.inner.triggered.swap(true, Ordering::SeqCst) {
             return;
         }
-        let addr = *self.inner.wake.lock().expect("shutdown lock poisoned");
+        let addr = *super::sync::lock(&self.inner.wake);
         if let Some(addr) = addr {
             wake(addr);
         }
@@ -57,7 +57,7 @@ impl Shutdown {
     /// Tells the signal which listener to wake. If the signal already fired,
     /// wakes it now.
     pub(crate) fn set_listener(&self, addr: SocketAddr) {
-        *self.inner.wake.lock().expect("shutdown lock poisoned") = Some(addr);
+        *super::sync::lock(&self.inner.wake) = Some(addr);
         if self.is_triggered() {
             wake(addr);
         }
