@@ -125,11 +125,11 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>> {
 /// [`Error::Tls`] for a protocol failure (including a peer that speaks
 /// plain text) or a handshake that ran out of time; [`Error::Io`] when the
 /// socket fails or the peer goes away.
-pub fn handshake(
-    conn: &mut ServerConnection,
-    socket: &mut TcpStream,
-    deadline: Instant,
-) -> Result<()> {
+pub fn handshake(conn: &mut ServerConnection, socket: &TcpStream, deadline: Instant) -> Result<()> {
+    // `&TcpStream` is itself `Read + Write`: the handshake borrows the
+    // socket, which the caller may share (e.g. to shut it down from
+    // another thread).
+    let mut socket = socket;
     while conn.is_handshaking() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -139,7 +139,7 @@ pub fn handshake(
             .set_read_timeout(Some(left))
             .and_then(|()| socket.set_write_timeout(Some(left)))
             .map_err(|e| Error::io("set socket timeout", e))?;
-        match conn.complete_io(socket) {
+        match conn.complete_io(&mut socket) {
             Ok((0, 0)) if conn.is_handshaking() => {
                 return Err(Error::Tls(
                     "peer closed the connection during the handshake".into(),
@@ -153,7 +153,7 @@ pub fn handshake(
                 // rustls reports protocol errors (a plain-text peer, a bad
                 // record) as InvalidData. It has queued an alert: one last
                 // best-effort write delivers it, as rustls's examples do.
-                let _ = conn.write_tls(socket);
+                let _ = conn.write_tls(&mut socket);
                 return Err(Error::Tls(e.to_string()));
             }
             Err(e) => return Err(Error::io("handshake", e)),

@@ -68,11 +68,11 @@ pub struct Client {
     /// Set once when the connection must end; read by the writer before and
     /// after each batch, and by the reader between lines.
     closing: OnceLock<Closing>,
-    /// A clone of the socket, used for one thing only: `shutdown(Read)`,
+    /// The connection's socket, used here for one thing only: `shutdown(Read)`,
     /// which wakes this client's reader thread out of a blocking `read`
     /// when someone else decides to close the connection. It is never
     /// written to from here.
-    socket: TcpStream,
+    socket: Arc<TcpStream>,
     /// The user name, set once at `LOGIN` (as registered, not as typed).
     user: OnceLock<Name>,
     /// The room the client is in. This mutex is the client's *membership
@@ -86,7 +86,12 @@ pub struct Client {
 
 impl Client {
     /// A handle for a freshly accepted connection.
-    pub fn new(id: u64, peer: SocketAddr, outbox: Sender<Outgoing>, socket: TcpStream) -> Self {
+    pub fn new(
+        id: u64,
+        peer: SocketAddr,
+        outbox: Sender<Outgoing>,
+        socket: Arc<TcpStream>,
+    ) -> Self {
         Client {
             id,
             peer,

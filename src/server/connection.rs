@@ -36,7 +36,7 @@ use crate::tls;
 
 use super::client::{bye_text, Client, Closing};
 use super::commands::{Flow, Session};
-use super::{writer, State, WRITER_STACK};
+use super::{sync, writer, State, WRITER_STACK};
 
 /// How many bytes one `read` may take from the socket. A TLS record is at
 /// most about 16 KiB, so this reads one whole record at a time.
@@ -76,15 +76,32 @@ impl Drop for SessionGuard {
     }
 }
 
+/// Keeps a handshaking connection's socket where shutdown can find it;
+/// dropping the guard takes it out again.
+struct Handshaking<'a> {
+    /// The shared state holding the registry.
+    state: &'a State,
+    /// The connection's number.
+    id: u64,
+}
+
+impl<'a> Handshaking<'a> {
+    /// Registers `socket` as handshaking.
+    fn register(state: &'a State, id: u64, socket: &Arc<TcpStream>) -> Self {
+        sync::lock(&state.handshaking).insert(id, socket.clone());
+        Handshaking { state, id }
+    }
+}
+
+impl Drop for Handshaking<'_> {
+    fn drop(&mut self) {
+        sync::lock(&self.state.handshaking).remove(&self.id);
+    }
+}
+
 /// Serves one accepted connection to its end. `over_limit` means the server
 /// is full: the client gets `BYE TOO_MANY_CONNECTIONS` after the handshake.
-pub fn serve(
-    state: Arc<State>,
-    mut socket: TcpStream,
-    peer: SocketAddr,
-    id: u64,
-    over_limit: bool,
-) {
+pub fn serve(state: Arc<State>, socket: TcpStream, peer: SocketAddr, id: u64, over_limit: bool) {
     let accepted = Instant::now();
     // Lines are small and latency matters more than packet count: send
     // each batch at once instead of waiting for Nagle's algorithm.
@@ -107,11 +124,21 @@ pub fn serve(
             return;
         }
     };
-    if let Err(e) = tls::handshake(
-        &mut conn,
-        &mut socket,
-        accepted + state.config.handshake_timeout,
-    ) {
+    // One socket, shared: this thread reads it, the writer thread writes
+    // it (`&TcpStream` is both `Read` and `Write`), and whoever closes the
+    // connection shuts it down. One file descriptor per client, not three.
+    let socket = Arc::new(socket);
+    // Registered while handshaking, so that a shutdown can cut a slow
+    // handshake short instead of waiting for its deadline.
+    let handshake = {
+        let _registered = Handshaking::register(&state, id, &socket);
+        tls::handshake(
+            &mut conn,
+            &socket,
+            accepted + state.config.handshake_timeout,
+        )
+    };
+    if let Err(e) = handshake {
         log::info!("conn {id} ({peer}): handshake failed: {e}");
         return;
     }
@@ -129,30 +156,16 @@ pub fn serve(
         } else {
             ByeReason::Shutdown
         };
-        refuse(&mut conn, &mut socket, reason);
+        refuse(&mut conn, &socket, reason);
         return;
     }
 
-    // The reader clears the handshake's timeouts; reads are timed by the
-    // login deadline below, writes by the writer.
-    let _ = socket.set_write_timeout(None);
-    let clones = socket
-        .try_clone()
-        .and_then(|a| socket.try_clone().map(|b| (a, b)));
-    let (wake_handle, writer_socket) = match clones {
-        Ok(pair) => pair,
-        Err(e) => {
-            log::error!("conn {id}: cannot clone the socket: {e}");
-            refuse(&mut conn, &mut socket, ByeReason::TooManyConnections);
-            return;
-        }
-    };
     let (tx, rx) = crossbeam_channel::bounded(state.config.queue_lines);
-    let client = Arc::new(Client::new(id, peer, tx, wake_handle));
+    let client = Arc::new(Client::new(id, peer, tx, socket.clone()));
     let tls = Arc::new(Mutex::new(conn));
 
     let writer = {
-        let (tls, client) = (tls.clone(), client.clone());
+        let (tls, client, writer_socket) = (tls.clone(), client.clone(), socket.clone());
         let (timeout, lines) = (state.config.write_timeout, state.config.queue_lines);
         thread::Builder::new()
             .name(format!("conn-{id}-writer"))
@@ -165,7 +178,7 @@ pub fn serve(
             // No writer, so nobody else can write: we still own the socket.
             log::error!("conn {id}: cannot spawn a writer thread: {e}");
             let mut conn = tls.lock().expect("tls lock poisoned");
-            refuse(&mut conn, &mut socket, ByeReason::TooManyConnections);
+            refuse(&mut conn, &socket, ByeReason::TooManyConnections);
             return;
         }
     };
@@ -182,7 +195,7 @@ pub fn serve(
 
     let mut session = Session::new(client.clone(), &state);
     session.hello();
-    read_loop(&state, &mut session, &mut socket, &tls, accepted);
+    read_loop(&state, &mut session, &socket, &tls, accepted);
 
     drop(guard);
     drop(session);
@@ -195,7 +208,7 @@ pub fn serve(
 fn read_loop(
     state: &State,
     session: &mut Session,
-    socket: &mut TcpStream,
+    socket: &TcpStream,
     tls: &Mutex<ServerConnection>,
     accepted: Instant,
 ) {
@@ -232,7 +245,7 @@ fn read_loop(
         }
 
         // 1. Block in read, no lock held.
-        let n = match socket.read(&mut buf) {
+        let n = match { socket }.read(&mut buf) {
             Ok(0) => {
                 if splitter.has_partial() {
                     log::info!("conn {id}: connection closed in the middle of a line");
@@ -315,7 +328,7 @@ fn decrypt(
 
 /// Sends one `BYE` and closes, on a connection that has no writer thread
 /// (the server is full, shutting down, or could not start a thread).
-fn refuse(conn: &mut ServerConnection, socket: &mut TcpStream, reason: ByeReason) {
+fn refuse(conn: &mut ServerConnection, mut socket: &TcpStream, reason: ByeReason) {
     let bye = ServerLine::Bye {
         reason,
         text: bye_text(reason).into(),
@@ -324,7 +337,7 @@ fn refuse(conn: &mut ServerConnection, socket: &mut TcpStream, reason: ByeReason
     conn.send_close_notify();
     let _ = socket.set_write_timeout(Some(Duration::from_secs(2)));
     while conn.wants_write() {
-        if conn.write_tls(socket).is_err() {
+        if conn.write_tls(&mut socket).is_err() {
             break;
         }
     }

@@ -22,6 +22,7 @@
 //! fixed stack; a failed spawn is logged and the socket closed, never a
 //! panic.
 
+pub mod capacity;
 mod client;
 mod commands;
 mod connection;
@@ -34,7 +35,8 @@ mod writer;
 pub use client::bye_text;
 pub use shutdown::Shutdown;
 
-use std::net::TcpListener;
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -86,6 +88,12 @@ pub(crate) struct State {
     pub(crate) shutdown: Shutdown,
     /// Live connection threads, for the connection limit and for shutdown.
     live: LiveCount,
+    /// Sockets still in their TLS handshake, so that shutdown can cut them
+    /// short (they have no outbox to receive a `BYE` yet).
+    pub(crate) handshaking: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    /// `--max-connections`, lowered if the operating system's limits allow
+    /// fewer (see `capacity`).
+    max_connections: usize,
 }
 
 impl State {
@@ -184,6 +192,7 @@ pub fn run(
         config.db_path.display(),
         rooms.len()
     );
+    let max_connections = connection_cap(config.max_connections);
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("read the listener's address", e))?;
@@ -196,6 +205,8 @@ pub fn run(
         tls,
         shutdown: shutdown.clone(),
         live: LiveCount::default(),
+        handshaking: Mutex::new(HashMap::new()),
+        max_connections,
     });
     shutdown.set_listener(addr);
     log::info!("listening on {addr}");
@@ -203,6 +214,9 @@ pub fn run(
     accept_loop(&listener, &state);
     drop(listener);
 
+    for socket in sync::lock(&state.handshaking).values() {
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+    }
     let open = state.hub.close_all(ByeReason::Shutdown);
     log::info!("shutting down: closing {open} connections");
     let all_done = wait_for_connections(&state, SHUTDOWN_GRACE);
@@ -223,10 +237,38 @@ pub fn run(
     Ok(())
 }
 
+/// The connection limit to enforce: `--max-connections`, or fewer if the
+/// machine's limits (open files, memory maps, thread ids) cannot hold that
+/// many. Refusing with `BYE TOO_MANY_CONNECTIONS` beats failing to start a
+/// thread.
+fn connection_cap(requested: usize) -> usize {
+    let limits = capacity::read_limits();
+    let Some((allowed, bound)) = capacity::estimate(&limits) else {
+        log::info!("serving up to {requested} connections (system limits unknown)");
+        return requested;
+    };
+    let allowed = usize::try_from(allowed).unwrap_or(usize::MAX).max(1);
+    if allowed < requested {
+        log::warn!(
+            "this machine's limits allow about {allowed} clients (bound by {}), \
+             fewer than --max-connections {requested}: serving at most {allowed}; \
+             the README says how to raise the limits",
+            bound.name()
+        );
+        allowed
+    } else {
+        log::info!(
+            "serving up to {requested} connections (this machine's limits allow about {allowed}, bound by {})",
+            bound.name()
+        );
+        requested
+    }
+}
+
 /// Accepts connections until shutdown, and gives each its own thread.
 fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
     let next_id = AtomicU64::new(1);
-    let max = state.config.max_connections;
+    let max = state.max_connections;
     for incoming in listener.incoming() {
         if state.shutdown.is_triggered() {
             break;

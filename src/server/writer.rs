@@ -53,7 +53,7 @@ fn push(plain: &mut Vec<u8>, item: Outgoing) {
 /// own clone of the connection's socket.
 pub fn run(
     tls: Arc<Mutex<ServerConnection>>,
-    mut socket: TcpStream,
+    socket: Arc<TcpStream>,
     outbox: Receiver<Outgoing>,
     client: Arc<Client>,
     write_timeout: Duration,
@@ -130,7 +130,7 @@ pub fn run(
         // 4. Write with the lock released. This may block (up to the write
         //    timeout); the reader keeps reading meanwhile.
         if !wire.is_empty() {
-            if let Err(e) = socket.write_all(&wire) {
+            if let Err(e) = (&*socket).write_all(&wire) {
                 log::debug!("conn {}: write failed: {e}", client.id);
                 break;
             }
