@@ -22,6 +22,10 @@
 //! - [`tls`]: certificates, rustls configs, the handshake with a deadline.
 //! - [`config`]: every limit, with its default and why.
 //! - [`error`]: the library's error type.
+//! - [`client`]: the terminal client: a pure menu state machine, the network
+//!   thread, and the UI loop that alone owns the terminal.
+//! - [`i18n`]: every sentence the client shows, in English and Brazilian
+//!   Portuguese.
 //!
 //! # Threads
 //!
@@ -42,9 +46,11 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod i18n;
 pub mod protocol;
 pub mod server;
 pub mod tls;

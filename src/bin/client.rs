@@ -1,0 +1,69 @@
+//! `client`: the terminal chat client. Parses the options, calls
+//! [`chat::client::run`], and turns the outcome into an exit status: 0 after
+//! a normal quit, 1 with one line on stderr when the session could not
+//! start or the server ended it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use chat::client::{self, Ending, Options, Trust};
+use chat::i18n::Locale;
+
+/// The chat client: connects over TLS to a chat server and shows menus.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// The server's port.
+    #[arg(default_value_t = 12345)]
+    port: u16,
+    /// The server's host name or address (e.g. an ngrok host like 0.tcp.sa.ngrok.io).
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Language: en or pt (default: from LANG; pt* is Portuguese).
+    #[arg(long, value_name = "LANG")]
+    lang: Option<Locale>,
+    /// Trust exactly the server certificate in FILE, whatever the host name (the default mode).
+    #[arg(long, value_name = "FILE", default_value = "cert.pem")]
+    cert_pin: PathBuf,
+    /// Instead of pinning, verify the server with the CA certificate(s) in FILE and its name.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    ca: Option<PathBuf>,
+    /// With --ca: the name to check in the certificate (and send as SNI) instead of --host.
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// Do NOT verify the server at all (like the original client). Prints a warning.
+    #[arg(long)]
+    insecure: bool,
+    /// Seconds of silence before a keepalive PING.
+    #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
+    keepalive: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let locale = args.lang.unwrap_or_else(Locale::from_env);
+    let trust = match (args.insecure, args.ca) {
+        (true, _) => Trust::Insecure,
+        (false, Some(ca)) => Trust::Ca(ca),
+        (false, None) => Trust::Pin(args.cert_pin),
+    };
+    let options = Options {
+        host: args.host,
+        port: args.port,
+        server_name: args.server_name,
+        trust,
+        locale,
+        keepalive: std::time::Duration::from_secs(args.keepalive.max(1)),
+    };
+    match client::run(&options) {
+        Ok(Ending::Quit) => ExitCode::SUCCESS,
+        // The UI has shown why (the BYE reason or the lost connection).
+        Ok(Ending::ServerClosed) => ExitCode::FAILURE,
+        Err(msg) => {
+            eprintln!("{}", msg.render(locale));
+            ExitCode::FAILURE
+        }
+    }
+}

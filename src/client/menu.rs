@@ -1,0 +1,1090 @@
+//! The client's behaviour as a pure state machine: what the user types and
+//! what the server sends go in, protocol lines to send and text to show come
+//! out. No sockets, no terminal, no clock: the unit tests at the bottom walk
+//! through the whole original course session with plain strings.
+//!
+//! # The flow (the original Python client's, option for option)
+//!
+//! ```text
+//!  start menu ──1──▶ "user password" ──REGISTER──▶ start menu
+//!             ──2──▶ "user password" ──LOGIN────▶ main menu
+//!             ──3──▶ QUIT
+//!  main menu  ──1──▶ ROOMS (list)                 ──▶ main menu
+//!             ──2──▶ "name n" | "name s password" ──CREATE──▶ main menu
+//!             ──3──▶ "name [password]" ──JOIN──▶ chat
+//!             ──4──▶ QUIT
+//!             ──5──▶ LEAVE ──▶ main menu          (only while in a room)
+//!             ──6──▶ chat                         (only while in a room)
+//!  chat       text ──SAY──   /menu ──▶ main menu (still in the room)
+//!             /leave ──LEAVE──▶ main menu   /who   /msg user text   /help   /quit
+//! ```
+//!
+//! # Which reply belongs to which request
+//!
+//! The server answers every line with exactly one final reply, in order
+//! (PROTOCOL.md, "Session"). So the menu keeps a queue of `Pending`
+//! requests: each `OK`/`ERR` answers the oldest one. Data lines (`ROOM`,
+//! `USER`, `HISTORY`) are collected into the oldest pending request, and
+//! events (`MSG`, `JOINED`, `LEFT`, `DM`) are shown as they come.
+//!
+//! One exception needs care: a successful `SAY` has no `OK`; the sender's
+//! own `MSG` echo is its confirmation. Since the server handles a
+//! connection's lines in order, that echo arrives exactly when the `SAY` is
+//! the oldest pending request, so an echo of our own name pops it.
+//!
+//! # Typing ahead
+//!
+//! What a line means depends on the screen, and the screen often depends on
+//! a reply (after `LOGIN` comes the main menu, or the start menu again if the
+//! password was wrong). While a request that decides the next screen is in
+//! flight, typed lines wait in a queue and are handled, in order, once the
+//! reply has arrived. This is what makes `printf '2\nalice 123\n1\n' |
+//! client` behave exactly like a person typing slowly.
+
+use std::collections::VecDeque;
+
+use crate::i18n::{Locale, Msg, RoomInfo};
+use crate::protocol::{ByeReason, Command, LeftReason, ServerLine, PROTOCOL_VERSION};
+
+/// How a session ended; the binary turns it into the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The user quit (a menu option, `/quit`, or the end of the input):
+    /// exit status 0.
+    Quit,
+    /// The server closed the session or the connection was lost: the reason
+    /// has been shown, exit status 1.
+    ServerClosed,
+}
+
+/// What the menu asks the UI loop to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this protocol line (without its LF) to the server.
+    Send(String),
+    /// Show this text to the user (already in the user's language; it may
+    /// span several lines).
+    Show(String),
+    /// The session is over.
+    Quit(Ending),
+}
+
+/// Which account operation the credentials line is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Account {
+    /// Option 1 of the start menu.
+    Register,
+    /// Option 2 of the start menu.
+    Login,
+}
+
+/// What the next typed line means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Screen {
+    /// A choice of the start menu (1–3).
+    Start,
+    /// `user password` for registering or logging in.
+    Credentials(Account),
+    /// A choice of the main menu (1–4, and 5–6 while in a room).
+    Main,
+    /// `name n` or `name s password`.
+    CreateArgs,
+    /// `name [password]`.
+    JoinArgs,
+    /// Chat mode: text to say, or a `/command`.
+    Chat,
+}
+
+/// A request sent to the server whose final reply has not arrived yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    /// `REGISTER`: back to the start menu either way.
+    Register,
+    /// `LOGIN`: the main menu on success.
+    Login,
+    /// `ROOMS`: collects `ROOM` lines until `OK ROOMS`.
+    Rooms(Vec<RoomInfo>),
+    /// `CREATE`, public or private.
+    Create {
+        /// True when a password was given.
+        private: bool,
+    },
+    /// `JOIN`: collects `HISTORY` lines until `OK JOIN`.
+    Join(Vec<Msg>),
+    /// `LEAVE`.
+    Leave,
+    /// `SAY`: answered by our own `MSG` echo, or an `ERR`.
+    Say,
+    /// `WHO`: collects `USER` lines until `OK WHO`.
+    Who(Vec<String>),
+    /// `DM`.
+    Dm,
+    /// `QUIT`: answered by `BYE QUIT`.
+    Quit,
+}
+
+impl Pending {
+    /// True if the reply decides what the next typed line means, so typed
+    /// lines must wait for it. `SAY`, `WHO` and `DM` do not change the
+    /// screen, so chatting never waits.
+    fn decides_screen(&self) -> bool {
+        !matches!(self, Pending::Say | Pending::Who(_) | Pending::Dm)
+    }
+}
+
+/// The client's state: the screen, who and where the user is, and the
+/// requests in flight. See the module doc.
+#[derive(Debug)]
+pub struct Menu {
+    /// The language every [`Action::Show`] is rendered in.
+    locale: Locale,
+    /// What the next typed line means.
+    screen: Screen,
+    /// The logged-in user's name as the server spells it, once logged in:
+    /// how we recognise the echo of our own `SAY`.
+    user: Option<String>,
+    /// The room we are in, as the server spells it.
+    room: Option<String>,
+    /// Requests sent and not yet answered, oldest first.
+    pending: VecDeque<Pending>,
+    /// Lines typed while a screen-deciding request was in flight.
+    typed_ahead: VecDeque<String>,
+    /// The input has ended: quit as soon as everything typed is handled.
+    input_ended: bool,
+    /// `QUIT` has been sent: ignore further input.
+    quitting: bool,
+}
+
+impl Menu {
+    /// A menu at the start screen, speaking `locale`.
+    pub fn new(locale: Locale) -> Menu {
+        Menu {
+            locale,
+            screen: Screen::Start,
+            user: None,
+            room: None,
+            pending: VecDeque::new(),
+            typed_ahead: VecDeque::new(),
+            input_ended: false,
+            quitting: false,
+        }
+    }
+
+    /// True once `QUIT` has been sent: the UI then waits briefly for `BYE`.
+    pub fn is_quitting(&self) -> bool {
+        self.quitting
+    }
+
+    /// True while in chat mode (the UI does not need it; tests and a prompt
+    /// might).
+    pub fn in_chat(&self) -> bool {
+        self.screen == Screen::Chat
+    }
+
+    /// What to do when the connection is up: show the start menu.
+    pub fn on_start(&mut self) -> Vec<Action> {
+        vec![self.show(Msg::StartMenu)]
+    }
+
+    /// What to do with one line the user typed (without its line end).
+    pub fn on_input(&mut self, line: &str) -> Vec<Action> {
+        // A terminal on Windows, or a file saved there, ends lines with CRLF.
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if self.quitting {
+            return Vec::new();
+        }
+        if self.waiting_for_screen() {
+            self.typed_ahead.push_back(line.to_owned());
+            return Vec::new();
+        }
+        let mut actions = self.handle_input(line);
+        actions.extend(self.after_reply());
+        actions
+    }
+
+    /// What to do when the input ends (Ctrl-D, end of a pipe): finish what
+    /// was typed, then quit.
+    pub fn on_input_end(&mut self) -> Vec<Action> {
+        self.input_ended = true;
+        self.after_reply()
+    }
+
+    /// What to do when the connection ends without a `BYE`.
+    pub fn on_closed(&mut self, detail: Option<&str>) -> Vec<Action> {
+        if self.quitting {
+            return vec![self.show(Msg::Goodbye), Action::Quit(Ending::Quit)];
+        }
+        let detail = detail.map(str::to_owned);
+        vec![
+            self.show(Msg::ConnectionLost { detail }),
+            Action::Quit(Ending::ServerClosed),
+        ]
+    }
+
+    /// What to do with one line from the server that did not parse as a
+    /// [`ServerLine`].
+    pub fn on_unknown_line(&mut self, line: &str) -> Vec<Action> {
+        vec![self.show(Msg::UnknownLine {
+            line: line.to_owned(),
+        })]
+    }
+
+    /// What to do with one line from the server.
+    pub fn on_server(&mut self, line: &ServerLine) -> Vec<Action> {
+        let mut actions = match line {
+            ServerLine::Hello { version, .. } if *version != PROTOCOL_VERSION => {
+                vec![self.show(Msg::UnknownProtocolVersion { version: *version })]
+            }
+            // PONG: the network thread swallows its own keepalive replies,
+            // and the menu never sends PING. INFO: the menu never sends
+            // HELP (its /help is local, in the user's language).
+            ServerLine::Hello { .. } | ServerLine::Pong { .. } | ServerLine::Info { .. } => {
+                Vec::new()
+            }
+            ServerLine::Msg {
+                room, user, text, ..
+            } => {
+                let ours = self
+                    .user
+                    .as_deref()
+                    .is_some_and(|me| me.eq_ignore_ascii_case(user));
+                if ours && self.pending.front() == Some(&Pending::Say) {
+                    self.pending.pop_front();
+                }
+                vec![self.show(Msg::Said {
+                    room: room.clone(),
+                    user: user.clone(),
+                    text: text.clone(),
+                })]
+            }
+            ServerLine::Joined { user, .. } => {
+                vec![self.show(Msg::UserJoined { user: user.clone() })]
+            }
+            ServerLine::Left { user, reason, .. } => {
+                let user = user.clone();
+                vec![self.show(match reason {
+                    LeftReason::Leave => Msg::UserLeft { user },
+                    LeftReason::Quit => Msg::UserDisconnected { user },
+                })]
+            }
+            ServerLine::Dm { from, text, .. } => vec![self.show(Msg::DirectMessage {
+                from: from.clone(),
+                text: text.clone(),
+            })],
+            ServerLine::History {
+                room, user, text, ..
+            } => {
+                let line = Msg::HistoryLine {
+                    room: room.clone(),
+                    user: user.clone(),
+                    text: text.clone(),
+                };
+                match self.pending.front_mut() {
+                    Some(Pending::Join(history)) => {
+                        history.push(line);
+                        Vec::new()
+                    }
+                    _ => vec![self.show(line)],
+                }
+            }
+            ServerLine::Room {
+                name,
+                private,
+                online,
+            } => {
+                if let Some(Pending::Rooms(rooms)) = self.pending.front_mut() {
+                    rooms.push(RoomInfo {
+                        name: name.clone(),
+                        private: *private,
+                        online: *online,
+                    });
+                }
+                Vec::new()
+            }
+            ServerLine::User { name } => {
+                if let Some(Pending::Who(users)) = self.pending.front_mut() {
+                    users.push(name.clone());
+                }
+                Vec::new()
+            }
+            ServerLine::Ok { rest, .. } => match self.pending.pop_front() {
+                Some(request) => self.on_ok(request, rest),
+                None => Vec::new(),
+            },
+            ServerLine::Err { code, .. } => {
+                let mut actions = vec![self.show(Msg::Error(*code))];
+                if let Some(request) = self.pending.pop_front() {
+                    actions.extend(self.on_err(request));
+                }
+                actions
+            }
+            ServerLine::Bye { reason, .. } => return self.on_bye(*reason),
+        };
+        actions.extend(self.after_reply());
+        actions
+    }
+
+    /// Handles the `OK` that answers `request`; `rest` is what follows
+    /// `OK <COMMAND>`.
+    fn on_ok(&mut self, request: Pending, rest: &str) -> Vec<Action> {
+        match request {
+            Pending::Register => {
+                self.screen = Screen::Start;
+                vec![
+                    self.show(Msg::Registered { user: rest.into() }),
+                    self.show(Msg::StartMenu),
+                ]
+            }
+            Pending::Login => {
+                self.user = Some(rest.to_owned());
+                self.main_menu(vec![self.show(Msg::LoggedIn { user: rest.into() })])
+            }
+            Pending::Rooms(rooms) => self.main_menu(vec![self.show(Msg::RoomList { rooms })]),
+            Pending::Create { private } => self.main_menu(vec![self.show(Msg::Created {
+                room: rest.into(),
+                private,
+            })]),
+            Pending::Join(history) => {
+                self.room = Some(rest.to_owned());
+                self.screen = Screen::Chat;
+                let mut actions = vec![self.show(Msg::EnteredRoom { room: rest.into() })];
+                if !history.is_empty() {
+                    actions.push(self.show(Msg::HistoryStart {
+                        count: history.len(),
+                    }));
+                    actions.extend(history.into_iter().map(|line| self.show(line)));
+                    actions.push(self.show(Msg::HistoryEnd));
+                }
+                actions
+            }
+            Pending::Leave => {
+                self.room = None;
+                self.main_menu(vec![self.show(Msg::LeftRoom { room: rest.into() })])
+            }
+            Pending::Who(users) => vec![self.show(Msg::WhoList { users })],
+            Pending::Dm => {
+                // `OK DM <user> delivered` or `OK DM <user> stored`.
+                let (user, how) = rest.rsplit_once(' ').unwrap_or((rest, ""));
+                let user = user.to_owned();
+                vec![self.show(match how {
+                    "stored" => Msg::DmStored { user },
+                    _ => Msg::DmDelivered { user },
+                })]
+            }
+            // Neither has an OK; a server that sends one anyway is ignored.
+            Pending::Say | Pending::Quit => Vec::new(),
+        }
+    }
+
+    /// Handles the `ERR` that answers `request` (the error sentence has
+    /// been shown already): go back to the screen the request came from.
+    fn on_err(&mut self, request: Pending) -> Vec<Action> {
+        match request {
+            Pending::Register | Pending::Login => {
+                self.screen = Screen::Start;
+                vec![self.show(Msg::StartMenu)]
+            }
+            Pending::Rooms(_) | Pending::Create { .. } | Pending::Join(_) | Pending::Leave => {
+                self.main_menu(Vec::new())
+            }
+            Pending::Say | Pending::Who(_) | Pending::Dm | Pending::Quit => Vec::new(),
+        }
+    }
+
+    /// Handles `BYE`: the session is over either way.
+    fn on_bye(&mut self, reason: ByeReason) -> Vec<Action> {
+        self.quitting = true;
+        if reason == ByeReason::Quit {
+            vec![self.show(Msg::Goodbye), Action::Quit(Ending::Quit)]
+        } else {
+            vec![
+                self.show(Msg::ServerBye(reason)),
+                Action::Quit(Ending::ServerClosed),
+            ]
+        }
+    }
+
+    /// After a reply: handle the lines typed ahead while we waited, then
+    /// quit if the input has ended and nothing is left to do.
+    fn after_reply(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        while !self.quitting && !self.waiting_for_screen() {
+            match self.typed_ahead.pop_front() {
+                Some(line) => actions.extend(self.handle_input(&line)),
+                None => break,
+            }
+        }
+        if self.input_ended
+            && !self.quitting
+            && !self.waiting_for_screen()
+            && self.typed_ahead.is_empty()
+        {
+            actions.extend(self.quit());
+        }
+        actions
+    }
+
+    /// True while a reply that decides the next screen is outstanding.
+    fn waiting_for_screen(&self) -> bool {
+        self.pending.iter().any(Pending::decides_screen)
+    }
+
+    /// Interprets one typed line on the current screen.
+    fn handle_input(&mut self, line: &str) -> Vec<Action> {
+        match self.screen {
+            Screen::Start => self.start_choice(line.trim()),
+            Screen::Credentials(account) => self.credentials(account, line),
+            Screen::Main => self.main_choice(line.trim()),
+            Screen::CreateArgs => self.create_args(line),
+            Screen::JoinArgs => self.join_args(line),
+            Screen::Chat => self.chat_line(line),
+        }
+    }
+
+    /// A choice of the start menu.
+    fn start_choice(&mut self, choice: &str) -> Vec<Action> {
+        match choice {
+            "1" | "2" => {
+                let account = if choice == "1" {
+                    Account::Register
+                } else {
+                    Account::Login
+                };
+                self.screen = Screen::Credentials(account);
+                vec![self.show(Msg::AskCredentials)]
+            }
+            "3" => self.quit(),
+            _ => vec![self.show(Msg::InvalidOption), self.show(Msg::StartMenu)],
+        }
+    }
+
+    /// `user password` after option 1 or 2 of the start menu.
+    fn credentials(&mut self, account: Account, line: &str) -> Vec<Action> {
+        let line = line.trim();
+        if line.is_empty() {
+            self.screen = Screen::Start;
+            return vec![self.show(Msg::StartMenu)];
+        }
+        // The password is the rest of the line, so it may contain spaces.
+        let Some((user, password)) = line.split_once(' ') else {
+            return vec![self.show(Msg::CredentialsUsage)];
+        };
+        let password = password.trim_start();
+        let command = match account {
+            Account::Register => format!("REGISTER {user} {password}"),
+            Account::Login => format!("LOGIN {user} {password}"),
+        };
+        self.screen = Screen::Start;
+        let pending = match account {
+            Account::Register => Pending::Register,
+            Account::Login => Pending::Login,
+        };
+        self.request(&command, pending).unwrap_or_else(|mut shown| {
+            shown.push(self.show(Msg::StartMenu));
+            shown
+        })
+    }
+
+    /// A choice of the main menu.
+    fn main_choice(&mut self, choice: &str) -> Vec<Action> {
+        let room = self.room.clone();
+        match (choice, room) {
+            ("1", _) => self
+                .request("ROOMS", Pending::Rooms(Vec::new()))
+                .unwrap_or_default(),
+            ("2", _) => {
+                self.screen = Screen::CreateArgs;
+                vec![self.show(Msg::AskCreate)]
+            }
+            ("3", _) => {
+                self.screen = Screen::JoinArgs;
+                vec![self.show(Msg::AskJoin)]
+            }
+            ("4", _) => self.quit(),
+            ("5", Some(_)) => self.request("LEAVE", Pending::Leave).unwrap_or_default(),
+            ("6", Some(room)) => {
+                self.screen = Screen::Chat;
+                vec![self.show(Msg::BackToChat { room })]
+            }
+            _ => {
+                let mut actions = vec![self.show(Msg::InvalidOption)];
+                actions.extend(self.main_menu(Vec::new()));
+                actions
+            }
+        }
+    }
+
+    /// `name n`, `name s password` or `name y password` after option 2.
+    /// A name alone is a public room too.
+    fn create_args(&mut self, line: &str) -> Vec<Action> {
+        let line = line.trim();
+        if line.is_empty() {
+            return self.main_menu(Vec::new());
+        }
+        let (name, kind) = match line.split_once(' ') {
+            Some((name, kind)) => (name, Some(kind.trim_start())),
+            None => (line, None),
+        };
+        let (command, private) = match kind.map(|k| k.split_once(' ').unwrap_or((k, ""))) {
+            None | Some(("n" | "N", "")) => (format!("CREATE {name}"), false),
+            Some(("s" | "S" | "y" | "Y", password)) if !password.trim().is_empty() => {
+                (format!("CREATE {name} {}", password.trim_start()), true)
+            }
+            Some(_) => return vec![self.show(Msg::CreateUsage)],
+        };
+        self.screen = Screen::Main;
+        self.request(&command, Pending::Create { private })
+            .unwrap_or_else(|shown| self.main_menu(shown))
+    }
+
+    /// `name [password]` after option 3.
+    fn join_args(&mut self, line: &str) -> Vec<Action> {
+        let line = line.trim();
+        if line.is_empty() {
+            return self.main_menu(Vec::new());
+        }
+        self.screen = Screen::Main;
+        self.request(&format!("JOIN {line}"), Pending::Join(Vec::new()))
+            .unwrap_or_else(|shown| self.main_menu(shown))
+    }
+
+    /// A line typed in chat mode: a `/command`, or text to say.
+    fn chat_line(&mut self, line: &str) -> Vec<Action> {
+        if line.trim().is_empty() {
+            return Vec::new();
+        }
+        if !line.starts_with('/') {
+            return self
+                .request(&format!("SAY {line}"), Pending::Say)
+                .unwrap_or_else(|shown| shown);
+        }
+        let (command, args) = line.split_once(' ').unwrap_or((line, ""));
+        match command.to_ascii_lowercase().as_str() {
+            "/menu" => self.main_menu(Vec::new()),
+            "/leave" => self.request("LEAVE", Pending::Leave).unwrap_or_default(),
+            "/who" => self
+                .request("WHO", Pending::Who(Vec::new()))
+                .unwrap_or_default(),
+            "/msg" => match args.trim_start().split_once(' ') {
+                Some((user, text)) if !text.trim().is_empty() => self
+                    .request(&format!("DM {user} {text}"), Pending::Dm)
+                    .unwrap_or_else(|shown| shown),
+                _ => vec![self.show(Msg::MsgUsage)],
+            },
+            "/help" => vec![self.show(Msg::ChatHelp)],
+            "/quit" => self.quit(),
+            _ => vec![self.show(Msg::UnknownChatCommand {
+                command: command.to_owned(),
+            })],
+        }
+    }
+
+    /// Checks `line` with the protocol's own parser and, if it is a valid
+    /// command, sends it and remembers `pending`.
+    ///
+    /// Checking here means a bad name or a control character in a message
+    /// gets the same sentence as the server's `ERR` would give, without a
+    /// round trip, and that nothing the user types can smuggle a second
+    /// command onto the wire.
+    ///
+    /// # Errors
+    ///
+    /// The actions that show the error sentence, when the line is refused.
+    fn request(&mut self, line: &str, pending: Pending) -> Result<Vec<Action>, Vec<Action>> {
+        match Command::parse(line) {
+            Ok(command) => {
+                self.pending.push_back(pending);
+                Ok(vec![Action::Send(command.to_string())])
+            }
+            Err(refused) => Err(vec![self.show(Msg::Error(refused.code))]),
+        }
+    }
+
+    /// Sends `QUIT`; everything typed after it is ignored.
+    fn quit(&mut self) -> Vec<Action> {
+        self.quitting = true;
+        self.pending.push_back(Pending::Quit);
+        vec![Action::Send("QUIT".into())]
+    }
+
+    /// Switches to the main menu and shows it after `before`.
+    fn main_menu(&mut self, mut before: Vec<Action>) -> Vec<Action> {
+        self.screen = Screen::Main;
+        before.push(self.show(Msg::MainMenu {
+            room: self.room.clone(),
+        }));
+        before
+    }
+
+    /// Renders `msg` in the user's language.
+    fn show(&self, msg: Msg) -> Action {
+        Action::Show(msg.render(self.locale))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ErrCode;
+
+    /// A menu plus helpers that play the user and the server.
+    struct Script {
+        /// The menu under test.
+        menu: Menu,
+    }
+
+    impl Script {
+        /// A fresh menu in `locale`, with the start menu already shown.
+        fn new(locale: Locale) -> Script {
+            let mut menu = Menu::new(locale);
+            let start = menu.on_start();
+            assert_eq!(start, vec![Action::Show(Msg::StartMenu.render(locale))]);
+            Script { menu }
+        }
+
+        /// The user types `line`.
+        fn input(&mut self, line: &str) -> Vec<Action> {
+            self.menu.on_input(line)
+        }
+
+        /// The server sends `line` (in wire syntax).
+        fn server(&mut self, line: &str) -> Vec<Action> {
+            let parsed = ServerLine::parse(line).unwrap_or_else(|| panic!("bad line {line:?}"));
+            self.menu.on_server(&parsed)
+        }
+
+        /// Logs in as `user` (the wire exchange included).
+        fn logged_in(locale: Locale, user: &str) -> Script {
+            let mut s = Script::new(locale);
+            s.input("2");
+            assert_eq!(
+                sent(&s.input(&format!("{user} 123"))),
+                [format!("LOGIN {user} 123")]
+            );
+            s.server(&format!("OK LOGIN {user}"));
+            s
+        }
+
+        /// Logs in and joins `room`.
+        fn in_room(locale: Locale, user: &str, room: &str) -> Script {
+            let mut s = Script::logged_in(locale, user);
+            s.input("3");
+            assert_eq!(sent(&s.input(room)), [format!("JOIN {room}")]);
+            s.server(&format!("OK JOIN {room}"));
+            assert!(s.menu.in_chat());
+            s
+        }
+    }
+
+    /// The protocol lines among `actions`.
+    fn sent(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(line) => Some(line.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The screen lines among `actions`, split at line ends.
+    fn shown(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Show(text) => Some(text.lines().map(str::to_owned).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Asserts that some shown line equals `expected`.
+    fn assert_shows(actions: &[Action], expected: &str) {
+        let lines = shown(actions);
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "expected {expected:?} among {lines:#?}"
+        );
+    }
+
+    /// Asserts that no shown line starts with `prefix`.
+    fn assert_hides(actions: &[Action], prefix: &str) {
+        let lines = shown(actions);
+        assert!(
+            !lines.iter().any(|l| l.starts_with(prefix)),
+            "{prefix:?} should not be among {lines:#?}"
+        );
+    }
+
+    /// The original course session, in Portuguese, as pure inputs and
+    /// outputs: register, log in, create a public and a private room, list
+    /// them, join, chat, see someone arrive, go to the menu and back, leave.
+    #[test]
+    fn original_walkthrough_in_portuguese() {
+        let mut s = Script::new(Locale::PtBr);
+
+        // 1 = register; `usuario1 123` on one line.
+        assert_shows(
+            &s.input("1"),
+            "Digite usuário e senha na mesma linha (ex.: usuario1 123):",
+        );
+        assert_eq!(sent(&s.input("usuario1 123")), ["REGISTER usuario1 123"]);
+        let out = s.server("OK REGISTER usuario1");
+        assert_shows(
+            &out,
+            "Conta usuario1 criada. Agora entre com ela (opção 2).",
+        );
+        assert_shows(&out, "1 - Registrar");
+
+        // 2 = log in.
+        s.input("2");
+        assert_eq!(sent(&s.input("usuario1 123")), ["LOGIN usuario1 123"]);
+        let out = s.server("OK LOGIN usuario1");
+        assert_shows(&out, "Você entrou como usuario1.");
+        assert_shows(&out, "1 - Listar salas");
+        assert_hides(&out, "5 -");
+
+        // 2 = create, public then private.
+        assert_shows(&s.input("2"), "Nome e tipo da sala: `nome n` para uma sala pública, `nome s senha` para uma privada (linha vazia volta):");
+        assert_eq!(sent(&s.input("sala_publica n")), ["CREATE sala_publica"]);
+        assert_shows(
+            &s.server("OK CREATE sala_publica"),
+            "Sala pública sala_publica criada.",
+        );
+        s.input("2");
+        assert_eq!(
+            sent(&s.input("sala_privada s senhasecreta")),
+            ["CREATE sala_privada senhasecreta"]
+        );
+        assert_shows(
+            &s.server("OK CREATE sala_privada"),
+            "Sala privada sala_privada criada.",
+        );
+
+        // 1 = list.
+        assert_eq!(sent(&s.input("1")), ["ROOMS"]);
+        assert!(s.server("ROOM sala_privada private 0").is_empty());
+        assert!(s.server("ROOM sala_publica public 0").is_empty());
+        let out = s.server("OK ROOMS 2");
+        assert_eq!(
+            shown(&out)[..3],
+            [
+                "Salas:",
+                "  sala_privada (privada, 0 online)",
+                "  sala_publica (pública, 0 online)"
+            ]
+        );
+
+        // 3 = join; the history is marked as earlier messages.
+        s.input("3");
+        assert_eq!(sent(&s.input("sala_publica")), ["JOIN sala_publica"]);
+        assert!(s
+            .server("HISTORY sala_publica 2026-11-30T07:50:09.123Z bob oi")
+            .is_empty());
+        let out = s.server("OK JOIN sala_publica");
+        assert_eq!(
+            shown(&out),
+            [
+                "Você está na sala sala_publica. Digite para conversar; /menu abre o menu, /leave sai da sala, /help lista os comandos.",
+                "--- 1 mensagem anterior ---",
+                "  [bob@sala_publica]: oi",
+                "--- fim das mensagens anteriores ---",
+            ]
+        );
+
+        // Chat: a typed line is said; the echo confirms it.
+        assert_eq!(sent(&s.input("olá, pessoal!")), ["SAY olá, pessoal!"]);
+        let out = s.server("MSG sala_publica 2026-11-30T07:50:10.000Z usuario1 olá, pessoal!");
+        assert_eq!(shown(&out), ["[usuario1@sala_publica]: olá, pessoal!"]);
+        assert_eq!(
+            shown(&s.server("JOINED sala_publica usuario2")),
+            ["*** usuario2 entrou na sala. ***"]
+        );
+        assert_eq!(
+            shown(&s.server("MSG sala_publica 2026-11-30T07:50:11.000Z usuario2 oi!")),
+            ["[usuario2@sala_publica]: oi!"]
+        );
+
+        // /menu shows 5 and 6 (naming the room); messages keep arriving.
+        let out = s.input("/menu");
+        assert_shows(&out, "5 - Sair da sala sala_publica");
+        assert_shows(&out, "6 - Voltar ao chat da sala sala_publica");
+        assert_shows(
+            &s.server("MSG sala_publica 2026-11-30T07:50:12.000Z usuario2 cadê você?"),
+            "[usuario2@sala_publica]: cadê você?",
+        );
+        // 6 goes back to the chat.
+        assert_shows(&s.input("6"), "De volta ao chat da sala sala_publica.");
+        assert_eq!(sent(&s.input("voltei")), ["SAY voltei"]);
+        s.server("MSG sala_publica 2026-11-30T07:50:13.000Z usuario1 voltei");
+
+        // /leave leaves and shows a menu without 5 and 6.
+        assert_eq!(sent(&s.input("/leave")), ["LEAVE"]);
+        let out = s.server("OK LEAVE sala_publica");
+        assert_shows(&out, "Você saiu da sala sala_publica.");
+        assert_shows(&out, "4 - Sair do programa");
+        assert_hides(&out, "5 -");
+        assert_hides(&out, "6 -");
+
+        // 4 = quit; BYE QUIT ends with status 0.
+        assert_eq!(sent(&s.input("4")), ["QUIT"]);
+        assert!(s.menu.is_quitting());
+        let out = s.server("BYE QUIT Goodbye.");
+        assert_shows(&out, "Até logo!");
+        assert_eq!(out.last(), Some(&Action::Quit(Ending::Quit)));
+    }
+
+    /// The same walk in English, more briefly: the menus and notices are
+    /// the English catalog's.
+    #[test]
+    fn original_walkthrough_in_english() {
+        let mut s = Script::new(Locale::En);
+        assert_shows(
+            &s.input("1"),
+            "Type your user name and password on one line (e.g. usuario1 123):",
+        );
+        assert_eq!(sent(&s.input("alice 123")), ["REGISTER alice 123"]);
+        assert_shows(
+            &s.server("OK REGISTER alice"),
+            "Account alice created. Now log in (option 2).",
+        );
+        s.input("2");
+        s.input("alice 123");
+        let out = s.server("OK LOGIN alice");
+        assert_shows(&out, "Logged in as alice.");
+        assert_shows(&out, "1 - List rooms");
+        s.input("3");
+        assert_eq!(
+            sent(&s.input("sala_privada senhasecreta")),
+            ["JOIN sala_privada senhasecreta"]
+        );
+        assert_shows(
+            &s.server("OK JOIN sala_privada"),
+            "You are in sala_privada. Type to chat; /menu opens the menu, \
+             /leave leaves the room, /help lists the commands.",
+        );
+        assert_eq!(
+            shown(&s.server("JOINED sala_privada bob")),
+            ["*** bob joined the room. ***"]
+        );
+        assert_eq!(
+            shown(&s.server("LEFT sala_privada bob leave")),
+            ["*** bob left the room. ***"]
+        );
+        assert_eq!(
+            shown(&s.server("LEFT sala_privada carol quit")),
+            ["*** carol disconnected. ***"]
+        );
+        let out = s.input("/menu");
+        assert_shows(&out, "5 - Leave the room sala_privada");
+        assert_shows(&out, "6 - Back to the chat in sala_privada");
+        assert_shows(&s.input("6"), "Back to the chat in sala_privada.");
+        s.input("/leave");
+        let out = s.server("OK LEAVE sala_privada");
+        assert_shows(&out, "You left sala_privada.");
+        assert_hides(&out, "5 -");
+        assert_eq!(sent(&s.input("4")), ["QUIT"]);
+    }
+
+    /// A wrong private-room password is a sentence in the user's language,
+    /// never the server's English text, and leads back to the main menu.
+    #[test]
+    fn wrong_room_password_is_localized() {
+        for (locale, sentence) in [
+            (Locale::PtBr, "Senha incorreta para essa sala."),
+            (Locale::En, "Wrong password for that room."),
+        ] {
+            let mut s = Script::logged_in(locale, "alice");
+            s.input("3");
+            assert_eq!(
+                sent(&s.input("sala_privada errada")),
+                ["JOIN sala_privada errada"]
+            );
+            let out = s.server("ERR BAD_ROOM_PASSWORD Wrong or missing room password.");
+            assert_shows(&out, sentence);
+            assert!(!shown(&out).iter().any(|l| l.contains("Wrong or missing")));
+            assert!(!s.menu.in_chat());
+            // Back at the main menu: 1 lists rooms.
+            assert_eq!(sent(&s.input("1")), ["ROOMS"]);
+        }
+    }
+
+    /// A failed login goes back to the start menu; the next choice works.
+    #[test]
+    fn failed_login_returns_to_start_menu() {
+        let mut s = Script::new(Locale::En);
+        s.input("2");
+        s.input("alice wrong");
+        let out = s.server("ERR BAD_CREDENTIALS Wrong user name or password.");
+        assert_shows(&out, "Wrong user name or password.");
+        assert_shows(&out, "2 - Log in");
+        assert_shows(
+            &s.input("1"),
+            "Type your user name and password on one line (e.g. usuario1 123):",
+        );
+    }
+
+    /// Direct messages: received ones are marked, sent ones are confirmed
+    /// as delivered or stored.
+    #[test]
+    fn direct_messages() {
+        for (locale, received, delivered, stored) in [
+            (
+                Locale::En,
+                "[DM from bob]: psst",
+                "Direct message delivered to bob.",
+                "carol is offline: the direct message is stored and will be delivered at their next login.",
+            ),
+            (
+                Locale::PtBr,
+                "[mensagem direta de bob]: psst",
+                "Mensagem direta entregue a bob.",
+                "carol está offline: a mensagem direta foi guardada e será entregue no próximo login.",
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "alice", "sala");
+            assert_eq!(shown(&s.server("DM bob 2026-11-30T07:50:09.123Z psst")), [received]);
+            assert_eq!(sent(&s.input("/msg bob oi tudo bem")), ["DM bob oi tudo bem"]);
+            assert_eq!(shown(&s.server("OK DM bob delivered")), [delivered]);
+            s.input("/msg carol depois");
+            assert_eq!(shown(&s.server("OK DM carol stored")), [stored]);
+            // Missing text: usage, nothing sent.
+            assert!(sent(&s.input("/msg bob")).is_empty());
+        }
+    }
+
+    /// Join, leave and disconnect notices are distinct, in both languages.
+    #[test]
+    fn room_notices() {
+        for (locale, joined, left, quit) in [
+            (
+                Locale::PtBr,
+                "*** bob entrou na sala. ***",
+                "*** bob saiu da sala. ***",
+                "*** bob desconectou. ***",
+            ),
+            (
+                Locale::En,
+                "*** bob joined the room. ***",
+                "*** bob left the room. ***",
+                "*** bob disconnected. ***",
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "alice", "sala");
+            assert_eq!(shown(&s.server("JOINED sala bob")), [joined]);
+            assert_eq!(shown(&s.server("LEFT sala bob leave")), [left]);
+            assert_eq!(shown(&s.server("LEFT sala bob quit")), [quit]);
+        }
+    }
+
+    /// `/who` collects the USER lines into one sentence.
+    #[test]
+    fn who_lists_members() {
+        let mut s = Script::in_room(Locale::PtBr, "alice", "sala");
+        assert_eq!(sent(&s.input("/who")), ["WHO"]);
+        assert!(s.server("USER alice").is_empty());
+        assert!(s.server("USER bob").is_empty());
+        assert_eq!(shown(&s.server("OK WHO 2")), ["Na sala (2): alice, bob"]);
+    }
+
+    /// A message with a control character is refused before it is sent,
+    /// with the same sentence as the server's BAD_TEXT.
+    #[test]
+    fn control_characters_are_refused_locally() {
+        let mut s = Script::in_room(Locale::En, "alice", "sala");
+        let out = s.input("\x1b[2Jgotcha");
+        assert!(sent(&out).is_empty());
+        assert_eq!(
+            shown(&out),
+            [Msg::Error(ErrCode::BadText).render(Locale::En)]
+        );
+        assert!(sent(&s.input("/msg bob \u{9b}31m")).is_empty());
+    }
+
+    /// A SAY refused by the server (rate limit) is answered by ERR, which
+    /// pops the SAY, so the next reply still finds its own request.
+    #[test]
+    fn say_errors_keep_replies_in_step() {
+        let mut s = Script::in_room(Locale::En, "alice", "sala");
+        s.input("one");
+        s.input("/who");
+        assert_shows(
+            &s.server("ERR RATE_LIMITED Slow down."),
+            "Too fast: wait a moment and try again.",
+        );
+        s.server("USER alice");
+        assert_eq!(shown(&s.server("OK WHO 1")), ["In the room (1): alice"]);
+    }
+
+    /// Lines typed before a screen-deciding reply wait for it, then are
+    /// handled on the screen that reply leads to.
+    #[test]
+    fn typed_ahead_lines_wait_for_the_reply() {
+        let mut s = Script::new(Locale::En);
+        s.input("2");
+        assert_eq!(sent(&s.input("alice 123")), ["LOGIN alice 123"]);
+        // Typed before OK LOGIN: "3" must mean "join", not "quit".
+        assert!(s.input("3").is_empty());
+        assert!(s.input("sala").is_empty());
+        let out = s.server("OK LOGIN alice");
+        assert_eq!(sent(&out), ["JOIN sala"]);
+    }
+
+    /// The end of the input quits once everything typed has been handled.
+    #[test]
+    fn end_of_input_quits() {
+        let mut s = Script::new(Locale::En);
+        s.input("2");
+        s.input("alice 123");
+        assert!(s.menu.on_input_end().is_empty()); // LOGIN still pending
+        assert_eq!(sent(&s.server("OK LOGIN alice")), ["QUIT"]);
+        assert_eq!(
+            s.server("BYE QUIT Goodbye.").last(),
+            Some(&Action::Quit(Ending::Quit))
+        );
+    }
+
+    /// A BYE other than QUIT, or a lost connection, ends with ServerClosed
+    /// and a sentence saying why.
+    #[test]
+    fn server_endings() {
+        let mut s = Script::new(Locale::PtBr);
+        let out = s.server("BYE SHUTDOWN Server shutting down.");
+        assert_eq!(
+            out,
+            [
+                Action::Show("O servidor está sendo desligado.".into()),
+                Action::Quit(Ending::ServerClosed)
+            ]
+        );
+        let mut s = Script::new(Locale::En);
+        assert_eq!(
+            s.menu.on_closed(None).last(),
+            Some(&Action::Quit(Ending::ServerClosed))
+        );
+    }
+
+    /// Invalid menu choices say so and show the menu again; 5 and 6 are
+    /// invalid outside a room.
+    #[test]
+    fn invalid_choices() {
+        let mut s = Script::logged_in(Locale::En, "alice");
+        for choice in ["9", "", "5", "6", "abc"] {
+            let out = s.input(choice);
+            assert!(sent(&out).is_empty(), "{choice:?}");
+            assert_shows(&out, "That is not one of the options.");
+        }
+        s.input("2");
+        let out = s.input("sala x");
+        assert!(sent(&out).is_empty());
+        assert_shows(
+            &out,
+            "Type `name n` (public) or `name s password` (private), or an empty line to go back:",
+        );
+        assert_eq!(
+            sent(&s.input("sala y pass word")),
+            ["CREATE sala pass word"]
+        );
+    }
+}

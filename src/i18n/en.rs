@@ -1,0 +1,203 @@
+//! The English catalog: one arm per [`Msg`] variant.
+//!
+//! Keep each arm a plain sentence; the layout of chat lines
+//! (`[alice@sala]: text`, `*** bob joined the room. ***`) follows the
+//! original course client so that both languages look alike on screen.
+
+use super::{Msg, RoomInfo};
+use crate::protocol::{ByeReason, ErrCode};
+
+/// The English text of `msg`.
+pub fn text(msg: &Msg) -> String {
+    match msg {
+        Msg::InsecureWarning => "WARNING: --insecure: the server's certificate is NOT verified. \
+             Anyone between you and the server can read and change everything, \
+             your password included."
+            .into(),
+        Msg::HandshakePinned { version, file } => format!(
+            "TLS handshake succeeded ({version}); the server's certificate is the one in {file}."
+        ),
+        Msg::HandshakeCa {
+            version,
+            file,
+            name,
+        } => format!(
+            "TLS handshake succeeded ({version}); certificate for {name} verified with the CA in {file}."
+        ),
+        Msg::HandshakeInsecure { version } => {
+            format!("TLS handshake succeeded ({version}), WITHOUT verifying the server.")
+        }
+        Msg::TrustFileUnusable { detail } => format!(
+            "Cannot load the certificate to trust ({detail}). Run the client in the folder that \
+             has the server's cert.pem, or use --cert-pin FILE or --ca FILE."
+        ),
+        Msg::BadServerName { name } => {
+            format!("{name:?} is not a valid host name or IP address.")
+        }
+        Msg::CannotConnect { addr, detail } => {
+            format!("Cannot connect to {addr} ({detail}). Is the server running?")
+        }
+        Msg::CertificateNotPinned { file } => format!(
+            "REFUSED: the server's certificate is not the one in {file}. This may not be the \
+             right server, or someone is in the middle. Nothing was sent."
+        ),
+        Msg::CertificateNotTrusted { file, name, detail } => format!(
+            "REFUSED: the server's certificate is not valid for {name} with the CA in {file} \
+             ({detail}). Nothing was sent."
+        ),
+        Msg::HandshakeFailed { detail } => format!("The TLS handshake failed ({detail})."),
+        Msg::UnknownProtocolVersion { version } => format!(
+            "Warning: the server speaks protocol version {version}; this client speaks version 1."
+        ),
+
+        Msg::StartMenu => "\
+--- Menu ---
+1 - Register
+2 - Log in
+3 - Quit
+Choose an option:"
+            .into(),
+        Msg::MainMenu { room } => {
+            let mut menu = String::from(
+                "\
+--- Main menu ---
+1 - List rooms
+2 - Create a room
+3 - Join a room
+4 - Quit",
+            );
+            if let Some(room) = room {
+                menu.push_str(&format!(
+                    "\n5 - Leave the room {room}\n6 - Back to the chat in {room}"
+                ));
+            }
+            menu.push_str("\nChoose an option:");
+            menu
+        }
+        Msg::InvalidOption => "That is not one of the options.".into(),
+        Msg::AskCredentials => {
+            "Type your user name and password on one line (e.g. usuario1 123):".into()
+        }
+        Msg::CredentialsUsage => "Type a user name, a space and a password (e.g. usuario1 123), \
+             or an empty line to go back:"
+            .into(),
+        Msg::Registered { user } => format!("Account {user} created. Now log in (option 2)."),
+        Msg::LoggedIn { user } => format!("Logged in as {user}."),
+        Msg::AskCreate => "Room name and kind: `name n` for a public room, \
+             `name s password` for a private one (an empty line goes back):"
+            .into(),
+        Msg::CreateUsage => "Type `name n` (public) or `name s password` (private), \
+             or an empty line to go back:"
+            .into(),
+        Msg::Created { room, private } => {
+            let kind = if *private { "Private" } else { "Public" };
+            format!("{kind} room {room} created.")
+        }
+        Msg::AskJoin => "Room name, and its password if it is private \
+             (e.g. sala_privada senhasecreta; an empty line goes back):"
+            .into(),
+        Msg::RoomList { rooms } => room_list(rooms),
+        Msg::EnteredRoom { room } => format!(
+            "You are in {room}. Type to chat; /menu opens the menu, /leave leaves the room, \
+             /help lists the commands."
+        ),
+        Msg::BackToChat { room } => format!("Back to the chat in {room}."),
+        Msg::LeftRoom { room } => format!("You left {room}."),
+        Msg::HistoryStart { count: 1 } => "--- 1 earlier message ---".into(),
+        Msg::HistoryStart { count } => format!("--- {count} earlier messages ---"),
+        Msg::HistoryLine { room, user, text } => format!("  [{user}@{room}]: {text}"),
+        Msg::HistoryEnd => "--- end of earlier messages ---".into(),
+        Msg::ChatHelp => "\
+Chat commands:
+  /menu               open the menu (you stay in the room)
+  /leave              leave the room
+  /who                who is in the room
+  /msg <user> <text>  send a direct message
+  /help               this help
+  /quit               quit
+Anything else is said in the room."
+            .into(),
+        Msg::UnknownChatCommand { command } => {
+            format!("Unknown command {command}. Type /help for the list.")
+        }
+        Msg::MsgUsage => "Usage: /msg <user> <text>".into(),
+        Msg::WhoList { users } => format!("In the room ({}): {}", users.len(), users.join(", ")),
+        Msg::DmDelivered { user } => format!("Direct message delivered to {user}."),
+        Msg::DmStored { user } => format!(
+            "{user} is offline: the direct message is stored and will be delivered at their \
+             next login."
+        ),
+        Msg::Goodbye => "Goodbye!".into(),
+
+        Msg::Said { room, user, text } => format!("[{user}@{room}]: {text}"),
+        Msg::UserJoined { user } => format!("*** {user} joined the room. ***"),
+        Msg::UserLeft { user } => format!("*** {user} left the room. ***"),
+        Msg::UserDisconnected { user } => format!("*** {user} disconnected. ***"),
+        Msg::DirectMessage { from, text } => format!("[DM from {from}]: {text}"),
+
+        Msg::Error(code) => error(*code).into(),
+        Msg::ServerBye(reason) => bye(*reason).into(),
+        Msg::ConnectionLost { detail: None } => "The connection to the server was lost.".into(),
+        Msg::ConnectionLost {
+            detail: Some(detail),
+        } => format!("The connection to the server was lost ({detail})."),
+        Msg::UnknownLine { line } => {
+            format!("(the server sent a line this client does not understand: {line})")
+        }
+    }
+}
+
+/// The rooms, one per line, or a hint when there are none.
+fn room_list(rooms: &[RoomInfo]) -> String {
+    if rooms.is_empty() {
+        return "No rooms yet: create one with option 2.".into();
+    }
+    let mut list = String::from("Rooms:");
+    for room in rooms {
+        let kind = if room.private { "private" } else { "public" };
+        list.push_str(&format!(
+            "\n  {} ({kind}, {} online)",
+            room.name, room.online
+        ));
+    }
+    list
+}
+
+/// One sentence per error code.
+fn error(code: ErrCode) -> &'static str {
+    match code {
+        ErrCode::BadArgs => "Something is missing or extra in that command.",
+        ErrCode::BadName => "Names have 1 to 32 characters: letters A-Z, digits, _, - and dots.",
+        ErrCode::BadPassword => "Passwords have 1 to 128 bytes and no control characters.",
+        ErrCode::UserExists => "That user name is taken.",
+        ErrCode::BadCredentials => "Wrong user name or password.",
+        ErrCode::AlreadyLoggedIn => "You are logged in already.",
+        ErrCode::RateLimited => "Too fast: wait a moment and try again.",
+        ErrCode::NotLoggedIn => "Log in first.",
+        ErrCode::RoomExists => "A room with that name exists already.",
+        ErrCode::NoSuchRoom => "There is no room with that name.",
+        ErrCode::BadRoomPassword => "Wrong password for that room.",
+        ErrCode::AlreadyInRoom => "You are in that room already.",
+        ErrCode::NotInRoom => "You are not in a room.",
+        ErrCode::BadText => "Messages must not be blank or contain control characters.",
+        ErrCode::NoSuchUser => "There is no user with that name.",
+        ErrCode::UnknownCommand => "The server did not understand that command.",
+        ErrCode::LineTooLong => "That line is too long (4096 bytes at most).",
+        ErrCode::BadEncoding => "That line was not valid UTF-8.",
+        ErrCode::ServerError => "The server could not do that right now; try again.",
+    }
+}
+
+/// One sentence per reason the server gives for closing.
+fn bye(reason: ByeReason) -> &'static str {
+    match reason {
+        ByeReason::Quit => "The session is closed, as you asked.",
+        ByeReason::Shutdown => "The server is shutting down.",
+        ByeReason::LoginTimeout => "You did not log in in time; the server closed the connection.",
+        ByeReason::LoggedInElsewhere => "You logged in somewhere else; this session was closed.",
+        ByeReason::SlowConsumer => {
+            "The server dropped this connection: it was not reading fast enough."
+        }
+        ByeReason::TooManyConnections => "The server is full; try again later.",
+    }
+}

@@ -1,0 +1,416 @@
+//! Every sentence the terminal client shows, in one catalog, in English and
+//! Brazilian Portuguese.
+//!
+//! The rule (STYLE H27): no user-facing text is written inline anywhere
+//! else. Code that wants to say something builds a [`Msg`], a value that
+//! names *what* to say and carries the data to say it with (a room name, a
+//! user, a TLS version). [`Msg::render`] turns it into text for a
+//! [`Locale`] through one exhaustive `match` per language, in [`en`] and
+//! [`pt_br`]. Adding a variant without translating it is a compile error in
+//! both files, so the two catalogs cannot drift apart.
+//!
+//! Protocol tokens stay English on the wire (`JOIN`, `BAD_ROOM_PASSWORD`):
+//! the client translates *codes* into sentences, and never shows the
+//! server's English error text to a Portuguese-speaking user.
+//!
+//! ```
+//! use chat::i18n::{Locale, Msg};
+//! let msg = Msg::UserJoined { user: "bob".into() };
+//! assert_eq!(msg.render(Locale::PtBr), "*** bob entrou na sala. ***");
+//! assert_eq!(msg.render(Locale::En), "*** bob joined the room. ***");
+//! ```
+
+pub mod en;
+pub mod pt_br;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::protocol::{ByeReason, ErrCode};
+
+/// A language the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Locale {
+    /// English, the default.
+    #[default]
+    En,
+    /// Brazilian Portuguese, the language of the original course client.
+    PtBr,
+}
+
+impl Locale {
+    /// The locale for a POSIX locale name such as `pt_BR.UTF-8` or `C`:
+    /// anything that starts with `pt` is Portuguese, everything else
+    /// (including nothing at all) is English.
+    pub fn from_posix(name: Option<&str>) -> Locale {
+        match name {
+            Some(name) if name.to_ascii_lowercase().starts_with("pt") => Locale::PtBr,
+            _ => Locale::En,
+        }
+    }
+
+    /// The locale the environment asks for, with POSIX precedence: the first
+    /// non-empty one of `LC_ALL`, `LC_MESSAGES` and `LANG`.
+    pub fn from_env() -> Locale {
+        let name = ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .iter()
+            .filter_map(|var| std::env::var(var).ok())
+            .find(|value| !value.is_empty());
+        Locale::from_posix(name.as_deref())
+    }
+}
+
+impl FromStr for Locale {
+    type Err = String;
+
+    /// Parses the value of `--lang`: `en`, or `pt` / `pt-BR` / `pt_BR`
+    /// (any case).
+    fn from_str(s: &str) -> Result<Locale, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "en" => Ok(Locale::En),
+            "pt" | "pt-br" | "pt_br" => Ok(Locale::PtBr),
+            // The one message of this module that is not in the catalog: it
+            // is clap's, shown while the language is still unknown.
+            _ => Err(format!(
+                "{s:?} is not a language of the client: use en or pt"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Locale {
+    /// Writes the value `--lang` takes: `en` or `pt`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Locale::En => "en",
+            Locale::PtBr => "pt",
+        })
+    }
+}
+
+/// One room in the answer to "list rooms".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// The room's name, as created.
+    pub name: String,
+    /// True if joining needs a password.
+    pub private: bool,
+    /// How many members are in it now.
+    pub online: usize,
+}
+
+/// Everything the client can say to its user. Texts that come from other
+/// people (`text`, `user`, `room`) are carried as received; the UI makes
+/// them safe for the terminal when it prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    // ----- connecting -----
+    /// `--insecure` is on: the server's identity is not checked.
+    InsecureWarning,
+    /// The TLS handshake succeeded and the certificate was the pinned one
+    /// (the original's "SSL handshake succeeded").
+    HandshakePinned {
+        /// `TLS 1.3` or `TLS 1.2`.
+        version: String,
+        /// The file holding the pinned certificate.
+        file: String,
+    },
+    /// The TLS handshake succeeded and the certificate chains to the CA.
+    HandshakeCa {
+        /// `TLS 1.3` or `TLS 1.2`.
+        version: String,
+        /// The CA file.
+        file: String,
+        /// The server name that was checked.
+        name: String,
+    },
+    /// The TLS handshake succeeded without any verification.
+    HandshakeInsecure {
+        /// `TLS 1.3` or `TLS 1.2`.
+        version: String,
+    },
+    /// The certificate to trust (pin or CA) could not be loaded.
+    TrustFileUnusable {
+        /// The library's error, naming the file.
+        detail: String,
+    },
+    /// `--host` or `--server-name` is not a DNS name or IP address.
+    BadServerName {
+        /// The name as given.
+        name: String,
+    },
+    /// No TCP connection could be made.
+    CannotConnect {
+        /// `host:port`.
+        addr: String,
+        /// The operating system's reason.
+        detail: String,
+    },
+    /// The server showed a certificate other than the pinned one.
+    CertificateNotPinned {
+        /// The file holding the pinned certificate.
+        file: String,
+    },
+    /// The server's certificate does not chain to the CA or does not match
+    /// the server name.
+    CertificateNotTrusted {
+        /// The CA file.
+        file: String,
+        /// The server name that was checked.
+        name: String,
+        /// rustls's reason, in English.
+        detail: String,
+    },
+    /// The TLS handshake failed for another reason (protocol, timeout).
+    HandshakeFailed {
+        /// What went wrong, in English.
+        detail: String,
+    },
+    /// The server speaks a protocol version this client does not know.
+    UnknownProtocolVersion {
+        /// The version in the server's `HELLO`.
+        version: u32,
+    },
+
+    // ----- menus -----
+    /// The start menu: register, log in, quit.
+    StartMenu,
+    /// The main menu after login; options 5 and 6 only while in `room`.
+    MainMenu {
+        /// The room the user is in, if any.
+        room: Option<String>,
+    },
+    /// A menu choice that is not one of the options.
+    InvalidOption,
+    /// Asks for `user password` on one line.
+    AskCredentials,
+    /// The credentials line was not `user password`.
+    CredentialsUsage,
+    /// The account was created.
+    Registered {
+        /// The new account's name.
+        user: String,
+    },
+    /// The user is logged in.
+    LoggedIn {
+        /// The account's name as registered.
+        user: String,
+    },
+    /// Asks for `name n` or `name s password`.
+    AskCreate,
+    /// The create line was not understood.
+    CreateUsage,
+    /// A room was created.
+    Created {
+        /// The room's name.
+        room: String,
+        /// True for a private room.
+        private: bool,
+    },
+    /// Asks for `name [password]`.
+    AskJoin,
+    /// The list of rooms follows.
+    RoomList {
+        /// The rooms, sorted by name.
+        rooms: Vec<RoomInfo>,
+    },
+    /// The user entered a room and is now in chat mode.
+    EnteredRoom {
+        /// The room.
+        room: String,
+    },
+    /// The user is back in chat mode from the menu.
+    BackToChat {
+        /// The room.
+        room: String,
+    },
+    /// The user left the room.
+    LeftRoom {
+        /// The room.
+        room: String,
+    },
+    /// Before the messages replayed on join.
+    HistoryStart {
+        /// How many messages follow.
+        count: usize,
+    },
+    /// One message said before the user joined.
+    HistoryLine {
+        /// The room.
+        room: String,
+        /// Who said it.
+        user: String,
+        /// What was said.
+        text: String,
+    },
+    /// After the messages replayed on join.
+    HistoryEnd,
+    /// The chat-mode commands.
+    ChatHelp,
+    /// A `/command` the client does not know.
+    UnknownChatCommand {
+        /// What was typed, up to the first space.
+        command: String,
+    },
+    /// `/msg` without a user or a text.
+    MsgUsage,
+    /// The answer to `/who`.
+    WhoList {
+        /// The members, as the server listed them.
+        users: Vec<String>,
+    },
+    /// A direct message reached its recipient.
+    DmDelivered {
+        /// The recipient.
+        user: String,
+    },
+    /// A direct message was stored for an offline recipient.
+    DmStored {
+        /// The recipient.
+        user: String,
+    },
+    /// The session ended normally.
+    Goodbye,
+
+    // ----- what other people do -----
+    /// A message said in the room: `[alice@sala]: texto`.
+    Said {
+        /// The room.
+        room: String,
+        /// Who said it.
+        user: String,
+        /// What was said.
+        text: String,
+    },
+    /// Someone entered the room.
+    UserJoined {
+        /// Who.
+        user: String,
+    },
+    /// Someone left the room on purpose (`LEFT ... leave`).
+    UserLeft {
+        /// Who.
+        user: String,
+    },
+    /// Someone's connection ended (`LEFT ... quit`).
+    UserDisconnected {
+        /// Who.
+        user: String,
+    },
+    /// A direct message to the user.
+    DirectMessage {
+        /// Who sent it.
+        from: String,
+        /// What was sent.
+        text: String,
+    },
+
+    // ----- the server -----
+    /// An `ERR` reply: one sentence per code.
+    Error(ErrCode),
+    /// The server ended the session (`BYE`): one sentence per reason.
+    ServerBye(ByeReason),
+    /// The connection ended without a `BYE`.
+    ConnectionLost {
+        /// What the network layer saw, in English, if anything.
+        detail: Option<String>,
+    },
+    /// A line from the server that this client does not understand.
+    UnknownLine {
+        /// The line as received.
+        line: String,
+    },
+}
+
+impl Msg {
+    /// The text of this message in `locale`. It may span several lines
+    /// (menus do); it never ends with a newline.
+    pub fn render(&self, locale: Locale) -> String {
+        match locale {
+            Locale::En => en::text(self),
+            Locale::PtBr => pt_br::text(self),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `LANG=pt_BR.UTF-8` and friends pick Portuguese; anything else English.
+    #[test]
+    fn locale_from_posix_names() {
+        assert_eq!(Locale::from_posix(Some("pt_BR.UTF-8")), Locale::PtBr);
+        assert_eq!(Locale::from_posix(Some("pt_PT")), Locale::PtBr);
+        assert_eq!(Locale::from_posix(Some("PT")), Locale::PtBr);
+        assert_eq!(Locale::from_posix(Some("en_US.UTF-8")), Locale::En);
+        assert_eq!(Locale::from_posix(Some("C")), Locale::En);
+        assert_eq!(Locale::from_posix(None), Locale::En);
+    }
+
+    /// `--lang` takes en and pt (and pt-BR spelled either way).
+    #[test]
+    fn locale_from_lang_option() {
+        assert_eq!("en".parse(), Ok(Locale::En));
+        assert_eq!("pt".parse(), Ok(Locale::PtBr));
+        assert_eq!("pt-BR".parse(), Ok(Locale::PtBr));
+        assert_eq!("pt_br".parse(), Ok(Locale::PtBr));
+        assert!("fr".parse::<Locale>().is_err());
+    }
+
+    /// Every error code and every BYE reason has its own sentence in each
+    /// language, and the two languages differ (nothing was left untranslated).
+    #[test]
+    fn every_code_has_a_sentence() {
+        for locale in [Locale::En, Locale::PtBr] {
+            let mut seen = std::collections::HashSet::new();
+            for &code in ErrCode::ALL {
+                let text = Msg::Error(code).render(locale);
+                assert!(!text.is_empty() && !text.contains(code.as_str()), "{text}");
+                assert!(seen.insert(text.clone()), "two codes share {text:?}");
+            }
+            for &reason in ByeReason::ALL {
+                assert!(seen.insert(Msg::ServerBye(reason).render(locale)));
+            }
+        }
+        for &code in ErrCode::ALL {
+            assert_ne!(
+                Msg::Error(code).render(Locale::En),
+                Msg::Error(code).render(Locale::PtBr)
+            );
+        }
+    }
+
+    /// Catalog texts never contain control characters other than the LF
+    /// between the lines of a menu.
+    #[test]
+    fn catalog_has_no_control_characters() {
+        let samples = [
+            Msg::StartMenu,
+            Msg::MainMenu {
+                room: Some("sala".into()),
+            },
+            Msg::ChatHelp,
+            Msg::InsecureWarning,
+            Msg::RoomList {
+                rooms: vec![RoomInfo {
+                    name: "sala".into(),
+                    private: true,
+                    online: 2,
+                }],
+            },
+        ];
+        for locale in [Locale::En, Locale::PtBr] {
+            for msg in &samples {
+                let text = msg.render(locale);
+                assert!(!text.ends_with('\n'), "{text:?}");
+                assert!(
+                    !text
+                        .chars()
+                        .any(|c| c != '\n' && crate::protocol::text::is_control(c)),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! O catálogo em português do Brasil: um braço por variante de [`Msg`].
+//!
+//! The Brazilian Portuguese catalog. Menus and chat lines follow the
+//! original course client (`*** bob entrou na sala. ***`), which was written
+//! in Portuguese.
+
+use super::{Msg, RoomInfo};
+use crate::protocol::{ByeReason, ErrCode};
+
+/// The Brazilian Portuguese text of `msg`.
+pub fn text(msg: &Msg) -> String {
+    match msg {
+        Msg::InsecureWarning => "ATENÇÃO: --insecure: o certificado do servidor NÃO é verificado. \
+             Qualquer um entre você e o servidor pode ler e alterar tudo, \
+             inclusive a sua senha."
+            .into(),
+        Msg::HandshakePinned { version, file } => format!(
+            "Handshake TLS bem-sucedido ({version}); o certificado do servidor é o de {file}."
+        ),
+        Msg::HandshakeCa {
+            version,
+            file,
+            name,
+        } => format!(
+            "Handshake TLS bem-sucedido ({version}); certificado de {name} verificado com a CA de {file}."
+        ),
+        Msg::HandshakeInsecure { version } => {
+            format!("Handshake TLS bem-sucedido ({version}), SEM verificar o servidor.")
+        }
+        Msg::TrustFileUnusable { detail } => format!(
+            "Não foi possível carregar o certificado confiável ({detail}). Rode o cliente na \
+             pasta que tem o cert.pem do servidor, ou use --cert-pin ARQUIVO ou --ca ARQUIVO."
+        ),
+        Msg::BadServerName { name } => {
+            format!("{name:?} não é um nome de host ou endereço IP válido.")
+        }
+        Msg::CannotConnect { addr, detail } => {
+            format!("Não foi possível conectar a {addr} ({detail}). O servidor está rodando?")
+        }
+        Msg::CertificateNotPinned { file } => format!(
+            "RECUSADO: o certificado do servidor não é o de {file}. Este pode não ser o servidor \
+             certo, ou alguém está no meio do caminho. Nada foi enviado."
+        ),
+        Msg::CertificateNotTrusted { file, name, detail } => format!(
+            "RECUSADO: o certificado do servidor não é válido para {name} com a CA de {file} \
+             ({detail}). Nada foi enviado."
+        ),
+        Msg::HandshakeFailed { detail } => format!("O handshake TLS falhou ({detail})."),
+        Msg::UnknownProtocolVersion { version } => format!(
+            "Atenção: o servidor fala a versão {version} do protocolo; este cliente fala a versão 1."
+        ),
+
+        Msg::StartMenu => "\
+--- Menu ---
+1 - Registrar
+2 - Entrar (login)
+3 - Sair
+Escolha uma opção:"
+            .into(),
+        Msg::MainMenu { room } => {
+            let mut menu = String::from(
+                "\
+--- Menu principal ---
+1 - Listar salas
+2 - Criar sala
+3 - Entrar em uma sala
+4 - Sair do programa",
+            );
+            if let Some(room) = room {
+                menu.push_str(&format!(
+                    "\n5 - Sair da sala {room}\n6 - Voltar ao chat da sala {room}"
+                ));
+            }
+            menu.push_str("\nEscolha uma opção:");
+            menu
+        }
+        Msg::InvalidOption => "Essa não é uma das opções.".into(),
+        Msg::AskCredentials => "Digite usuário e senha na mesma linha (ex.: usuario1 123):".into(),
+        Msg::CredentialsUsage => "Digite um nome de usuário, um espaço e a senha \
+             (ex.: usuario1 123), ou uma linha vazia para voltar:"
+            .into(),
+        Msg::Registered { user } => {
+            format!("Conta {user} criada. Agora entre com ela (opção 2).")
+        }
+        Msg::LoggedIn { user } => format!("Você entrou como {user}."),
+        Msg::AskCreate => "Nome e tipo da sala: `nome n` para uma sala pública, \
+             `nome s senha` para uma privada (linha vazia volta):"
+            .into(),
+        Msg::CreateUsage => "Digite `nome n` (pública) ou `nome s senha` (privada), \
+             ou uma linha vazia para voltar:"
+            .into(),
+        Msg::Created { room, private } => {
+            let kind = if *private { "privada" } else { "pública" };
+            format!("Sala {kind} {room} criada.")
+        }
+        Msg::AskJoin => "Nome da sala, e a senha se for privada \
+             (ex.: sala_privada senhasecreta; linha vazia volta):"
+            .into(),
+        Msg::RoomList { rooms } => room_list(rooms),
+        Msg::EnteredRoom { room } => format!(
+            "Você está na sala {room}. Digite para conversar; /menu abre o menu, \
+             /leave sai da sala, /help lista os comandos."
+        ),
+        Msg::BackToChat { room } => format!("De volta ao chat da sala {room}."),
+        Msg::LeftRoom { room } => format!("Você saiu da sala {room}."),
+        Msg::HistoryStart { count: 1 } => "--- 1 mensagem anterior ---".into(),
+        Msg::HistoryStart { count } => format!("--- {count} mensagens anteriores ---"),
+        Msg::HistoryLine { room, user, text } => format!("  [{user}@{room}]: {text}"),
+        Msg::HistoryEnd => "--- fim das mensagens anteriores ---".into(),
+        Msg::ChatHelp => "\
+Comandos do chat:
+  /menu                  abre o menu (você continua na sala)
+  /leave                 sai da sala
+  /who                   quem está na sala
+  /msg <usuário> <texto> envia uma mensagem direta
+  /help                  esta ajuda
+  /quit                  sai do programa
+Qualquer outra coisa é dita na sala."
+            .into(),
+        Msg::UnknownChatCommand { command } => {
+            format!("Comando desconhecido: {command}. Digite /help para ver a lista.")
+        }
+        Msg::MsgUsage => "Uso: /msg <usuário> <texto>".into(),
+        Msg::WhoList { users } => format!("Na sala ({}): {}", users.len(), users.join(", ")),
+        Msg::DmDelivered { user } => format!("Mensagem direta entregue a {user}."),
+        Msg::DmStored { user } => format!(
+            "{user} está offline: a mensagem direta foi guardada e será entregue no próximo login."
+        ),
+        Msg::Goodbye => "Até logo!".into(),
+
+        Msg::Said { room, user, text } => format!("[{user}@{room}]: {text}"),
+        Msg::UserJoined { user } => format!("*** {user} entrou na sala. ***"),
+        Msg::UserLeft { user } => format!("*** {user} saiu da sala. ***"),
+        Msg::UserDisconnected { user } => format!("*** {user} desconectou. ***"),
+        Msg::DirectMessage { from, text } => format!("[mensagem direta de {from}]: {text}"),
+
+        Msg::Error(code) => error(*code).into(),
+        Msg::ServerBye(reason) => bye(*reason).into(),
+        Msg::ConnectionLost { detail: None } => "A conexão com o servidor caiu.".into(),
+        Msg::ConnectionLost {
+            detail: Some(detail),
+        } => format!("A conexão com o servidor caiu ({detail})."),
+        Msg::UnknownLine { line } => {
+            format!("(o servidor mandou uma linha que este cliente não entende: {line})")
+        }
+    }
+}
+
+/// As salas, uma por linha, ou uma dica quando não há nenhuma.
+fn room_list(rooms: &[RoomInfo]) -> String {
+    if rooms.is_empty() {
+        return "Ainda não há salas: crie uma com a opção 2.".into();
+    }
+    let mut list = String::from("Salas:");
+    for room in rooms {
+        let kind = if room.private { "privada" } else { "pública" };
+        list.push_str(&format!(
+            "\n  {} ({kind}, {} online)",
+            room.name, room.online
+        ));
+    }
+    list
+}
+
+/// Uma frase por código de erro.
+fn error(code: ErrCode) -> &'static str {
+    match code {
+        ErrCode::BadArgs => "Falta ou sobra algo nesse comando.",
+        ErrCode::BadName => "Nomes têm de 1 a 32 caracteres: letras A-Z, dígitos, _, - e pontos.",
+        ErrCode::BadPassword => "Senhas têm de 1 a 128 bytes, sem caracteres de controle.",
+        ErrCode::UserExists => "Esse nome de usuário já existe.",
+        ErrCode::BadCredentials => "Usuário ou senha incorretos.",
+        ErrCode::AlreadyLoggedIn => "Você já está logado.",
+        ErrCode::RateLimited => "Muito rápido: espere um pouco e tente de novo.",
+        ErrCode::NotLoggedIn => "Faça login primeiro.",
+        ErrCode::RoomExists => "Já existe uma sala com esse nome.",
+        ErrCode::NoSuchRoom => "Não existe sala com esse nome.",
+        ErrCode::BadRoomPassword => "Senha incorreta para essa sala.",
+        ErrCode::AlreadyInRoom => "Você já está nessa sala.",
+        ErrCode::NotInRoom => "Você não está em nenhuma sala.",
+        ErrCode::BadText => "Mensagens não podem ser vazias nem conter caracteres de controle.",
+        ErrCode::NoSuchUser => "Não existe usuário com esse nome.",
+        ErrCode::UnknownCommand => "O servidor não entendeu esse comando.",
+        ErrCode::LineTooLong => "Essa linha é longa demais (no máximo 4096 bytes).",
+        ErrCode::BadEncoding => "Essa linha não era UTF-8 válido.",
+        ErrCode::ServerError => "O servidor não conseguiu fazer isso agora; tente de novo.",
+    }
+}
+
+/// Uma frase por motivo que o servidor dá para encerrar.
+fn bye(reason: ByeReason) -> &'static str {
+    match reason {
+        ByeReason::Quit => "Sessão encerrada, como você pediu.",
+        ByeReason::Shutdown => "O servidor está sendo desligado.",
+        ByeReason::LoginTimeout => "Você não fez login a tempo; o servidor fechou a conexão.",
+        ByeReason::LoggedInElsewhere => "Você entrou em outro lugar; esta sessão foi encerrada.",
+        ByeReason::SlowConsumer => {
+            "O servidor derrubou esta conexão: ela não estava lendo rápido o bastante."
+        }
+        ByeReason::TooManyConnections => "O servidor está lotado; tente mais tarde.",
+    }
+}
