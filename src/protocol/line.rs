@@ -157,6 +157,13 @@ impl LineSplitter {
     pub fn has_partial(&self) -> bool {
         self.discarding || self.buf.len() > self.consumed
     }
+
+    /// Bytes held in memory right now, read or not. Never more than
+    /// `max_line` plus the size of the last push: the bound that keeps a
+    /// peer from making the server buffer a gigabyte without a newline.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
 }
 
 #[cfg(test)]

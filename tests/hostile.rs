@@ -1,0 +1,155 @@
+//! Hostile and unlucky peers: many stalled handshakes, and a server killed
+//! with `kill -9` right after acknowledging registrations.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{pki, read_to_close, TestClient, TestServer, WAIT};
+
+/// Names of this process's threads that serve connections.
+fn connection_threads() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("conn-"))
+        .count()
+}
+
+/// 50 peers that open TCP and never start the handshake do not stop a
+/// real client from logging in; each is closed at the handshake deadline,
+/// and then no thread is left serving them.
+#[test]
+fn fifty_stalled_handshakes() {
+    let server = TestServer::start_with(|c| c.handshake_timeout = Duration::from_secs(2));
+    let mut stalled: Vec<TcpStream> = (0..50)
+        .map(|_| TcpStream::connect(server.addr).expect("connect"))
+        .collect();
+    let mut alice = server.user("alice");
+    alice.send("PING served");
+    alice.expect("PONG served");
+    for socket in &mut stalled {
+        assert!(read_to_close(socket).is_empty(), "a stalled peer got data");
+    }
+    drop(alice);
+    // The threads end right after closing; give them a bounded moment.
+    let deadline = Instant::now() + WAIT;
+    while connection_threads() > 0 && Instant::now() < deadline {
+        thread::yield_now();
+    }
+    assert_eq!(
+        connection_threads(),
+        0,
+        "connection threads outlived their peers"
+    );
+}
+
+/// A server process that is killed if the test ends early.
+struct ServerProcess(std::process::Child);
+
+impl ServerProcess {
+    /// `kill -9`, and wait for the process to be gone.
+    fn kill(&mut self) {
+        self.0.kill().expect("kill -9");
+        self.0.wait().expect("reap");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the server binary on `db` and returns it with its address.
+fn spawn_server(db: &std::path::Path) -> (ServerProcess, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--addr", "127.0.0.1:0", "--fast-hash"])
+        .arg("--cert")
+        .arg(&pki().cert)
+        .arg("--key")
+        .arg(&pki().key)
+        .arg("--db")
+        .arg(db)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("listening on ") {
+                let _ = tx.send(line[at + "listening on ".len()..].trim().to_string());
+            }
+        }
+    });
+    let child = ServerProcess(child);
+    let addr = rx
+        .recv_timeout(WAIT)
+        .expect("no 'listening on' line")
+        .parse()
+        .expect("an address");
+    (child, addr)
+}
+
+/// Every account whose `OK REGISTER` was sent survives `kill -9` of the
+/// server right after, and the database passes `PRAGMA integrity_check`.
+#[test]
+fn registrations_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("chat.db");
+    let (mut child, addr) = spawn_server(&db);
+    // 8 connections, 25 pipelined registrations each.
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            thread::spawn(move || {
+                let mut c = TestClient::connect(addr);
+                c.expect_prefix("HELLO ");
+                let mut batch = String::new();
+                for i in 0..25 {
+                    batch.push_str(&format!("REGISTER u{w}x{i} pw\n"));
+                }
+                c.send_raw(batch.as_bytes());
+                for i in 0..25 {
+                    c.expect(&format!("OK REGISTER u{w}x{i}"));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a registering client failed");
+    }
+    child.kill();
+
+    let conn = rusqlite::Connection::open(&db).expect("open after the crash");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(check, "ok");
+    let users: i64 = conn
+        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+        .expect("count users");
+    assert_eq!(users, 200);
+    drop(conn);
+
+    // And the restarted server lets them log in. (A separate process: an
+    // in-process server would add `conn-` threads to this test binary,
+    // which the stalled-handshake test counts.)
+    let (mut child, addr) = spawn_server(&db);
+    let mut c = TestClient::connect(addr);
+    c.expect_prefix("HELLO ");
+    c.send("LOGIN u7x24 pw");
+    c.expect("OK LOGIN u7x24");
+    child.kill();
+}
