@@ -406,17 +406,39 @@ fn connection_limit() {
     assert!(served, "no connection was served after places were freed");
 }
 
-/// Shutdown: every connected client gets BYE SHUTDOWN and is closed.
+/// Shutdown: every connected client gets BYE SHUTDOWN and is closed, and
+/// everything said before it is in the history after a restart.
 #[test]
 fn shutdown_says_bye_to_everyone() {
-    let mut server = TestServer::start();
+    let mut server = TestServer::start_with(|c| {
+        c.msg_burst = 1000;
+        c.msg_rate = 1000;
+    });
     let mut alice = server.user_in("alice", "sala");
     let mut anon = server.connect();
+    let said: Vec<String> = (0..200).map(|i| format!("message {i}")).collect();
+    let batch: String = said.iter().map(|t| format!("SAY {t}\n")).collect();
+    alice.send_raw(batch.as_bytes());
+    for text in &said {
+        alice.expect_msg("sala", "alice", text);
+    }
     server.stop();
     alice.expect("BYE SHUTDOWN The server is shutting down.");
     alice.expect_closed();
     anon.expect("BYE SHUTDOWN The server is shutting down.");
     anon.expect_closed();
+
+    let server = server.restart();
+    let mut bob = server.user("bob");
+    let history = bob.join("sala");
+    let texts: Vec<String> = history
+        .into_iter()
+        .map(|line| match line {
+            ServerLine::History { text, .. } => text,
+            other => panic!("not history: {other}"),
+        })
+        .collect();
+    assert_eq!(texts, said[150..], "the last 50 messages, oldest first");
 }
 
 /// A member that stops reading is dropped with SLOW_CONSUMER; everyone

@@ -11,8 +11,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use chat::server::{self, Shutdown};
 use chat::{tls, Config, Error, Result};
@@ -112,20 +110,30 @@ fn run(options: &Options) -> Result<()> {
         TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
 
     let shutdown = Shutdown::new();
+    on_signals(shutdown.clone())?;
+    server::run(listener, tls, config, shutdown)
+}
+
+/// Turns SIGINT (Ctrl-C) and SIGTERM into the server's shutdown signal.
+/// The first one starts a graceful stop; a second one means "now": the
+/// process exits at once, without waiting for the graceful stop to finish.
+#[cfg(unix)]
+fn on_signals(shutdown: Shutdown) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::io("install signal handlers", e))?;
-    let on_signal = shutdown.clone();
+    // The handler itself only records the signal (signal-hook's pipe); this
+    // thread does the work, outside the signal context.
     std::thread::Builder::new()
         .name("signals".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            // First signal: a graceful stop. A second one: the user means it.
-            let mut seen = 0;
-            for signal in signals.forever() {
-                seen += 1;
-                if seen == 1 {
-                    log::info!("signal {signal}: stopping (again to exit at once)");
-                    on_signal.trigger();
+            for (seen, signal) in signals.forever().enumerate() {
+                if seen == 0 {
+                    log::info!("signal {signal}: stopping (send it again to exit at once)");
+                    shutdown.trigger();
                 } else {
                     log::warn!("second signal: exiting now");
                     std::process::exit(130);
@@ -133,8 +141,14 @@ fn run(options: &Options) -> Result<()> {
             }
         })
         .map_err(Error::Spawn)?;
+    Ok(())
+}
 
-    server::run(listener, tls, config, shutdown)
+/// Elsewhere, Ctrl-C ends the process the usual way.
+#[cfg(not(unix))]
+fn on_signals(_shutdown: Shutdown) -> Result<()> {
+    log::warn!("graceful shutdown on Ctrl-C is implemented for Unix only");
+    Ok(())
 }
 
 /// Resolves `host:port` (a name like `localhost:12345` is fine too).
