@@ -58,6 +58,9 @@ pub struct Config {
     pub write_timeout: Duration,
 }
 
+/// Outbox lines needed beyond `history`: the `HELP` text and a few replies.
+pub const MIN_QUEUE_SLACK: usize = 16;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -96,7 +99,14 @@ impl Config {
         }
         // A line must hold at least the longest fixed command plus LF.
         at_least("max-line", self.max_line as u64, 64)?;
-        at_least("queue-lines", self.queue_lines as u64, 1)?;
+        // A JOIN's history replay and a HELP are queued at once: they must
+        // fit in an empty outbox, or asking for them would look like
+        // being a slow consumer.
+        at_least(
+            "queue-lines",
+            self.queue_lines as u64,
+            self.history as u64 + MIN_QUEUE_SLACK as u64,
+        )?;
         at_least("max-connections", self.max_connections as u64, 1)?;
         at_least("msg-rate", u64::from(self.msg_rate), 1)?;
         at_least("msg-burst", u64::from(self.msg_burst), 1)?;
@@ -131,9 +141,16 @@ mod tests {
     fn zero_queue_is_refused() {
         let c = Config {
             queue_lines: 0,
+            history: 0,
             ..Config::default()
         };
         let e = c.validate().unwrap_err().to_string();
-        assert_eq!(e, "config: --queue-lines must be at least 1, got 0");
+        assert_eq!(e, "config: --queue-lines must be at least 16, got 0");
+        let c = Config {
+            queue_lines: 60,
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert_eq!(e, "config: --queue-lines must be at least 66, got 60");
     }
 }

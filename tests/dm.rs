@@ -7,7 +7,7 @@
 
 mod support;
 
-use chat::protocol::Timestamp;
+use chat::protocol::{ServerLine, Timestamp};
 use support::{TestClient, TestServer};
 
 /// No lines at all: what `sync()` returns when nothing else was sent.
@@ -136,4 +136,37 @@ fn unknown_and_invalid_user_names_read_the_same() {
     alice.expect(&expected);
     alice.send("DM ghost olá?");
     alice.expect(&expected);
+}
+
+/// A backlog of stored DMs larger than the outbox is delivered whole, in
+/// order, in pieces that fit, and the recipient is not mistaken for a slow
+/// consumer.
+#[test]
+fn a_large_backlog_of_stored_dms_is_not_lost() {
+    let server = TestServer::start_with(|c| {
+        c.queue_lines = 20;
+        c.history = 0;
+        c.msg_burst = 1000;
+        c.msg_rate = 1000;
+    });
+    let mut carol = server.user("carol");
+    carol.send("QUIT");
+    carol.expect("BYE QUIT Goodbye.");
+    let mut alice = server.user("alice");
+    for i in 0..100 {
+        alice.send(&format!("DM carol backlog {i}"));
+        alice.expect("OK DM carol stored");
+    }
+    let mut carol = server.connect();
+    carol.send("LOGIN carol pw");
+    carol.expect("OK LOGIN carol");
+    for i in 0..100 {
+        match carol.parsed() {
+            ServerLine::Dm { from, text, .. } => {
+                assert_eq!((from.as_str(), text), ("alice", format!("backlog {i}")));
+            }
+            other => panic!("expected stored DM {i}, got {other}"),
+        }
+    }
+    assert!(carol.sync().is_empty(), "nothing after the backlog");
 }

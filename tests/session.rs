@@ -447,6 +447,7 @@ fn shutdown_says_bye_to_everyone() {
 fn slow_consumer_is_dropped() {
     let server = TestServer::start_with(|c| {
         c.queue_lines = 16;
+        c.history = 0;
         c.msg_burst = 100_000;
         c.msg_rate = 100_000;
     });
@@ -552,4 +553,17 @@ fn database_failure_is_server_error() {
     bob.expect("OK REGISTER bob");
     alice.send("CREATE sala");
     alice.expect("OK CREATE sala");
+}
+
+/// Lines that arrive in the same packet as the end of the handshake are
+/// answered at once (rustls decrypts them during the handshake; the server
+/// must not wait for more bytes before handling them).
+#[test]
+fn lines_sent_with_the_handshake_are_answered() {
+    let server = TestServer::start();
+    for _ in 0..20 {
+        let mut c = TestClient::connect_sending(server.addr, b"PING early\n");
+        c.expect_prefix("HELLO 1 ");
+        c.expect("PONG early");
+    }
 }

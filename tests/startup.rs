@@ -179,7 +179,7 @@ fn zero_limit_is_refused() {
     let mut cmd = server(dir.path());
     cmd.args(["--addr", "127.0.0.1:0", "--queue-lines", "0"]);
     let out = fail(cmd);
-    assert_one_clear_line(&out, "--queue-lines must be at least 1");
+    assert_one_clear_line(&out, "--queue-lines must be at least 66, got 0");
 }
 
 /// `--help` documents every option of the issue, by its exact name.

@@ -238,6 +238,8 @@ enum Request {
     TakeDms {
         /// The recipient, in any case.
         to: String,
+        /// At most this many, the oldest.
+        limit: usize,
         /// Gets the DMs, oldest first; they are deleted in the same commit.
         reply: Reply<Vec<StoredDm>>,
     },
@@ -534,17 +536,19 @@ impl Db {
         })
     }
 
-    /// Returns and deletes the DMs stored for `to`, oldest first, in one
-    /// commit: a DM is never delivered twice nor lost between the read and
-    /// the delete. An unknown user simply has none.
+    /// Returns and deletes the oldest `limit` DMs stored for `to`, oldest
+    /// first, in one commit: a DM is never delivered twice nor lost between
+    /// the read and the delete. An unknown user simply has none. The limit
+    /// lets the caller take only what its client's outbox can hold now.
     ///
     /// # Errors
     ///
     /// [`DbError::Failed`] if SQLite fails or the DB thread is gone (then
     /// nothing was deleted).
-    pub fn take_dms(&self, to: &str) -> Result<Vec<StoredDm>, DbError> {
+    pub fn take_dms(&self, to: &str, limit: usize) -> Result<Vec<StoredDm>, DbError> {
         self.call(|reply| Request::TakeDms {
             to: to.to_owned(),
+            limit,
             reply,
         })
     }
@@ -701,7 +705,7 @@ mod tests {
         db.store_dm("dora", "ann", 10, "first").unwrap();
         db.store_dm("DORA", "bob", 5, "second (earlier clock)")
             .unwrap();
-        let dms = db.take_dms("Dora").unwrap();
+        let dms = db.take_dms("Dora", 100).unwrap();
         assert_eq!(
             dms,
             vec![
@@ -717,8 +721,26 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(db.take_dms("dora").unwrap(), vec![]);
-        assert_eq!(db.take_dms("nobody").unwrap(), vec![]);
+        assert_eq!(db.take_dms("dora", 100).unwrap(), vec![]);
+        assert_eq!(db.take_dms("nobody", 100).unwrap(), vec![]);
+    }
+
+    /// `take_dms` with a limit takes the oldest ones and leaves the rest,
+    /// so a large backlog can be delivered in pieces without loss.
+    #[test]
+    fn dms_are_taken_in_pieces() {
+        let (_dir, db, _thread, _) = fresh(50);
+        db.register("eli", hash("e"), 0).unwrap();
+        for i in 0..5 {
+            db.store_dm("eli", "ann", i, &format!("dm {i}")).unwrap();
+        }
+        let texts = |dms: Vec<StoredDm>| dms.into_iter().map(|d| d.text).collect::<Vec<_>>();
+        assert_eq!(texts(db.take_dms("eli", 2).unwrap()), ["dm 0", "dm 1"]);
+        assert_eq!(
+            texts(db.take_dms("eli", 10).unwrap()),
+            ["dm 2", "dm 3", "dm 4"]
+        );
+        assert!(db.take_dms("eli", 10).unwrap().is_empty());
     }
 
     /// A DM to an unregistered user is refused with `NoSuchUser`.
@@ -745,7 +767,7 @@ mod tests {
 
         let (db, _thread, _) = open(&dir.path().join("chat.db"), 50).unwrap();
         assert_eq!(db.user("EVE").unwrap().unwrap().name, "eve");
-        assert_eq!(db.take_dms("eve").unwrap().len(), 1);
+        assert_eq!(db.take_dms("eve", 100).unwrap().len(), 1);
     }
 
     /// Once the DB thread is gone, methods return an error instead of

@@ -129,15 +129,17 @@ pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room_id, seq, time_ms, u
 pub const INSERT_DM: &str = "INSERT INTO dms (to_user_id, from_user, time_ms, text)
      SELECT id, ?2, ?3, ?4 FROM users WHERE name = ?1";
 
-/// A user's stored DMs, oldest first. Ordered by `id` (arrival order), not
-/// by `time_ms`, so a clock step backwards cannot reorder them.
-pub const SELECT_DMS: &str = "SELECT d.from_user, d.time_ms, d.text
+/// The first `?2` of a user's stored DMs, oldest first. Ordered by `id`
+/// (arrival order), not by `time_ms`, so a clock step backwards cannot
+/// reorder them.
+pub const SELECT_DMS: &str = "SELECT d.id, d.from_user, d.time_ms, d.text
      FROM dms AS d JOIN users AS u ON u.id = d.to_user_id
-     WHERE u.name = ?1 ORDER BY d.id";
+     WHERE u.name = ?1 ORDER BY d.id LIMIT ?2";
 
-/// Deletes a user's stored DMs (after `SELECT_DMS`, in the same savepoint).
-pub const DELETE_DMS: &str =
-    "DELETE FROM dms WHERE to_user_id = (SELECT id FROM users WHERE name = ?1)";
+/// Deletes a user's stored DMs up to id `?2`: exactly the ones `SELECT_DMS`
+/// just returned (same savepoint, ids ascending).
+pub const DELETE_DMS: &str = "DELETE FROM dms
+     WHERE to_user_id = (SELECT id FROM users WHERE name = ?1) AND id <= ?2";
 
 /// Every room, in the order they were created.
 pub const SELECT_ROOMS: &str = "SELECT id, name, password_hash FROM rooms ORDER BY id";

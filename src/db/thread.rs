@@ -267,25 +267,30 @@ fn execute(tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
             });
             Some(hold(reply, result))
         }
-        Request::TakeDms { to, reply } => {
+        Request::TakeDms { to, limit, reply } => {
             // Read and delete in one savepoint: both happen or neither does,
             // and the answer is only sent after they are committed, so a
             // crash in between can neither lose a DM nor deliver it twice.
             let result = in_savepoint(tx, |conn| {
-                let dms = conn
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let rows = conn
                     .prepare_cached(schema::SELECT_DMS)?
-                    .query_map([&to], |row| {
-                        Ok(StoredDm {
-                            from: row.get(0)?,
-                            time_ms: row.get(1)?,
-                            text: row.get(2)?,
-                        })
+                    .query_map(params![&to, limit], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            StoredDm {
+                                from: row.get(1)?,
+                                time_ms: row.get(2)?,
+                                text: row.get(3)?,
+                            },
+                        ))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                if !dms.is_empty() {
-                    conn.prepare_cached(schema::DELETE_DMS)?.execute([&to])?;
+                if let Some(&(last, _)) = rows.last() {
+                    conn.prepare_cached(schema::DELETE_DMS)?
+                        .execute(params![&to, last])?;
                 }
-                Ok(dms)
+                Ok(rows.into_iter().map(|(_, dm)| dm).collect())
             });
             Some(hold(reply, result))
         }

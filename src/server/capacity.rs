@@ -5,8 +5,8 @@
 //!
 //! - **2 threads** (reader and writer), each counting against
 //!   `kernel.pid_max` and `kernel.threads-max`;
-//! - **about 4 memory maps per thread** (its stack, the stack's guard page,
-//!   and the allocator's arena pieces), counting against
+//! - **4 memory maps per thread** (its stack, the stack's guard page, and
+//!   Rust's small signal stack with its own guard page), counting against
 //!   `vm.max_map_count` (65,530 by default: about 8,000 clients);
 //! - **1 file descriptor** (the socket, shared by both threads), counting
 //!   against the open-file limit (`ulimit -n`).
@@ -20,8 +20,8 @@
 /// Threads the server runs per client.
 pub const THREADS_PER_CLIENT: u64 = 2;
 
-/// Memory maps per thread (measured on Linux with glibc: stack, guard page
-/// and allocator pieces).
+/// Memory maps per thread (measured on Linux: stack, its guard page, the
+/// signal stack Rust sets up for overflow reports, and its guard page).
 pub const MAPS_PER_THREAD: u64 = 4;
 
 /// Descriptors, maps and threads kept for everything that is not a client:

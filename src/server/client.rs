@@ -154,6 +154,11 @@ impl Client {
         let _ = self.outbox.try_send(Outgoing::Wake);
     }
 
+    /// Lines waiting in the outbox now.
+    pub fn queued(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// How the connection is ending, if that is decided.
     pub fn closing(&self) -> Option<Closing> {
         self.closing.get().copied()

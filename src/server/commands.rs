@@ -14,13 +14,14 @@
 //! connection is not a command's business (the reader loop ends).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::auth::Verdict;
 use crate::db::DbError;
 use crate::protocol::command::{BAD_CREDENTIALS_TEXT, NO_SUCH_ROOM_TEXT, NO_SUCH_USER_TEXT};
 use crate::protocol::{
-    ByeReason, Command, ErrCode, LeftReason, LineEvent, Name, ServerLine, PROTOCOL_VERSION,
+    ByeReason, Command, ErrCode, LeftReason, LineEvent, Name, ServerLine, Timestamp,
+    PROTOCOL_VERSION,
 };
 
 use super::client::{Client, Closing, Outgoing};
@@ -287,30 +288,56 @@ impl Session {
         }
         let name = Name::parse(&record.name).unwrap_or_else(|_| user.clone());
         self.client.set_user(name.clone());
+        // `OK LOGIN` is queued before the session becomes visible as online,
+        // so that a DM sent to it right now arrives after the `OK`.
+        self.ok("LOGIN", name.to_string());
         state.hub.login(&self.client);
         log::info!(
             "conn {} ({}): logged in as {name}",
             self.client.id,
             self.client.peer
         );
-        self.ok("LOGIN", name.to_string());
         self.deliver_stored_dms(state, &name);
     }
 
-    /// Sends the direct messages that waited in the database, oldest first,
-    /// removing them there in the same step.
+    /// Sends the direct messages that waited in the database, oldest first.
+    ///
+    /// A stored DM is deleted only in the same step that hands it to our
+    /// outbox, and only as many at a time as the outbox can surely hold
+    /// (a quarter of it, with at most half already used): a backlog of
+    /// thousands arrives in pieces, and none is lost to a full outbox.
+    /// Between pieces this thread waits for *its own* writer to drain; that
+    /// is waiting on our own client's socket, never on anyone else, and is
+    /// bounded by the write timeout (what is left stays stored).
     fn deliver_stored_dms(&self, state: &State, name: &Name) {
-        match state.db.take_dms(name.as_str()) {
-            Ok(dms) => {
-                for dm in dms {
-                    self.reply(ServerLine::Dm {
-                        from: dm.from,
-                        time: crate::protocol::Timestamp(dm.time_ms),
-                        text: dm.text,
-                    });
+        let capacity = state.config.queue_lines;
+        let piece = (capacity / 4).max(1);
+        let deadline = Instant::now() + state.config.write_timeout;
+        loop {
+            while self.client.queued() > capacity / 2 {
+                if self.client.closing().is_some() || Instant::now() >= deadline {
+                    return;
                 }
+                std::thread::sleep(Duration::from_millis(5));
             }
-            Err(e) => log::error!("conn {}: could not load stored DMs: {e:?}", self.client.id),
+            let dms = match state.db.take_dms(name.as_str(), piece) {
+                Ok(dms) => dms,
+                Err(e) => {
+                    log::error!("conn {}: could not load stored DMs: {e:?}", self.client.id);
+                    return;
+                }
+            };
+            let taken = dms.len();
+            for dm in dms {
+                self.reply(ServerLine::Dm {
+                    from: dm.from,
+                    time: Timestamp(dm.time_ms),
+                    text: dm.text,
+                });
+            }
+            if taken < piece {
+                return;
+            }
         }
     }
 
@@ -441,11 +468,18 @@ impl Session {
         let from = self.client.display_name().to_string();
         let time = hub::now();
         if let Some(recipient) = state.hub.online(&to.key()) {
-            let name = recipient.display_name().to_string();
-            let line = ServerLine::Dm { from, time, text };
-            recipient.send(Outgoing::Owned(format!("{line}\n")));
-            self.ok("DM", format!("{name} delivered"));
-            return;
+            let line = ServerLine::Dm {
+                from: from.clone(),
+                time,
+                text: text.clone(),
+            };
+            if recipient.send(Outgoing::Owned(format!("{line}\n"))) {
+                self.ok("DM", format!("{} delivered", recipient.display_name()));
+                return;
+            }
+            // The recipient's outbox was full (it is being dropped as a slow
+            // consumer) or it is disconnecting: keep the DM for its next
+            // login instead of losing it.
         }
         let record = match state.db.user(to.as_str()) {
             Ok(Some(record)) => record,
@@ -461,16 +495,31 @@ impl Session {
         // The recipient may have logged in between our look at the online
         // map and the commit, and already fetched its stored messages. Then
         // we hand them over ourselves. `take_dms` removes what it returns in
-        // one step, so every stored message is delivered exactly once: by
-        // the login or by us.
+        // one step, so each stored message goes out once: by the login or by
+        // us. If the recipient cannot take one after all, it is stored again.
         if let Some(recipient) = state.hub.online(&to.key()) {
-            if let Ok(dms) = state.db.take_dms(&record.name) {
-                for dm in dms {
-                    recipient.reply(&ServerLine::Dm {
-                        from: dm.from,
-                        time: crate::protocol::Timestamp(dm.time_ms),
-                        text: dm.text,
-                    });
+            let piece = (state.config.queue_lines / 4).max(1);
+            let Ok(dms) = state.db.take_dms(&record.name, piece) else {
+                return;
+            };
+            let mut delivering = true;
+            for dm in dms {
+                let line = ServerLine::Dm {
+                    from: dm.from.clone(),
+                    time: Timestamp(dm.time_ms),
+                    text: dm.text.clone(),
+                };
+                delivering = delivering && recipient.reply(&line);
+                if !delivering {
+                    if let Err(e) = state
+                        .db
+                        .store_dm(&record.name, &dm.from, dm.time_ms, &dm.text)
+                    {
+                        log::error!(
+                            "conn {}: a DM could not be stored again: {e:?}",
+                            self.client.id
+                        );
+                    }
                 }
             }
         }

@@ -220,10 +220,35 @@ fn read_loop(
     let mut plain = Vec::new();
     // The read timeout currently set on the socket (the handshake left one).
     let mut armed = socket.read_timeout().ok().flatten();
+    // With TLS 1.3 a client may send its first lines in the same packet as
+    // its last handshake message; rustls has already decrypted them during
+    // the handshake. Take them now, or they would wait for the next read.
+    drain_plaintext(&mut tls.lock().expect("tls lock poisoned"), &mut plain);
+    // Set when the peer sent close_notify or broke the TLS stream: the
+    // lines already decrypted are still handled, then the loop ends.
+    let mut finished = false;
     loop {
-        // Until the user logs in, a read waits no longer than the login
-        // deadline; after that, reads wait as long as the client stays
-        // silent (TCP keepalive finds peers that vanished).
+        // 1. Lines, strictly in order.
+        splitter.push(&plain);
+        plain.clear();
+        while let Some(event) = splitter.next_event() {
+            if client.closing().is_some() {
+                return;
+            }
+            if session.handle(state, event) == Flow::Close {
+                return;
+            }
+        }
+        if finished {
+            if splitter.has_partial() {
+                log::info!("conn {id}: peer closed in the middle of a line");
+            }
+            return;
+        }
+
+        // 2. Until the user logs in, a read waits no longer than the login
+        //    deadline; after that, reads wait as long as the client stays
+        //    silent (TCP keepalive finds peers that vanished).
         let timeout = if session.logged_in() {
             None
         } else {
@@ -244,7 +269,7 @@ fn read_loop(
             armed = timeout;
         }
 
-        // 1. Block in read, no lock held.
+        // 3. Block in read, no lock held.
         let n = match { socket }.read(&mut buf) {
             Ok(0) => {
                 if splitter.has_partial() {
@@ -261,7 +286,7 @@ fn read_loop(
             }
         };
 
-        // 2. Decrypt under the lock: memory only.
+        // 4. Decrypt under the lock: memory only.
         let (peer_closed, tls_error, wants_write) = {
             let mut conn = tls.lock().expect("tls lock poisoned: the writer panicked");
             let (closed, error) = decrypt(&mut conn, &buf[..n], &mut plain);
@@ -274,24 +299,7 @@ fn read_loop(
         if let Some(e) = &tls_error {
             log::info!("conn {id}: TLS error: {e}");
         }
-
-        // 3. Lines, strictly in order.
-        splitter.push(&plain);
-        plain.clear();
-        while let Some(event) = splitter.next_event() {
-            if client.closing().is_some() {
-                return;
-            }
-            if session.handle(state, event) == Flow::Close {
-                return;
-            }
-        }
-        if peer_closed || tls_error.is_some() {
-            if peer_closed && splitter.has_partial() {
-                log::info!("conn {id}: peer closed in the middle of a line");
-            }
-            return;
-        }
+        finished = peer_closed || tls_error.is_some();
     }
 }
 
@@ -312,18 +320,23 @@ fn decrypt(
             Ok(io_state) => closed |= io_state.peer_has_closed(),
             Err(e) => return (closed, Some(e)),
         }
-        let mut chunk = [0u8; 4096];
-        loop {
-            match conn.reader().read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => plain.extend_from_slice(&chunk[..n]),
-                // WouldBlock: no more plaintext for now. UnexpectedEof:
-                // the peer closed without close_notify (truncation).
-                Err(_) => break,
-            }
-        }
+        drain_plaintext(conn, plain);
     }
     (closed, None)
+}
+
+/// Moves the plaintext rustls holds into `plain`.
+fn drain_plaintext(conn: &mut ServerConnection, plain: &mut Vec<u8>) {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match conn.reader().read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => plain.extend_from_slice(&chunk[..n]),
+            // WouldBlock: no more plaintext for now. UnexpectedEof: the
+            // peer closed without close_notify (truncation).
+            Err(_) => break,
+        }
+    }
 }
 
 /// Sends one `BYE` and closes, on a connection that has no writer thread

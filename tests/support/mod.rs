@@ -219,11 +219,19 @@ pub struct TestClient {
 impl TestClient {
     /// Connects and completes the handshake (it happens on first I/O).
     pub fn connect(addr: SocketAddr) -> TestClient {
+        Self::connect_sending(addr, b"")
+    }
+
+    /// Connects with `early` already queued in the TLS session: rustls
+    /// sends it right behind the client's last handshake message, usually
+    /// in the same TCP segment.
+    pub fn connect_sending(addr: SocketAddr, early: &[u8]) -> TestClient {
         let socket = TcpStream::connect(addr).expect("connect to the test server");
         socket.set_read_timeout(Some(WAIT)).expect("read timeout");
         socket.set_write_timeout(Some(WAIT)).expect("write timeout");
         let name = "localhost".try_into().expect("server name");
-        let conn = ClientConnection::new(client_tls(), name).expect("client connection");
+        let mut conn = ClientConnection::new(client_tls(), name).expect("client connection");
+        conn.writer().write_all(early).expect("queue early bytes");
         TestClient {
             stream: BufReader::new(StreamOwned::new(conn, socket)),
         }
