@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use chat::protocol::ServerLine;
 use support::{pki, read_to_close, TestClient, TestServer, WAIT};
 
 /// Names of this process's threads that serve connections.
@@ -70,9 +71,10 @@ impl Drop for ServerProcess {
 }
 
 /// Starts the server binary on `db` and returns it with its address.
-fn spawn_server(db: &std::path::Path) -> (ServerProcess, SocketAddr) {
+fn spawn_server(db: &std::path::Path, extra: &[&str]) -> (ServerProcess, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
         .args(["--addr", "127.0.0.1:0", "--fast-hash"])
+        .args(extra)
         .arg("--cert")
         .arg(&pki().cert)
         .arg("--key")
@@ -109,7 +111,7 @@ fn spawn_server(db: &std::path::Path) -> (ServerProcess, SocketAddr) {
 fn registrations_survive_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
-    let (mut child, addr) = spawn_server(&db);
+    let (mut child, addr) = spawn_server(&db, &[]);
     // 8 connections, 25 pipelined registrations each.
     let workers: Vec<_> = (0..8)
         .map(|w| {
@@ -146,10 +148,91 @@ fn registrations_survive_kill_9() {
     // And the restarted server lets them log in. (A separate process: an
     // in-process server would add `conn-` threads to this test binary,
     // which the stalled-handshake test counts.)
-    let (mut child, addr) = spawn_server(&db);
+    let (mut child, addr) = spawn_server(&db, &[]);
     let mut c = TestClient::connect(addr);
     c.expect_prefix("HELLO ");
     c.send("LOGIN u7x24 pw");
     c.expect("OK LOGIN u7x24");
     child.kill();
+}
+
+/// The server's resident memory, from `/proc` (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc status")
+}
+
+/// Registers, logs in and joins `room` on a server process.
+fn member(addr: SocketAddr, name: &str, room: &str) -> TestClient {
+    member_over(TestClient::connect(addr), name, room)
+}
+
+/// Like [`member`], over an already connected client.
+fn member_over(mut c: TestClient, name: &str, room: &str) -> TestClient {
+    c.expect_prefix("HELLO ");
+    c.send(&format!("REGISTER {name} pw"));
+    c.expect(&format!("OK REGISTER {name}"));
+    c.send(&format!("LOGIN {name} pw"));
+    c.expect(&format!("OK LOGIN {name}"));
+    c.send(&format!("CREATE {room}"));
+    let _ = c.line(); // OK CREATE, or ROOM_EXISTS for the later members
+    c.join(room);
+    c
+}
+
+/// A member that stops reading while 30 MB are said in its room costs the
+/// server a bounded amount of memory: its outbox holds at most
+/// `--queue-lines` lines, then it is dropped. (Were the outbox unbounded,
+/// the server would hold all 30 MB for it.)
+#[test]
+fn a_stalled_reader_costs_bounded_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("chat.db");
+    let (child, addr) = spawn_server(
+        &db,
+        &[
+            "--queue-lines",
+            "64",
+            "--history",
+            "0",
+            "--msg-burst",
+            "100000",
+            "--msg-rate",
+            "100000",
+        ],
+    );
+    let pid = child.0.id();
+    let mut talker = member(addr, "talker", "sala");
+    let mut reader = member(addr, "reader", "sala");
+    let _sleeper = member_over(TestClient::connect_small_window(addr), "sleeper", "sala");
+    talker.expect("JOINED sala reader");
+    talker.expect("JOINED sala sleeper");
+    reader.expect("JOINED sala sleeper");
+    let before = rss_kib(pid);
+    let pad = "x".repeat(3000);
+    for chunk in 0..1250 {
+        let batch: String = (0..8)
+            .map(|i| format!("SAY {} {pad}\n", chunk * 8 + i))
+            .collect();
+        talker.send_raw(batch.as_bytes());
+        for c in [&mut talker, &mut reader] {
+            let mut got = 0;
+            while got < 8 {
+                if let ServerLine::Msg { .. } = c.parsed() {
+                    got += 1;
+                }
+            }
+        }
+    }
+    let after = rss_kib(pid);
+    let growth = after.saturating_sub(before);
+    eprintln!("RSS before {before} KiB, after {after} KiB");
+    assert!(
+        growth < 16 * 1024,
+        "server RSS grew by {growth} KiB while 30 MB went to a member that does not read"
+    );
 }

@@ -227,6 +227,28 @@ impl TestClient {
     /// in the same TCP segment.
     pub fn connect_sending(addr: SocketAddr, early: &[u8]) -> TestClient {
         let socket = TcpStream::connect(addr).expect("connect to the test server");
+        Self::over(socket, early)
+    }
+
+    /// Connects with a small, fixed receive buffer (64 KiB, no
+    /// autotuning), so that a client that stops reading fills its TCP
+    /// window quickly, as a slow phone would.
+    pub fn connect_small_window(addr: SocketAddr) -> TestClient {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+        socket
+            .connect(&addr.into())
+            .expect("connect to the test server");
+        Self::over(socket.into(), b"")
+    }
+
+    /// A TLS client over a connected socket, with `early` queued.
+    fn over(socket: TcpStream, early: &[u8]) -> TestClient {
         socket.set_read_timeout(Some(WAIT)).expect("read timeout");
         socket.set_write_timeout(Some(WAIT)).expect("write timeout");
         let name = "localhost".try_into().expect("server name");
