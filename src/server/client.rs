@@ -4,8 +4,9 @@
 //! A [`Client`] is shared (`Arc<Client>`) between the client's own reader
 //! thread, its writer thread, the hub (rooms and the online-users map) and
 //! whoever broadcasts to it. None of them ever touches the client's socket
-//! to *write*: they put lines into the **outbox**, a bounded crossbeam
-//! channel that only the writer thread drains.
+//! to *write*: they put lines into the **outbox**, a bounded queue (a
+//! crossbeam channel with a counted bound, see `outbox.rs`) that only the
+//! writer thread drains.
 //!
 //! ```text
 //!  any thread ──try_send──▶ [ outbox: bounded(queue_lines) ] ──recv──▶ writer thread ──▶ socket
@@ -21,11 +22,12 @@
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::TrySendError;
 
 use crate::protocol::{ByeReason, Name, ServerLine};
 
 use super::hub::Room;
+use super::outbox::Outbox;
 
 /// One item of an outbox.
 #[derive(Debug)]
@@ -64,7 +66,7 @@ pub struct Client {
     /// The peer's address, for logs only (behind ngrok it is the tunnel's).
     pub peer: SocketAddr,
     /// Where lines for this client go; the writer thread holds the other end.
-    outbox: Sender<Outgoing>,
+    outbox: Outbox,
     /// Set once when the connection must end; read by the writer before and
     /// after each batch, and by the reader between lines.
     closing: OnceLock<Closing>,
@@ -89,7 +91,7 @@ impl Client {
     pub fn new(
         id: u64,
         peer: SocketAddr,
-        outbox: Sender<Outgoing>,
+        outbox: Outbox,
         socket: Arc<TcpStream>,
     ) -> Self {
         Client {
@@ -135,11 +137,10 @@ impl Client {
     ///
     /// Only the first call has an effect. The order matters: the flag is set
     /// *before* the writer is woken, so a writer that wakes always sees it;
-    /// and if the wake-up does not fit in a full outbox, the writer is busy
-    /// anyway and checks the flag after its current batch.
+    /// and a writer busy with a batch checks the flag after it.
     pub fn close(&self, how: Closing) {
         if self.closing.set(how).is_ok() {
-            let _ = self.outbox.try_send(Outgoing::Wake);
+            self.outbox.wake();
             // Wakes the reader thread if it is blocked in `read` (it then
             // sees end-of-file). This does not send anything to the peer.
             let _ = self.socket.shutdown(Shutdown::Read);
@@ -148,10 +149,10 @@ impl Client {
 
     /// Asks the writer to look at the TLS state without queueing a line
     /// (the reader uses it when rustls has an alert or a key update to
-    /// send). Never closes the client: if the outbox is full, the writer is
-    /// about to write anyway.
+    /// send). Never closes the client: a wake-up is not a line, and fits
+    /// even in a full outbox.
     pub fn nudge(&self) {
-        let _ = self.outbox.try_send(Outgoing::Wake);
+        self.outbox.wake();
     }
 
     /// Lines waiting in the outbox now.

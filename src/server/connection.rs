@@ -36,11 +36,14 @@ use crate::tls;
 
 use super::client::{bye_text, Client, Closing};
 use super::commands::{Flow, Session};
-use super::{sync, writer, State, WRITER_STACK};
+use super::{outbox, sync, writer, State, WRITER_STACK};
 
-/// How many bytes one `read` may take from the socket. A TLS record is at
-/// most about 16 KiB, so this reads one whole record at a time.
-const READ_CHUNK: usize = 16 * 1024;
+/// How many bytes one `read` may take from the socket. Chat lines are
+/// short, so most reads take a whole record or several; a full 16 KiB
+/// record simply takes two reads. Every client holds this buffer for its
+/// whole life, so it is kept small (memory per idle client matters at
+/// 10,000 clients).
+const READ_CHUNK: usize = 8 * 1024;
 
 /// Idle time before the first TCP keepalive probe.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
@@ -160,7 +163,7 @@ pub fn serve(state: Arc<State>, socket: TcpStream, peer: SocketAddr, id: u64, ov
         return;
     }
 
-    let (tx, rx) = crossbeam_channel::bounded(state.config.queue_lines);
+    let (tx, rx) = outbox::outbox(state.config.queue_lines);
     let client = Arc::new(Client::new(id, peer, tx, socket.clone()));
     let tls = Arc::new(Mutex::new(conn));
 

@@ -26,6 +26,7 @@ pub mod capacity;
 mod client;
 mod commands;
 mod connection;
+mod outbox;
 pub mod hub;
 pub mod rate_limit;
 mod shutdown;
