@@ -61,6 +61,7 @@
 //! thread: one slow login must not delay everyone's writes.
 
 use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -96,6 +97,63 @@ pub struct Hasher {
     /// A hash of a random password with the same parameters as real hashes,
     /// so that "unknown user" costs exactly what "wrong password" costs.
     dummy_hash: String,
+    /// How many argon2 runs may happen at once, shared by every clone.
+    slots: Arc<Slots>,
+}
+
+/// A counting semaphore for argon2 runs.
+///
+/// Each run of argon2id at the production cost takes 19 MiB while it runs.
+/// Thirty students pressing Enter in the same second, or an attacker with
+/// a script, would otherwise start that many runs at once: hundreds of
+/// megabytes, on machines with two cores that can only compute two at a
+/// time anyway. So at most [`MAX_CONCURRENT_PER_CORE`] runs per core go at
+/// once; the others wait here, holding no lock, in their own connection's
+/// thread. The wait is a queue for the CPU, which they would wait for
+/// anyway, and memory stays bounded.
+#[derive(Debug)]
+struct Slots {
+    /// Runs that may still start.
+    free: Mutex<usize>,
+    /// Signalled when a run ends.
+    freed: Condvar,
+}
+
+/// Runs allowed at once per core: two keeps every core busy while one run
+/// waits to be scheduled, without piling up memory.
+pub const MAX_CONCURRENT_PER_CORE: usize = 2;
+
+/// A taken slot; dropping it gives it back.
+struct Permit<'a>(&'a Slots);
+
+impl Slots {
+    /// Room for `n` runs at once.
+    fn new(n: usize) -> Self {
+        Slots {
+            free: Mutex::new(n.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot and takes it.
+    fn acquire(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 impl fmt::Debug for Hasher {
@@ -142,9 +200,11 @@ impl Hasher {
         // The dummy password is random too, so nobody can log in "as" the
         // dummy hash by guessing it.
         let dummy_password = SaltString::generate(&mut OsRng);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut hasher = Hasher {
             argon2,
             dummy_hash: String::new(),
+            slots: Arc::new(Slots::new(cores * MAX_CONCURRENT_PER_CORE)),
         };
         hasher.dummy_hash = hasher.hash(dummy_password.as_str())?;
         Ok(hasher)
@@ -159,6 +219,7 @@ impl Hasher {
     /// memory).
     pub fn hash(&self, password: &str) -> Result<String> {
         let salt = SaltString::generate(&mut OsRng);
+        let _slot = self.slots.acquire();
         let hash = self
             .argon2
             .hash_password(password.as_bytes(), &salt)
@@ -181,6 +242,7 @@ impl Hasher {
                 Ok(parsed) => {
                     // `verify_password` reads m, t, p and the salt from the
                     // stored string, not from `self.argon2`.
+                    let _slot = self.slots.acquire();
                     return match self.argon2.verify_password(password.as_bytes(), &parsed) {
                         Ok(()) => Verdict::Ok,
                         Err(_) => Verdict::Bad,
@@ -212,6 +274,7 @@ impl Hasher {
     fn dummy_verify(&self, password: &str) {
         match PasswordHash::new(&self.dummy_hash) {
             Ok(parsed) => {
+                let _slot = self.slots.acquire();
                 let _ = self.argon2.verify_password(password.as_bytes(), &parsed);
             }
             // Cannot happen: we made this string ourselves in `new`.
@@ -358,5 +421,37 @@ mod tests {
         assert_eq!(slow.verify("pw", Some(&stored)), Verdict::Ok);
         let slow_hash = slow.hash("pw").unwrap();
         assert!(slow_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    }
+    /// The slots bound how many runs happen at once: with one slot, a second
+    /// taker waits until the first gives it back.
+    #[test]
+    fn slots_bound_concurrent_runs() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let slots = Arc::new(Slots::new(2));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (slots, running, peak) = (slots.clone(), running.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let _slot = slots.acquire();
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a taker panicked");
+        }
+        assert!(peak.load(Ordering::SeqCst) <= 2);
+        assert_eq!(
+            *slots.free.lock().expect("not poisoned"),
+            2,
+            "every slot came back"
+        );
     }
 }
