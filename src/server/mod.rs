@@ -23,11 +23,11 @@
 //! panic.
 
 pub mod capacity;
-mod client;
+pub mod client;
 mod commands;
 mod connection;
-mod outbox;
 pub mod hub;
+pub mod outbox;
 pub mod rate_limit;
 mod shutdown;
 mod sync;

@@ -49,7 +49,9 @@ impl Outbox {
         if self.tx.len() >= self.capacity {
             return Err(TrySendError::Full(item));
         }
-        self.tx.send(item).map_err(|e| TrySendError::Disconnected(e.0))
+        self.tx
+            .send(item)
+            .map_err(|e| TrySendError::Disconnected(e.0))
     }
 
     /// Wakes the writer. The wake-up marker is not a line, so it is queued
@@ -62,6 +64,11 @@ impl Outbox {
     /// Items waiting now.
     pub fn len(&self) -> usize {
         self.tx.len()
+    }
+
+    /// True when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
     }
 }
 
@@ -76,7 +83,10 @@ mod tests {
         let (tx, rx) = outbox(2);
         assert!(tx.try_send(Outgoing::Owned("a\n".into())).is_ok());
         assert!(tx.try_send(Outgoing::Owned("b\n".into())).is_ok());
-        assert!(matches!(tx.try_send(Outgoing::Owned("c\n".into())), Err(TrySendError::Full(_))));
+        assert!(matches!(
+            tx.try_send(Outgoing::Owned("c\n".into())),
+            Err(TrySendError::Full(_))
+        ));
         rx.recv().expect("a line");
         assert!(tx.try_send(Outgoing::Owned("c\n".into())).is_ok());
         assert_eq!(tx.len(), 2);
