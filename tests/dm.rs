@@ -7,28 +7,8 @@
 
 mod support;
 
-use chat::protocol::{ServerLine, Timestamp};
-use support::{TestClient, TestServer};
-
-/// No lines at all: what `sync()` returns when nothing else was sent.
-const NOTHING: Vec<String> = Vec::new();
-
-/// Reads the next line and asserts it is exactly `<head> <time> <tail>`,
-/// where `<time>` is a valid RFC 3339 time; returns that time.
-fn expect_timed(c: &mut TestClient, head: &str, tail: &str) -> String {
-    let line = c.line();
-    let time = line
-        .strip_prefix(head)
-        .and_then(|rest| rest.strip_prefix(' '))
-        .and_then(|rest| rest.get(..24))
-        .unwrap_or_else(|| panic!("expected `{head} <time> {tail}`, got {line:?}"));
-    assert!(
-        Timestamp::parse(time).is_some(),
-        "bad time {time:?} in {line:?}"
-    );
-    assert_eq!(line, format!("{head} {time} {tail}"));
-    time.to_string()
-}
+use chat::protocol::ServerLine;
+use support::{TestClient, TestServer, NOTHING};
 
 /// Registers `user` (password `pw`) without logging in, so the user exists
 /// but is offline.
@@ -55,7 +35,7 @@ fn dm_to_an_online_user_is_delivered() {
 
     alice.send("DM BOB olá, bob: tudo bem?");
     alice.expect("OK DM bob delivered");
-    expect_timed(&mut bob, "DM alice", "olá, bob: tudo bem?");
+    bob.expect_timed("DM alice", "olá, bob: tudo bem?");
     assert_eq!(bob.sync(), NOTHING);
 }
 
@@ -73,7 +53,7 @@ fn dms_to_an_offline_user_wait_for_the_next_login() {
     let mut bob = login(&server, "bob");
     let times: Vec<String> = ["primeira", "segunda", "terceira"]
         .iter()
-        .map(|text| expect_timed(&mut bob, "DM alice", text))
+        .map(|text| bob.expect_timed("DM alice", text))
         .collect();
     assert!(
         times.windows(2).all(|w| w[0] <= w[1]),
@@ -101,7 +81,7 @@ fn stored_dms_survive_a_restart() {
 
     let server = server.restart();
     let mut bob = login(&server, "bob");
-    expect_timed(&mut bob, "DM alice", "guardei isto para ti");
+    bob.expect_timed("DM alice", "guardei isto para ti");
     assert_eq!(bob.sync(), NOTHING);
 }
 

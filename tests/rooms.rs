@@ -16,29 +16,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use chat::protocol::{ServerLine, Timestamp};
+use chat::protocol::ServerLine;
 use rustls::{ClientConnection, StreamOwned};
-use support::{TestClient, TestServer, WAIT};
-
-/// No lines at all: what `sync()` returns when nothing else was sent.
-const NOTHING: Vec<String> = Vec::new();
-
-/// Reads the next line and asserts it is exactly `<head> <time> <tail>`,
-/// where `<time>` is a valid RFC 3339 time; returns that time.
-fn expect_timed(c: &mut TestClient, head: &str, tail: &str) -> String {
-    let line = c.line();
-    let time = line
-        .strip_prefix(head)
-        .and_then(|rest| rest.strip_prefix(' '))
-        .and_then(|rest| rest.get(..24))
-        .unwrap_or_else(|| panic!("expected `{head} <time> {tail}`, got {line:?}"));
-    assert!(
-        Timestamp::parse(time).is_some(),
-        "bad time {time:?} in {line:?}"
-    );
-    assert_eq!(line, format!("{head} {time} {tail}"));
-    time.to_string()
-}
+use support::{TestClient, TestServer, NOTHING, WAIT};
 
 /// `user` says each of `texts` in `room` and reads each `MSG` echo. Returns
 /// the `HISTORY` lines a newcomer should get for them, times included.
@@ -47,7 +27,7 @@ fn say_all(c: &mut TestClient, room: &str, user: &str, texts: &[&str]) -> Vec<St
         .iter()
         .map(|text| {
             c.send(&format!("SAY {text}"));
-            let time = expect_timed(c, &format!("MSG {room}"), &format!("{user} {text}"));
+            let time = c.expect_timed(&format!("MSG {room}"), &format!("{user} {text}"));
             format!("HISTORY {room} {time} {user} {text}")
         })
         .collect()
@@ -89,7 +69,7 @@ fn say_reaches_every_member_and_only_them() {
     bob.expect("JOINED sala carol");
 
     alice.send("SAY olá a todos");
-    let time = expect_timed(&mut alice, "MSG sala", "alice olá a todos");
+    let time = alice.expect_timed("MSG sala", "alice olá a todos");
     bob.expect(&format!("MSG sala {time} alice olá a todos"));
     carol.expect(&format!("MSG sala {time} alice olá a todos"));
 
@@ -464,7 +444,7 @@ fn room_names_ignore_case() {
     assert_eq!(join_lines(&mut bob, "Sala"), ["OK JOIN sala"]);
     alice.expect("JOINED sala bob");
     bob.send("SAY oi");
-    expect_timed(&mut bob, "MSG sala", "bob oi");
+    bob.expect_timed("MSG sala", "bob oi");
     assert_eq!(
         join_lines(&mut bob, "sALA"),
         ["ERR ALREADY_IN_ROOM You are in that room already."]

@@ -23,6 +23,9 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 /// How long a test waits for any one line before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// No lines at all: what `sync()` returns when nothing else was sent.
+pub const NOTHING: Vec<String> = Vec::new();
+
 /// A CA, and a server certificate for `localhost` / `127.0.0.1` signed by
 /// it, written once per test process to a temporary directory.
 pub struct TestPki {
@@ -317,6 +320,23 @@ impl TestClient {
             } => assert_eq!((r.as_str(), u.as_str(), t.as_str()), (room, user, text)),
             other => panic!("expected MSG {room} {user} {text}, got {other}"),
         }
+    }
+
+    /// Reads the next line and asserts it is exactly `<head> <time> <tail>`,
+    /// where `<time>` is a valid RFC 3339 time; returns that time.
+    pub fn expect_timed(&mut self, head: &str, tail: &str) -> String {
+        let line = self.line();
+        let time = line
+            .strip_prefix(head)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|rest| rest.get(..24))
+            .unwrap_or_else(|| panic!("expected `{head} <time> {tail}`, got {line:?}"));
+        assert!(
+            chat::protocol::Timestamp::parse(time).is_some(),
+            "bad time {time:?} in {line:?}"
+        );
+        assert_eq!(line, format!("{head} {time} {tail}"));
+        time.to_string()
     }
 
     /// Sends `JOIN room` and reads up to `OK JOIN`, returning the history
