@@ -487,3 +487,36 @@ fn a_new_login_takes_over_the_session() {
     assert_eq!(ask(&mut bob, "WHO"), ["USER bob", "USER alice", "OK WHO 2"]);
     assert_eq!(ask(&mut bob, "ROOMS"), ["ROOM sala public 2", "OK ROOMS 1"]);
 }
+
+/// Racing CREATEs of one name: exactly one `OK CREATE`, and everyone who
+/// was told `ROOM_EXISTS` can JOIN it at once (never `NO_SUCH_ROOM`).
+#[test]
+fn racing_creates_leave_a_joinable_room() {
+    let server = TestServer::start();
+    let clients: Vec<TestClient> = (0..20).map(|i| server.user(&format!("racer{i}"))).collect();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(clients.len()));
+    let threads: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                c.send_raw(b"CREATE arena\nJOIN arena\n");
+                let created = c.line();
+                let joined = c.lines_until(|l| l.starts_with("OK ") || l.starts_with("ERR "));
+                (created, joined.last().cloned().unwrap_or_default())
+            })
+        })
+        .collect();
+    let mut oks = 0;
+    for t in threads {
+        let (created, joined) = t.join().expect("a racer failed");
+        if created == "OK CREATE arena" {
+            oks += 1;
+        } else {
+            assert!(created.starts_with("ERR ROOM_EXISTS "), "{created}");
+        }
+        assert_eq!(joined, "OK JOIN arena");
+    }
+    assert_eq!(oks, 1);
+}

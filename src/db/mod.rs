@@ -188,6 +188,13 @@ enum Request {
         /// Gets the account, or `None`.
         reply: Reply<Option<UserRecord>>,
     },
+    /// [`Db::room`].
+    Room {
+        /// The name to look up, in any case.
+        name: String,
+        /// Gets the name as stored and the password hash, or `None`.
+        reply: Reply<Option<(String, Option<String>)>>,
+    },
     /// [`Db::set_password_hash`].
     SetPasswordHash {
         /// The account, in any case.
@@ -449,6 +456,19 @@ impl Db {
     /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>, DbError> {
         self.call(|reply| Request::User {
+            name: name.to_owned(),
+            reply,
+        })
+    }
+
+    /// Looks a room up by name, in any letter case: its name as stored and
+    /// its password hash (`None` for a public room).
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    pub fn room(&self, name: &str) -> Result<Option<(String, Option<String>)>, DbError> {
+        self.call(|reply| Request::Room {
             name: name.to_owned(),
             reply,
         })

@@ -116,6 +116,9 @@ pub const INSERT_ROOM: &str = "INSERT INTO rooms (name, password_hash, created_m
 /// Looks an account up by name, in any case; returns the stored spelling.
 pub const SELECT_USER: &str = "SELECT name, password_hash FROM users WHERE name = ?1";
 
+/// One room's name as stored and its password hash, by name in any case.
+pub const SELECT_ROOM: &str = "SELECT name, password_hash FROM rooms WHERE name = ?1";
+
 /// Replaces an account's password hash (legacy upgrade).
 pub const UPDATE_PASSWORD_HASH: &str = "UPDATE users SET password_hash = ?2 WHERE name = ?1";
 

@@ -191,6 +191,16 @@ fn execute(tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
             // see the writes of earlier requests in this batch, as it should.
             Some(hold(reply, find_user(tx, &name)))
         }
+        Request::Room { name, reply } => {
+            let result = tx
+                .prepare_cached(schema::SELECT_ROOM)
+                .and_then(|mut stmt| {
+                    stmt.query_row([&name], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()
+                })
+                .map_err(DbError::from);
+            Some(hold(reply, result))
+        }
         Request::SetPasswordHash {
             name,
             password_hash,
@@ -389,6 +399,9 @@ impl Request {
                 let _ = reply.send(Err(error.clone()));
             }
             Request::User { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Request::Room { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
             Request::TakeDms { reply, .. } => {

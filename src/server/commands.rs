@@ -388,7 +388,20 @@ impl Session {
                 state.hub.add_room(Room::new(name.clone(), hash));
                 self.ok("CREATE", name.to_string());
             }
-            Err(DbError::Exists) => self.err(ErrCode::RoomExists, "A room with that name exists."),
+            Err(DbError::Exists) => {
+                // Another CREATE of this name committed first, and its
+                // thread may not have added the room to the hub yet. Add it
+                // from the database now, so that `ROOM_EXISTS` always means
+                // "you can JOIN it".
+                if state.hub.room(&room.key()).is_none() {
+                    if let Ok(Some((name, hash))) = state.db.room(room.as_str()) {
+                        if let Ok(name) = Name::parse(&name) {
+                            state.hub.add_room(Room::new(name, hash));
+                        }
+                    }
+                }
+                self.err(ErrCode::RoomExists, "A room with that name exists.")
+            }
             Err(e) => self.server_error("create room", &e),
         }
     }

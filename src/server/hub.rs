@@ -299,10 +299,14 @@ impl Hub {
         sync::read(&self.rooms).get(key).cloned()
     }
 
-    /// Adds a room that the database has just committed.
+    /// Adds a room that the database has committed, unless the hub has it
+    /// already (two racing `CREATE`s both end up here: the first one's room
+    /// is kept, so everybody joins the same one).
     pub fn add_room(&self, room: Room) {
         let key = room.name.key();
-        sync::write(&self.rooms).insert(key, Arc::new(room));
+        sync::write(&self.rooms)
+            .entry(key)
+            .or_insert_with(|| Arc::new(room));
     }
 
     /// Every room as `(name, private, online)`, sorted by name.
