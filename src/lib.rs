@@ -19,13 +19,17 @@
 //!   handle other threads use to ask it things.
 //! - [`auth`]: password hashing (argon2id) and verification, including the
 //!   Python original's SHA-256 hashes.
-//! - [`tls`]: certificates, rustls configs, the handshake with a deadline.
+//! - [`tls`]: certificates, chains and keys, expiry, mutual TLS, rustls
+//!   configs, `--generate-cert`, the handshake with a deadline
+//!   (`server::reload` swaps the config on SIGHUP).
 //! - [`config`]: every limit, with its default and why.
 //! - [`error`]: the library's error type.
 //! - [`client`]: the terminal client: a pure menu state machine, the network
 //!   thread, and the UI loop that alone owns the terminal.
 //! - [`i18n`]: every sentence the client shows, in English and Brazilian
 //!   Portuguese.
+//! - [`loadgen`]: the load generator (`--bin loadgen`): a few mio event
+//!   loops driving thousands of TLS clients, and what they measure.
 //!
 //! # Threads
 //!
@@ -51,6 +55,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod i18n;
+pub mod loadgen;
 pub mod protocol;
 pub mod server;
 pub mod tls;

@@ -1,0 +1,76 @@
+//! Micro-benchmark of the broadcast path: one `SAY` in a room of N members,
+//! which formats the `MSG` line once and `try_send`s a shared pointer to it
+//! into every member's outbox, under the room's lock.
+//!
+//! `cargo bench --bench broadcast`. The throughput is in deliveries (one
+//! line into one member's outbox), so the figure is directly comparable with
+//! the load generator's deliveries per second; the difference between the
+//! two is the cost of the writer threads, TLS and the sockets.
+
+use std::hint::black_box;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+
+use chat::protocol::Name;
+use chat::server::client::{Client, Outgoing};
+use chat::server::hub::{Hub, Room};
+use chat::server::outbox;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use crossbeam_channel::Receiver;
+
+/// A connected loopback socket, only so that a `Client` can be built (the
+/// benchmark never writes to it).
+fn socket(listener: &TcpListener) -> Arc<TcpStream> {
+    let addr = listener.local_addr().expect("addr");
+    let stream = TcpStream::connect(addr).expect("connect");
+    let _ = listener.accept().expect("accept");
+    Arc::new(stream)
+}
+
+/// A room with `members` logged-in members; returns the hub, a member to
+/// speak with, and every member's outbox receiver (to drain).
+fn room_of(members: usize) -> (Hub, Arc<Client>, Vec<Receiver<Outgoing>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hub = Hub::new(0, Vec::new());
+    hub.add_room(Room::new(Name::parse("sala").expect("name"), None));
+    let room = hub.room("sala").expect("room");
+    let mut receivers = Vec::new();
+    let mut speaker = None;
+    for i in 0..members {
+        let (tx, rx) = outbox::outbox(1 << 20);
+        let peer = listener.local_addr().expect("addr");
+        let client = Arc::new(Client::new(i as u64, peer, tx, socket(&listener)));
+        client.set_user(Name::parse(&format!("user{i}")).expect("name"));
+        hub.join(&client, &room).expect("join");
+        receivers.push(rx);
+        speaker.get_or_insert(client);
+    }
+    for rx in &receivers {
+        rx.try_iter().for_each(drop); // JOINED and OK JOIN lines
+    }
+    (hub, speaker.expect("at least one member"), receivers)
+}
+
+/// One SAY to rooms of 10, 100 and 1,000 members.
+fn say(c: &mut Criterion) {
+    let mut group = c.benchmark_group("say");
+    for members in [10, 100, 1000] {
+        let (hub, speaker, receivers) = room_of(members);
+        group.throughput(Throughput::Elements(members as u64));
+        group.bench_function(format!("{members} members"), |b| {
+            b.iter(|| {
+                let said = hub.say(&speaker, black_box("hello everybody".to_string()));
+                black_box(said);
+                // Drain so that no outbox fills up; this is the writers'
+                // share of the work, done here in the same loop.
+                for rx in &receivers {
+                    rx.try_iter().for_each(drop);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, say);
+criterion_main!(benches);

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Re-runs every benchmark of docs/BENCHMARKS.md and prints the numbers.
+#
+#   bash docs/bench.sh                # all scenarios, 3 runs each (median)
+#   RUNS=1 bash docs/bench.sh fanout  # one group only: fanout capacity logins sweep
+#
+# Each group gets a fresh server (release build, temporary database, the
+# limits raised for load testing) on 127.0.0.1:$PORT; its pid goes to the
+# load generator (--server-pid) for RSS, threads and CPU from /proc. The
+# JSON of every run is kept in target/bench/. Run from anywhere, as root if
+# you want the capacity run's kernel limits raised (see BENCHMARKS.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+PORT=${PORT:-23457}
+OUT=target/bench
+GROUPS_TO_RUN=${*:-fanout capacity logins sweep}
+mkdir -p "$OUT" docs/img
+
+cargo build --release --bin server --bin loadgen
+SERVER=target/release/server
+LOADGEN=target/release/loadgen
+
+# 10,000 clients are 20,000 server threads (two per client): each thread
+# needs memory maps and a pid. Raise the kernel limits if we may.
+if [ "$(id -u)" = 0 ]; then
+    sysctl -q -w vm.max_map_count=262144 kernel.pid_max=4194304 || true
+fi
+ulimit -n "$(ulimit -Hn)" || true
+
+SERVER_PID=
+DB_DIR=$(mktemp -d)
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+trap 'stop_server; rm -rf "$DB_DIR"' EXIT
+
+# A fresh server and database; waits until it listens.
+start_server() {
+    stop_server
+    rm -f "$DB_DIR"/bench.db*
+    "$SERVER" --addr "127.0.0.1:$PORT" --db "$DB_DIR/bench.db" \
+        --cert cert.pem --key key.pem --fast-hash \
+        --msg-rate 1000000 --msg-burst 1000000 --queue-lines 65536 \
+        --max-connections 20000 --history 0 \
+        >"$OUT/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 50); do
+        grep -q "listening on" "$OUT/server.log" && return 0
+        sleep 0.1
+    done
+    echo "server did not start; see $OUT/server.log" >&2
+    exit 1
+}
+
+lg() { "$LOADGEN" --addr "127.0.0.1:$PORT" --ca cert.pem --server-pid "$SERVER_PID" -q --json "$@"; }
+
+# The first number after "NAME": in a JSON file (top-level fields and the
+# latency block are each written once in a fanout report).
+field() { grep -m1 "\"$2\":" "$1" | sed 's/.*: *//; s/,$//'; }
+
+# The median of the numbers on stdin.
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# fanout NAME ARGS...: RUNS runs, then the median line.
+fanout() {
+    local name=$1; shift
+    for i in $(seq "$RUNS"); do
+        lg fanout "$@" >"$OUT/$name-$i.json"
+        echo "  $name run $i: $(field "$OUT/$name-$i.json" deliveries_per_s) deliveries/s," \
+            "p99 $(field "$OUT/$name-$i.json" p99_ms) ms, lost $(field "$OUT/$name-$i.json" lost)," \
+            "dropped $(field "$OUT/$name-$i.json" dropped)," \
+            "server $(field "$OUT/$name-$i.json" cpu_us_per_delivery) us CPU/delivery"
+    done
+    echo "$name median: $(for i in $(seq "$RUNS"); do field "$OUT/$name-$i.json" deliveries_per_s; done | median) deliveries/s," \
+        "p99 $(for i in $(seq "$RUNS"); do field "$OUT/$name-$i.json" p99_ms; done | median) ms"
+}
+
+for group in $GROUPS_TO_RUN; do
+    case $group in
+    fanout)
+        start_server
+        fanout fanout-1x100 --rooms 1 --members 100 --senders 10 --duration 10
+        fanout fanout-10x50 --rooms 10 --members 50 --senders 5 --duration 10
+        fanout fanout-10x20-rate2 --rooms 10 --members 20 --senders 20 --rate 2 --duration 10
+        ;;
+    capacity)
+        # A fresh server, so that "RSS before" is the empty server's.
+        start_server
+        lg capacity --connections 10000 --rooms 100 --hold 10 >"$OUT/capacity.json"
+        echo "capacity: alive $(field "$OUT/capacity.json" alive) of $(field "$OUT/capacity.json" ready)," \
+            "RSS per connection $(field "$OUT/capacity.json" rss_per_connection_kib) KiB," \
+            "threads per connection $(field "$OUT/capacity.json" threads_per_connection)"
+        ;;
+    logins)
+        start_server
+        for i in $(seq "$RUNS"); do
+            lg logins --connectors 256 --duration 10 >"$OUT/logins-$i.json"
+            echo "  logins run $i: $(field "$OUT/logins-$i.json" per_s) cycles/s," \
+                "errors $(field "$OUT/logins-$i.json" errors), p99 $(field "$OUT/logins-$i.json" p99_ms) ms"
+        done
+        echo "logins median: $(for i in $(seq "$RUNS"); do field "$OUT/logins-$i.json" per_s; done | median) cycles/s"
+        ;;
+    sweep)
+        start_server
+        "$LOADGEN" --addr "127.0.0.1:$PORT" --ca cert.pem --server-pid "$SERVER_PID" -q \
+            sweep --sizes 10,50,100,250,500,1000 --senders 10 --duration 10 \
+            --svg docs/img/sweep.svg --out docs/img/sweep.json
+        ;;
+    *)
+        echo "unknown group $group (fanout capacity logins sweep)" >&2
+        exit 2
+        ;;
+    esac
+done

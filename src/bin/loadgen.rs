@@ -1,0 +1,309 @@
+//! `loadgen`: load the chat server over TLS and report what it delivered.
+//!
+//! ```text
+//! loadgen fanout   --rooms 1 --members 100 --senders 10 --duration 10
+//! loadgen capacity --connections 10000 --hold 10 --server-pid $(pidof server)
+//! loadgen logins   --connectors 256 --duration 10
+//! loadgen sweep    --sizes 10,50,100,250,500,1000 --svg docs/img/sweep.svg
+//! ```
+//!
+//! The server's per-connection message rate limit must be raised for
+//! anything flat out (`server --msg-rate 1000000 --msg-burst 1000000`):
+//! see `docs/BENCHMARKS.md`. Everything else is in the library
+//! (`chat::loadgen`); this file parses options and prints the report.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use chat::loadgen::{self, CapacityConfig, FanoutConfig, LoginsConfig, Target};
+use chat::{Error, Result};
+
+/// Load generator for the chat server (protocol v1 over TLS).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Options {
+    /// Options every scenario takes.
+    #[command(flatten)]
+    common: Common,
+    /// The scenario.
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+/// Where the server is and how the run reports.
+#[derive(Debug, Args)]
+struct Common {
+    /// Server host name or address.
+    #[arg(long, global = true, default_value = "localhost")]
+    host: String,
+    /// Server port.
+    #[arg(long, global = true, default_value_t = 12345)]
+    port: u16,
+    /// Server address as HOST:PORT (overrides --host and --port).
+    #[arg(long, global = true)]
+    addr: Option<String>,
+    /// The CA (or self-signed certificate) to trust, PEM.
+    #[arg(long, global = true, default_value = "cert.pem")]
+    ca: PathBuf,
+    /// The name the server's certificate must carry.
+    #[arg(long, global = true, default_value = "localhost")]
+    server_name: String,
+    /// Worker threads (each an event loop over many connections).
+    #[arg(long, global = true, default_value_t = 2)]
+    threads: usize,
+    /// The server's process id: report its RSS, threads and CPU from /proc.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Print one JSON object instead of the table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress line on stderr.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Rooms of members, some sending; deliveries/s, losses, latency.
+    Fanout(FanoutArgs),
+    /// Thousands of idle logged-in clients; alive count, server RSS per connection.
+    Capacity(CapacityArgs),
+    /// connect + TLS + REGISTER + LOGIN + QUIT in a loop; cycles/s.
+    Logins(LoginsArgs),
+    /// Fanout in one room of each size; JSON and an SVG chart.
+    Sweep(SweepArgs),
+    /// Redraw a sweep's SVG chart from the JSON it saved with --out.
+    Chart(ChartArgs),
+}
+
+/// Options of `chart`.
+#[derive(Debug, Args)]
+struct ChartArgs {
+    /// The sweep's JSON (written by `sweep --out`).
+    #[arg(long)]
+    from: PathBuf,
+    /// The chart to write (SVG).
+    #[arg(long)]
+    svg: PathBuf,
+    /// The chart's title.
+    #[arg(
+        long,
+        default_value = "One room, 10 senders flat out (window 32), 64 B messages"
+    )]
+    title: String,
+}
+
+/// Options of `fanout` (and `sweep`).
+#[derive(Debug, Args)]
+struct FanoutArgs {
+    /// Rooms.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Members per room, senders included.
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Senders per room.
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    /// Messages per second per sender; 0 = flat out (window-limited).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Messages in flight per sender at most.
+    #[arg(long, default_value_t = 32)]
+    window: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of sending before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Longest wait, in seconds, for messages in flight at the end.
+    #[arg(long, default_value_t = 10.0)]
+    drain: f64,
+    /// Bytes of message text.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Stop each sender after this many messages.
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Members per room that stop reading after joining (slow consumers).
+    #[arg(long, default_value_t = 0)]
+    stalled: usize,
+    /// Connections per thread set up at once.
+    #[arg(long, default_value_t = 64)]
+    connect_batch: usize,
+}
+
+impl FanoutArgs {
+    /// The library's config.
+    fn config(&self, common: &Common) -> FanoutConfig {
+        FanoutConfig {
+            rooms: self.rooms,
+            members: self.members,
+            senders: self.senders,
+            rate: self.rate,
+            window: self.window,
+            duration: Duration::from_secs_f64(self.duration),
+            warmup: Duration::from_secs_f64(self.warmup),
+            drain: Duration::from_secs_f64(self.drain),
+            size: self.size,
+            messages: self.messages,
+            stalled: self.stalled,
+            threads: common.threads,
+            connect_batch: self.connect_batch,
+            progress: !common.quiet,
+            server_pid: common.server_pid,
+            ..FanoutConfig::default()
+        }
+    }
+}
+
+/// Options of `capacity`.
+#[derive(Debug, Args)]
+struct CapacityArgs {
+    /// Clients to connect, log in and hold.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Rooms to spread them over.
+    #[arg(long, default_value_t = 100)]
+    rooms: usize,
+    /// Seconds to hold them idle.
+    #[arg(long, default_value_t = 10.0)]
+    hold: f64,
+    /// Connections per thread set up at once.
+    #[arg(long, default_value_t = 64)]
+    connect_batch: usize,
+}
+
+/// Options of `logins`.
+#[derive(Debug, Args)]
+struct LoginsArgs {
+    /// Clients cycling at once.
+    #[arg(long, default_value_t = 256)]
+    connectors: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+}
+
+/// Options of `sweep`.
+#[derive(Debug, Args)]
+struct SweepArgs {
+    /// Room sizes to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "10,50,100,250,500,1000")]
+    sizes: Vec<usize>,
+    /// Write the chart here (SVG).
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Write the sweep's JSON here (besides stdout with --json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The fanout options of each run (--members is replaced by each size).
+    #[command(flatten)]
+    fanout: FanoutArgs,
+}
+
+fn main() -> ExitCode {
+    let options = Options::parse();
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a report as a table or as JSON.
+fn print<R: Serialize + std::fmt::Display>(report: &R, json: bool) -> Result<()> {
+    if json {
+        let text = serde_json::to_string_pretty(report)
+            .map_err(|e| Error::Config(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+/// Resolves the target, runs the scenario, prints the report.
+fn run(options: &Options) -> Result<()> {
+    let common = &options.common;
+    // 10,000 sockets need a higher open-file limit than the usual 1,024.
+    #[cfg(unix)]
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    // Every scenario but `chart` needs the server's address and CA.
+    let target = || Target::new(resolve(common)?, &common.ca, &common.server_name);
+    match &options.scenario {
+        Scenario::Chart(args) => {
+            let json = std::fs::read_to_string(&args.from)
+                .map_err(|e| Error::io(format!("read {}", args.from.display()), e))?;
+            let points = loadgen::sweep::points_from_json(&json)?;
+            loadgen::sweep::write_svg(&points, &args.svg, &args.title)
+        }
+        Scenario::Fanout(args) => {
+            let report = loadgen::fanout::run(&target()?, &args.config(common))?;
+            print(&report, common.json)
+        }
+        Scenario::Capacity(args) => {
+            let cfg = CapacityConfig {
+                connections: args.connections,
+                rooms: args.rooms,
+                hold: Duration::from_secs_f64(args.hold),
+                threads: common.threads,
+                connect_batch: args.connect_batch,
+                progress: !common.quiet,
+                server_pid: common.server_pid,
+                ..CapacityConfig::default()
+            };
+            print(&loadgen::capacity::run(&target()?, &cfg)?, common.json)
+        }
+        Scenario::Logins(args) => {
+            let cfg = LoginsConfig {
+                connectors: args.connectors,
+                duration: Duration::from_secs_f64(args.duration),
+                threads: common.threads,
+                progress: !common.quiet,
+                server_pid: common.server_pid,
+                ..LoginsConfig::default()
+            };
+            print(&loadgen::logins::run(&target()?, &cfg)?, common.json)
+        }
+        Scenario::Sweep(args) => {
+            let base = args.fanout.config(common);
+            let report = loadgen::sweep::run(&target()?, &base, &args.sizes)?;
+            if let Some(path) = &args.out {
+                let text = serde_json::to_string_pretty(&report)
+                    .map_err(|e| Error::Config(format!("cannot write JSON: {e}")))?;
+                std::fs::write(path, text)
+                    .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+            }
+            if let Some(path) = &args.svg {
+                let title = format!(
+                    "One room, {} senders flat out (window {}), {} B messages",
+                    base.senders, base.window, base.size
+                );
+                loadgen::sweep::write_svg(&report.points, path, &title)?;
+            }
+            print(&report, common.json)
+        }
+    }
+}
+
+/// The server's address from --addr, or --host and --port.
+fn resolve(common: &Common) -> Result<SocketAddr> {
+    let spec = common
+        .addr
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", common.host, common.port));
+    spec.to_socket_addrs()
+        .map_err(|e| Error::io(format!("cannot resolve {spec}"), e))?
+        .next()
+        .ok_or_else(|| Error::Config(format!("{spec} resolves to no address")))
+}

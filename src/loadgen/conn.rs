@@ -1,0 +1,322 @@
+//! One load-generator connection: a non-blocking socket and its rustls
+//! client state, driven by readiness events instead of by a thread.
+//!
+//! This is rustls's `tlsclient-mio` pattern. The socket never blocks:
+//!
+//! - **readable** → `read_tls` until the socket says `WouldBlock`, and after
+//!   each chunk `process_new_packets` and drain the plaintext into
+//!   its inbox, from which whole lines are handed to the scenario;
+//! - **sending a line** → one `writer().write` of the whole line, so each
+//!   line becomes its own TLS record, as a real client that writes one line
+//!   at a time produces;
+//! - **flush** → `write_tls` while rustls has records to send; if the socket
+//!   is full, ask the poller for a writable event and finish then.
+//!
+//! mio's readiness is edge-triggered: a readable event is not repeated
+//! until new data arrives, so every read goes on until `WouldBlock`.
+//!
+//! Nothing here is shared between threads: each connection belongs to the
+//! one worker thread whose poller it is registered with.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+
+use crate::error::{Error, Result};
+
+/// Where the load goes, and how to trust it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// The client TLS config (trusting the server's CA). Shared by every
+    /// connection, as rustls intends.
+    pub tls: Arc<ClientConfig>,
+    /// The name the certificate must match (and the SNI sent).
+    pub server_name: ServerName<'static>,
+}
+
+impl Target {
+    /// A target that trusts the certificates in `ca` and expects
+    /// `server_name`. TLS session resumption is turned off: every
+    /// connection makes a full handshake, as a fresh client process would.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tls`] when the CA file cannot be used or the name is invalid.
+    pub fn new(addr: SocketAddr, ca: &Path, server_name: &str) -> Result<Target> {
+        let mut config = (*crate::tls::client_config(ca)?).clone();
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(Target {
+            addr,
+            tls: Arc::new(config),
+            server_name: crate::tls::server_name(server_name)?,
+        })
+    }
+}
+
+/// Longest line the load generator accepts from the server (the protocol's
+/// limit); a longer one means something is badly wrong.
+const MAX_LINE: usize = crate::protocol::line::DEFAULT_MAX_LINE;
+
+/// A TLS connection owned by a worker's event loop.
+pub struct Conn {
+    /// The non-blocking socket, registered with the worker's poller.
+    socket: TcpStream,
+    /// The rustls state machine: records in, plaintext out, and back.
+    tls: ClientConnection,
+    /// Plaintext received and not yet handed out as lines. Lines are
+    /// borrowed straight from here (no allocation per line: at a million
+    /// lines a second, `LineSplitter`'s `String` per line shows up).
+    inbox: Vec<u8>,
+    /// Scratch for one outgoing line, so that a line and its LF leave in
+    /// one `write` (one TLS record).
+    line: Vec<u8>,
+    /// The poller token (the connection's slot in its worker).
+    token: Token,
+    /// True while we are registered for writable events too.
+    wants_writable: bool,
+    /// Set by [`Conn::close`]: the worker closes the connection after the
+    /// current event.
+    closing: bool,
+}
+
+/// What a read found, besides lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The socket is drained for now; more may come.
+    Open,
+    /// The peer closed (EOF, close_notify, or a reset).
+    Closed,
+}
+
+impl Conn {
+    /// Starts a non-blocking connect and registers it; the TLS handshake
+    /// starts as soon as the socket becomes writable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the socket cannot be created or registered.
+    /// `recv_buffer` fixes the socket's receive buffer (no autotuning), for
+    /// members that are meant to fall behind quickly.
+    pub fn connect(
+        target: &Target,
+        registry: &Registry,
+        token: Token,
+        recv_buffer: Option<usize>,
+    ) -> Result<Conn> {
+        let mut socket = match recv_buffer {
+            None => TcpStream::connect(target.addr)
+                .map_err(|e| Error::io("connect to the server", e))?,
+            Some(size) => small_window_socket(target.addr, size)
+                .map_err(|e| Error::io("connect to the server", e))?,
+        };
+        // Small lines, sent as soon as they are written: Nagle would only
+        // add latency to what we measure.
+        let _ = socket.set_nodelay(true);
+        registry
+            .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| Error::io("register a socket", e))?;
+        let tls = ClientConnection::new(target.tls.clone(), target.server_name.clone())
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        Ok(Conn {
+            socket,
+            tls,
+            inbox: Vec::with_capacity(4096),
+            line: Vec::with_capacity(256),
+            token,
+            wants_writable: true,
+            closing: false,
+        })
+    }
+
+    /// Queues one line (the LF is added) as one TLS record. Nothing is
+    /// written to the socket until [`Conn::flush`].
+    pub fn send(&mut self, line: &str) {
+        self.line.clear();
+        self.line.extend_from_slice(line.as_bytes());
+        self.line.push(b'\n');
+        // Writing into rustls only buffers; it cannot fail for a client
+        // connection that is still open.
+        let _ = self.tls.writer().write_all(&self.line);
+    }
+
+    /// Asks the worker to close this connection after the current event.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// True once [`Conn::close`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Reads what the socket has, until `WouldBlock` or EOF, decrypting
+    /// into the inbox. Then take the lines with [`Conn::take_inbox`] and [`for_each_line`].
+    ///
+    /// Reads at most `budget` bytes of ciphertext, so that one busy
+    /// connection cannot starve the others of its worker; returns
+    /// `Ok((ReadEnd::Open, true))` when it stopped for the budget (the
+    /// caller must come back: no new edge will be reported).
+    ///
+    /// # Errors
+    ///
+    /// The socket error, or a TLS error as `InvalidData`.
+    pub fn read(&mut self, budget: usize) -> io::Result<(ReadEnd, bool)> {
+        let mut total = 0;
+        loop {
+            if total >= budget {
+                return Ok((ReadEnd::Open, true));
+            }
+            let n = match self.tls.read_tls(&mut self.socket) {
+                Ok(0) => return Ok((ReadEnd::Closed, false)),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok((ReadEnd::Open, false)),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            total += n;
+            let state = match self.tls.process_new_packets() {
+                Ok(state) => state,
+                Err(e) => {
+                    // rustls queued an alert: one best-effort write sends it.
+                    let _ = self.tls.write_tls(&mut self.socket);
+                    return Err(io::Error::new(ErrorKind::InvalidData, e));
+                }
+            };
+            let plain = state.plaintext_bytes_to_read();
+            let closed = state.peer_has_closed();
+            if plain > 0 {
+                let old = self.inbox.len();
+                self.inbox.resize(old + plain, 0);
+                self.tls.reader().read_exact(&mut self.inbox[old..])?;
+            }
+            if closed {
+                return Ok((ReadEnd::Closed, false));
+            }
+            if self.inbox.len() > MAX_LINE && !self.inbox.contains(&b'\n') {
+                return Err(io::Error::new(ErrorKind::InvalidData, "line too long"));
+            }
+        }
+    }
+
+    /// Moves the inbox out, so that the caller can hand its lines to a
+    /// scenario that holds `&mut Conn` meanwhile; give it back with
+    /// [`Conn::put_inbox`].
+    pub fn take_inbox(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.inbox)
+    }
+
+    /// Returns the inbox, keeping only the bytes after `consumed` (the
+    /// start of an unfinished line).
+    pub fn put_inbox(&mut self, mut inbox: Vec<u8>, consumed: usize) {
+        inbox.drain(..consumed);
+        self.inbox = inbox;
+    }
+
+    /// Writes queued TLS records until done or the socket is full, and
+    /// keeps the writable interest in step.
+    ///
+    /// # Errors
+    ///
+    /// The socket error (e.g. the server reset the connection).
+    pub fn flush(&mut self, registry: &Registry) -> io::Result<()> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut self.socket) {
+                Ok(_) => {}
+                // Still connecting, or the send buffer is full.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::NotConnected => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let want = self.tls.wants_write();
+        if want != self.wants_writable {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            registry.reregister(&mut self.socket, self.token, interest)?;
+            self.wants_writable = want;
+        }
+        Ok(())
+    }
+
+    /// Sends close_notify (best effort) and deregisters the socket; the
+    /// socket closes when `self` is dropped.
+    pub fn shutdown(mut self, registry: &Registry) {
+        self.tls.send_close_notify();
+        let _ = self.tls.write_tls(&mut self.socket);
+        let _ = registry.deregister(&mut self.socket);
+    }
+
+    /// The socket's pending error, if the connect failed.
+    pub fn take_error(&self) -> Option<io::Error> {
+        self.socket.take_error().ok().flatten()
+    }
+}
+
+/// A non-blocking connect with `SO_RCVBUF` set before the handshake (the
+/// window is negotiated then), through socket2 since mio has no such option.
+fn small_window_socket(addr: SocketAddr, size: usize) -> io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_recv_buffer_size(size)?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        // EINPROGRESS: the connect finishes in the background, like mio's.
+        Err(e) if in_progress(&e) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// True for the "connect started, not finished" error of a non-blocking
+/// connect (`EINPROGRESS`, which std has no stable `ErrorKind` for yet).
+fn in_progress(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(nix::errno::Errno::EINPROGRESS as i32) {
+        return true;
+    }
+    e.kind() == ErrorKind::WouldBlock
+}
+
+/// Splits complete lines off the front of `buf`: calls `each` with every
+/// line (LF and any CR removed) and returns how many bytes were consumed.
+/// A line that is not UTF-8 is passed as an empty string (the server never
+/// sends one).
+pub fn for_each_line(buf: &[u8], mut each: impl FnMut(&str)) -> usize {
+    let mut start = 0;
+    while let Some(lf) = buf[start..].iter().position(|&b| b == b'\n') {
+        let mut line = &buf[start..start + lf];
+        if let Some(stripped) = line.strip_suffix(b"\r") {
+            line = stripped;
+        }
+        each(std::str::from_utf8(line).unwrap_or(""));
+        start += lf + 1;
+    }
+    start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whole lines come out; a partial line stays for the next read.
+    #[test]
+    fn lines_are_split_and_partial_kept() {
+        let mut seen = Vec::new();
+        let used = for_each_line(b"MSG a\r\nPONG\nHAL", |l| seen.push(l.to_owned()));
+        assert_eq!(seen, ["MSG a", "PONG"]);
+        assert_eq!(used, 12);
+    }
+}

@@ -1,0 +1,316 @@
+//! The `logins` scenario: `connectors` clients, each in a loop of connect,
+//! TLS handshake, `REGISTER` (a new name every time), `LOGIN`, `QUIT`,
+//! waiting for each reply before the next command, as a person would.
+//!
+//! One cycle is timed from the TCP connect to the `BYE QUIT`; the report
+//! has completed cycles per second and their latency. Every handshake is a
+//! full one (session resumption is off in [`Target::new`]): each cycle is a
+//! new client as far as the server can tell.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::accounting::{Latency, Percentiles};
+use super::clock;
+use super::conn::{Conn, Target};
+use super::engine::{Closed, Session, Worker};
+use super::proc::{self, ProcSample};
+use super::progress::Progress;
+use super::script::{self, Script, Step};
+use crate::error::{Error, Result};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoginsConfig {
+    /// Clients cycling at once.
+    pub connectors: usize,
+    /// How long to run.
+    pub duration: Duration,
+    /// Worker threads.
+    pub threads: usize,
+    /// Show a progress line on stderr.
+    pub progress: bool,
+    /// The server's pid, to read its CPU time from `/proc`.
+    pub server_pid: Option<u32>,
+    /// Prefix of user names; a fresh `lg<run id>` when `None`.
+    pub prefix: Option<String>,
+}
+
+impl Default for LoginsConfig {
+    fn default() -> Self {
+        LoginsConfig {
+            connectors: 256,
+            duration: Duration::from_secs(10),
+            threads: 2,
+            progress: false,
+            server_pid: None,
+            prefix: None,
+        }
+    }
+}
+
+/// Cycling.
+const RUN: u8 = 0;
+/// Finish the cycles under way, start no new ones.
+const STOP: u8 = 1;
+/// Close everything.
+const DONE: u8 = 2;
+
+/// What the workers publish.
+#[derive(Debug, Default)]
+struct Shared {
+    /// [`RUN`], [`STOP`] or [`DONE`].
+    phase: AtomicU8,
+    /// Cycles completed.
+    completed: AtomicU64,
+    /// Cycles that failed.
+    errors: AtomicU64,
+}
+
+/// One connector.
+struct Connector {
+    /// Its slot (global index), part of every name it registers.
+    g: usize,
+    /// Cycles started.
+    cycle: u64,
+    /// The current cycle's script.
+    script: Script,
+    /// When the current cycle started, clock ns.
+    started_ns: u64,
+    /// True once the current cycle got its `BYE QUIT`.
+    done: bool,
+}
+
+/// Per-worker totals.
+struct Ctx {
+    /// Cycle latency.
+    latency: Latency,
+    /// Cycles completed.
+    completed: u64,
+    /// Cycles failed.
+    errors: u64,
+    /// What was published.
+    published: (u64, u64),
+    /// First few errors.
+    error_samples: Vec<String>,
+    /// The name prefix.
+    prefix: String,
+}
+
+impl Ctx {
+    /// Notes a failed cycle.
+    fn error(&mut self, what: String) {
+        self.errors += 1;
+        if self.error_samples.len() < 10 {
+            self.error_samples.push(what);
+        }
+    }
+}
+
+impl Connector {
+    /// Starts a new cycle's script (the connection is opened by the worker).
+    fn next_cycle(&mut self, prefix: &str) {
+        self.cycle += 1;
+        let user = format!("{prefix}_{}_{}", self.g, self.cycle);
+        let steps = [Step::Register, Step::Login, Step::Quit];
+        self.script = Script::new(&steps, user, String::new(), false);
+        self.started_ns = clock::now_ns();
+        self.done = false;
+    }
+}
+
+impl Session for Connector {
+    type Ctx = Ctx;
+
+    fn on_line(&mut self, line: &str, conn: &mut Conn, ctx: &mut Ctx, now_ns: u64) {
+        if self.done {
+            return;
+        }
+        match self.script.on_line(line, conn) {
+            script::Progress::Running => {}
+            script::Progress::Done => {
+                self.done = true;
+                ctx.completed += 1;
+                ctx.latency.record(now_ns.saturating_sub(self.started_ns));
+                conn.close();
+            }
+            script::Progress::Failed(why) => {
+                ctx.error(format!("{}: {why}", self.script.user()));
+                self.done = true;
+                conn.close();
+            }
+        }
+    }
+
+    fn on_closed(&mut self, why: Closed, ctx: &mut Ctx) {
+        if !self.done && why != Closed::ByUs {
+            ctx.error(format!("{}: {why:?}", self.script.user()));
+            self.done = true;
+        }
+    }
+}
+
+/// Everything a logins run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginsReport {
+    /// Always `"logins"`.
+    pub scenario: &'static str,
+    /// Clients cycling at once.
+    pub connectors: usize,
+    /// Load-generator threads.
+    pub threads: usize,
+    /// Seconds of cycling.
+    pub duration_s: f64,
+    /// Cycles completed (connect + TLS + REGISTER + LOGIN + QUIT).
+    pub completed: u64,
+    /// `completed / duration_s`.
+    pub per_s: f64,
+    /// Cycles that failed.
+    pub errors: u64,
+    /// The first few failures.
+    pub error_samples: Vec<String>,
+    /// Cycle latency.
+    pub latency: Percentiles,
+    /// The server before and after (with `--server-pid`).
+    pub server: Option<(ProcSample, ProcSample)>,
+    /// Server CPU milliseconds per completed cycle.
+    pub server_cpu_ms_per_cycle: Option<f64>,
+}
+
+/// Runs the logins scenario against `target`.
+///
+/// # Errors
+///
+/// [`Error::Config`] for an impossible configuration; [`Error::Io`] or
+/// [`Error::Spawn`] when the load generator itself cannot run.
+pub fn run(target: &Target, cfg: &LoginsConfig) -> Result<LoginsReport> {
+    if cfg.connectors == 0 || cfg.threads == 0 {
+        return Err(Error::Config(
+            "connectors and threads must be at least 1".into(),
+        ));
+    }
+    let prefix = cfg
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("lg{}", clock::run_id()));
+    let shared = Arc::new(Shared::default());
+    let before = cfg.server_pid.and_then(proc::sample);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..cfg.threads {
+        let (cfg, shared, target, prefix) =
+            (cfg.clone(), shared.clone(), target.clone(), prefix.clone());
+        handles.push(
+            thread::Builder::new()
+                .name(format!("loadgen-{w}"))
+                .spawn(move || worker(w, target, cfg, prefix, shared))
+                .map_err(Error::Spawn)?,
+        );
+    }
+    let mut progress = Progress::new("logins", cfg.progress);
+    while started.elapsed() < cfg.duration {
+        let done = shared.completed.load(Ordering::Relaxed);
+        progress.show(format_args!(
+            "completed {done} ({:.0}/s)  errors {}",
+            done as f64 / started.elapsed().as_secs_f64(),
+            shared.errors.load(Ordering::Relaxed)
+        ));
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Only the cycles completed inside the duration count.
+    let completed = shared.completed.load(Ordering::Relaxed);
+    let duration_s = started.elapsed().as_secs_f64();
+    let after = cfg.server_pid.and_then(proc::sample);
+    shared.phase.store(STOP, Ordering::Release);
+    // Let the cycles under way end cleanly (not counted), so the server
+    // does not log a storm of truncated connections.
+    thread::sleep(Duration::from_millis(500));
+    shared.phase.store(DONE, Ordering::Release);
+    progress.finish();
+
+    let mut latency = Latency::new();
+    let mut errors = 0;
+    let mut error_samples = Vec::new();
+    for handle in handles {
+        let ctx = handle
+            .join()
+            .map_err(|_| Error::Config("a load-generator thread panicked".into()))??;
+        latency.merge(&ctx.latency);
+        errors += ctx.errors;
+        error_samples.extend(ctx.error_samples);
+    }
+    error_samples.truncate(10);
+    let server = before.zip(after);
+    Ok(LoginsReport {
+        scenario: "logins",
+        connectors: cfg.connectors,
+        threads: cfg.threads,
+        duration_s,
+        completed,
+        per_s: completed as f64 / duration_s,
+        errors,
+        error_samples,
+        latency: latency.percentiles(),
+        server,
+        server_cpu_ms_per_cycle: server
+            .map(|(b, a)| (a.cpu_s - b.cpu_s) * 1e3 / completed.max(1) as f64),
+    })
+}
+
+/// One worker thread: every `threads`-th connector.
+fn worker(
+    w: usize,
+    target: Target,
+    cfg: LoginsConfig,
+    prefix: String,
+    shared: Arc<Shared>,
+) -> Result<Ctx> {
+    let sessions: Vec<Connector> = (w..cfg.connectors)
+        .step_by(cfg.threads)
+        .map(|g| Connector {
+            g,
+            cycle: 0,
+            script: Script::new(&[], String::new(), String::new(), false),
+            started_ns: 0,
+            done: true,
+        })
+        .collect();
+    let n = sessions.len();
+    let ctx = Ctx {
+        latency: Latency::new(),
+        completed: 0,
+        errors: 0,
+        published: (0, 0),
+        error_samples: Vec::new(),
+        prefix,
+    };
+    let mut worker = Worker::new(target, sessions, ctx)?;
+    let mut idle: Vec<usize> = (0..n).collect();
+    loop {
+        let phase = shared.phase.load(Ordering::Acquire);
+        if phase == DONE {
+            break;
+        }
+        if phase == RUN {
+            // Every connector whose last cycle ended starts the next one.
+            for i in idle.drain(..) {
+                let prefix = worker.ctx.prefix.clone();
+                worker.slots[i].session.next_cycle(&prefix);
+                worker.open(i, None);
+            }
+        }
+        worker.poll(Duration::from_millis(5))?;
+        idle.extend(worker.take_closed());
+        let (c, e) = (worker.ctx.completed, worker.ctx.errors);
+        let (pc, pe) = worker.ctx.published;
+        shared.completed.fetch_add(c - pc, Ordering::Relaxed);
+        shared.errors.fetch_add(e - pe, Ordering::Relaxed);
+        worker.ctx.published = (c, e);
+    }
+    let (_, ctx) = worker.finish_all();
+    Ok(ctx)
+}

@@ -1,0 +1,60 @@
+//! The load generator: many protocol-v1 clients over TLS, driven from a few
+//! threads, measuring what the server delivers and losing count of nothing.
+//!
+//! `cargo run --release --bin loadgen -- <scenario> ...` runs one of:
+//!
+//! - [`fanout`]: rooms × members, some members sending (at a rate, or flat
+//!   out with a window of messages in flight); deliveries per second, every
+//!   loss with its sequence gaps, latency percentiles.
+//! - [`capacity`]: thousands of logged-in clients held idle; how many stay
+//!   alive, and the server's memory and threads per connection.
+//! - [`logins`]: connect + TLS + `REGISTER` + `LOGIN` + `QUIT` in a loop;
+//!   cycles per second and their latency.
+//! - [`sweep`]: fanout in one room of growing size, with an SVG chart.
+//!
+//! # Layout
+//!
+//! - [`engine`]: the event loop (mio) that each worker thread runs over its
+//!   share of the connections, and the `Session` trait scenarios implement.
+//! - [`conn`]: one non-blocking TLS connection (rustls, `tlsclient-mio`
+//!   style) and the [`Target`] it connects to.
+//! - [`script`]: the setup commands and which replies count as success.
+//! - [`accounting`]: pure bookkeeping: per-sender sequence tracking, the
+//!   latency histogram, the message stamp format.
+//! - [`clock`]: the process-wide monotonic clock that stamps messages.
+//! - [`proc`]: the server's RSS, threads and CPU from `/proc`.
+//! - [`progress`], [`report`]: the stderr progress line and the summary
+//!   tables (the reports are also `serde::Serialize`, for `--json`).
+//!
+//! # Threads
+//!
+//! ```text
+//!  main ── phases (atomics), progress, report
+//!   ├─ loadgen-0: mio Poll over connections 0, T, 2T, …
+//!   └─ loadgen-1: mio Poll over connections 1, T+1, …
+//! ```
+//!
+//! A connection and everything about it (TLS state, sequence trackers)
+//! lives on one worker thread; workers share only counters they publish
+//! once per loop turn and the phase they read. So the load generator takes
+//! no lock per message, and its cost per delivery is decrypting and
+//! scanning one line.
+
+pub mod accounting;
+pub mod capacity;
+pub mod clock;
+pub mod conn;
+pub mod engine;
+pub mod fanout;
+pub mod logins;
+pub mod proc;
+pub mod progress;
+pub mod report;
+pub mod script;
+pub mod sweep;
+
+pub use capacity::{CapacityConfig, CapacityReport};
+pub use conn::Target;
+pub use fanout::{FanoutConfig, FanoutReport};
+pub use logins::{LoginsConfig, LoginsReport};
+pub use sweep::SweepReport;

@@ -1,0 +1,280 @@
+//! The human summary of each scenario: a two-column table on stdout. (The
+//! same reports serialize to JSON with `--json`; see the report types.)
+
+use std::fmt::{self, Display, Write};
+
+use super::accounting::Percentiles;
+use super::capacity::CapacityReport;
+use super::fanout::FanoutReport;
+use super::logins::LoginsReport;
+use super::sweep::SweepReport;
+
+/// A table of `label  value` rows, labels padded to one width.
+struct Table {
+    /// The rows.
+    rows: Vec<(String, String)>,
+}
+
+impl Table {
+    /// An empty table.
+    fn new() -> Table {
+        Table { rows: Vec::new() }
+    }
+
+    /// Adds a row.
+    fn row(&mut self, label: &str, value: impl Display) -> &mut Table {
+        self.rows.push((label.to_owned(), value.to_string()));
+        self
+    }
+
+    /// Adds a heading row (no value).
+    fn heading(&mut self, text: &str) -> &mut Table {
+        self.rows.push((format!("-- {text}"), String::new()));
+        self
+    }
+}
+
+impl Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .rows
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(l, _)| l.len())
+            .max()
+            .unwrap_or(0);
+        for (label, value) in &self.rows {
+            if value.is_empty() {
+                writeln!(f, "{label}")?;
+            } else {
+                writeln!(f, "{label:<width$}  {value}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `1234567.8` → `1,234,568`.
+pub fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `p50 0.41 / p99 1.20 / p99.9 2.31 / max 4.00 ms (n samples)`.
+fn latency(p: &Percentiles) -> String {
+    format!(
+        "p50 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3} ms  ({} samples)",
+        p.p50_ms,
+        p.p99_ms,
+        p.p999_ms,
+        p.max_ms,
+        thousands(p.count as f64)
+    )
+}
+
+/// Error samples, indented, after the table.
+fn samples(f: &mut fmt::Formatter<'_>, samples: &[String]) -> fmt::Result {
+    for s in samples {
+        writeln!(f, "    {s}")?;
+    }
+    Ok(())
+}
+
+impl Display for FanoutReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut t = Table::new();
+        let rate = match self.rate {
+            Some(r) => format!("{r} msg/s each"),
+            None => format!("flat out, window {}", self.window),
+        };
+        t.heading(&format!(
+            "fanout: {} room(s) x {} members, {} sender(s) per room, {rate}, {} B text",
+            self.rooms, self.members, self.senders, self.size
+        ))
+        .row(
+            "members joined",
+            format!("{} ({} failed)", self.ready, self.setup_failed),
+        )
+        .row(
+            "setup",
+            format!("{:.1} s ({} JOIN retries)", self.setup_s, self.join_retries),
+        )
+        .row("measure window", format!("{:.2} s", self.measure_s))
+        .row("deliveries/s", thousands(self.deliveries_per_s))
+        .row("sends/s", thousands(self.sends_per_s))
+        .row("latency", latency(&self.latency))
+        .row(
+            "sent / refused",
+            format!("{} / {}", thousands(self.sent as f64), self.rejected),
+        )
+        .row("deliveries expected", thousands(self.expected as f64))
+        .row("deliveries received", thousands(self.received as f64))
+        .row(
+            "lost",
+            format!(
+                "{} ({} to dropped members)",
+                self.lost, self.lost_to_dropped
+            ),
+        )
+        .row("duplicates", self.duplicates)
+        .row("out of order", self.out_of_order)
+        .row("members dropped", self.dropped)
+        .row(
+            "drain",
+            format!(
+                "{:.2} s ({})",
+                self.drain_s,
+                if self.drain_complete {
+                    "complete"
+                } else {
+                    "timed out"
+                }
+            ),
+        )
+        .row("errors", self.errors);
+        if let Some(s) = &self.server {
+            t.row(
+                "server RSS",
+                format!("{} -> {} KiB", s.before.rss_kib, s.after.rss_kib),
+            )
+            .row("server threads", s.after.threads)
+            .row(
+                "server CPU",
+                format!(
+                    "{:.2} s in the window, {:.3} us per delivery",
+                    s.cpu_s, s.cpu_us_per_delivery
+                ),
+            );
+        }
+        write!(f, "{t}")?;
+        samples(f, &self.error_samples)?;
+        for m in self.members_with_loss.iter().take(20) {
+            let mut line = format!(
+                "    {}: expected {} received {} lost {} dup {} ooo {}",
+                m.member, m.expected, m.received, m.lost, m.duplicates, m.out_of_order
+            );
+            if let Some(d) = &m.dropped {
+                let _ = write!(line, " [{d}]");
+            }
+            for (sender, ranges) in m.gaps.iter().take(3) {
+                let _ = write!(line, " {sender}:{ranges:?}");
+            }
+            writeln!(f, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for CapacityReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut t = Table::new();
+        t.heading(&format!(
+            "capacity: {} connections over {} rooms",
+            self.connections, self.rooms
+        ))
+        .row(
+            "logged in and joined",
+            format!("{} ({} failed)", self.ready, self.setup_failed),
+        )
+        .row(
+            "setup",
+            format!("{:.1} s ({} JOIN retries)", self.setup_s, self.join_retries),
+        )
+        .row("held idle", format!("{:.1} s", self.hold_s))
+        .row("dropped", self.dropped)
+        .row(
+            "alive at the end",
+            format!("{} / {}", self.alive, self.ready),
+        )
+        .row("errors", self.errors);
+        if let (Some(b), Some(h)) = (self.server_before, self.server_held) {
+            t.row(
+                "server RSS",
+                format!(
+                    "{} -> {} KiB",
+                    thousands(b.rss_kib as f64),
+                    thousands(h.rss_kib as f64)
+                ),
+            )
+            .row("server threads", format!("{} -> {}", b.threads, h.threads));
+        }
+        if let Some(kib) = self.rss_per_connection_kib {
+            t.row("RSS per connection", format!("{kib:.1} KiB"));
+        }
+        if let Some(th) = self.threads_per_connection {
+            t.row("threads per connection", format!("{th:.2}"));
+        }
+        write!(f, "{t}")?;
+        samples(f, &self.error_samples)
+    }
+}
+
+impl Display for LoginsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut t = Table::new();
+        t.heading(&format!(
+            "logins: {} connectors, connect + TLS + REGISTER + LOGIN + QUIT",
+            self.connectors
+        ))
+        .row("duration", format!("{:.1} s", self.duration_s))
+        .row("cycles completed", thousands(self.completed as f64))
+        .row("cycles/s", format!("{:.0}", self.per_s))
+        .row("errors", self.errors)
+        .row("cycle latency", latency(&self.latency));
+        if let Some(ms) = self.server_cpu_ms_per_cycle {
+            t.row("server CPU per cycle", format!("{ms:.3} ms"));
+        }
+        write!(f, "{t}")?;
+        samples(f, &self.error_samples)
+    }
+}
+
+impl Display for SweepReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "sweep: 1 room, {} sender(s), {} s per size",
+            self.senders, self.duration_s
+        )?;
+        writeln!(
+            f,
+            "{:>8}  {:>12}  {:>9}  {:>9}  {:>9}  {:>6}  {:>7}",
+            "members", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "lost", "dropped"
+        )?;
+        for p in &self.points {
+            writeln!(
+                f,
+                "{:>8}  {:>12}  {:>9.3}  {:>9.3}  {:>9.3}  {:>6}  {:>7}",
+                p.members,
+                thousands(p.deliveries_per_s),
+                p.latency.p50_ms,
+                p.latency.p99_ms,
+                p.latency.p999_ms,
+                p.lost,
+                p.dropped
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Big numbers get thousands separators.
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(2_234_567.6), "2,234,568");
+    }
+}

@@ -1,0 +1,151 @@
+//! The load generator against the real server, at a small scale: its own
+//! accounting must add up (every message counted once, a dropped member's
+//! missing lines counted as lost), and each scenario must run end to end.
+//!
+//! No timing assertions: these runs share the machine with everything else
+//! `cargo test` runs, so only counts are checked.
+
+mod support;
+
+use std::time::Duration;
+
+use chat::loadgen::{self, CapacityConfig, FanoutConfig, LoginsConfig, Target};
+
+/// A target for `server`, trusting the test CA.
+fn target(server: &support::TestServer) -> Target {
+    Target::new(server.addr, &support::pki().ca, "localhost").expect("target")
+}
+
+/// A small fanout: 2 rooms × 3 members, one sender each, a fixed number of
+/// messages. Every member gets every message: nothing lost, nothing twice.
+#[test]
+fn fanout_delivers_every_message_to_every_member() {
+    let server = support::TestServer::start_with(|c| {
+        c.msg_rate = 100_000;
+        c.msg_burst = 100_000;
+    });
+    let cfg = FanoutConfig {
+        rooms: 2,
+        members: 3,
+        senders: 1,
+        window: 8,
+        messages: Some(200),
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_secs(1),
+        drain: Duration::from_secs(10),
+        ..FanoutConfig::default()
+    };
+    let report = loadgen::fanout::run(&target(&server), &cfg).expect("fanout runs");
+    assert_eq!(report.ready, 6, "{report}");
+    assert_eq!(report.sent, 2 * 200, "{report}");
+    assert_eq!(report.rejected, 0, "{report}");
+    // senders × members × messages
+    assert_eq!(report.expected, 2 * 3 * 200, "{report}");
+    assert_eq!(report.received, report.expected, "{report}");
+    assert_eq!(report.lost, 0, "{report}");
+    assert_eq!((report.duplicates, report.out_of_order), (0, 0), "{report}");
+    assert_eq!(report.dropped, 0, "{report}");
+    assert!(report.drain_complete, "{report}");
+    assert!(report.members_with_loss.is_empty(), "{report}");
+    assert_eq!(report.errors, 0, "{report}");
+}
+
+/// The server's rate limit left at its default: the refused SAYs are
+/// counted as refused, not as lost, and the accounting still adds up.
+#[test]
+fn fanout_counts_refused_messages_apart_from_losses() {
+    let server = support::TestServer::start_with(|c| {
+        c.msg_rate = 1;
+        c.msg_burst = 5;
+    });
+    let cfg = FanoutConfig {
+        rooms: 1,
+        members: 2,
+        senders: 1,
+        window: 4,
+        messages: Some(20),
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(500),
+        ..FanoutConfig::default()
+    };
+    let report = loadgen::fanout::run(&target(&server), &cfg).expect("fanout runs");
+    assert_eq!(report.sent, 20, "{report}");
+    assert!(report.rejected > 0, "{report}");
+    assert_eq!(report.expected, (20 - report.rejected) * 2, "{report}");
+    assert_eq!(report.lost, 0, "{report}");
+}
+
+/// A member that stops reading, on a server with a small outbox: the
+/// server drops it, and everything it did not get is reported lost, to it.
+#[test]
+fn a_member_that_stops_reading_is_reported_dropped_and_its_lines_lost() {
+    let server = support::TestServer::start_with(|c| {
+        c.msg_rate = 100_000;
+        c.msg_burst = 100_000;
+        c.queue_lines = 64;
+        c.history = 0;
+    });
+    let cfg = FanoutConfig {
+        rooms: 1,
+        members: 3,
+        senders: 1,
+        stalled: 1,
+        // A steady rate the members that do read easily keep up with (a
+        // flat-out sender can outrun any reader's outbox, which is not
+        // what this test is about).
+        rate: 2000.0,
+        // Big messages, many of them: 9 MB, far more than the stalled
+        // member's socket buffers and its 64-line outbox hold.
+        size: 3000,
+        messages: Some(3000),
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_secs(2),
+        drain: Duration::from_secs(10),
+        ..FanoutConfig::default()
+    };
+    let report = loadgen::fanout::run(&target(&server), &cfg).expect("fanout runs");
+    assert_eq!(report.sent, 3000, "{report}");
+    assert_eq!(report.dropped, 1, "{report}");
+    assert!(report.lost > 0, "{report}");
+    assert_eq!(report.lost, report.lost_to_dropped, "{report}");
+    // Only the stalled member lost anything, and its loss adds up.
+    assert_eq!(report.members_with_loss.len(), 1, "{report}");
+    let member = &report.members_with_loss[0];
+    assert!(member.dropped.is_some(), "{report}");
+    assert_eq!(member.expected - member.received, member.lost, "{report}");
+    assert!(!member.gaps.is_empty(), "{report}");
+}
+
+/// 50 idle clients held for a second are all still there.
+#[test]
+fn capacity_holds_every_connection() {
+    let server = support::TestServer::start();
+    let cfg = CapacityConfig {
+        connections: 50,
+        rooms: 5,
+        hold: Duration::from_secs(1),
+        ..CapacityConfig::default()
+    };
+    let report = loadgen::capacity::run(&target(&server), &cfg).expect("capacity runs");
+    assert_eq!(report.ready, 50, "{report}");
+    assert_eq!(report.alive, 50, "{report}");
+    assert_eq!((report.dropped, report.errors), (0, 0), "{report}");
+}
+
+/// The login loop completes cycles without errors.
+#[test]
+fn logins_complete_without_errors() {
+    let server = support::TestServer::start();
+    let cfg = LoginsConfig {
+        connectors: 8,
+        duration: Duration::from_secs(1),
+        ..LoginsConfig::default()
+    };
+    let report = loadgen::logins::run(&target(&server), &cfg).expect("logins run");
+    assert!(report.completed > 0, "{report}");
+    assert_eq!(report.errors, 0, "{report}");
+    assert_eq!(
+        report.latency.count,
+        report.completed.max(report.latency.count)
+    );
+}
