@@ -206,6 +206,11 @@ fn help_lists_every_option() {
         "--queue-lines",
         "--max-connections",
         "--max-line",
+        "--client-ca",
+        "--generate-cert",
+        "--san",
+        "--days",
+        "--force",
     ] {
         assert!(help.contains(option), "--help does not mention {option}");
     }

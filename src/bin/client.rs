@@ -10,6 +10,7 @@ use clap::Parser;
 
 use chat::client::{self, Ending, Options, Trust};
 use chat::i18n::Locale;
+use chat::tls::ClientIdentity;
 
 /// The chat client: connects over TLS to a chat server and shows menus.
 #[derive(Debug, Parser)]
@@ -27,12 +28,20 @@ struct Args {
     /// Trust exactly the server certificate in FILE, whatever the host name (the default mode).
     #[arg(long, value_name = "FILE", default_value = "cert.pem")]
     cert_pin: PathBuf,
-    /// Instead of pinning, verify the server with the CA certificate(s) in FILE and its name.
+    /// Instead of pinning, verify the server and its name with the CA certificate(s) in FILE,
+    /// or with the operating system's trusted CAs if FILE is `system` (use ./system for a file
+    /// of that name).
     #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
     ca: Option<PathBuf>,
     /// With --ca: the name to check in the certificate (and send as SNI) instead of --host.
     #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
+    /// Present the client certificate in FILE (PEM), for a server that requires one (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
     /// Do NOT verify the server at all (like the original client). Prints a warning.
     #[arg(long)]
     insecure: bool,
@@ -46,6 +55,9 @@ fn main() -> ExitCode {
     let locale = args.lang.unwrap_or_else(Locale::from_env);
     let trust = match (args.insecure, args.ca) {
         (true, _) => Trust::Insecure,
+        // `--ca system` is the operating system's trust store; a file named
+        // "system" in the current folder is still reachable as `./system`.
+        (false, Some(ca)) if ca.as_os_str() == "system" => Trust::System,
         (false, Some(ca)) => Trust::Ca(ca),
         (false, None) => Trust::Pin(args.cert_pin),
     };
@@ -54,6 +66,10 @@ fn main() -> ExitCode {
         port: args.port,
         server_name: args.server_name,
         trust,
+        identity: args
+            .cert
+            .zip(args.key)
+            .map(|(cert, key)| ClientIdentity { cert, key }),
         locale,
         keepalive: std::time::Duration::from_secs(args.keepalive.max(1)),
     };

@@ -1,5 +1,7 @@
 //! `server`: parse the options, load the certificate, bind the port, turn
-//! Ctrl-C / SIGTERM into the server's shutdown signal, and run.
+//! Ctrl-C / SIGTERM into the server's shutdown signal and SIGHUP into a
+//! certificate reload, and run. `--generate-cert` instead writes a fresh
+//! self-signed certificate and key, and exits.
 //!
 //! Everything else is in the library (`chat::server`); this file only wires
 //! the outside world to it and turns a failure into one line on stderr and
@@ -12,8 +14,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use chat::server::{self, Shutdown};
-use chat::{tls, Config, Error, Result};
+use chat::server::{self, ServerTls, Shutdown};
+use chat::tls::{self, TlsFiles};
+use chat::{Config, Error, Result};
 
 /// The chat server: TLS on port 12345, accounts and rooms in SQLite.
 #[derive(Debug, Parser)]
@@ -28,6 +31,27 @@ struct Options {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, default_value = "key.pem")]
     key: PathBuf,
+    /// Mutual TLS: only clients with a certificate signed by the CA in FILE get in.
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Write a new self-signed ECDSA P-256 certificate and key to --cert and --key, then exit.
+    #[arg(long)]
+    generate_cert: bool,
+    /// With --generate-cert: a DNS name or IP address for the certificate (repeat for more;
+    /// default: localhost, 127.0.0.1, ::1).
+    #[arg(long, value_name = "NAME", requires = "generate_cert")]
+    san: Vec<String>,
+    /// With --generate-cert: days the certificate is valid.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 365,
+        requires = "generate_cert"
+    )]
+    days: u32,
+    /// With --generate-cert: overwrite existing --cert and --key files.
+    #[arg(long, requires = "generate_cert")]
+    force: bool,
     /// The SQLite database; created if missing, migrated if made by the Python original.
     #[arg(long, default_value = "chat.db")]
     db: PathBuf,
@@ -97,41 +121,85 @@ fn main() -> ExitCode {
 
 /// Everything that can fail, in the order a user would want to hear about it.
 fn run(options: &Options) -> Result<()> {
+    if options.generate_cert {
+        return generate_cert(options);
+    }
     let config = options.config();
     config.validate()?;
-    let tls = tls::server_config(&options.cert, &options.key)?;
-    log::info!(
-        "certificates loaded from {} and {}",
-        options.cert.display(),
-        options.key.display()
-    );
+    let files = TlsFiles {
+        cert: options.cert.clone(),
+        key: options.key.clone(),
+        client_ca: options.client_ca.clone(),
+    };
+    // Refuses an expired certificate, a key of another certificate, …
+    // with one line each; logs the certificate in use.
+    let tls = ServerTls::load(files)?;
     let addr = resolve(&options.addr)?;
     let listener =
         TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
 
     let shutdown = Shutdown::new();
-    on_signals(shutdown.clone())?;
-    server::run(listener, tls, config, shutdown)
+    on_signals(shutdown.clone(), tls.clone())?;
+    server::run_with(listener, tls, config, shutdown)
 }
 
-/// Turns SIGINT (Ctrl-C) and SIGTERM into the server's shutdown signal.
-/// The first one starts a graceful stop; a second one means "now": the
-/// process exits at once, without waiting for the graceful stop to finish.
+/// `--generate-cert`: writes a self-signed certificate and key for the
+/// `--san` names (or localhost, 127.0.0.1, ::1) and says what it wrote.
+fn generate_cert(options: &Options) -> Result<()> {
+    let names: Vec<String> = if options.san.is_empty() {
+        tls::DEFAULT_NAMES.iter().map(|n| n.to_string()).collect()
+    } else {
+        options.san.clone()
+    };
+    let generated =
+        tls::generate_self_signed(&names, options.days, time::OffsetDateTime::now_utc())?;
+    tls::write_generated(&generated, &options.cert, &options.key, options.force)?;
+    println!(
+        "wrote {} and {} (key readable by you only): self-signed ECDSA P-256 for {}, \
+         valid until {}",
+        options.cert.display(),
+        options.key.display(),
+        names.join(", "),
+        generated.info.not_after_text()
+    );
+    println!(
+        "students trust it by running the client with --cert-pin {}",
+        options.cert.display()
+    );
+    Ok(())
+}
+
+/// Turns SIGINT (Ctrl-C) and SIGTERM into the server's shutdown signal, and
+/// SIGHUP into a certificate reload. The first SIGINT/SIGTERM starts a
+/// graceful stop; a second one means "now": the process exits at once,
+/// without waiting for the graceful stop to finish.
 #[cfg(unix)]
-fn on_signals(shutdown: Shutdown) -> Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+fn on_signals(shutdown: Shutdown, tls: ServerTls) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use signal_hook::iterator::Signals;
 
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::io("install signal handlers", e))?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::io("install signal handlers", e))?;
     // The handler itself only records the signal (signal-hook's pipe); this
-    // thread does the work, outside the signal context.
+    // thread does the work, outside the signal context. A reload reads
+    // files and parses a key and certificates (rustls, x509-parser) on this
+    // thread, hence a stack of 256 KiB rather than the 64 KiB that setting
+    // a flag would need.
     std::thread::Builder::new()
         .name("signals".into())
-        .stack_size(64 * 1024)
+        .stack_size(256 * 1024)
         .spawn(move || {
-            for (seen, signal) in signals.forever().enumerate() {
-                if seen == 0 {
+            let mut stops = 0;
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    // Logs the new certificate, or why the old one stays;
+                    // the server goes on either way.
+                    log::info!("signal {signal} (SIGHUP): reloading the certificate");
+                    let _ = tls.reload();
+                    continue;
+                }
+                stops += 1;
+                if stops == 1 {
                     log::info!("signal {signal}: stopping (send it again to exit at once)");
                     shutdown.trigger();
                 } else {
@@ -144,9 +212,9 @@ fn on_signals(shutdown: Shutdown) -> Result<()> {
     Ok(())
 }
 
-/// Elsewhere, Ctrl-C ends the process the usual way.
+/// Elsewhere, Ctrl-C ends the process the usual way (and there is no SIGHUP).
 #[cfg(not(unix))]
-fn on_signals(_shutdown: Shutdown) -> Result<()> {
+fn on_signals(_shutdown: Shutdown, _tls: ServerTls) -> Result<()> {
     log::warn!("graceful shutdown on Ctrl-C is implemented for Unix only");
     Ok(())
 }

@@ -11,8 +11,8 @@
 //!   and server lines in, protocol lines and sentences out. Unit-tested.
 //! - [`net`]: connecting, the TLS handshake, and the network thread that
 //!   alone owns the TLS connection.
-//! - [`trust`]: the three ways to trust a server (pinned certificate, CA,
-//!   none) and the pinning verifier; [`danger`]: the no-verification one.
+//! - [`trust`]: the four ways to trust a server (pinned certificate, CA
+//!   file, the system's CAs, none) and the pinning verifier; [`danger`]: the no-verification one.
 //! - [`ui`]: the UI loop, the only code that prints.
 //! - [`terminal`]: rustyline in a terminal or plain lines in a pipe; the
 //!   input thread.
@@ -67,6 +67,9 @@ pub struct Options {
     pub server_name: Option<String>,
     /// How the server's certificate is checked.
     pub trust: Trust,
+    /// A client certificate to present (`--cert`, `--key`), for a server
+    /// that requires one (mutual TLS); `None` for the usual case.
+    pub identity: Option<crate::tls::ClientIdentity>,
     /// The language of everything shown.
     pub locale: Locale,
     /// Silence after which a keepalive `PING` is sent ([`net::KEEPALIVE`]).
@@ -81,7 +84,7 @@ pub struct Options {
 /// start: a certificate that cannot be loaded, a server that cannot be
 /// reached, a refused certificate, a failed handshake.
 pub fn run(options: &Options) -> Result<Ending, Msg> {
-    let config = trust::client_config(&options.trust)?;
+    let config = trust::client_config(&options.trust, options.identity.as_ref())?;
     let name = options.server_name.as_deref().unwrap_or(&options.host);
     let server_name = ServerName::try_from(name.to_owned()).map_err(|_| Msg::BadServerName {
         name: name.to_owned(),
@@ -105,6 +108,10 @@ pub fn run(options: &Options) -> Result<Ending, Msg> {
         Trust::Ca(file) => vec![Msg::HandshakeCa {
             version,
             file: file.display().to_string(),
+            name: name.to_owned(),
+        }],
+        Trust::System => vec![Msg::HandshakeSystem {
+            version,
             name: name.to_owned(),
         }],
         Trust::Insecure => vec![Msg::InsecureWarning, Msg::HandshakeInsecure { version }],

@@ -195,6 +195,12 @@ fn handshake_error(e: &io::Error, trust: &Trust, server_name: &str) -> Msg {
                 detail: refused.to_string(),
             }
         }
+        (Some(refused @ rustls::Error::InvalidCertificate(_)), Trust::System) => {
+            Msg::CertificateNotTrustedSystem {
+                name: server_name.to_owned(),
+                detail: refused.to_string(),
+            }
+        }
         (Some(tls_error), _) => Msg::HandshakeFailed {
             detail: tls_error.to_string(),
         },

@@ -1,12 +1,13 @@
 //! How the client decides to trust the server, and the rustls config for
 //! each way.
 //!
-//! There are three, chosen on the command line:
+//! There are four, chosen on the command line:
 //!
 //! | option | what is checked | for |
 //! |---|---|---|
 //! | (default) `--cert-pin cert.pem` | the server's certificate is *byte for byte* the one in the file; the handshake signatures prove the server holds its key | the course: the teacher hands out `cert.pem`; works for `localhost` and through a tunnel whose name is not in the certificate |
 //! | `--ca FILE` [`--server-name NAME`] | the usual web check: a chain to the CA in FILE, valid dates, and NAME (default: `--host`) in the certificate | a real deployment, or a CA made for tests |
+//! | `--ca system` [`--server-name NAME`] | the same web check, against the operating system's trust store | a server with a certificate from a public CA (e.g. Let's Encrypt for a real domain) |
 //! | `--insecure` | nothing about who the server is ([`danger`](super::danger)) | reproducing the original's no-verification mode, with a warning every time |
 //!
 //! # Why pinning is real verification
@@ -22,6 +23,14 @@
 //! provider's algorithms. A machine in the middle has neither the pinned
 //! certificate's key nor any way to make a different certificate match.
 //!
+//! # Presenting a client certificate
+//!
+//! Independently of how the server is checked, `--cert FILE --key FILE`
+//! makes the client present a certificate of its own, for a server started
+//! with `--client-ca` (a locked-down lab: only machines holding a
+//! certificate signed by the lab's CA get in). rustls sends it only when the
+//! server asks.
+//!
 //! What pinning leaves out, on purpose: the certificate's dates (a course
 //! certificate is trusted for as long as the file is handed out, as with
 //! SSH host keys) and revocation (to stop trusting it, hand out a new file).
@@ -36,6 +45,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureSch
 
 use super::danger::NoVerification;
 use crate::i18n::Msg;
+use crate::tls::{ClientIdentity, ServerCheck};
 
 /// How the server's identity is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +56,9 @@ pub enum Trust {
     /// Verify a chain to the CA certificate(s) in this PEM file and the
     /// server name.
     Ca(PathBuf),
+    /// Verify a chain to the operating system's trusted CAs and the server
+    /// name (`--ca system`).
+    System,
     /// Check nothing (`--insecure`).
     Insecure,
 }
@@ -56,41 +69,51 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the rustls client config for `trust`.
+/// Builds the rustls client config for `trust`, presenting `identity`
+/// (a client certificate) if the server asks for one.
 ///
 /// # Errors
 ///
 /// [`Msg::TrustFileUnusable`] when the pinned certificate or the CA cannot
-/// be loaded.
-pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, Msg> {
+/// be loaded, [`Msg::SystemTrustUnusable`] when the system's store is
+/// empty, [`Msg::ClientCertUnusable`] when `identity` cannot be used.
+pub fn client_config(
+    trust: &Trust,
+    identity: Option<&ClientIdentity>,
+) -> Result<Arc<ClientConfig>, Msg> {
     let unusable = |e: crate::Error| Msg::TrustFileUnusable {
         detail: e.to_string(),
     };
-    match trust {
-        Trust::Ca(ca) => crate::tls::client_config(ca).map_err(unusable),
-        Trust::Pin(file) => {
-            let verifier = PinnedCertVerifier::from_pem_file(file).map_err(unusable)?;
-            Ok(with_verifier(Arc::new(verifier)).map_err(unusable)?)
+    let check = match trust {
+        Trust::Ca(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in crate::tls::load_certs(ca).map_err(unusable)? {
+                roots.add(cert).map_err(|e| Msg::TrustFileUnusable {
+                    detail: format!("cannot trust {}: {e}", ca.display()),
+                })?;
+            }
+            ServerCheck::Roots(roots)
         }
-        Trust::Insecure => {
-            let verifier = NoVerification::new(provider().signature_verification_algorithms);
-            Ok(with_verifier(Arc::new(verifier)).map_err(unusable)?)
-        }
-    }
-}
-
-/// A client config (TLS 1.2 and 1.3, no client certificate) that asks
-/// `verifier` about the server's certificate.
-fn with_verifier(verifier: Arc<dyn ServerCertVerifier>) -> crate::Result<Arc<ClientConfig>> {
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        // "dangerous" is rustls's name for "you are replacing the WebPKI
-        // check": here with a stricter one (an exact certificate), or, for
-        // --insecure, with none.
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+        Trust::System => ServerCheck::Roots(crate::tls::system_roots().map_err(|e| {
+            Msg::SystemTrustUnusable {
+                detail: e.to_string(),
+            }
+        })?),
+        Trust::Pin(file) => ServerCheck::Custom(Arc::new(
+            PinnedCertVerifier::from_pem_file(file).map_err(unusable)?,
+        )),
+        Trust::Insecure => ServerCheck::Custom(Arc::new(NoVerification::new(
+            provider().signature_verification_algorithms,
+        ))),
+    };
+    crate::tls::client_config_with(check, identity).map_err(|e| match identity {
+        Some(_) => Msg::ClientCertUnusable {
+            detail: e.to_string(),
+        },
+        None => Msg::TrustFileUnusable {
+            detail: e.to_string(),
+        },
+    })
 }
 
 /// Accepts exactly one certificate, whatever the server's name, and checks
@@ -205,12 +228,28 @@ mod tests {
         ));
     }
 
+    /// A client certificate whose files are missing is refused with a
+    /// sentence about the client certificate, naming the file.
+    #[test]
+    fn missing_client_certificate() {
+        let identity = ClientIdentity {
+            cert: "/nonexistent/me.pem".into(),
+            key: "/nonexistent/me.key".into(),
+        };
+        let Err(Msg::ClientCertUnusable { detail }) =
+            client_config(&Trust::Pin(bundled()), Some(&identity))
+        else {
+            panic!("a missing client certificate must be refused");
+        };
+        assert!(detail.contains("/nonexistent/me.pem"), "{detail}");
+    }
+
     /// A missing pin file is a sentence that names the file and says
     /// what to do.
     #[test]
     fn missing_pin_file() {
         let Err(Msg::TrustFileUnusable { detail }) =
-            client_config(&Trust::Pin("/nonexistent/cert.pem".into()))
+            client_config(&Trust::Pin("/nonexistent/cert.pem".into()), None)
         else {
             panic!("a missing file must be refused");
         };
@@ -220,8 +259,8 @@ mod tests {
     /// Each mode builds a config from the bundled certificate.
     #[test]
     fn every_mode_builds() {
-        client_config(&Trust::Pin(bundled())).expect("pin");
-        client_config(&Trust::Ca(bundled())).expect("ca");
-        client_config(&Trust::Insecure).expect("insecure");
+        client_config(&Trust::Pin(bundled()), None).expect("pin");
+        client_config(&Trust::Ca(bundled()), None).expect("ca");
+        client_config(&Trust::Insecure, None).expect("insecure");
     }
 }

@@ -24,12 +24,23 @@ pub fn text(msg: &Msg) -> String {
         } => format!(
             "TLS handshake succeeded ({version}); certificate for {name} verified with the CA in {file}."
         ),
+        Msg::HandshakeSystem { version, name } => format!(
+            "TLS handshake succeeded ({version}); certificate for {name} verified with the \
+             system's trusted CAs."
+        ),
         Msg::HandshakeInsecure { version } => {
             format!("TLS handshake succeeded ({version}), WITHOUT verifying the server.")
         }
         Msg::TrustFileUnusable { detail } => format!(
             "Cannot load the certificate to trust ({detail}). Run the client in the folder that \
              has the server's cert.pem, or use --cert-pin FILE or --ca FILE."
+        ),
+        Msg::SystemTrustUnusable { detail } => format!(
+            "Cannot load this system's trusted CAs ({detail}). Use --ca FILE or --cert-pin FILE."
+        ),
+        Msg::ClientCertUnusable { detail } => format!(
+            "Cannot use your client certificate ({detail}). Check the files given with --cert \
+             and --key."
         ),
         Msg::BadServerName { name } => {
             format!("{name:?} is not a valid host name or IP address.")
@@ -44,6 +55,10 @@ pub fn text(msg: &Msg) -> String {
         Msg::CertificateNotTrusted { file, name, detail } => format!(
             "REFUSED: the server's certificate is not valid for {name} with the CA in {file} \
              ({detail}). Nothing was sent."
+        ),
+        Msg::CertificateNotTrustedSystem { name, detail } => format!(
+            "REFUSED: the server's certificate is not valid for {name} with this system's \
+             trusted CAs ({detail}). Nothing was sent."
         ),
         Msg::HandshakeFailed { detail } => format!("The TLS handshake failed ({detail})."),
         Msg::UnknownProtocolVersion { version } => format!(

@@ -124,6 +124,14 @@ pub enum Msg {
         /// The server name that was checked.
         name: String,
     },
+    /// The TLS handshake succeeded and the certificate chains to a CA of
+    /// the operating system's trust store (`--ca system`).
+    HandshakeSystem {
+        /// `TLS 1.3` or `TLS 1.2`.
+        version: String,
+        /// The server name that was checked.
+        name: String,
+    },
     /// The TLS handshake succeeded without any verification.
     HandshakeInsecure {
         /// `TLS 1.3` or `TLS 1.2`.
@@ -131,6 +139,16 @@ pub enum Msg {
     },
     /// The certificate to trust (pin or CA) could not be loaded.
     TrustFileUnusable {
+        /// The library's error, naming the file.
+        detail: String,
+    },
+    /// `--ca system`: the operating system's trust store has no usable CA.
+    SystemTrustUnusable {
+        /// The library's error.
+        detail: String,
+    },
+    /// The client certificate (`--cert`, `--key`) could not be loaded.
+    ClientCertUnusable {
         /// The library's error, naming the file.
         detail: String,
     },
@@ -156,6 +174,14 @@ pub enum Msg {
     CertificateNotTrusted {
         /// The CA file.
         file: String,
+        /// The server name that was checked.
+        name: String,
+        /// rustls's reason, in English.
+        detail: String,
+    },
+    /// `--ca system`: the server's certificate does not chain to a CA the
+    /// system trusts, or does not match the server name.
+    CertificateNotTrustedSystem {
         /// The server name that was checked.
         name: String,
         /// rustls's reason, in English.

@@ -24,12 +24,24 @@ pub fn text(msg: &Msg) -> String {
         } => format!(
             "Handshake TLS bem-sucedido ({version}); certificado de {name} verificado com a CA de {file}."
         ),
+        Msg::HandshakeSystem { version, name } => format!(
+            "Handshake TLS bem-sucedido ({version}); certificado de {name} verificado com as CAs \
+             confiáveis do sistema."
+        ),
         Msg::HandshakeInsecure { version } => {
             format!("Handshake TLS bem-sucedido ({version}), SEM verificar o servidor.")
         }
         Msg::TrustFileUnusable { detail } => format!(
             "Não foi possível carregar o certificado confiável ({detail}). Rode o cliente na \
              pasta que tem o cert.pem do servidor, ou use --cert-pin ARQUIVO ou --ca ARQUIVO."
+        ),
+        Msg::SystemTrustUnusable { detail } => format!(
+            "Não foi possível carregar as CAs confiáveis deste sistema ({detail}). Use --ca \
+             ARQUIVO ou --cert-pin ARQUIVO."
+        ),
+        Msg::ClientCertUnusable { detail } => format!(
+            "Não foi possível usar o seu certificado de cliente ({detail}). Confira os arquivos \
+             dados em --cert e --key."
         ),
         Msg::BadServerName { name } => {
             format!("{name:?} não é um nome de host ou endereço IP válido.")
@@ -44,6 +56,10 @@ pub fn text(msg: &Msg) -> String {
         Msg::CertificateNotTrusted { file, name, detail } => format!(
             "RECUSADO: o certificado do servidor não é válido para {name} com a CA de {file} \
              ({detail}). Nada foi enviado."
+        ),
+        Msg::CertificateNotTrustedSystem { name, detail } => format!(
+            "RECUSADO: o certificado do servidor não é válido para {name} com as CAs confiáveis \
+             deste sistema ({detail}). Nada foi enviado."
         ),
         Msg::HandshakeFailed { detail } => format!("O handshake TLS falhou ({detail})."),
         Msg::UnknownProtocolVersion { version } => format!(

@@ -88,12 +88,7 @@ pub struct Client {
 
 impl Client {
     /// A handle for a freshly accepted connection.
-    pub fn new(
-        id: u64,
-        peer: SocketAddr,
-        outbox: Outbox,
-        socket: Arc<TcpStream>,
-    ) -> Self {
+    pub fn new(id: u64, peer: SocketAddr, outbox: Outbox, socket: Arc<TcpStream>) -> Self {
         Client {
             id,
             peer,

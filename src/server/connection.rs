@@ -120,7 +120,9 @@ pub fn serve(state: Arc<State>, socket: TcpStream, peer: SocketAddr, id: u64, ov
     if let Err(e) = socket2::SockRef::from(&socket).set_tcp_keepalive(&keepalive) {
         log::debug!("conn {id}: cannot enable TCP keepalive: {e}");
     }
-    let mut conn = match ServerConnection::new(state.tls.clone()) {
+    // The config current *now*: a reload after this point affects the next
+    // connection, not this one.
+    let mut conn = match ServerConnection::new(state.tls.current()) {
         Ok(c) => c,
         Err(e) => {
             log::error!("conn {id}: cannot start a TLS session: {e}");
@@ -145,8 +147,16 @@ pub fn serve(state: Arc<State>, socket: TcpStream, peer: SocketAddr, id: u64, ov
         log::info!("conn {id} ({peer}): handshake failed: {e}");
         return;
     }
+    // With --client-ca, the verified client certificate says which
+    // machine this is: its subject goes in the log with the connection.
+    let client_cert = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map_or_else(String::new, |cert| {
+            format!(", client certificate {}", tls::subject(cert))
+        });
     log::info!(
-        "conn {id} ({peer}): handshake ok ({})",
+        "conn {id} ({peer}): handshake ok ({}{client_cert})",
         conn.protocol_version()
             .map_or("?".into(), |v| format!("{v:?}"))
     );

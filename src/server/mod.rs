@@ -29,11 +29,13 @@ mod connection;
 pub mod hub;
 pub mod outbox;
 pub mod rate_limit;
+pub mod reload;
 mod shutdown;
 mod sync;
 mod writer;
 
 pub use client::bye_text;
+pub use reload::ServerTls;
 pub use shutdown::Shutdown;
 
 use std::collections::HashMap;
@@ -83,8 +85,9 @@ pub(crate) struct State {
     pub(crate) hasher: Hasher,
     /// Failed logins per user name. A short lock around a map update.
     pub(crate) failed_logins: Mutex<FailedLogins>,
-    /// The TLS config, built once, cloned into each connection.
-    pub(crate) tls: Arc<ServerConfig>,
+    /// The TLS config: each connection clones the current one before its
+    /// handshake; a reload swaps it for new connections (`reload.rs`).
+    pub(crate) tls: ServerTls,
     /// The server's stop signal.
     pub(crate) shutdown: Shutdown,
     /// Live connection threads, for the connection limit and for shutdown.
@@ -180,6 +183,22 @@ pub fn run(
     config: Config,
     shutdown: Shutdown,
 ) -> Result<()> {
+    run_with(listener, ServerTls::fixed(tls), config, shutdown)
+}
+
+/// [`run`] with a reloadable TLS identity: `tls` (a clone of which the
+/// caller may keep, to call [`ServerTls::reload`] on SIGHUP). While the
+/// server runs, a `cert-expiry` thread checks the certificate once a day.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_with(
+    listener: TcpListener,
+    tls: ServerTls,
+    config: Config,
+    shutdown: Shutdown,
+) -> Result<()> {
     config.validate()?;
     let hasher = Hasher::new(config.fast_hash)?;
     if config.fast_hash {
@@ -210,10 +229,13 @@ pub fn run(
         max_connections,
     });
     shutdown.set_listener(addr);
+    // Stopped (and joined) when this guard drops, right after the accept loop.
+    let expiry_watch = state.tls.watch_expiry()?;
     log::info!("listening on {addr}");
 
     accept_loop(&listener, &state);
     drop(listener);
+    drop(expiry_watch);
 
     for socket in sync::lock(&state.handshaking).values() {
         let _ = socket.shutdown(std::net::Shutdown::Both);

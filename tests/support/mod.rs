@@ -16,7 +16,7 @@ use std::thread;
 use std::time::Duration;
 
 use chat::protocol::ServerLine;
-use chat::server::{self, Shutdown};
+use chat::server::{self, ServerTls, Shutdown};
 use chat::Config;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
@@ -93,6 +93,9 @@ pub struct TestServer {
     done: Option<mpsc::Receiver<chat::Result<()>>>,
     /// The temporary directory of the database, shared across restarts.
     dir: Arc<tempfile::TempDir>,
+    /// Its TLS identity (the test PKI's unless started with
+    /// [`TestServer::start_tls`]), kept for restarts.
+    tls: ServerTls,
 }
 
 impl TestServer {
@@ -125,19 +128,44 @@ impl TestServer {
         Self::launch(config, dir)
     }
 
-    /// Binds port 0 and runs the server on a thread.
+    /// A server with the given TLS identity (e.g. loaded from files with
+    /// `ServerTls::load`, so that the test can call `reload` on a clone),
+    /// fast hashing and a fresh database.
+    pub fn start_tls(tls: ServerTls) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let config = Config {
+            db_path: dir.path().join("chat.db"),
+            fast_hash: true,
+            ..Config::default()
+        };
+        Self::launch_tls(config, dir, tls)
+    }
+
+    /// Binds port 0 and runs the server on a thread, with the test PKI's
+    /// certificate.
     fn launch(config: Config, dir: Arc<tempfile::TempDir>) -> Self {
+        let tls = chat::tls::server_config(&pki().cert, &pki().key).expect("server tls");
+        Self::launch_tls(config, dir, ServerTls::fixed(tls))
+    }
+
+    /// Binds port 0 and runs the server with `tls` on a thread.
+    fn launch_tls(config: Config, dir: Arc<tempfile::TempDir>, tls: ServerTls) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let tls = chat::tls::server_config(&pki().cert, &pki().key).expect("server tls");
         let shutdown = Shutdown::new();
         let (tx, rx) = mpsc::channel();
         let run_config = config.clone();
         let run_shutdown = shutdown.clone();
+        let run_tls = tls.clone();
         thread::Builder::new()
             .name(format!("test-server-{}", addr.port()))
             .spawn(move || {
-                let _ = tx.send(server::run(listener, tls, run_config, run_shutdown));
+                let _ = tx.send(server::run_with(
+                    listener,
+                    run_tls,
+                    run_config,
+                    run_shutdown,
+                ));
             })
             .expect("spawn server");
         TestServer {
@@ -146,6 +174,7 @@ impl TestServer {
             shutdown,
             done: Some(rx),
             dir,
+            tls,
         }
     }
 
@@ -165,7 +194,7 @@ impl TestServer {
         self.stop();
         let config = self.config.clone();
         let dir = self.dir.clone();
-        Self::launch(config, dir)
+        Self::launch_tls(config, dir, self.tls.clone())
     }
 
     /// A TLS connection that has read the `HELLO` line.
@@ -231,6 +260,47 @@ impl TestClient {
     pub fn connect_sending(addr: SocketAddr, early: &[u8]) -> TestClient {
         let socket = TcpStream::connect(addr).expect("connect to the test server");
         Self::over(socket, early)
+    }
+
+    /// Connects with the client TLS config `tls` (another CA, a client
+    /// certificate) instead of the test PKI's. The handshake happens on the
+    /// first read.
+    pub fn connect_with(addr: SocketAddr, tls: Arc<ClientConfig>) -> TestClient {
+        let socket = TcpStream::connect(addr).expect("connect to the test server");
+        socket.set_read_timeout(Some(WAIT)).expect("read timeout");
+        socket.set_write_timeout(Some(WAIT)).expect("write timeout");
+        let name = "localhost".try_into().expect("server name");
+        let conn = ClientConnection::new(tls, name).expect("client connection");
+        TestClient {
+            stream: BufReader::new(StreamOwned::new(conn, socket)),
+        }
+    }
+
+    /// The next line, or the error that ended the connection instead (a
+    /// TLS alert, say); `Ok(None)` for a clean close. Waits at most
+    /// [`WAIT`].
+    pub fn try_line(&mut self) -> std::io::Result<Option<String>> {
+        let mut line = String::new();
+        match self.stream.read_line(&mut line) {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(line.trim_end_matches('\n').to_string())),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the server sent nothing within {WAIT:?}")
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The DER bytes of the certificate the server showed (its leaf), once
+    /// the handshake is done.
+    pub fn server_certificate(&self) -> Vec<u8> {
+        self.stream
+            .get_ref()
+            .conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .expect("the handshake is done and the server showed a certificate")
+            .to_vec()
     }
 
     /// Connects with a small, fixed receive buffer (64 KiB, no
