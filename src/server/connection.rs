@@ -39,11 +39,11 @@ use super::commands::{Flow, Session};
 use super::{outbox, sync, writer, State, WRITER_STACK};
 
 /// How many bytes one `read` may take from the socket. Chat lines are
-/// short, so most reads take a whole record or several; a full 16 KiB
-/// record simply takes two reads. Every client holds this buffer for its
-/// whole life, so it is kept small (memory per idle client matters at
-/// 10,000 clients).
-const READ_CHUNK: usize = 8 * 1024;
+/// short: a read of 4 KiB takes many of them at once, and a full 16 KiB TLS
+/// record simply takes several reads. Every client holds this buffer for
+/// its whole life, so it is kept small (memory per idle client matters at
+/// 10,000 clients; `docs/BENCHMARKS.md` has the measurements).
+const READ_CHUNK: usize = 4 * 1024;
 
 /// Idle time before the first TCP keepalive probe.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
@@ -229,21 +229,21 @@ fn read_loop(
     let id = client.id;
     let login_deadline = accepted + state.config.login_timeout;
     let mut splitter = LineSplitter::new(state.config.max_line);
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut plain = Vec::new();
+    // On the stack, not the heap: the TLS handshake has already touched
+    // deeper stack pages than this loop will ever use, so this buffer costs
+    // no memory of its own (memory per idle client matters at 10,000).
+    let mut buf = [0u8; READ_CHUNK];
     // The read timeout currently set on the socket (the handshake left one).
     let mut armed = socket.read_timeout().ok().flatten();
     // With TLS 1.3 a client may send its first lines in the same packet as
     // its last handshake message; rustls has already decrypted them during
     // the handshake. Take them now, or they would wait for the next read.
-    drain_plaintext(&mut tls.lock().expect("tls lock poisoned"), &mut plain);
+    drain_plaintext(&mut tls.lock().expect("tls lock poisoned"), &mut splitter);
     // Set when the peer sent close_notify or broke the TLS stream: the
     // lines already decrypted are still handled, then the loop ends.
     let mut finished = false;
     loop {
         // 1. Lines, strictly in order.
-        splitter.push(&plain);
-        plain.clear();
         while let Some(event) = splitter.next_event() {
             if client.closing().is_some() {
                 return;
@@ -302,7 +302,7 @@ fn read_loop(
         // 4. Decrypt under the lock: memory only.
         let (peer_closed, tls_error, wants_write) = {
             let mut conn = tls.lock().expect("tls lock poisoned: the writer panicked");
-            let (closed, error) = decrypt(&mut conn, &buf[..n], &mut plain);
+            let (closed, error) = decrypt(&mut conn, &buf[..n], &mut splitter);
             (closed, error, conn.wants_write())
         };
         if wants_write {
@@ -316,13 +316,15 @@ fn read_loop(
     }
 }
 
-/// Feeds received bytes to rustls and moves the plaintext into `plain`.
+/// Feeds received bytes to rustls and moves the plaintext into the line
+/// splitter (a memory-only step, fine under the TLS lock; the lines are
+/// handled after the lock is released).
 /// Returns whether the peer sent `close_notify`, and a TLS error if the
 /// bytes were bad.
 fn decrypt(
     conn: &mut ServerConnection,
     mut data: &[u8],
-    plain: &mut Vec<u8>,
+    lines: &mut LineSplitter,
 ) -> (bool, Option<rustls::Error>) {
     let mut closed = false;
     while !data.is_empty() {
@@ -333,18 +335,18 @@ fn decrypt(
             Ok(io_state) => closed |= io_state.peer_has_closed(),
             Err(e) => return (closed, Some(e)),
         }
-        drain_plaintext(conn, plain);
+        drain_plaintext(conn, lines);
     }
     (closed, None)
 }
 
-/// Moves the plaintext rustls holds into `plain`.
-fn drain_plaintext(conn: &mut ServerConnection, plain: &mut Vec<u8>) {
+/// Moves the plaintext rustls holds into the line splitter.
+fn drain_plaintext(conn: &mut ServerConnection, lines: &mut LineSplitter) {
     let mut chunk = [0u8; 4096];
     loop {
         match conn.reader().read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => plain.extend_from_slice(&chunk[..n]),
+            Ok(n) => lines.push(&chunk[..n]),
             // WouldBlock: no more plaintext for now. UnexpectedEof: the
             // peer closed without close_notify (truncation).
             Err(_) => break,
