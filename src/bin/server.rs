@@ -135,8 +135,7 @@ fn run(options: &Options) -> Result<()> {
     // with one line each; logs the certificate in use.
     let tls = ServerTls::load(files)?;
     let addr = resolve(&options.addr)?;
-    let listener =
-        TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+    let listener = listen(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
 
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone(), tls.clone())?;
@@ -217,6 +216,25 @@ fn on_signals(shutdown: Shutdown, tls: ServerTls) -> Result<()> {
 fn on_signals(_shutdown: Shutdown, _tls: ServerTls) -> Result<()> {
     log::warn!("graceful shutdown on Ctrl-C is implemented for Unix only");
     Ok(())
+}
+
+/// Connections the kernel may hold for us before `accept` takes them.
+/// `TcpListener::bind` asks for 128; a class that logs in at the same
+/// moment (or the load generator's 256 connectors) overflows that, and a
+/// dropped connection attempt is only retried by the client's kernel a full
+/// second later. Linux caps the value at `net.core.somaxconn` (4096).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds `addr` like `TcpListener::bind` (with `SO_REUSEADDR`, so that a
+/// restarted server need not wait for old connections to time out), but
+/// with a longer accept queue.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Resolves `host:port` (a name like `localhost:12345` is fine too).
