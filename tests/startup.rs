@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
-use support::{pki, TestClient, WAIT};
+use support::{pki, run_to_exit, TestClient, WAIT};
 
 /// The server binary with the test certificate and a database in `dir`.
 fn server(dir: &Path) -> Command {
@@ -33,18 +33,6 @@ fn server_with(dir: &Path, cert: &Path, key: &Path) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
-}
-
-/// Runs a server that must fail at start, with a deadline.
-fn fail(mut cmd: Command) -> Output {
-    let child = cmd.spawn().expect("start the server binary");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    rx.recv_timeout(WAIT)
-        .expect("the server did not exit")
-        .expect("wait for the server")
 }
 
 /// Asserts a start-up failure: non-zero status, and the last stderr line is
@@ -131,7 +119,7 @@ fn missing_certificate() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cmd = server_with(dir.path(), Path::new("/nonexistent/cert.pem"), &pki().key);
     cmd.args(["--addr", "127.0.0.1:0"]);
-    let out = fail(cmd);
+    let out = run_to_exit(cmd);
     assert_one_clear_line(&out, "/nonexistent/cert.pem");
 }
 
@@ -141,7 +129,7 @@ fn unusable_key() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cmd = server_with(dir.path(), &pki().cert, &pki().cert);
     cmd.args(["--addr", "127.0.0.1:0"]);
-    let out = fail(cmd);
+    let out = run_to_exit(cmd);
     assert_one_clear_line(&out, "private key");
 }
 
@@ -155,7 +143,7 @@ fn database_that_is_not_sqlite() {
     std::fs::write(&db, &junk).expect("write junk");
     let mut cmd = server(dir.path());
     cmd.args(["--addr", "127.0.0.1:0"]);
-    let out = fail(cmd);
+    let out = run_to_exit(cmd);
     assert_one_clear_line(&out, "not a SQLite database");
     assert_eq!(std::fs::read(&db).expect("read back"), junk);
 }
@@ -168,7 +156,7 @@ fn port_in_use() {
     let addr = taken.local_addr().expect("addr").to_string();
     let mut cmd = server(dir.path());
     cmd.args(["--addr", &addr]);
-    let out = fail(cmd);
+    let out = run_to_exit(cmd);
     assert_one_clear_line(&out, &format!("cannot listen on {addr}"));
 }
 
@@ -178,7 +166,7 @@ fn zero_limit_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cmd = server(dir.path());
     cmd.args(["--addr", "127.0.0.1:0", "--queue-lines", "0"]);
-    let out = fail(cmd);
+    let out = run_to_exit(cmd);
     assert_one_clear_line(&out, "--queue-lines must be at least 66, got 0");
 }
 

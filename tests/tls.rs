@@ -26,7 +26,7 @@ use rcgen::{
 };
 use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
-use support::{TestClient, TestServer, WAIT};
+use support::{run_to_exit, TestClient, TestServer, WAIT};
 use time::{Duration, OffsetDateTime};
 
 // ---------------------------------------------------------------------------
@@ -431,18 +431,6 @@ fn server_bin(args: &[&std::ffi::OsStr]) -> Command {
     cmd
 }
 
-/// Runs a command that must exit by itself, with a deadline.
-fn finish(mut cmd: Command) -> Output {
-    let child = cmd.spawn().expect("start the server binary");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    rx.recv_timeout(WAIT)
-        .expect("the server did not exit")
-        .expect("wait for the server")
-}
-
 /// The one `error: ` line of a failed start (asserting there is exactly
 /// one, no panic, and a failure status).
 fn error_line(out: &Output) -> String {
@@ -487,7 +475,7 @@ fn expired_certificate_is_refused_at_start() {
         .write(dir.path(), "old", &[]);
     let args = serve_args(dir.path(), &files);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let line = error_line(&finish(server_bin(&args)));
+    let line = error_line(&run_to_exit(server_bin(&args)));
     assert!(
         line.starts_with("error: tls: the certificate in "),
         "{line}"
@@ -505,7 +493,7 @@ fn key_of_another_certificate_is_refused_at_start() {
     files.key = ca.server_now("two").write(dir.path(), "two", &[]).key;
     let args = serve_args(dir.path(), &files);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let line = error_line(&finish(server_bin(&args)));
+    let line = error_line(&run_to_exit(server_bin(&args)));
     assert!(
         line.contains("two.key does not belong to the certificate in"),
         "{line}"
@@ -529,7 +517,7 @@ fn generate_cert_output_is_accepted_by_the_default_client() {
             key.as_os_str(),
         ];
         args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
-        finish(server_bin(&args))
+        run_to_exit(server_bin(&args))
     };
 
     let out = generate(&[]);
