@@ -7,11 +7,11 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
-use support::{pki, run_to_exit, TestClient, WAIT};
+use support::{pki, run_to_exit, send_signal, TestClient, WAIT};
 
 /// The server binary with the test certificate and a database in `dir`.
 fn server(dir: &Path) -> Command {
@@ -53,15 +53,6 @@ fn assert_one_clear_line(out: &Output, needle: &str) {
     );
 }
 
-/// Sends SIGTERM with the system's `kill` command.
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
-
 /// `--addr 127.0.0.1:0` logs `listening on 127.0.0.1:<real port>`; a TLS
 /// client can use that port; SIGTERM ends the process with status 0.
 #[test]
@@ -95,7 +86,7 @@ fn logs_the_real_port_serves_and_stops_on_sigterm() {
     c.expect_prefix("HELLO 1 ");
     c.send("REGISTER zoe secret password");
     c.expect("OK REGISTER zoe");
-    terminate(&child);
+    send_signal(&child, "-TERM");
     c.expect("BYE SHUTDOWN The server is shutting down.");
     let (done_tx, done_rx) = mpsc::channel();
     thread::spawn(move || {

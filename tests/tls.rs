@@ -26,7 +26,7 @@ use rcgen::{
 };
 use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
-use support::{run_to_exit, TestClient, TestServer, WAIT};
+use support::{run_to_exit, send_signal, TestClient, TestServer, WAIT};
 use time::{Duration, OffsetDateTime};
 
 // ---------------------------------------------------------------------------
@@ -176,10 +176,10 @@ fn hello(addr: SocketAddr, tls: Arc<ClientConfig>) -> TestClient {
 // Mutual TLS
 // ---------------------------------------------------------------------------
 
-/// With `--client-ca`, a client whose certificate the lab's CA signed
-/// completes the handshake and chats.
-#[test]
-fn mutual_tls_accepts_a_client_certificate_signed_by_the_ca() {
+/// A server for a locked-down lab: its certificate from one CA, client
+/// certificates required from another. Returns the temporary directory,
+/// both CAs and the running server.
+fn lab_server() -> (tempfile::TempDir, Ca, Ca, TestServer) {
     let dir = tempfile::tempdir().expect("temp dir");
     let server_ca = Ca::root("chat server CA");
     let lab_ca = Ca::root("lab client CA");
@@ -188,6 +188,14 @@ fn mutual_tls_accepts_a_client_certificate_signed_by_the_ca() {
         .write(dir.path(), "server", &[])
         .with_client_ca(write(dir.path(), "lab-ca.pem", &lab_ca.cert.pem()));
     let server = TestServer::start_tls(ServerTls::load(files).expect("load"));
+    (dir, server_ca, lab_ca, server)
+}
+
+/// With `--client-ca`, a client whose certificate the lab's CA signed
+/// completes the handshake and chats.
+#[test]
+fn mutual_tls_accepts_a_client_certificate_signed_by_the_ca() {
+    let (dir, server_ca, lab_ca, server) = lab_server();
 
     let me = lab_ca
         .client("student-07")
@@ -201,14 +209,7 @@ fn mutual_tls_accepts_a_client_certificate_signed_by_the_ca() {
 /// the handshake: it never gets `HELLO`.
 #[test]
 fn mutual_tls_refuses_a_client_without_a_certificate() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server_ca = Ca::root("chat server CA");
-    let lab_ca = Ca::root("lab client CA");
-    let files = server_ca
-        .server_now("chat.lab")
-        .write(dir.path(), "server", &[])
-        .with_client_ca(write(dir.path(), "lab-ca.pem", &lab_ca.cert.pem()));
-    let server = TestServer::start_tls(ServerTls::load(files).expect("load"));
+    let (dir, server_ca, _lab_ca, server) = lab_server();
 
     let refused = first_line(server.addr, server_ca.trusted_by(dir.path(), None));
     let why = refused.expect_err("a client without a certificate got in");
@@ -218,15 +219,8 @@ fn mutual_tls_refuses_a_client_without_a_certificate() {
 /// With `--client-ca`, a certificate signed by another CA is refused.
 #[test]
 fn mutual_tls_refuses_a_certificate_from_another_ca() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server_ca = Ca::root("chat server CA");
-    let lab_ca = Ca::root("lab client CA");
+    let (dir, server_ca, _lab_ca, server) = lab_server();
     let stranger_ca = Ca::root("some other CA");
-    let files = server_ca
-        .server_now("chat.lab")
-        .write(dir.path(), "server", &[])
-        .with_client_ca(write(dir.path(), "lab-ca.pem", &lab_ca.cert.pem()));
-    let server = TestServer::start_tls(ServerTls::load(files).expect("load"));
 
     let stranger = stranger_ca
         .client("intruder")
@@ -591,15 +585,6 @@ fn wait_for_log(logs: &mpsc::Receiver<String>, needle: &str) -> String {
     }
 }
 
-/// Sends `signal` (e.g. `-HUP`) with the system's `kill` command.
-fn kill(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
-
 /// The real thing, end to end: the binary with `--client-ca` and a
 /// certificate that expires in 10 days warns about it at start, logs the
 /// client certificate's subject with "handshake ok", and on a real SIGHUP
@@ -640,7 +625,7 @@ fn real_sighup_rotates_the_certificate_of_a_mutual_tls_server() {
 
     let renewed = ca.server_now("chat renewed");
     renewed.write(dir.path(), "server", &[]);
-    kill(&child, "-HUP");
+    send_signal(&child, "-HUP");
     let reloaded = wait_for_log(&logs, "certificate reloaded");
     assert!(reloaded.contains("CN=chat renewed"), "{reloaded}");
 
@@ -649,7 +634,7 @@ fn real_sighup_rotates_the_certificate_of_a_mutual_tls_server() {
     first.send("PING still-here");
     first.expect("PONG still-here");
 
-    kill(&child, "-TERM");
+    send_signal(&child, "-TERM");
     first.expect("BYE SHUTDOWN The server is shutting down.");
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {

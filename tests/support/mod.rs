@@ -501,3 +501,13 @@ pub fn run_to_exit(mut cmd: std::process::Command) -> std::process::Output {
         .expect("the binary did not exit in time")
         .expect("wait for the binary")
 }
+
+/// Sends `signal` (e.g. `-TERM`, `-HUP`) to a child process with the
+/// system's `kill` command.
+pub fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} failed");
+}
