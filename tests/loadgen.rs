@@ -9,21 +9,34 @@ mod support;
 
 use std::time::Duration;
 
-use chat::loadgen::{self, CapacityConfig, FanoutConfig, LoginsConfig, Target};
+use chat::loadgen::{self, CapacityConfig, FanoutConfig, FanoutReport, LoginsConfig, Target};
+use chat::Config;
 
 /// A target for `server`, trusting the test CA.
 fn target(server: &support::TestServer) -> Target {
     Target::new(server.addr, &support::pki().ca, "localhost").expect("target")
 }
 
+/// Runs `cfg`'s fanout against a fresh server whose message rate limit is
+/// `rate` a second with bursts of `burst`, and `adjust` applied after that.
+fn fanout(
+    rate: u32,
+    burst: u32,
+    adjust: impl FnOnce(&mut Config),
+    cfg: &FanoutConfig,
+) -> FanoutReport {
+    let server = support::TestServer::start_with(|c| {
+        c.msg_rate = rate;
+        c.msg_burst = burst;
+        adjust(c);
+    });
+    loadgen::fanout::run(&target(&server), cfg).expect("fanout runs")
+}
+
 /// A small fanout: 2 rooms × 3 members, one sender each, a fixed number of
 /// messages. Every member gets every message: nothing lost, nothing twice.
 #[test]
 fn fanout_delivers_every_message_to_every_member() {
-    let server = support::TestServer::start_with(|c| {
-        c.msg_rate = 100_000;
-        c.msg_burst = 100_000;
-    });
     let cfg = FanoutConfig {
         rooms: 2,
         members: 3,
@@ -35,7 +48,7 @@ fn fanout_delivers_every_message_to_every_member() {
         drain: Duration::from_secs(10),
         ..FanoutConfig::default()
     };
-    let report = loadgen::fanout::run(&target(&server), &cfg).expect("fanout runs");
+    let report = fanout(100_000, 100_000, |_| {}, &cfg);
     assert_eq!(report.ready, 6, "{report}");
     assert_eq!(report.sent, 2 * 200, "{report}");
     assert_eq!(report.rejected, 0, "{report}");
@@ -54,10 +67,6 @@ fn fanout_delivers_every_message_to_every_member() {
 /// counted as refused, not as lost, and the accounting still adds up.
 #[test]
 fn fanout_counts_refused_messages_apart_from_losses() {
-    let server = support::TestServer::start_with(|c| {
-        c.msg_rate = 1;
-        c.msg_burst = 5;
-    });
     let cfg = FanoutConfig {
         rooms: 1,
         members: 2,
@@ -68,7 +77,7 @@ fn fanout_counts_refused_messages_apart_from_losses() {
         duration: Duration::from_millis(500),
         ..FanoutConfig::default()
     };
-    let report = loadgen::fanout::run(&target(&server), &cfg).expect("fanout runs");
+    let report = fanout(1, 5, |_| {}, &cfg);
     assert_eq!(report.sent, 20, "{report}");
     assert!(report.rejected > 0, "{report}");
     assert_eq!(report.expected, (20 - report.rejected) * 2, "{report}");
@@ -79,12 +88,6 @@ fn fanout_counts_refused_messages_apart_from_losses() {
 /// server drops it, and everything it did not get is reported lost, to it.
 #[test]
 fn a_member_that_stops_reading_is_reported_dropped_and_its_lines_lost() {
-    let server = support::TestServer::start_with(|c| {
-        c.msg_rate = 100_000;
-        c.msg_burst = 100_000;
-        c.queue_lines = 64;
-        c.history = 0;
-    });
     let cfg = FanoutConfig {
         rooms: 1,
         members: 3,
@@ -94,17 +97,24 @@ fn a_member_that_stops_reading_is_reported_dropped_and_its_lines_lost() {
         // flat-out sender can outrun any reader's outbox, which is not
         // what this test is about).
         rate: 2000.0,
-        // Big messages, many of them: 9 MB, far more than the stalled
-        // member's socket buffers and its 64-line outbox hold.
+        // Big messages, many of them: 12 MB, far more than the stalled
+        // member's socket buffers (~4 MB) and its 512-line outbox hold.
         size: 3000,
-        messages: Some(3000),
+        messages: Some(4000),
         warmup: Duration::from_millis(100),
         duration: Duration::from_secs(2),
         drain: Duration::from_secs(10),
         ..FanoutConfig::default()
     };
-    let report = loadgen::fanout::run(&target(&server), &cfg).expect("fanout runs");
-    assert_eq!(report.sent, 3000, "{report}");
+    // 512 lines (1.5 MB) give the members that do read a quarter of a
+    // second of slack on a loaded machine, and still overflow long before
+    // the stalled member has been sent everything.
+    let small_outbox = |c: &mut Config| {
+        c.queue_lines = 512;
+        c.history = 0;
+    };
+    let report = fanout(100_000, 100_000, small_outbox, &cfg);
+    assert_eq!(report.sent, 4000, "{report}");
     assert_eq!(report.dropped, 1, "{report}");
     assert!(report.lost > 0, "{report}");
     assert_eq!(report.lost, report.lost_to_dropped, "{report}");

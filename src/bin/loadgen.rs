@@ -20,7 +20,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use chat::loadgen::{self, CapacityConfig, FanoutConfig, LoginsConfig, Target};
+use chat::loadgen::{
+    self, CapacityConfig, EngineOptions, FanoutConfig, LoginsConfig, SetupOptions, Target,
+};
 use chat::{Error, Result};
 
 /// Load generator for the chat server (protocol v1 over TLS).
@@ -65,6 +67,36 @@ struct Common {
     /// No progress line on stderr.
     #[arg(long, short, global = true)]
     quiet: bool,
+}
+
+impl Common {
+    /// The library's engine options: threads, progress, server pid.
+    fn engine(&self) -> EngineOptions {
+        EngineOptions {
+            threads: self.threads,
+            progress: !self.quiet,
+            server_pid: self.server_pid,
+            ..EngineOptions::default()
+        }
+    }
+}
+
+/// Setup options of the scenarios that connect a batch at a time.
+#[derive(Debug, Args)]
+struct SetupArgs {
+    /// Connections per thread set up at once.
+    #[arg(long, default_value_t = 64)]
+    connect_batch: usize,
+}
+
+impl SetupArgs {
+    /// `defaults` (the scenario's) with these options applied.
+    fn apply(&self, defaults: SetupOptions) -> SetupOptions {
+        SetupOptions {
+            connect_batch: self.connect_batch,
+            ..defaults
+        }
+    }
 }
 
 /// The scenarios.
@@ -135,9 +167,9 @@ struct FanoutArgs {
     /// Members per room that stop reading after joining (slow consumers).
     #[arg(long, default_value_t = 0)]
     stalled: usize,
-    /// Connections per thread set up at once.
-    #[arg(long, default_value_t = 64)]
-    connect_batch: usize,
+    /// Connection batches.
+    #[command(flatten)]
+    setup: SetupArgs,
 }
 
 impl FanoutArgs {
@@ -155,11 +187,8 @@ impl FanoutArgs {
             size: self.size,
             messages: self.messages,
             stalled: self.stalled,
-            threads: common.threads,
-            connect_batch: self.connect_batch,
-            progress: !common.quiet,
-            server_pid: common.server_pid,
-            ..FanoutConfig::default()
+            engine: common.engine(),
+            setup: self.setup.apply(FanoutConfig::default().setup),
         }
     }
 }
@@ -176,9 +205,24 @@ struct CapacityArgs {
     /// Seconds to hold them idle.
     #[arg(long, default_value_t = 10.0)]
     hold: f64,
-    /// Connections per thread set up at once.
-    #[arg(long, default_value_t = 64)]
-    connect_batch: usize,
+    /// Connection batches.
+    #[command(flatten)]
+    setup: SetupArgs,
+}
+
+impl CapacityArgs {
+    /// The library's config.
+    fn config(&self, common: &Common) -> CapacityConfig {
+        let defaults = CapacityConfig::default();
+        CapacityConfig {
+            connections: self.connections,
+            rooms: self.rooms,
+            hold: Duration::from_secs_f64(self.hold),
+            engine: common.engine(),
+            setup: self.setup.apply(defaults.setup.clone()),
+            ..defaults
+        }
+    }
 }
 
 /// Options of `logins`.
@@ -190,6 +234,17 @@ struct LoginsArgs {
     /// Seconds to run.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
+}
+
+impl LoginsArgs {
+    /// The library's config.
+    fn config(&self, common: &Common) -> LoginsConfig {
+        LoginsConfig {
+            connectors: self.connectors,
+            duration: Duration::from_secs_f64(self.duration),
+            engine: common.engine(),
+        }
+    }
 }
 
 /// Options of `sweep`.
@@ -252,28 +307,12 @@ fn run(options: &Options) -> Result<()> {
             print(&report, common.json)
         }
         Scenario::Capacity(args) => {
-            let cfg = CapacityConfig {
-                connections: args.connections,
-                rooms: args.rooms,
-                hold: Duration::from_secs_f64(args.hold),
-                threads: common.threads,
-                connect_batch: args.connect_batch,
-                progress: !common.quiet,
-                server_pid: common.server_pid,
-                ..CapacityConfig::default()
-            };
-            print(&loadgen::capacity::run(&target()?, &cfg)?, common.json)
+            let report = loadgen::capacity::run(&target()?, &args.config(common))?;
+            print(&report, common.json)
         }
         Scenario::Logins(args) => {
-            let cfg = LoginsConfig {
-                connectors: args.connectors,
-                duration: Duration::from_secs_f64(args.duration),
-                threads: common.threads,
-                progress: !common.quiet,
-                server_pid: common.server_pid,
-                ..LoginsConfig::default()
-            };
-            print(&loadgen::logins::run(&target()?, &cfg)?, common.json)
+            let report = loadgen::logins::run(&target()?, &args.config(common))?;
+            print(&report, common.json)
         }
         Scenario::Sweep(args) => {
             let base = args.fanout.config(common);

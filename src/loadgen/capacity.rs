@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::clock;
 use super::conn::{Conn, Target};
 use super::engine::{Closed, Session, Worker};
-use super::proc::{self, ProcSample};
+use super::options::{EngineOptions, SetupOptions};
+use super::proc::ProcSample;
 use super::progress::Progress;
 use super::script::{self, Script, Step};
 use crate::error::{Error, Result};
@@ -39,20 +39,13 @@ pub struct CapacityConfig {
     pub rooms: usize,
     /// How long they stay idle.
     pub hold: Duration,
-    /// Worker threads.
-    pub threads: usize,
-    /// Connections per worker being set up at once.
-    pub connect_batch: usize,
-    /// Longest wait for every client to log in and join.
-    pub setup_timeout: Duration,
     /// Longest wait for the `PONG`s at the end.
     pub check_timeout: Duration,
-    /// Show a progress line on stderr.
-    pub progress: bool,
-    /// The server's pid, to read its RSS and threads from `/proc`.
-    pub server_pid: Option<u32>,
-    /// Prefix of user and room names; a fresh `lg<run id>` when `None`.
-    pub prefix: Option<String>,
+    /// Threads, progress, the server's pid (its RSS and threads are
+    /// reported), the name prefix.
+    pub engine: EngineOptions,
+    /// Connection batches and the setup time limit.
+    pub setup: SetupOptions,
 }
 
 impl Default for CapacityConfig {
@@ -61,13 +54,13 @@ impl Default for CapacityConfig {
             connections: 10_000,
             rooms: 100,
             hold: Duration::from_secs(10),
-            threads: 2,
-            connect_batch: 64,
-            setup_timeout: Duration::from_secs(300),
             check_timeout: Duration::from_secs(30),
-            progress: false,
-            server_pid: None,
-            prefix: None,
+            engine: EngineOptions::default(),
+            // 10,000 clients take longer to set up than a fanout's rooms.
+            setup: SetupOptions {
+                setup_timeout: Duration::from_secs(300),
+                ..SetupOptions::default()
+            },
         }
     }
 }
@@ -277,21 +270,18 @@ pub struct CapacityReport {
 /// [`Error::Config`] for an impossible configuration; [`Error::Io`] or
 /// [`Error::Spawn`] when the load generator itself cannot run.
 pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
-    if cfg.connections == 0 || cfg.rooms == 0 || cfg.threads == 0 {
+    if cfg.connections == 0 || cfg.rooms == 0 || cfg.engine.threads == 0 {
         return Err(Error::Config(
             "connections, rooms and threads must be at least 1".into(),
         ));
     }
-    let prefix = cfg
-        .prefix
-        .clone()
-        .unwrap_or_else(|| format!("lg{}", clock::run_id()));
+    let prefix = cfg.engine.name_prefix();
     let shared = Arc::new(Shared::default());
     shared.phase.store(SETUP, Ordering::Release);
-    let server_before = cfg.server_pid.and_then(proc::sample);
+    let server_before = cfg.engine.sample_server();
     let started = Instant::now();
     let mut handles = Vec::new();
-    for w in 0..cfg.threads {
+    for w in 0..cfg.engine.threads {
         let (cfg, shared, target, prefix) =
             (cfg.clone(), shared.clone(), target.clone(), prefix.clone());
         handles.push(
@@ -303,7 +293,7 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
     }
 
     let n = cfg.connections;
-    let mut progress = Progress::new("capacity", cfg.progress);
+    let mut progress = Progress::new("capacity", cfg.engine.progress);
     let show = |progress: &mut Progress, phase: &str| {
         progress.show(format_args!(
             "{phase:<5} ready {}/{n}  failed {}  dropped {}  alive {}",
@@ -314,7 +304,7 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
         ));
     };
     let settled = || shared.ready.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed);
-    while settled() < n && started.elapsed() < cfg.setup_timeout {
+    while settled() < n && started.elapsed() < cfg.setup.setup_timeout {
         show(&mut progress, "setup");
         thread::sleep(Duration::from_millis(20));
     }
@@ -327,7 +317,7 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
         thread::sleep(Duration::from_millis(20));
     }
     let hold_s = hold_started.elapsed().as_secs_f64();
-    let server_held = cfg.server_pid.and_then(proc::sample);
+    let server_held = cfg.engine.sample_server();
 
     shared.phase.store(CHECK, Ordering::Release);
     let check_started = Instant::now();
@@ -361,7 +351,7 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
         scenario: "capacity",
         connections: n,
         rooms: cfg.rooms,
-        threads: cfg.threads,
+        threads: cfg.engine.threads,
         ready,
         setup_failed: shared.failed.load(Ordering::Relaxed),
         setup_s,
@@ -388,7 +378,7 @@ fn worker(
 ) -> Result<Ctx> {
     let steps = [Step::Register, Step::Login, Step::Create, Step::Join];
     let sessions: Vec<Client> = (w..cfg.connections)
-        .step_by(cfg.threads)
+        .step_by(cfg.engine.threads)
         .map(|g| Client {
             script: Script::new(
                 &steps,
@@ -409,7 +399,7 @@ fn worker(
             break;
         }
         let settled = worker.ctx.counts[READY] + worker.ctx.counts[FAILED];
-        while opened < n && opened - settled.min(opened) < cfg.connect_batch {
+        while opened < n && opened - settled.min(opened) < cfg.setup.connect_batch {
             worker.open(opened, None);
             opened += 1;
         }

@@ -38,7 +38,8 @@ use super::accounting::{Latency, MsgLine, Percentiles, Seen, SeqTracker, Stamp};
 use super::clock;
 use super::conn::{Conn, Target};
 use super::engine::{Closed, Session, Worker};
-use super::proc::{self, ProcSample};
+use super::options::{EngineOptions, SetupOptions};
+use super::proc::ProcSample;
 use super::progress::Progress;
 use super::script::{self, Script, Step};
 use crate::error::{Error, Result};
@@ -69,18 +70,11 @@ pub struct FanoutConfig {
     pub messages: Option<u64>,
     /// Members per room that stop reading after joining, until the drain.
     pub stalled: usize,
-    /// Worker threads (event loops).
-    pub threads: usize,
-    /// Connections per worker being set up at once.
-    pub connect_batch: usize,
-    /// Longest wait for every member to join.
-    pub setup_timeout: Duration,
-    /// Show a progress line on stderr.
-    pub progress: bool,
-    /// The server's pid, to read its RSS, threads and CPU from `/proc`.
-    pub server_pid: Option<u32>,
-    /// Prefix of user and room names; a fresh `lg<run id>` when `None`.
-    pub prefix: Option<String>,
+    /// Threads, progress, the server's pid (its RSS, threads and CPU are
+    /// reported), the name prefix.
+    pub engine: EngineOptions,
+    /// Connection batches and the longest wait for every member to join.
+    pub setup: SetupOptions,
 }
 
 impl Default for FanoutConfig {
@@ -97,12 +91,8 @@ impl Default for FanoutConfig {
             size: 64,
             messages: None,
             stalled: 0,
-            threads: 2,
-            connect_batch: 64,
-            setup_timeout: Duration::from_secs(120),
-            progress: false,
-            server_pid: None,
-            prefix: None,
+            engine: EngineOptions::default(),
+            setup: SetupOptions::default(),
         }
     }
 }
@@ -563,7 +553,7 @@ pub struct FanoutReport {
 /// [`Error::Spawn`] when the load generator itself cannot run. Failures of
 /// the server (refused connections, drops, losses) are in the report.
 pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
-    if cfg.rooms == 0 || cfg.members == 0 || cfg.threads == 0 || cfg.window == 0 {
+    if cfg.rooms == 0 || cfg.members == 0 || cfg.engine.threads == 0 || cfg.window == 0 {
         return Err(Error::Config(
             "rooms, members, threads and window must be at least 1".into(),
         ));
@@ -574,10 +564,7 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
             cfg.senders, cfg.stalled, cfg.members
         )));
     }
-    let prefix = cfg
-        .prefix
-        .clone()
-        .unwrap_or_else(|| format!("lg{}", clock::run_id()));
+    let prefix = cfg.engine.name_prefix();
     let plan = Arc::new(Plan {
         cfg: cfg.clone(),
         prefix,
@@ -593,7 +580,7 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     // Each worker gets every `threads`-th member, so rooms are spread over
     // all workers and one room's fan-out is read by all threads.
     let mut handles = Vec::new();
-    for w in 0..cfg.threads {
+    for w in 0..cfg.engine.threads {
         let (plan, shared, target) = (plan.clone(), shared.clone(), target.clone());
         let handle = thread::Builder::new()
             .name(format!("loadgen-{w}"))
@@ -603,7 +590,7 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     }
 
     // --- The main thread: phases, progress, and nothing else. ---
-    let mut progress = Progress::new("fanout", cfg.progress);
+    let mut progress = Progress::new("fanout", cfg.engine.progress);
     let set = |p: Phase| shared.phase.store(p as u8, Ordering::Release);
     let settled = || shared.ready.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed);
     let show = |progress: &mut Progress, phase: &str| {
@@ -616,7 +603,7 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
             shared.dropped.load(Ordering::Relaxed),
         ));
     };
-    while settled() < total && started.elapsed() < cfg.setup_timeout {
+    while settled() < total && started.elapsed() < cfg.setup.setup_timeout {
         show(&mut progress, "setup");
         thread::sleep(Duration::from_millis(20));
     }
@@ -626,15 +613,14 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     let send_start = clock::now_ns();
     sleep_showing(cfg.warmup, &mut || show(&mut progress, "warmup"));
 
-    let pid = cfg.server_pid;
-    let before = pid.and_then(proc::sample);
+    let before = cfg.engine.sample_server();
     let measure_start = clock::now_ns();
     shared.measure_start.store(measure_start, Ordering::Release);
     set(Phase::Measure);
     sleep_showing(cfg.duration, &mut || show(&mut progress, "measure"));
     let measure_end = clock::now_ns();
     shared.measure_end.store(measure_end, Ordering::Release);
-    let after = pid.and_then(proc::sample);
+    let after = cfg.engine.sample_server();
     set(Phase::Drain);
 
     // Drain: stop when everything accepted has been received (by members
@@ -649,7 +635,7 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
         // Every room has `members` members, so every accepted message owes
         // `members` deliveries. Members that failed or were dropped never
         // get theirs: the quiet-second rule ends the wait for them.
-        let final_counts = shared.drained.load(Ordering::Acquire) == cfg.threads;
+        let final_counts = shared.drained.load(Ordering::Acquire) == cfg.engine.threads;
         if final_counts && received >= accepted * members {
             break true;
         }
@@ -688,7 +674,7 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     let window_s = (measure_end - measure_start) as f64 / 1e9;
     let in_window = shared.in_window.load(Ordering::Relaxed);
     let mut report = account(&plan, &members_out);
-    report.threads = cfg.threads;
+    report.threads = cfg.engine.threads;
     report.setup_s = setup_s;
     report.measure_s = window_s;
     report.drain_s = drain_s;
@@ -754,7 +740,7 @@ fn account(plan: &Plan, members: &[Member]) -> FanoutReport {
         rate: (cfg.rate > 0.0).then_some(cfg.rate),
         window: cfg.window,
         size: cfg.size,
-        threads: cfg.threads,
+        threads: cfg.engine.threads,
         ready: 0,
         setup_failed: 0,
         setup_s: 0.0,
@@ -850,7 +836,7 @@ fn worker(
     let total = cfg.rooms * cfg.members;
     let steps = [Step::Register, Step::Login, Step::Create, Step::Join];
     let sessions: Vec<Member> = (w..total)
-        .step_by(cfg.threads)
+        .step_by(cfg.engine.threads)
         .map(|g| {
             let (room, k) = (g / cfg.members, g % cfg.members);
             let user = format!("{}_{g}", plan.prefix);
@@ -908,7 +894,7 @@ fn worker(
         // Open connections a batch at a time: thousands of simultaneous
         // handshakes would only overflow the server's accept backlog.
         let settled = worker.ctx.counts.ready + worker.ctx.counts.failed;
-        while opened < n && opened - settled.min(opened) < cfg.connect_batch {
+        while opened < n && opened - settled.min(opened) < cfg.setup.connect_batch {
             let small = worker.slots[opened].session.stalled.then_some(16 * 1024);
             worker.open(opened, small);
             opened += 1;

@@ -18,7 +18,8 @@ use super::accounting::{Latency, Percentiles};
 use super::clock;
 use super::conn::{Conn, Target};
 use super::engine::{Closed, Session, Worker};
-use super::proc::{self, ProcSample};
+use super::options::EngineOptions;
+use super::proc::ProcSample;
 use super::progress::Progress;
 use super::script::{self, Script, Step};
 use crate::error::{Error, Result};
@@ -30,14 +31,9 @@ pub struct LoginsConfig {
     pub connectors: usize,
     /// How long to run.
     pub duration: Duration,
-    /// Worker threads.
-    pub threads: usize,
-    /// Show a progress line on stderr.
-    pub progress: bool,
-    /// The server's pid, to read its CPU time from `/proc`.
-    pub server_pid: Option<u32>,
-    /// Prefix of user names; a fresh `lg<run id>` when `None`.
-    pub prefix: Option<String>,
+    /// Threads, progress, the server's pid (its CPU time is reported), the
+    /// prefix of user names (no rooms here).
+    pub engine: EngineOptions,
 }
 
 impl Default for LoginsConfig {
@@ -45,10 +41,7 @@ impl Default for LoginsConfig {
         LoginsConfig {
             connectors: 256,
             duration: Duration::from_secs(10),
-            threads: 2,
-            progress: false,
-            server_pid: None,
-            prefix: None,
+            engine: EngineOptions::default(),
         }
     }
 }
@@ -188,20 +181,17 @@ pub struct LoginsReport {
 /// [`Error::Config`] for an impossible configuration; [`Error::Io`] or
 /// [`Error::Spawn`] when the load generator itself cannot run.
 pub fn run(target: &Target, cfg: &LoginsConfig) -> Result<LoginsReport> {
-    if cfg.connectors == 0 || cfg.threads == 0 {
+    if cfg.connectors == 0 || cfg.engine.threads == 0 {
         return Err(Error::Config(
             "connectors and threads must be at least 1".into(),
         ));
     }
-    let prefix = cfg
-        .prefix
-        .clone()
-        .unwrap_or_else(|| format!("lg{}", clock::run_id()));
+    let prefix = cfg.engine.name_prefix();
     let shared = Arc::new(Shared::default());
-    let before = cfg.server_pid.and_then(proc::sample);
+    let before = cfg.engine.sample_server();
     let started = Instant::now();
     let mut handles = Vec::new();
-    for w in 0..cfg.threads {
+    for w in 0..cfg.engine.threads {
         let (cfg, shared, target, prefix) =
             (cfg.clone(), shared.clone(), target.clone(), prefix.clone());
         handles.push(
@@ -211,7 +201,7 @@ pub fn run(target: &Target, cfg: &LoginsConfig) -> Result<LoginsReport> {
                 .map_err(Error::Spawn)?,
         );
     }
-    let mut progress = Progress::new("logins", cfg.progress);
+    let mut progress = Progress::new("logins", cfg.engine.progress);
     while started.elapsed() < cfg.duration {
         let done = shared.completed.load(Ordering::Relaxed);
         progress.show(format_args!(
@@ -224,7 +214,7 @@ pub fn run(target: &Target, cfg: &LoginsConfig) -> Result<LoginsReport> {
     // Only the cycles completed inside the duration count.
     let completed = shared.completed.load(Ordering::Relaxed);
     let duration_s = started.elapsed().as_secs_f64();
-    let after = cfg.server_pid.and_then(proc::sample);
+    let after = cfg.engine.sample_server();
     shared.phase.store(STOP, Ordering::Release);
     // Let the cycles under way end cleanly (not counted), so the server
     // does not log a storm of truncated connections.
@@ -248,7 +238,7 @@ pub fn run(target: &Target, cfg: &LoginsConfig) -> Result<LoginsReport> {
     Ok(LoginsReport {
         scenario: "logins",
         connectors: cfg.connectors,
-        threads: cfg.threads,
+        threads: cfg.engine.threads,
         duration_s,
         completed,
         per_s: completed as f64 / duration_s,
@@ -270,7 +260,7 @@ fn worker(
     shared: Arc<Shared>,
 ) -> Result<Ctx> {
     let sessions: Vec<Connector> = (w..cfg.connectors)
-        .step_by(cfg.threads)
+        .step_by(cfg.engine.threads)
         .map(|g| Connector {
             g,
             cycle: 0,

@@ -18,6 +18,9 @@
 //!   share of the connections, and the `Session` trait scenarios implement.
 //! - [`conn`]: one non-blocking TLS connection (rustls, `tlsclient-mio`
 //!   style) and the [`Target`] it connects to.
+//! - [`options`]: what every scenario config shares ([`EngineOptions`]:
+//!   threads, progress, server pid, name prefix; [`SetupOptions`]: batches
+//!   and the setup time limit), with their defaults in one place.
 //! - [`script`]: the setup commands and which replies count as success.
 //! - [`accounting`]: pure bookkeeping: per-sender sequence tracking, the
 //!   latency histogram, the message stamp format.
@@ -47,6 +50,7 @@ pub mod conn;
 pub mod engine;
 pub mod fanout;
 pub mod logins;
+pub mod options;
 pub mod proc;
 pub mod progress;
 pub mod report;
@@ -57,4 +61,5 @@ pub use capacity::{CapacityConfig, CapacityReport};
 pub use conn::Target;
 pub use fanout::{FanoutConfig, FanoutReport};
 pub use logins::{LoginsConfig, LoginsReport};
+pub use options::{EngineOptions, SetupOptions};
 pub use sweep::SweepReport;

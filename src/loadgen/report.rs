@@ -27,10 +27,27 @@ impl Table {
         self
     }
 
+    /// Adds a row if there is a value.
+    fn row_if(&mut self, label: &str, value: Option<impl Display>) -> &mut Table {
+        if let Some(value) = value {
+            self.row(label, value);
+        }
+        self
+    }
+
     /// Adds a heading row (no value).
     fn heading(&mut self, text: &str) -> &mut Table {
         self.rows.push((format!("-- {text}"), String::new()));
         self
+    }
+
+    /// Writes the table, then the error samples indented under it.
+    fn write_with_samples(&self, f: &mut fmt::Formatter<'_>, samples: &[String]) -> fmt::Result {
+        write!(f, "{self}")?;
+        for s in samples {
+            writeln!(f, "    {s}")?;
+        }
+        Ok(())
     }
 }
 
@@ -77,14 +94,6 @@ fn latency(p: &Percentiles) -> String {
         p.max_ms,
         thousands(p.count as f64)
     )
-}
-
-/// Error samples, indented, after the table.
-fn samples(f: &mut fmt::Formatter<'_>, samples: &[String]) -> fmt::Result {
-    for s in samples {
-        writeln!(f, "    {s}")?;
-    }
-    Ok(())
 }
 
 impl Display for FanoutReport {
@@ -153,8 +162,7 @@ impl Display for FanoutReport {
                 ),
             );
         }
-        write!(f, "{t}")?;
-        samples(f, &self.error_samples)?;
+        t.write_with_samples(f, &self.error_samples)?;
         for m in self.members_with_loss.iter().take(20) {
             let mut line = format!(
                 "    {}: expected {} received {} lost {} dup {} ooo {}",
@@ -205,14 +213,16 @@ impl Display for CapacityReport {
             )
             .row("server threads", format!("{} -> {}", b.threads, h.threads));
         }
-        if let Some(kib) = self.rss_per_connection_kib {
-            t.row("RSS per connection", format!("{kib:.1} KiB"));
-        }
-        if let Some(th) = self.threads_per_connection {
-            t.row("threads per connection", format!("{th:.2}"));
-        }
-        write!(f, "{t}")?;
-        samples(f, &self.error_samples)
+        t.row_if(
+            "RSS per connection",
+            self.rss_per_connection_kib
+                .map(|kib| format!("{kib:.1} KiB")),
+        )
+        .row_if(
+            "threads per connection",
+            self.threads_per_connection.map(|th| format!("{th:.2}")),
+        );
+        t.write_with_samples(f, &self.error_samples)
     }
 }
 
@@ -227,12 +237,12 @@ impl Display for LoginsReport {
         .row("cycles completed", thousands(self.completed as f64))
         .row("cycles/s", format!("{:.0}", self.per_s))
         .row("errors", self.errors)
-        .row("cycle latency", latency(&self.latency));
-        if let Some(ms) = self.server_cpu_ms_per_cycle {
-            t.row("server CPU per cycle", format!("{ms:.3} ms"));
-        }
-        write!(f, "{t}")?;
-        samples(f, &self.error_samples)
+        .row("cycle latency", latency(&self.latency))
+        .row_if(
+            "server CPU per cycle",
+            self.server_cpu_ms_per_cycle.map(|ms| format!("{ms:.3} ms")),
+        );
+        t.write_with_samples(f, &self.error_samples)
     }
 }
 

@@ -69,7 +69,7 @@ pub fn run(target: &Target, base: &FanoutConfig, sizes: &[usize]) -> Result<Swee
             ..base.clone()
         };
         let run = fanout::run(target, &cfg)?;
-        if base.progress {
+        if base.engine.progress {
             eprintln!("{run}");
         }
         report.points.push(SweepPoint {
@@ -163,16 +163,7 @@ pub fn write_svg(points: &[SweepPoint], path: &Path, title: &str) -> Result<()> 
         .iter()
         .map(|p| (p.members as f64, p.deliveries_per_s / 1e6))
         .collect();
-    chart
-        .draw_series(LineSeries::new(series.clone(), BLUE.stroke_width(2)))
-        .map_err(|e| draw_err(&e))?;
-    chart
-        .draw_series(
-            series
-                .iter()
-                .map(|&(x, y)| Circle::new((x, y), 4, BLUE.filled())),
-        )
-        .map_err(|e| draw_err(&e))?;
+    draw_line(&mut chart, series, BLUE).map_err(|e| draw_err(&e))?;
 
     let mut chart = ChartBuilder::on(&bottom)
         .margin(12)
@@ -196,16 +187,22 @@ pub fn write_svg(points: &[SweepPoint], path: &Path, title: &str) -> Result<()> 
         .iter()
         .map(|p| (p.members as f64, p.latency.p99_ms))
         .collect();
-    chart
-        .draw_series(LineSeries::new(series.clone(), RED.stroke_width(2)))
-        .map_err(|e| draw_err(&e))?;
-    chart
-        .draw_series(
-            series
-                .iter()
-                .map(|&(x, y)| Circle::new((x, y), 4, RED.filled())),
-        )
-        .map_err(|e| draw_err(&e))?;
+    draw_line(&mut chart, series, RED).map_err(|e| draw_err(&e))?;
     root.present().map_err(|e| draw_err(&e))?;
+    Ok(())
+}
+
+/// Draws `series` into `chart` as a line with a dot on each point.
+fn draw_line<Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<LogCoord<f64>, Y>>,
+    series: Vec<(f64, f64)>,
+    color: RGBColor,
+) -> std::result::Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    chart.draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))?;
+    chart.draw_series(
+        series
+            .into_iter()
+            .map(|(x, y)| Circle::new((x, y), 4, color.filled())),
+    )?;
     Ok(())
 }

@@ -1,0 +1,71 @@
+//! The options every scenario shares: how many worker threads, whether to
+//! show progress, which server process to sample and how to name the
+//! users and rooms; and, for the scenarios that set up connections a batch
+//! at a time, the batch size and how long setup may take.
+//!
+//! Each scenario config embeds these ([`EngineOptions`] as `engine`,
+//! [`SetupOptions`] as `setup`), so the defaults live in one place.
+
+use std::time::Duration;
+
+use super::clock;
+use super::proc::{self, ProcSample};
+
+/// Worker threads, progress, the server's pid and the name prefix.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Worker threads (each an event loop over many connections).
+    pub threads: usize,
+    /// Show a progress line on stderr.
+    pub progress: bool,
+    /// The server's pid, to read its RSS, threads and CPU time from
+    /// `/proc` (each scenario reports what it needs).
+    pub server_pid: Option<u32>,
+    /// Prefix of user and room names; a fresh `lg<run id>` when `None`.
+    pub prefix: Option<String>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            threads: 2,
+            progress: false,
+            server_pid: None,
+            prefix: None,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// The name prefix: [`EngineOptions::prefix`], or a fresh `lg<run id>`.
+    pub fn name_prefix(&self) -> String {
+        self.prefix
+            .clone()
+            .unwrap_or_else(|| format!("lg{}", clock::run_id()))
+    }
+
+    /// The server's resources now, with a [`EngineOptions::server_pid`]
+    /// that `/proc` knows.
+    pub fn sample_server(&self) -> Option<ProcSample> {
+        self.server_pid.and_then(proc::sample)
+    }
+}
+
+/// How connections are set up: a batch per worker at a time, within a
+/// time limit.
+#[derive(Debug, Clone)]
+pub struct SetupOptions {
+    /// Connections per worker being set up at once.
+    pub connect_batch: usize,
+    /// Longest wait for every client to log in and join.
+    pub setup_timeout: Duration,
+}
+
+impl Default for SetupOptions {
+    fn default() -> Self {
+        SetupOptions {
+            connect_batch: 64,
+            setup_timeout: Duration::from_secs(120),
+        }
+    }
+}
