@@ -176,4 +176,27 @@ fn python_database_is_migrated() {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("user_version");
     assert_eq!(version, 1);
+
+    // The private room's password was upgraded at that JOIN too, and still
+    // opens the room after a restart (wrong passwords still do not).
+    let room_hash: String = Connection::open(&path)
+        .expect("open the database")
+        .query_row(
+            "SELECT password_hash FROM rooms WHERE name = 'sala_privada'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("room hash");
+    assert!(
+        room_hash.starts_with("$argon2id$"),
+        "sala_privada: {room_hash}"
+    );
+    let server = server.restart();
+    let mut c = server.connect();
+    c.send("LOGIN usuario2 abc");
+    c.expect("OK LOGIN usuario2");
+    c.send("JOIN sala_privada errada");
+    c.expect("ERR BAD_ROOM_PASSWORD Wrong or missing room password.");
+    c.send("JOIN sala_privada senhasecreta");
+    c.expect("OK JOIN sala_privada");
 }

@@ -204,6 +204,15 @@ enum Request {
         /// Gets `Ok(())` or `NoSuchUser`.
         reply: Reply<()>,
     },
+    /// [`Db::set_room_password_hash`].
+    SetRoomPasswordHash {
+        /// The room, in any case.
+        name: String,
+        /// The new (argon2id) hash.
+        password_hash: String,
+        /// Gets `Ok(())`, or `Failed` if there is no such private room.
+        reply: Reply<()>,
+    },
     /// [`Db::create_room`].
     CreateRoom {
         /// The room name as typed; stored as given.
@@ -483,6 +492,22 @@ impl Db {
     /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
     pub fn set_password_hash(&self, name: &str, password_hash: String) -> Result<(), DbError> {
         self.call(|reply| Request::SetPasswordHash {
+            name: name.to_owned(),
+            password_hash,
+            reply,
+        })
+    }
+
+    /// Replaces a private room's password hash (used to upgrade a legacy
+    /// SHA-256 hash after a successful `JOIN`); committed before this
+    /// returns. A public room is left public.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Failed`] if there is no such private room, SQLite fails or
+    /// the DB thread is gone.
+    pub fn set_room_password_hash(&self, name: &str, password_hash: String) -> Result<(), DbError> {
+        self.call(|reply| Request::SetRoomPasswordHash {
             name: name.to_owned(),
             password_hash,
             reply,

@@ -119,6 +119,10 @@ pub const SELECT_USER: &str = "SELECT name, password_hash FROM users WHERE name 
 /// One room's name as stored and its password hash, by name in any case.
 pub const SELECT_ROOM: &str = "SELECT name, password_hash FROM rooms WHERE name = ?1";
 
+/// Replaces a private room's password hash (legacy upgrade).
+pub const UPDATE_ROOM_PASSWORD_HASH: &str =
+    "UPDATE rooms SET password_hash = ?2 WHERE name = ?1 AND password_hash IS NOT NULL";
+
 /// Replaces an account's password hash (legacy upgrade).
 pub const UPDATE_PASSWORD_HASH: &str = "UPDATE users SET password_hash = ?2 WHERE name = ?1";
 

@@ -218,6 +218,23 @@ fn execute(tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
             });
             Some(hold(reply, result))
         }
+        Request::SetRoomPasswordHash {
+            name,
+            password_hash,
+            reply,
+        } => {
+            let result = in_savepoint(tx, |conn| {
+                let changed = conn
+                    .prepare_cached(schema::UPDATE_ROOM_PASSWORD_HASH)?
+                    .execute(params![name, password_hash])?;
+                if changed == 0 {
+                    Err(DbError::Failed(format!("no private room named {name}")))
+                } else {
+                    Ok(())
+                }
+            });
+            Some(hold(reply, result))
+        }
         Request::CreateRoom {
             name,
             password_hash,
@@ -408,6 +425,7 @@ impl Request {
                 let _ = reply.send(Err(error.clone()));
             }
             Request::SetPasswordHash { reply, .. }
+            | Request::SetRoomPasswordHash { reply, .. }
             | Request::StoreDm { reply, .. }
             | Request::Flush { reply } => {
                 let _ = reply.send(Err(error.clone()));

@@ -421,11 +421,17 @@ impl Session {
             self.err(ErrCode::AlreadyInRoom, "You are in that room already.");
             return;
         }
-        if let Some(hash) = &target.password_hash {
-            let good = password.is_some_and(|p| state.hasher.verify(p, Some(hash)) != Verdict::Bad);
-            if !good {
+        if let Some(hash) = target.password_hash() {
+            let verdict = password.map_or(Verdict::Bad, |p| state.hasher.verify(p, Some(&hash)));
+            if verdict == Verdict::Bad {
                 self.err(ErrCode::BadRoomPassword, "Wrong or missing room password.");
                 return;
+            }
+            if verdict == Verdict::OkLegacy {
+                // A room password from the Python original (unsalted
+                // SHA-256): store it as argon2id now that we know it, as
+                // LOGIN does for accounts.
+                self.upgrade_room_hash(state, &target, password.unwrap_or_default());
             }
         }
         match state.hub.join(&self.client, &target) {
@@ -439,6 +445,28 @@ impl Session {
                 self.err(ErrCode::AlreadyInRoom, "You are in that room already.")
             }
             Err(JoinError::Closing) => {}
+        }
+    }
+
+    /// Re-hashes a legacy room password with argon2id, in the database and
+    /// in the hub. A failure is logged; the old hash keeps working.
+    fn upgrade_room_hash(&self, state: &State, room: &Room, password: &str) {
+        let hash = match state.hasher.hash(password) {
+            Ok(hash) => hash,
+            Err(e) => return log::error!("could not hash for the room upgrade: {e}"),
+        };
+        match state
+            .db
+            .set_room_password_hash(room.name.as_str(), hash.clone())
+        {
+            Ok(()) => {
+                room.set_password_hash(hash);
+                log::info!(
+                    "upgraded the password hash of room {} to argon2id",
+                    room.name
+                );
+            }
+            Err(e) => log::error!("could not upgrade the hash of room {}: {e:?}", room.name),
         }
     }
 

@@ -14,10 +14,12 @@
 //! | `conns` (Mutex) | every live connection | connect, disconnect, shutdown |
 //! | `Client::room` (Mutex) | one client's membership | that client, a takeover |
 //! | `Room::state` (Mutex) | one room's members, history, sequence | everything in that room |
+//! | `Room::password_hash` (RwLock) | a private room's hash | JOIN (copy it out), a legacy upgrade |
 //!
 //! **Order.** When two are held at once it is always `Client::room` first,
 //! then `Room::state`; no code holds two rooms' states or a map lock
-//! together with a room state. A fixed order means no deadlock.
+//! together with a room state, and the password lock is never held with
+//! any other. A fixed order means no deadlock.
 //!
 //! **One order per room.** A `SAY` formats its `MSG` line and `try_send`s it
 //! to every member *while holding the room's lock*. Two members saying
@@ -42,10 +44,13 @@ use super::sync;
 pub struct Room {
     /// The name as created.
     pub name: Name,
+    /// Whether the room has a password. Fixed for the room's life.
+    private: bool,
     /// The argon2id (or, for a room migrated from the Python original, the
     /// old SHA-256) hash of the room's password; `None` for a public room.
-    /// Immutable, so it is read without a lock and verified with no lock held.
-    pub password_hash: Option<String>,
+    /// Copied out under this short lock and verified with no lock held; it
+    /// changes only when a legacy hash is upgraded.
+    password_hash: RwLock<Option<String>>,
     /// Members online, kept equal to `state.members.len()` under the lock
     /// and read without it by `ROOMS`, so listing rooms never waits on a busy
     /// room.
@@ -135,7 +140,8 @@ impl Room {
     pub fn new(name: Name, password_hash: Option<String>) -> Self {
         Room {
             name,
-            password_hash,
+            private: password_hash.is_some(),
+            password_hash: RwLock::new(password_hash),
             online: AtomicUsize::new(0),
             state: Mutex::new(RoomState {
                 members: Vec::new(),
@@ -147,7 +153,20 @@ impl Room {
 
     /// Is the room password-protected?
     pub fn is_private(&self) -> bool {
-        self.password_hash.is_some()
+        self.private
+    }
+
+    /// A copy of the password hash (`None` for a public room).
+    pub fn password_hash(&self) -> Option<String> {
+        sync::read(&self.password_hash).clone()
+    }
+
+    /// Replaces the password hash of a private room (a legacy hash
+    /// upgraded after a successful `JOIN`).
+    pub fn set_password_hash(&self, hash: String) {
+        if self.private {
+            *sync::write(&self.password_hash) = Some(hash);
+        }
     }
 
     /// Members online now (without taking the room's lock).
