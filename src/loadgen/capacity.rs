@@ -26,6 +26,7 @@ use super::engine::{Closed, Session, Worker};
 use super::options::{EngineOptions, SetupOptions};
 use super::proc::ProcSample;
 use super::progress::Progress;
+use super::report::ErrorLog;
 use super::script::{self, Script, Step};
 use crate::error::{Error, Result};
 use crate::protocol::ServerLine;
@@ -119,23 +120,13 @@ struct Ctx {
     counts: [usize; 4],
     /// What was published already.
     published: [usize; 4],
-    /// First few errors.
-    errors: Vec<String>,
-    /// Number of errors.
-    error_count: u64,
+    /// Errors, with the first few texts.
+    errors: ErrorLog,
     /// `JOIN`s repeated after a `NO_SUCH_ROOM` (see `script`).
     join_retries: u64,
 }
 
 impl Ctx {
-    /// Notes an error.
-    fn error(&mut self, what: String) {
-        self.error_count += 1;
-        if self.errors.len() < 10 {
-            self.errors.push(what);
-        }
-    }
-
     /// Adds what changed to the shared counters.
     fn publish(&mut self, shared: &Shared) {
         let targets = [
@@ -173,7 +164,8 @@ impl Session for Client {
                     ctx.join_retries += u64::from(self.script.join_retries);
                 }
                 script::Progress::Failed(why) => {
-                    ctx.error(format!("{}: setup: {why}", self.script.user()));
+                    ctx.errors
+                        .note(format!("{}: setup: {why}", self.script.user()));
                     self.state = State::Failed;
                     ctx.counts[FAILED] += 1;
                     conn.close();
@@ -185,7 +177,7 @@ impl Session for Client {
                     ctx.counts[ALIVE] += 1;
                 }
                 Some(ServerLine::Bye { .. }) => {
-                    ctx.error(format!("{}: {line}", self.script.user()));
+                    ctx.errors.note(format!("{}: {line}", self.script.user()));
                     self.drop_it(ctx);
                 }
                 // Others joining (JOINED) and the like: an idle client
@@ -202,12 +194,13 @@ impl Session for Client {
         }
         match self.state {
             State::Setup => {
-                ctx.error(format!("{}: setup: {why:?}", self.script.user()));
+                ctx.errors
+                    .note(format!("{}: setup: {why:?}", self.script.user()));
                 self.state = State::Failed;
                 ctx.counts[FAILED] += 1;
             }
             State::Ready | State::Alive => {
-                ctx.error(format!("{}: {why:?}", self.script.user()));
+                ctx.errors.note(format!("{}: {why:?}", self.script.user()));
                 self.drop_it(ctx);
             }
             State::Failed | State::Dropped => {}
@@ -330,18 +323,15 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
     shared.phase.store(DONE, Ordering::Release);
     progress.finish();
 
-    let mut errors = Vec::new();
-    let mut error_count = 0;
+    let mut errors = ErrorLog::default();
     let mut join_retries = 0;
     for handle in handles {
         let ctx = handle
             .join()
             .map_err(|_| Error::Config("a load-generator thread panicked".into()))??;
-        error_count += ctx.error_count;
         join_retries += ctx.join_retries;
-        errors.extend(ctx.errors);
+        errors.absorb(ctx.errors);
     }
-    errors.truncate(10);
     let ready = shared.ready.load(Ordering::Relaxed);
     let per = |f: fn(&ProcSample) -> f64| match (server_before, server_held) {
         (Some(b), Some(h)) if ready > 0 => Some((f(&h) - f(&b)) / ready as f64),
@@ -359,8 +349,8 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
         hold_s,
         dropped: shared.dropped.load(Ordering::Relaxed),
         alive: shared.alive.load(Ordering::Relaxed),
-        errors: error_count,
-        error_samples: errors,
+        errors: errors.count,
+        error_samples: errors.samples,
         server_before,
         server_held,
         rss_per_connection_kib: per(|s| s.rss_kib as f64),

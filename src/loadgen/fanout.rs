@@ -41,6 +41,7 @@ use super::engine::{Closed, Session, Worker};
 use super::options::{EngineOptions, SetupOptions};
 use super::proc::ProcSample;
 use super::progress::Progress;
+use super::report::ErrorLog;
 use super::script::{self, Script, Step};
 use crate::error::{Error, Result};
 use crate::protocol::ServerLine;
@@ -232,10 +233,8 @@ struct Ctx {
     counts: Counts,
     /// What was published already.
     published: Counts,
-    /// First few unexpected lines or errors, for the report.
-    errors: Vec<String>,
-    /// Number of unexpected lines or errors.
-    error_count: u64,
+    /// Unexpected lines or errors, with the first few texts.
+    errors: ErrorLog,
     /// Scratch for building a `SAY` line.
     text: String,
 }
@@ -260,14 +259,6 @@ struct Counts {
 }
 
 impl Ctx {
-    /// Notes an unexpected line or error.
-    fn error(&mut self, what: String) {
-        self.error_count += 1;
-        if self.errors.len() < 10 {
-            self.errors.push(what);
-        }
-    }
-
     /// Adds what changed since the last call to the shared counters.
     fn publish(&mut self, shared: &Shared) {
         let (c, p) = (self.counts, self.published);
@@ -338,12 +329,13 @@ impl Member {
         let plan = &ctx.plan;
         let members = plan.cfg.members;
         let (Some(stamp), Some(g)) = (Stamp::parse(msg.text), plan.index_of(msg.user)) else {
-            ctx.error(format!("foreign message from {}", msg.user));
+            ctx.errors
+                .note(format!("foreign message from {}", msg.user));
             return false;
         };
         let k = g % members;
         if g / members != self.g / members || k >= self.trackers.len() {
-            ctx.error(format!(
+            ctx.errors.note(format!(
                 "message from {} who is not a sender here",
                 msg.user
             ));
@@ -387,7 +379,8 @@ impl Session for Member {
                     ctx.counts.ready += 1;
                 }
                 script::Progress::Failed(why) => {
-                    ctx.error(format!("{}: setup: {why}", self.script.user()));
+                    ctx.errors
+                        .note(format!("{}: setup: {why}", self.script.user()));
                     self.state = State::Failed(why);
                     ctx.counts.failed += 1;
                     conn.close();
@@ -404,14 +397,16 @@ impl Session for Member {
                         s.rejected += 1;
                     }
                     ctx.counts.rejected += 1;
-                    ctx.error(format!("{}: {line}", self.script.user()));
+                    ctx.errors.note(format!("{}: {line}", self.script.user()));
                     self.pump(conn, ctx);
                 }
                 Some(ServerLine::Bye { .. }) => {
                     self.state = State::Dropped(line.to_owned());
                     ctx.counts.dropped += 1;
                 }
-                _ => ctx.error(format!("{}: unexpected: {line}", self.script.user())),
+                _ => ctx
+                    .errors
+                    .note(format!("{}: unexpected: {line}", self.script.user())),
             },
             State::Failed(_) | State::Dropped(_) => {}
         }
@@ -425,7 +420,8 @@ impl Session for Member {
         };
         match self.state {
             State::Setup => {
-                ctx.error(format!("{}: setup: {how}", self.script.user()));
+                ctx.errors
+                    .note(format!("{}: setup: {how}", self.script.user()));
                 self.state = State::Failed(how);
                 ctx.counts.failed += 1;
             }
@@ -657,19 +653,16 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
 
     let mut members_out: Vec<Member> = Vec::with_capacity(total);
     let mut latency = Latency::new();
-    let mut errors = Vec::new();
-    let mut error_count = 0;
+    let mut errors = ErrorLog::default();
     for handle in handles {
         let (sessions, ctx) = handle
             .join()
             .map_err(|_| Error::Config("a load-generator thread panicked".into()))??;
         members_out.extend(sessions);
         latency.merge(&ctx.latency);
-        error_count += ctx.error_count;
-        errors.extend(ctx.errors);
+        errors.absorb(ctx.errors);
     }
     members_out.sort_by_key(|m| m.g);
-    errors.truncate(10);
 
     let window_s = (measure_end - measure_start) as f64 / 1e9;
     let in_window = shared.in_window.load(Ordering::Relaxed);
@@ -682,8 +675,8 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     report.deliveries_per_s = in_window as f64 / window_s;
     report.sends_per_s = report.sent as f64 / ((send_end - send_start) as f64 / 1e9);
     report.latency = latency.percentiles();
-    report.errors = error_count;
-    report.error_samples = errors;
+    report.errors = errors.count;
+    report.error_samples = errors.samples;
     report.server = match (before, after) {
         (Some(before), Some(after)) => {
             let cpu_s = after.cpu_s - before.cpu_s;
@@ -864,8 +857,7 @@ fn worker(
         latency: Latency::new(),
         counts: Counts::default(),
         published: Counts::default(),
-        errors: Vec::new(),
-        error_count: 0,
+        errors: ErrorLog::default(),
         text: String::with_capacity(cfg.size + 32),
     };
     let n = sessions.len();

@@ -21,6 +21,7 @@ use super::engine::{Closed, Session, Worker};
 use super::options::EngineOptions;
 use super::proc::ProcSample;
 use super::progress::Progress;
+use super::report::ErrorLog;
 use super::script::{self, Script, Step};
 use crate::error::{Error, Result};
 
@@ -84,25 +85,15 @@ struct Ctx {
     latency: Latency,
     /// Cycles completed.
     completed: u64,
-    /// Cycles failed.
-    errors: u64,
+    /// Failed cycles, with the first few texts.
+    errors: ErrorLog,
     /// What was published.
     published: (u64, u64),
-    /// First few errors.
-    error_samples: Vec<String>,
     /// The name prefix.
     prefix: String,
 }
 
-impl Ctx {
-    /// Notes a failed cycle.
-    fn error(&mut self, what: String) {
-        self.errors += 1;
-        if self.error_samples.len() < 10 {
-            self.error_samples.push(what);
-        }
-    }
-}
+impl Ctx {}
 
 impl Connector {
     /// Starts a new cycle's script (the connection is opened by the worker).
@@ -132,7 +123,7 @@ impl Session for Connector {
                 conn.close();
             }
             script::Progress::Failed(why) => {
-                ctx.error(format!("{}: {why}", self.script.user()));
+                ctx.errors.note(format!("{}: {why}", self.script.user()));
                 self.done = true;
                 conn.close();
             }
@@ -141,7 +132,7 @@ impl Session for Connector {
 
     fn on_closed(&mut self, why: Closed, ctx: &mut Ctx) {
         if !self.done && why != Closed::ByUs {
-            ctx.error(format!("{}: {why:?}", self.script.user()));
+            ctx.errors.note(format!("{}: {why:?}", self.script.user()));
             self.done = true;
         }
     }
@@ -223,17 +214,14 @@ pub fn run(target: &Target, cfg: &LoginsConfig) -> Result<LoginsReport> {
     progress.finish();
 
     let mut latency = Latency::new();
-    let mut errors = 0;
-    let mut error_samples = Vec::new();
+    let mut errors = ErrorLog::default();
     for handle in handles {
         let ctx = handle
             .join()
             .map_err(|_| Error::Config("a load-generator thread panicked".into()))??;
         latency.merge(&ctx.latency);
-        errors += ctx.errors;
-        error_samples.extend(ctx.error_samples);
+        errors.absorb(ctx.errors);
     }
-    error_samples.truncate(10);
     let server = before.zip(after);
     Ok(LoginsReport {
         scenario: "logins",
@@ -242,8 +230,8 @@ pub fn run(target: &Target, cfg: &LoginsConfig) -> Result<LoginsReport> {
         duration_s,
         completed,
         per_s: completed as f64 / duration_s,
-        errors,
-        error_samples,
+        errors: errors.count,
+        error_samples: errors.samples,
         latency: latency.percentiles(),
         server,
         server_cpu_ms_per_cycle: server
@@ -273,9 +261,8 @@ fn worker(
     let ctx = Ctx {
         latency: Latency::new(),
         completed: 0,
-        errors: 0,
+        errors: ErrorLog::default(),
         published: (0, 0),
-        error_samples: Vec::new(),
         prefix,
     };
     let mut worker = Worker::new(target, sessions, ctx)?;
@@ -295,7 +282,7 @@ fn worker(
         }
         worker.poll(Duration::from_millis(5))?;
         idle.extend(worker.take_closed());
-        let (c, e) = (worker.ctx.completed, worker.ctx.errors);
+        let (c, e) = (worker.ctx.completed, worker.ctx.errors.count);
         let (pc, pe) = worker.ctx.published;
         shared.completed.fetch_add(c - pc, Ordering::Relaxed);
         shared.errors.fetch_add(e - pe, Ordering::Relaxed);

@@ -9,6 +9,37 @@ use super::fanout::FanoutReport;
 use super::logins::LoginsReport;
 use super::sweep::SweepReport;
 
+/// How many samples of error text a report keeps.
+pub const ERROR_SAMPLES: usize = 10;
+
+/// Errors seen by one worker, or by all of them: how many, and the text of
+/// the first few (the report shows those; a thousand copies of one failure
+/// would say nothing more).
+#[derive(Debug, Default)]
+pub struct ErrorLog {
+    /// Errors seen.
+    pub count: u64,
+    /// The first [`ERROR_SAMPLES`] of them.
+    pub samples: Vec<String>,
+}
+
+impl ErrorLog {
+    /// Notes one error.
+    pub fn note(&mut self, what: String) {
+        self.count += 1;
+        if self.samples.len() < ERROR_SAMPLES {
+            self.samples.push(what);
+        }
+    }
+
+    /// Adds another worker's errors to these.
+    pub fn absorb(&mut self, other: ErrorLog) {
+        self.count += other.count;
+        let room = ERROR_SAMPLES.saturating_sub(self.samples.len());
+        self.samples.extend(other.samples.into_iter().take(room));
+    }
+}
+
 /// A table of `label  value` rows, labels padded to one width.
 struct Table {
     /// The rows.
@@ -286,5 +317,22 @@ mod tests {
         assert_eq!(thousands(999.4), "999");
         assert_eq!(thousands(1000.0), "1,000");
         assert_eq!(thousands(2_234_567.6), "2,234,568");
+    }
+
+    /// Counts add up across workers; samples stop at the limit.
+    #[test]
+    fn error_logs_merge_and_cap() {
+        let mut total = ErrorLog::default();
+        for worker in 0..3 {
+            let mut log = ErrorLog::default();
+            for i in 0..7 {
+                log.note(format!("w{worker} e{i}"));
+            }
+            total.absorb(log);
+        }
+        assert_eq!(total.count, 21);
+        assert_eq!(total.samples.len(), ERROR_SAMPLES);
+        assert_eq!(total.samples[0], "w0 e0");
+        assert_eq!(total.samples[7], "w1 e0");
     }
 }
