@@ -206,16 +206,13 @@ fn execute(tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
             password_hash,
             reply,
         } => {
-            let result = in_savepoint(tx, |conn| {
-                let changed = conn
-                    .prepare_cached(schema::UPDATE_PASSWORD_HASH)?
-                    .execute(params![name, password_hash])?;
-                if changed == 0 {
-                    Err(DbError::NoSuchUser)
-                } else {
-                    Ok(())
-                }
-            });
+            let result = update_hash(
+                tx,
+                schema::UPDATE_PASSWORD_HASH,
+                &name,
+                &password_hash,
+                DbError::NoSuchUser,
+            );
             Some(hold(reply, result))
         }
         Request::SetRoomPasswordHash {
@@ -223,16 +220,14 @@ fn execute(tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
             password_hash,
             reply,
         } => {
-            let result = in_savepoint(tx, |conn| {
-                let changed = conn
-                    .prepare_cached(schema::UPDATE_ROOM_PASSWORD_HASH)?
-                    .execute(params![name, password_hash])?;
-                if changed == 0 {
-                    Err(DbError::Failed(format!("no private room named {name}")))
-                } else {
-                    Ok(())
-                }
-            });
+            let missing = DbError::Failed(format!("no private room named {name}"));
+            let result = update_hash(
+                tx,
+                schema::UPDATE_ROOM_PASSWORD_HASH,
+                &name,
+                &password_hash,
+                missing,
+            );
             Some(hold(reply, result))
         }
         Request::CreateRoom {
@@ -325,6 +320,28 @@ fn execute(tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
         // whole point.
         Request::Flush { reply } => Some(hold(reply, Ok(()))),
     }
+}
+
+/// Replaces one stored password hash (an account's or a room's, by the
+/// `UPDATE` in `sql`, whose parameters are the name and the new hash), in
+/// its own savepoint; `missing` is the answer when no row matched.
+fn update_hash(
+    tx: &mut Transaction<'_>,
+    sql: &str,
+    name: &str,
+    password_hash: &str,
+    missing: DbError,
+) -> Result<(), DbError> {
+    in_savepoint(tx, |conn| {
+        let changed = conn
+            .prepare_cached(sql)?
+            .execute(params![name, password_hash])?;
+        if changed == 0 {
+            Err(missing)
+        } else {
+            Ok(())
+        }
+    })
 }
 
 /// Runs `work` inside a SAVEPOINT of the batch's transaction: kept (RELEASE)
