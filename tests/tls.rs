@@ -13,7 +13,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::thread;
 
@@ -26,7 +26,7 @@ use rcgen::{
 };
 use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
-use support::{run_to_exit, send_signal, TestClient, TestServer, WAIT};
+use support::{error_line, run_to_exit, send_signal, TestClient, TestServer, WAIT};
 use time::{Duration, OffsetDateTime};
 
 // ---------------------------------------------------------------------------
@@ -423,20 +423,6 @@ fn server_bin(args: &[&std::ffi::OsStr]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
-}
-
-/// The one `error: ` line of a failed start (asserting there is exactly
-/// one, no panic, and a failure status).
-fn error_line(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "exit status {:?}", out.status);
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "stderr: {stderr}");
-    errors[0].to_string()
 }
 
 /// The arguments to serve `files` on a free port with a database in `dir`.

@@ -511,3 +511,17 @@ pub fn send_signal(child: &std::process::Child, signal: &str) {
         .expect("run kill");
     assert!(status.success(), "kill {signal} failed");
 }
+
+/// The one `error: ` line of a binary that failed to start, asserting that
+/// there is exactly one, that nothing panicked, and a failure status.
+pub fn error_line(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit status {:?}", out.status);
+    assert!(!stderr.contains("panicked"), "panic in stderr: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "stderr: {stderr}");
+    errors[0].to_string()
+}
