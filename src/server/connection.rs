@@ -188,10 +188,14 @@ pub fn serve(state: Arc<State>, socket: TcpStream, peer: SocketAddr, id: u64, ov
     let writer = match writer {
         Ok(handle) => handle,
         Err(e) => {
-            // No writer, so nobody else can write: we still own the socket.
+            // No writer: the failed spawn dropped its clone of the session,
+            // so this thread owns it alone again and can write the BYE
+            // itself, with no lock held across the socket write.
             log::error!("conn {id}: cannot spawn a writer thread: {e}");
-            let mut conn = tls.lock().expect("tls lock poisoned");
-            refuse(&mut conn, &socket, ByeReason::TooManyConnections);
+            if let Ok(conn) = Arc::try_unwrap(tls) {
+                let mut conn = conn.into_inner().expect("tls lock poisoned");
+                refuse(&mut conn, &socket, ByeReason::TooManyConnections);
+            }
             return;
         }
     };
