@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
-use support::{error_line, pki, run_to_exit, send_signal, TestClient, WAIT};
+use support::{error_line, pki, run_to_exit, send_signal, wait_for_exit, TestClient, WAIT};
 
 /// The server binary with the test certificate and a database in `dir`.
 fn server(dir: &Path) -> Command {
@@ -79,14 +79,7 @@ fn logs_the_real_port_serves_and_stops_on_sigterm() {
     c.expect("OK REGISTER zoe");
     send_signal(&child, "-TERM");
     c.expect("BYE SHUTDOWN The server is shutting down.");
-    let (done_tx, done_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = done_tx.send(child.wait());
-    });
-    let status = done_rx
-        .recv_timeout(WAIT)
-        .expect("the server did not exit after SIGTERM")
-        .expect("wait");
+    let status = wait_for_exit(child).status;
     assert!(status.success(), "exit status {status:?}");
     let logs: Vec<String> = rx.try_iter().collect();
     assert!(

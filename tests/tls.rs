@@ -26,7 +26,7 @@ use rcgen::{
 };
 use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
-use support::{error_line, run_to_exit, send_signal, TestClient, TestServer, WAIT};
+use support::{error_line, run_to_exit, send_signal, wait_for_exit, TestClient, TestServer, WAIT};
 use time::{Duration, OffsetDateTime};
 
 // ---------------------------------------------------------------------------
@@ -622,11 +622,7 @@ fn real_sighup_rotates_the_certificate_of_a_mutual_tls_server() {
 
     send_signal(&child, "-TERM");
     first.expect("BYE SHUTDOWN The server is shutting down.");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = rx.recv_timeout(WAIT).expect("no exit").expect("wait");
+    let status = wait_for_exit(child).status;
     assert!(status.success(), "{status:?}");
 }
 
@@ -688,14 +684,9 @@ fn client_binary_presents_its_certificate() {
             use std::io::Write as _;
             stdin.write_all(typed).expect("type");
         }
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        });
-        let out = rx
-            .recv_timeout(WAIT)
-            .expect("the client did not exit")
-            .expect("wait");
+        // stdin stays open while the client runs: what the test typed is
+        // all it gets, and end of input would be a command of its own.
+        let out = wait_for_exit(child);
         drop(stdin);
         out
     };

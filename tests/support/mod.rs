@@ -492,14 +492,19 @@ pub fn read_to_close(socket: &mut TcpStream) -> Vec<u8> {
 /// Runs a command that must exit by itself (a server that refuses to
 /// start, a one-shot tool) and returns its output, with a deadline.
 pub fn run_to_exit(mut cmd: std::process::Command) -> std::process::Output {
-    let child = cmd.spawn().expect("start the binary");
+    wait_for_exit(cmd.spawn().expect("start the binary"))
+}
+
+/// Waits for a child process to exit, at most [`WAIT`], and returns its
+/// status and whatever of its output was piped and not taken.
+pub fn wait_for_exit(child: std::process::Child) -> std::process::Output {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
     rx.recv_timeout(WAIT)
-        .expect("the binary did not exit in time")
-        .expect("wait for the binary")
+        .expect("the process did not exit in time")
+        .expect("wait for the process")
 }
 
 /// Sends `signal` (e.g. `-TERM`, `-HUP`) to a child process with the
