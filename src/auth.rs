@@ -57,15 +57,20 @@
 //! # Where this runs
 //!
 //! Hashing takes tens of milliseconds of CPU and 19 MiB of memory, so it runs
-//! on the connection thread of the client who asked, never on the database
-//! thread: one slow login must not delay everyone's writes.
+//! on a small pool of `hash-N` threads, two per core (see [`Hasher::new`]):
+//! never on the database thread, where one slow login would delay
+//! everyone's writes, and not on the connection threads either, which
+//! would keep its stack pages and freed buffers for as long as their
+//! clients stay connected.
 
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
+use std::thread;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use crossbeam_channel::{Receiver, Sender};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -87,9 +92,48 @@ pub enum Verdict {
 }
 
 /// Makes and checks password hashes; cheap to clone and share between
-/// connection threads (it holds no lock and no mutable state).
+/// connection threads. The argon2 runs themselves happen on a small pool
+/// of `hash-N` threads (see [`Hasher::new`]); the caller's thread sends a
+/// request and waits for the answer, holding no lock.
 #[derive(Clone)]
 pub struct Hasher {
+    /// Requests for the hashing threads. Bounded: when every thread is
+    /// busy and the queue is full, a caller waits here for its turn.
+    jobs: Sender<Job>,
+    /// The cost parameters of new hashes (for `Debug`).
+    params: Params,
+}
+
+/// Runs allowed at once per core: two keeps every core busy while one run
+/// waits to be scheduled, without piling up memory.
+pub const MAX_CONCURRENT_PER_CORE: usize = 2;
+
+/// Stack of a hashing thread. Argon2's working memory is on the heap; its
+/// code needs a few KiB of stack.
+const HASH_STACK: usize = 256 * 1024;
+
+/// One request to the hashing threads, with where to send the answer.
+enum Job {
+    /// Hash a new password.
+    Hash {
+        /// The password.
+        password: String,
+        /// Where the PHC string (or the failure) goes.
+        reply: Sender<Result<String>>,
+    },
+    /// Check a password against what is stored (`None`: no such user).
+    Verify {
+        /// The password.
+        password: String,
+        /// The stored hash, if the user exists.
+        stored: Option<String>,
+        /// Where the verdict goes.
+        reply: Sender<Verdict>,
+    },
+}
+
+/// What the hashing threads share: the argon2 instance and the dummy hash.
+struct Engine {
     /// The argon2id instance, with our cost parameters, that makes new
     /// hashes. (Verification takes its parameters from the stored string, so
     /// old hashes keep working if the parameters ever change.)
@@ -97,80 +141,22 @@ pub struct Hasher {
     /// A hash of a random password with the same parameters as real hashes,
     /// so that "unknown user" costs exactly what "wrong password" costs.
     dummy_hash: String,
-    /// How many argon2 runs may happen at once, shared by every clone.
-    slots: Arc<Slots>,
-}
-
-/// A counting semaphore for argon2 runs.
-///
-/// Each run of argon2id at the production cost takes 19 MiB while it runs.
-/// Thirty students pressing Enter in the same second, or an attacker with
-/// a script, would otherwise start that many runs at once: hundreds of
-/// megabytes, on machines with two cores that can only compute two at a
-/// time anyway. So at most [`MAX_CONCURRENT_PER_CORE`] runs per core go at
-/// once; the others wait here, holding no lock, in their own connection's
-/// thread. The wait is a queue for the CPU, which they would wait for
-/// anyway, and memory stays bounded.
-#[derive(Debug)]
-struct Slots {
-    /// Runs that may still start.
-    free: Mutex<usize>,
-    /// Signalled when a run ends.
-    freed: Condvar,
-}
-
-/// Runs allowed at once per core: two keeps every core busy while one run
-/// waits to be scheduled, without piling up memory.
-pub const MAX_CONCURRENT_PER_CORE: usize = 2;
-
-/// A taken slot; dropping it gives it back.
-struct Permit<'a>(&'a Slots);
-
-impl Slots {
-    /// Room for `n` runs at once.
-    fn new(n: usize) -> Self {
-        Slots {
-            free: Mutex::new(n.max(1)),
-            freed: Condvar::new(),
-        }
-    }
-
-    /// Waits for a free slot and takes it.
-    fn acquire(&self) -> Permit<'_> {
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        while *free == 0 {
-            free = self
-                .freed
-                .wait(free)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        *free -= 1;
-        Permit(self)
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        self.0.freed.notify_one();
-    }
 }
 
 impl fmt::Debug for Hasher {
     /// Shows the cost parameters only: the dummy hash is nobody's business,
     /// and hashes never go into logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let params = self.argon2.params();
         f.debug_struct("Hasher")
-            .field("m_cost_kib", &params.m_cost())
-            .field("t_cost", &params.t_cost())
-            .field("p_cost", &params.p_cost())
+            .field("m_cost_kib", &self.params.m_cost())
+            .field("t_cost", &self.params.t_cost())
+            .field("p_cost", &self.params.p_cost())
             .finish_non_exhaustive()
     }
 }
 
 impl Hasher {
-    /// Builds a hasher and its dummy hash.
+    /// Builds a hasher, its dummy hash, and its hashing threads.
     ///
     /// With `fast == false` (the server) it uses argon2id's recommended
     /// defaults: 19 MiB of memory (`m=19456`), 2 passes, 1 lane. With
@@ -179,10 +165,31 @@ impl Hasher {
     /// hundreds of logins per second possible, and so would make a stolen
     /// database cheap to crack.
     ///
+    /// # Why a pool of threads
+    ///
+    /// Each run of argon2id at the production cost takes 19 MiB while it
+    /// runs. Thirty students pressing Enter in the same second, or an
+    /// attacker with a script, would otherwise start that many runs at
+    /// once: hundreds of megabytes, on machines with two cores that can
+    /// only compute two at a time anyway. So there are
+    /// [`MAX_CONCURRENT_PER_CORE`] hashing threads per core and no more runs
+    /// than that at once; other callers wait in the queue for the CPU, which
+    /// they would wait for anyway, and memory stays bounded.
+    ///
+    /// Running argon2 on threads of its own (rather than on the caller's
+    /// connection thread behind a semaphore) also keeps its stack depth
+    /// and its freed buffers off the connection threads, which live as long
+    /// as their clients: about 12 KiB less per idle client
+    /// (`docs/BENCHMARKS.md`, "Memory per connection"). The database
+    /// thread never hashes: one slow login must not delay everyone's writes.
+    ///
+    /// The threads end when the last clone of the `Hasher` is dropped.
+    ///
     /// # Errors
     ///
     /// [`Error::Hash`] if argon2 rejects the parameters or cannot hash the
-    /// dummy password (e.g. out of memory).
+    /// dummy password (e.g. out of memory), or a hashing thread cannot be
+    /// started.
     pub fn new(fast: bool) -> Result<Hasher> {
         let params = if fast {
             Params::new(Params::MIN_M_COST, 1, 1, None)
@@ -195,19 +202,30 @@ impl Hasher {
             )
         }
         .map_err(|e| Error::Hash(format!("bad argon2 parameters: {e}")))?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
 
         // The dummy password is random too, so nobody can log in "as" the
         // dummy hash by guessing it.
         let dummy_password = SaltString::generate(&mut OsRng);
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut hasher = Hasher {
+        let mut engine = Engine {
             argon2,
             dummy_hash: String::new(),
-            slots: Arc::new(Slots::new(cores * MAX_CONCURRENT_PER_CORE)),
         };
-        hasher.dummy_hash = hasher.hash(dummy_password.as_str())?;
-        Ok(hasher)
+        engine.dummy_hash = engine.hash(dummy_password.as_str())?;
+        let engine = Arc::new(engine);
+
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = cores * MAX_CONCURRENT_PER_CORE;
+        let (jobs, queue) = crossbeam_channel::bounded(workers);
+        for i in 0..workers {
+            let (engine, queue) = (engine.clone(), queue.clone());
+            thread::Builder::new()
+                .name(format!("hash-{i}"))
+                .stack_size(HASH_STACK)
+                .spawn(move || engine.serve(&queue))
+                .map_err(|e| Error::Hash(format!("cannot start a hashing thread: {e}")))?;
+        }
+        Ok(Hasher { jobs, params })
     }
 
     /// Hashes `password` with a fresh random salt; returns an argon2id PHC
@@ -216,10 +234,67 @@ impl Hasher {
     /// # Errors
     ///
     /// [`Error::Hash`] if argon2 fails (in practice: cannot allocate its
-    /// memory).
+    /// memory), or the hashing threads are gone.
     pub fn hash(&self, password: &str) -> Result<String> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let job = Job::Hash {
+            password: password.to_owned(),
+            reply,
+        };
+        if self.jobs.send(job).is_err() {
+            return Err(Error::Hash("the hashing threads are gone".into()));
+        }
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(Error::Hash("a hashing thread failed".into())))
+    }
+
+    /// Checks `password` against what is stored for the user (`None` if the
+    /// user does not exist). See the module documentation for why every
+    /// path costs one argon2 verification. If the hashing threads are gone,
+    /// the answer is [`Verdict::Bad`] (and the reason is logged).
+    pub fn verify(&self, password: &str, stored: Option<&str>) -> Verdict {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let job = Job::Verify {
+            password: password.to_owned(),
+            stored: stored.map(str::to_owned),
+            reply,
+        };
+        if self.jobs.send(job).is_err() {
+            log::error!("password check impossible: the hashing threads are gone");
+            return Verdict::Bad;
+        }
+        answer.recv().unwrap_or_else(|_| {
+            log::error!("password check failed: a hashing thread failed");
+            Verdict::Bad
+        })
+    }
+}
+
+impl Engine {
+    /// A hashing thread: answers requests until every `Hasher` is gone. A
+    /// caller that stopped waiting (its connection closed) is not an
+    /// error: the answer is dropped.
+    fn serve(&self, queue: &Receiver<Job>) {
+        for job in queue {
+            match job {
+                Job::Hash { password, reply } => {
+                    let _ = reply.send(self.hash(&password));
+                }
+                Job::Verify {
+                    password,
+                    stored,
+                    reply,
+                } => {
+                    let _ = reply.send(self.verify(&password, stored.as_deref()));
+                }
+            }
+        }
+    }
+
+    /// One argon2id hash of `password` with a fresh random salt.
+    fn hash(&self, password: &str) -> Result<String> {
         let salt = SaltString::generate(&mut OsRng);
-        let _slot = self.slots.acquire();
         let hash = self
             .argon2
             .hash_password(password.as_bytes(), &salt)
@@ -227,10 +302,8 @@ impl Hasher {
         Ok(hash.to_string())
     }
 
-    /// Checks `password` against what is stored for the user (`None` if the
-    /// user does not exist). See the module documentation for why every
-    /// path costs one argon2 verification.
-    pub fn verify(&self, password: &str, stored: Option<&str>) -> Verdict {
+    /// [`Hasher::verify`], run on a hashing thread.
+    fn verify(&self, password: &str, stored: Option<&str>) -> Verdict {
         let Some(stored) = stored else {
             // Unknown user: pay the same price as a wrong password.
             self.dummy_verify(password);
@@ -242,7 +315,6 @@ impl Hasher {
                 Ok(parsed) => {
                     // `verify_password` reads m, t, p and the salt from the
                     // stored string, not from `self.argon2`.
-                    let _slot = self.slots.acquire();
                     return match self.argon2.verify_password(password.as_bytes(), &parsed) {
                         Ok(()) => Verdict::Ok,
                         Err(_) => Verdict::Bad,
@@ -274,7 +346,6 @@ impl Hasher {
     fn dummy_verify(&self, password: &str) {
         match PasswordHash::new(&self.dummy_hash) {
             Ok(parsed) => {
-                let _slot = self.slots.acquire();
                 let _ = self.argon2.verify_password(password.as_bytes(), &parsed);
             }
             // Cannot happen: we made this string ourselves in `new`.
@@ -422,36 +493,55 @@ mod tests {
         let slow_hash = slow.hash("pw").unwrap();
         assert!(slow_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     }
-    /// The slots bound how many runs happen at once: with one slot, a second
-    /// taker waits until the first gives it back.
+    /// More callers at once than there are hashing threads and queue
+    /// places: every one gets its own correct answer (callers beyond the
+    /// queue wait for their turn rather than fail).
     #[test]
-    fn slots_bound_concurrent_runs() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let slots = Arc::new(Slots::new(2));
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let (slots, running, peak) = (slots.clone(), running.clone(), peak.clone());
+    fn the_pool_serves_more_callers_than_threads() {
+        let h = hasher();
+        let callers: Vec<_> = (0..32)
+            .map(|i| {
+                let h = h.clone();
                 std::thread::spawn(move || {
-                    for _ in 0..50 {
-                        let _slot = slots.acquire();
-                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                        peak.fetch_max(now, Ordering::SeqCst);
-                        std::thread::yield_now();
-                        running.fetch_sub(1, Ordering::SeqCst);
-                    }
+                    let password = format!("password {i}");
+                    let stored = h.hash(&password).expect("hash");
+                    (
+                        h.verify(&password, Some(&stored)),
+                        h.verify("wrong", Some(&stored)),
+                    )
                 })
             })
             .collect();
-        for t in threads {
-            t.join().expect("a taker panicked");
+        for caller in callers {
+            let (right, wrong) = caller.join().expect("a caller panicked");
+            assert_eq!(right, Verdict::Ok);
+            assert_eq!(wrong, Verdict::Bad);
         }
-        assert!(peak.load(Ordering::SeqCst) <= 2);
-        assert_eq!(
-            *slots.free.lock().expect("not poisoned"),
-            2,
-            "every slot came back"
-        );
+    }
+
+    /// Argon2 runs on the `hash-N` threads, not on the caller's: the
+    /// caller's thread sees a PHC string made elsewhere, and the pool has
+    /// exactly two threads per core, which bounds the runs at once.
+    #[test]
+    fn hashing_runs_on_the_pool() {
+        let h = hasher();
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        h.jobs
+            .send(Job::Hash {
+                password: "x".into(),
+                reply,
+            })
+            .expect("pool alive");
+        assert!(answer.recv().expect("an answer").is_ok());
+        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .map(|dir| {
+                dir.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                    .map(|n| n.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !names.is_empty() {
+            assert!(names.iter().any(|n| n.starts_with("hash-")), "{names:?}");
+        }
     }
 }

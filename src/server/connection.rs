@@ -1,31 +1,38 @@
-//! The thread of one connection: TLS handshake, then the reader loop.
+//! The threads of one connection: the TLS handshake, then the reader loop.
 //!
 //! ```text
+//!   conn-42-tls (short-lived)
+//!   ─────────────────────────
+//!   handshake (deadline)
+//!   spawn writer ──────────────────────────────┐
+//!   spawn reader ──┐                           │
+//!   end            ▼                           ▼
 //!   conn-42 (this file)                        conn-42-writer (writer.rs)
 //!   ───────────────────                        ──────────────────────────
-//!   handshake (deadline)
-//!   spawn writer ─────────────────────────────▶ recv outbox ◀── other threads
-//!   loop:                                        lock tls: seal batch
-//!     read(socket)          no lock held         write(socket)  no lock held
-//!     lock tls: decrypt     memory only
+//!   loop:                                        recv outbox ◀── other threads
+//!     read(socket)          no lock held         lock tls: seal batch
+//!     lock tls: decrypt     memory only          write(socket)  no lock held
 //!     split lines, run each command in order
 //!   on exit: SessionGuard (leave room, log out, forget) ; join writer
 //! ```
 //!
-//! This thread owns the connection until the handshake is done, so the
-//! handshake needs no lock. After that, the rustls state is shared with the
-//! writer behind a mutex that guards memory-only steps (see `writer.rs` for
-//! the rule). The reader blocks in `read` with no lock held; a broadcast to
-//! this client never waits for this thread at all, because it goes into the
-//! outbox.
+//! The handshake thread owns the connection until the handshake is done,
+//! so the handshake needs no lock. It then starts the two threads that live
+//! as long as the client and ends, taking with it the stack pages and the
+//! freed allocations of the deepest code a connection runs (see
+//! [`handshake`]). From then on the rustls state is shared by the reader
+//! and the writer behind a mutex that guards memory-only steps (see
+//! `writer.rs` for the rule). The reader blocks in `read` with no lock
+//! held; a broadcast to this client never waits for this thread at all,
+//! because it goes into the outbox.
 //!
 //! Every exit path, an error or a panic included, runs [`SessionGuard`]'s
 //! `Drop`, so a client can never stay in a room, or online, after its
 //! thread has ended (STYLE H12).
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -36,14 +43,16 @@ use crate::tls;
 
 use super::client::{bye_text, Client, Closing};
 use super::commands::{Flow, Session};
-use super::{outbox, sync, writer, State, WRITER_STACK};
+use super::{outbox, sync, writer, Slot, State, READER_STACK, WRITER_STACK};
 
 /// How many bytes one `read` may take from the socket. Chat lines are
-/// short: a read of 4 KiB takes many of them at once, and a full 16 KiB TLS
-/// record simply takes several reads. Every client holds this buffer for
-/// its whole life, so it is kept small (memory per idle client matters at
-/// 10,000 clients; `docs/BENCHMARKS.md` has the measurements).
-const READ_CHUNK: usize = 4 * 1024;
+/// short: a read of 2 KiB takes a couple of dozen of them at once, and a
+/// full 16 KiB TLS record simply takes several reads. Every client holds
+/// this buffer for its whole life, and everything the reader calls runs
+/// below it on the stack, so it is kept small: 2 KiB instead of 4 saves
+/// one stack page per idle client (`docs/BENCHMARKS.md`, "Memory per
+/// connection", has the measurements).
+const READ_CHUNK: usize = 2 * 1024;
 
 /// Idle time before the first TCP keepalive probe.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
@@ -102,9 +111,44 @@ impl Drop for Handshaking<'_> {
     }
 }
 
-/// Serves one accepted connection to its end. `over_limit` means the server
-/// is full: the client gets `BYE TOO_MANY_CONNECTIONS` after the handshake.
-pub fn serve(state: Arc<State>, socket: TcpStream, peer: SocketAddr, id: u64, over_limit: bool) {
+/// A connection whose TLS handshake is done, on its way from the
+/// handshake thread to its session thread.
+struct Established {
+    /// The client, already known to its writer.
+    client: Arc<Client>,
+    /// The TLS session, shared with the writer.
+    tls: Arc<Mutex<ServerConnection>>,
+    /// The socket, shared with the writer and whoever closes it.
+    socket: Arc<TcpStream>,
+    /// The writer thread, joined when the session ends.
+    writer: thread::JoinHandle<()>,
+    /// When the connection was accepted (the login deadline counts from it).
+    accepted: Instant,
+    /// The connection's place in the live count, held until the session ends.
+    slot: Slot,
+}
+
+/// Runs on a short-lived `conn-N-tls` thread: the TLS handshake (with its
+/// deadline), then hands the connection to a fresh `conn-N` thread for the
+/// session and ends. `over_limit` means the server is full: the client gets
+/// `BYE TOO_MANY_CONNECTIONS` after the handshake.
+///
+/// Why a thread of its own: the handshake is the deepest code a connection
+/// ever runs (key exchange and signature inside rustls and ring), and a
+/// thread keeps every stack page and every freed allocation it touched for
+/// as long as it lives. Done on the session thread, that would cost each
+/// idle client about 20 KiB more for its whole life. When this thread
+/// ends, glibc gives its stack pages and its malloc cache back, so the
+/// long-lived session threads start clean (measurements in
+/// `docs/BENCHMARKS.md`, "Memory per connection").
+pub(super) fn handshake(
+    state: Arc<State>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    over_limit: bool,
+    slot: Slot,
+) {
     let accepted = Instant::now();
     // Lines are small and latency matters more than packet count: send
     // each batch at once instead of waiting for Nagle's algorithm.
@@ -129,7 +173,7 @@ pub fn serve(state: Arc<State>, socket: TcpStream, peer: SocketAddr, id: u64, ov
             return;
         }
     };
-    // One socket, shared: this thread reads it, the writer thread writes
+    // One socket, shared: the reader reads it, the writer thread writes
     // it (`&TcpStream` is both `Read` and `Write`), and whoever closes the
     // connection shuts it down. One file descriptor per client, not three.
     let socket = Arc::new(socket);
@@ -173,10 +217,11 @@ pub fn serve(state: Arc<State>, socket: TcpStream, peer: SocketAddr, id: u64, ov
         return;
     }
 
+    // Both long-lived threads are started from here, so that neither
+    // spends stack on starting a thread either.
     let (tx, rx) = outbox::outbox(state.config.queue_lines);
     let client = Arc::new(Client::new(id, peer, tx, socket.clone()));
     let tls = Arc::new(Mutex::new(conn));
-
     let writer = {
         let (tls, client, writer_socket) = (tls.clone(), client.clone(), socket.clone());
         let (timeout, lines) = (state.config.write_timeout, state.config.queue_lines);
@@ -199,7 +244,53 @@ pub fn serve(state: Arc<State>, socket: TcpStream, peer: SocketAddr, id: u64, ov
             return;
         }
     };
+    let established = Established {
+        client: client.clone(),
+        tls,
+        socket,
+        writer,
+        accepted,
+        slot,
+    };
+    // The reader gets the connection through a channel rather than in its
+    // closure: if the spawn fails, the closure is dropped but the
+    // connection is still ours, and its writer can say goodbye.
+    let (hand_over, take_over) = mpsc::sync_channel::<Established>(1);
+    let spawned = thread::Builder::new()
+        .name(format!("conn-{id}"))
+        .stack_size(READER_STACK)
+        .spawn(move || {
+            if let Ok(established) = take_over.recv() {
+                session(state, established);
+            }
+        });
+    match spawned {
+        // Detached: the slot it holds is what shutdown waits on.
+        Ok(_) => {
+            let _ = hand_over.send(established);
+        }
+        Err(e) => {
+            log::error!("conn {id}: cannot spawn a reader thread: {e}");
+            client.close(Closing::Bye(ByeReason::TooManyConnections));
+            if established.writer.join().is_err() {
+                log::error!("conn {id}: the writer thread panicked");
+            }
+        }
+    }
+}
 
+/// Runs on the `conn-N` thread: reads and handles lines until the
+/// connection ends, then cleans up and waits for the writer.
+fn session(state: Arc<State>, established: Established) {
+    let Established {
+        client,
+        tls,
+        socket,
+        writer,
+        accepted,
+        slot: _slot,
+    } = established;
+    let id = client.id;
     state.hub.add_conn(client.clone());
     let guard = SessionGuard {
         state: state.clone(),
@@ -233,9 +324,8 @@ fn read_loop(
     let id = client.id;
     let login_deadline = accepted + state.config.login_timeout;
     let mut splitter = LineSplitter::new(state.config.max_line);
-    // On the stack, not the heap: the TLS handshake has already touched
-    // deeper stack pages than this loop will ever use, so this buffer costs
-    // no memory of its own (memory per idle client matters at 10,000).
+    // On the stack: it costs the same there as on the heap, and goes with
+    // the thread.
     let mut buf = [0u8; READ_CHUNK];
     // The read timeout currently set on the socket (the handshake left one).
     let mut armed = socket.read_timeout().ok().flatten();
@@ -346,15 +436,17 @@ fn decrypt(
 
 /// Moves the plaintext rustls holds into the line splitter.
 fn drain_plaintext(conn: &mut ServerConnection, lines: &mut LineSplitter) {
-    let mut chunk = [0u8; 4096];
-    loop {
-        match conn.reader().read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => lines.push(&chunk[..n]),
-            // WouldBlock: no more plaintext for now. UnexpectedEof: the
-            // peer closed without close_notify (truncation).
-            Err(_) => break,
+    let mut reader = conn.reader();
+    // `fill_buf` lends rustls's own buffer: no copy, and no buffer on this
+    // thread's stack. An error is WouldBlock (no more plaintext for now)
+    // or UnexpectedEof (the peer closed without close_notify).
+    while let Ok(chunk) = reader.fill_buf() {
+        if chunk.is_empty() {
+            break;
         }
+        let n = chunk.len();
+        lines.push(chunk);
+        reader.consume(n);
     }
 }
 

@@ -4,23 +4,26 @@
 //! # Threads
 //!
 //! ```text
-//!              ┌──────────────┐  accept()   ┌──────────────────┐   ┌─────────────────────────┐
-//!  clients ───▶│ accept loop  │────spawn───▶│ conn-N (reader)  │──▶│ conn-N-writer           │──▶ client N
-//!              │ (run's own   │             │ handshake, lines, │   │ outbox → TLS → socket   │
-//!              │  thread)     │             │ commands          │   └─────────────────────────┘
-//!              └──────────────┘             └───────┬──────────┘          ▲ try_send (never blocks)
-//!                                                   │ hub: rooms, users ──┘ (other clients' lines)
-//!                                                   ▼
-//!                                           ┌──────────────┐
-//!                                           │ db thread    │ owns the SQLite connection
-//!                                           └──────────────┘
+//!              ┌──────────────┐ accept() ┌──────────────┐ spawn ┌──────────────────┐   ┌─────────────────────────┐
+//!  clients ───▶│ accept loop  │──spawn──▶│ conn-N-tls   │──────▶│ conn-N (reader)  │──▶│ conn-N-writer           │──▶ client N
+//!              │ (run's own   │          │ handshake,   │       │ lines, commands  │   │ outbox → TLS → socket   │
+//!              │  thread)     │          │ then ends    │       └──┬────────────┬──┘   └─────────────────────────┘
+//!              └──────────────┘          └──────────────┘          │            │             ▲ try_send (never blocks)
+//!                                                                  │            └─ hub: rooms, users (other clients' lines)
+//!                                          ┌──────────────┐        │
+//!                                          │ db thread    │◀───────┤ requests + reply channel
+//!                                          └──────────────┘        │
+//!                                          ┌──────────────┐        │
+//!                                          │ hash-0..3    │◀───────┘ argon2 requests + reply channel
+//!                                          └──────────────┘
 //! ```
 //!
 //! The accept loop only accepts: it never does a handshake, a login or a
 //! database call (STYLE H13), so one slow client cannot delay the next
-//! connection. Each connection thread is named (`conn-42`) and has a small,
-//! fixed stack; a failed spawn is logged and the socket closed, never a
-//! panic.
+//! connection. Each connection's threads are named (`conn-42-tls`,
+//! `conn-42`, `conn-42-writer`) and have small, fixed stacks; a failed
+//! spawn is logged and the socket closed (or, once the handshake is done,
+//! the client told `BYE TOO_MANY_CONNECTIONS`), never a panic.
 
 pub mod capacity;
 pub mod client;
@@ -55,15 +58,32 @@ use crate::protocol::ByeReason;
 
 use rate_limit::FailedLogins;
 
-/// Stack of a connection (reader) thread. Rust's default for spawned
-/// threads is 2 MiB; our deepest path (a handshake inside rustls, or an
-/// argon2 hash, whose memory is on the heap) needs far less. With 10,000
-/// clients the difference is gigabytes of reserved address space. Too small
-/// would abort the whole process on overflow, so this keeps a wide margin.
+// Thread stacks. Rust's default for spawned threads is 2 MiB; with 10,000
+// clients that is gigabytes of reserved address space for code that needs
+// a few dozen KiB. Too small would abort the whole process on an overflow,
+// so each keeps a wide margin over the deepest path measured in a debug
+// build (`docs/BENCHMARKS.md`, "Memory per connection").
+//
+// The handshake stack is deliberately the *smallest*: glibc keeps the
+// stacks of ended threads and hands one to a new thread only if it is at
+// least as large as the new thread asks for. So a handshake thread's used
+// stack (the deepest of all: key exchange and signature) never becomes a
+// long-lived reader's or writer's, which would then hold those pages for
+// as long as its client stays connected.
+
+/// Stack of a short-lived handshake thread (`conn-N-tls`): the TLS
+/// handshake, about 28 KiB deep in a release build and 40 KiB in a debug
+/// build.
+pub const HANDSHAKE_STACK: usize = 192 * 1024;
+
+/// Stack of a connection's reader thread (`conn-N`): decrypting and
+/// handling lines, about 16 KiB deep. (Argon2 runs on the hashing threads.)
 pub const READER_STACK: usize = 256 * 1024;
 
-/// Stack of a writer thread: it only moves bytes and seals records.
-pub const WRITER_STACK: usize = 128 * 1024;
+/// Stack of a writer thread (`conn-N-writer`): it only moves bytes and
+/// seals records, about 8 KiB deep. As large as the reader's, to stay
+/// larger than the handshake's (see above).
+pub const WRITER_STACK: usize = 256 * 1024;
 
 /// How many connections above `max_connections` may still be accepted just
 /// to be told `BYE TOO_MANY_CONNECTIONS`. Past this, the TCP connection is
@@ -322,12 +342,14 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
         let over_limit = before >= max;
         log::info!("conn {id}: connection from {peer}");
         let thread_state = state.clone();
+        // The handshake gets a thread of its own, which ends when it has
+        // started the connection's reader and writer (`connection.rs` says
+        // why).
         let spawned = thread::Builder::new()
-            .name(format!("conn-{id}"))
-            .stack_size(READER_STACK)
+            .name(format!("conn-{id}-tls"))
+            .stack_size(HANDSHAKE_STACK)
             .spawn(move || {
-                let _slot = slot;
-                connection::serve(thread_state, socket, peer, id, over_limit);
+                connection::handshake(thread_state, socket, peer, id, over_limit, slot);
             });
         if let Err(e) = spawned {
             // The closure (with the socket and the slot) was dropped: the
