@@ -90,12 +90,15 @@ for group in $GROUPS_TO_RUN; do
         fanout fanout-10x20-rate2 --rooms 10 --members 20 --senders 20 --rate 2 --duration 10
         ;;
     capacity)
-        # A fresh server, so that "RSS before" is the empty server's.
-        start_server
-        lg capacity --connections 10000 --rooms 100 --hold 10 >"$OUT/capacity.json"
-        echo "capacity: alive $(field "$OUT/capacity.json" alive) of $(field "$OUT/capacity.json" ready)," \
-            "RSS per connection $(field "$OUT/capacity.json" rss_per_connection_kib) KiB," \
-            "threads per connection $(field "$OUT/capacity.json" threads_per_connection)"
+        for i in $(seq "$RUNS"); do
+            # A fresh server each run, so that "RSS before" is the empty server's.
+            start_server
+            lg capacity --connections 10000 --rooms 100 --hold 10 >"$OUT/capacity-$i.json"
+            echo "  capacity run $i: alive $(field "$OUT/capacity-$i.json" alive) of $(field "$OUT/capacity-$i.json" ready)," \
+                "RSS per connection $(field "$OUT/capacity-$i.json" rss_per_connection_kib) KiB," \
+                "threads per connection $(field "$OUT/capacity-$i.json" threads_per_connection)"
+        done
+        echo "capacity median: $(for i in $(seq "$RUNS"); do field "$OUT/capacity-$i.json" rss_per_connection_kib; done | median) KiB per connection"
         ;;
     logins)
         start_server
