@@ -14,19 +14,39 @@ use chat::protocol::ServerLine;
 use support::{pki, read_to_close, TestClient, TestServer, WAIT};
 
 /// Names of this process's threads that serve connections.
-fn connection_threads() -> usize {
+fn connection_thread_names() -> Vec<String> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
+        return Vec::new();
     };
     tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
         .filter(|name| name.starts_with("conn-"))
-        .count()
+        .collect()
+}
+
+/// How many of this process's threads serve connections.
+fn connection_threads() -> usize {
+    connection_thread_names().len()
+}
+
+/// Connection threads by kind: (handshake `conn-N-tls`, reader `conn-N`,
+/// writer `conn-N-writer`).
+fn thread_census() -> (usize, usize, usize) {
+    let names = connection_thread_names();
+    let count = |suffix: &str| names.iter().filter(|n| n.ends_with(suffix)).count();
+    let (tls, writers) = (count("-tls"), count("-writer"));
+    (tls, names.len() - tls - writers, writers)
 }
 
 /// 50 peers that open TCP and never start the handshake do not stop a
 /// real client from logging in; each is closed at the handshake deadline,
 /// and then no thread is left serving them.
+///
+/// On the way it checks the threads: a handshake costs one thread, which
+/// ends once the handshake is done, and a session costs exactly a reader
+/// and a writer (the handshake's thread ending is what keeps an idle
+/// client's memory small, see docs/BENCHMARKS.md).
 #[test]
 fn fifty_stalled_handshakes() {
     let server = TestServer::start_with(|c| c.handshake_timeout = Duration::from_secs(2));
@@ -36,6 +56,18 @@ fn fifty_stalled_handshakes() {
     let mut alice = server.user("alice");
     alice.send("PING served");
     alice.expect("PONG served");
+    // Alice's handshake thread ends right after starting her reader and
+    // writer; the 50 stalled peers still have theirs.
+    let deadline = Instant::now() + WAIT;
+    while thread_census() != (50, 1, 1) && Instant::now() < deadline {
+        thread::yield_now();
+    }
+    assert_eq!(
+        thread_census(),
+        (50, 1, 1),
+        "(handshake, reader, writer) threads: {:?}",
+        connection_thread_names()
+    );
     for socket in &mut stalled {
         assert!(read_to_close(socket).is_empty(), "a stalled peer got data");
     }
