@@ -1,5 +1,6 @@
-//! Hostile and unlucky peers: many stalled handshakes, and a server killed
-//! with `kill -9` right after acknowledging registrations.
+//! Hostile and unlucky peers: many stalled handshakes, a server killed
+//! with `kill -9` right after acknowledging registrations, a member who
+//! stops reading, and an operator who presses Ctrl-C twice.
 
 mod support;
 
@@ -84,21 +85,55 @@ fn fifty_stalled_handshakes() {
     );
 }
 
-/// A server process that is killed if the test ends early.
-struct ServerProcess(std::process::Child);
+/// A server process that is killed if the test ends early, and the lines
+/// of its log (stderr) as they come.
+struct ServerProcess {
+    /// The process; taken by [`ServerProcess::wait_for_exit`].
+    child: Option<std::process::Child>,
+    /// Its log lines.
+    log: mpsc::Receiver<String>,
+}
 
 impl ServerProcess {
+    /// The process itself.
+    fn child(&self) -> &std::process::Child {
+        self.child.as_ref().expect("the process is still ours")
+    }
+
     /// `kill -9`, and wait for the process to be gone.
     fn kill(&mut self) {
-        self.0.kill().expect("kill -9");
-        self.0.wait().expect("reap");
+        let child = self.child.as_mut().expect("the process is still ours");
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+    }
+
+    /// Waits (at most [`WAIT`]) for the process to exit on its own.
+    fn wait_for_exit(mut self) -> std::process::ExitStatus {
+        let child = self.child.take().expect("the process is still ours");
+        support::wait_for_exit(child).status
+    }
+
+    /// Waits (at most [`WAIT`]) for a log line containing `needle` and
+    /// returns it.
+    fn log_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {needle:?} in time"),
+            }
+        }
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -123,17 +158,16 @@ fn spawn_server(db: &std::path::Path, extra: &[&str]) -> (ServerProcess, SocketA
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("listening on ") {
-                let _ = tx.send(line[at + "listening on ".len()..].trim().to_string());
-            }
+            let _ = tx.send(line);
         }
     });
-    let child = ServerProcess(child);
-    let addr = rx
-        .recv_timeout(WAIT)
-        .expect("no 'listening on' line")
-        .parse()
-        .expect("an address");
+    let child = ServerProcess {
+        child: Some(child),
+        log: rx,
+    };
+    let listening = child.log_line("listening on ");
+    let at = listening.find("listening on ").expect("found") + "listening on ".len();
+    let addr = listening[at..].trim().parse().expect("an address");
     (child, addr)
 }
 
@@ -237,7 +271,7 @@ fn a_stalled_reader_costs_bounded_memory() {
             "100000",
         ],
     );
-    let pid = child.0.id();
+    let pid = child.child().id();
     let mut talker = member(addr, "talker", "sala");
     let mut reader = member(addr, "reader", "sala");
     let _sleeper = member_over(TestClient::connect_small_window(addr), "sleeper", "sala");
@@ -245,13 +279,26 @@ fn a_stalled_reader_costs_bounded_memory() {
     talker.expect("JOINED sala sleeper");
     reader.expect("JOINED sala sleeper");
     let before = rss_kib(pid);
+    flood(&mut talker, &mut reader);
+    let after = rss_kib(pid);
+    let growth = after.saturating_sub(before);
+    eprintln!("RSS before {before} KiB, after {after} KiB");
+    assert!(
+        growth < 16 * 1024,
+        "server RSS grew by {growth} KiB while 30 MB went to a member that does not read"
+    );
+}
+
+/// `talker` says 30 MB (10,000 lines of 3 KB) in its room, in batches of
+/// 8, and waits for each batch to reach itself and `reader`.
+fn flood(talker: &mut TestClient, reader: &mut TestClient) {
     let pad = "x".repeat(3000);
     for chunk in 0..1250 {
         let batch: String = (0..8)
             .map(|i| format!("SAY {} {pad}\n", chunk * 8 + i))
             .collect();
         talker.send_raw(batch.as_bytes());
-        for c in [&mut talker, &mut reader] {
+        for c in [&mut *talker, &mut *reader] {
             let mut got = 0;
             while got < 8 {
                 if let ServerLine::Msg { .. } = c.parsed() {
@@ -260,11 +307,40 @@ fn a_stalled_reader_costs_bounded_memory() {
             }
         }
     }
-    let after = rss_kib(pid);
-    let growth = after.saturating_sub(before);
-    eprintln!("RSS before {before} KiB, after {after} KiB");
-    assert!(
-        growth < 16 * 1024,
-        "server RSS grew by {growth} KiB while 30 MB went to a member that does not read"
+}
+
+/// A second SIGTERM during a graceful stop exits at once, with status 130.
+/// The graceful stop is kept busy by a member who stopped reading: its
+/// writer is blocked on a full socket (for up to the 10 s write timeout),
+/// and the stop waits up to 5 s for it. Were the second signal ignored,
+/// the process would exit with status 0 once that wait was over.
+#[test]
+fn a_second_signal_exits_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("chat.db");
+    let (server, addr) = spawn_server(
+        &db,
+        &[
+            "--history",
+            "0",
+            "--msg-burst",
+            "100000",
+            "--msg-rate",
+            "100000",
+        ],
     );
+    let mut talker = member(addr, "talker", "sala");
+    let mut reader = member(addr, "reader", "sala");
+    let _sleeper = member_over(TestClient::connect_small_window(addr), "sleeper", "sala");
+    talker.expect("JOINED sala reader");
+    talker.expect("JOINED sala sleeper");
+    reader.expect("JOINED sala sleeper");
+    flood(&mut talker, &mut reader);
+
+    support::send_signal(server.child(), "-TERM");
+    server.log_line("shutting down: closing");
+    support::send_signal(server.child(), "-TERM");
+    server.log_line("second signal: exiting now");
+    let status = server.wait_for_exit();
+    assert_eq!(status.code(), Some(130), "{status:?}");
 }
