@@ -4,7 +4,10 @@
 //! before it runs out of memory. Per client we use:
 //!
 //! - **2 threads** (reader and writer), each counting against
-//!   `kernel.pid_max` and `kernel.threads-max`;
+//!   `kernel.pid_max` and `kernel.threads-max`, plus a third while the
+//!   TLS handshake runs (short-lived, so only the handshakes in progress
+//!   count; [`RESERVE`] leaves room for them, and a session thread that
+//!   still cannot start gets the client `BYE TOO_MANY_CONNECTIONS`);
 //! - **4 memory maps per thread** (its stack, the stack's guard page, and
 //!   Rust's small signal stack with its own guard page), counting against
 //!   `vm.max_map_count` (65,530 by default: about 8,000 clients);
