@@ -41,6 +41,9 @@ pub enum Outgoing {
     /// Nothing to send, but look again: the client is closing, or rustls
     /// has something of its own to send (an alert, a key update).
     Wake,
+    /// Nothing to send: the writer signals this channel when it takes the
+    /// marker, that is, once it has taken every item queued before it.
+    Mark(crossbeam_channel::Sender<()>),
 }
 
 /// How a client's connection ends, once decided. Set once: the first
@@ -148,6 +151,14 @@ impl Client {
     /// even in a full outbox.
     pub fn nudge(&self) {
         self.outbox.wake();
+    }
+
+    /// Queues a marker and returns what tells when the writer has taken
+    /// every item queued before it: a `()`, or a disconnection if the
+    /// writer is gone (its queue is dropped with it). Like a wake-up, the
+    /// marker is not a line and fits even in a full outbox.
+    pub fn mark(&self) -> crossbeam_channel::Receiver<()> {
+        self.outbox.mark()
     }
 
     /// Lines waiting in the outbox now.

@@ -14,7 +14,7 @@
 //! connection is not a command's business (the reader loop ends).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::auth::Verdict;
 use crate::db::DbError;
@@ -303,22 +303,27 @@ impl Session {
     /// Sends the direct messages that waited in the database, oldest first.
     ///
     /// A stored DM is deleted only in the same step that hands it to our
-    /// outbox, and only as many at a time as the outbox can surely hold
-    /// (a quarter of it, with at most half already used): a backlog of
-    /// thousands arrives in pieces, and none is lost to a full outbox.
-    /// Between pieces this thread waits for *its own* writer to drain; that
-    /// is waiting on our own client's socket, never on anyone else, and is
-    /// bounded by the write timeout (what is left stays stored).
+    /// outbox, and only as many at a time as the outbox can surely hold:
+    /// a quarter of it, queued when the writer has taken the piece before
+    /// (and, for the first, when at most half of the outbox is in use). A
+    /// backlog of thousands arrives in pieces, and none is lost to a full
+    /// outbox. Between pieces this thread waits for *its own* writer, told
+    /// by a marker queued after each piece; that is waiting on our own
+    /// client's socket, never on anyone else, and is bounded by the write
+    /// timeout (what is left stays stored for the next login).
     fn deliver_stored_dms(&self, state: &State, name: &Name) {
         let capacity = state.config.queue_lines;
         let piece = (capacity / 4).max(1);
         let deadline = Instant::now() + state.config.write_timeout;
+        // Queued after the previous piece; its signal means the writer has
+        // taken that piece.
+        let mut marker = (self.client.queued() > capacity / 2).then(|| self.client.mark());
         loop {
-            while self.client.queued() > capacity / 2 {
-                if self.client.closing().is_some() || Instant::now() >= deadline {
+            if let Some(previous) = marker.take() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if previous.recv_timeout(left).is_err() || self.client.closing().is_some() {
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(5));
             }
             let dms = match state.db.take_dms(name.as_str(), piece) {
                 Ok(dms) => dms,
@@ -338,6 +343,7 @@ impl Session {
             if taken < piece {
                 return;
             }
+            marker = Some(self.client.mark());
         }
     }
 

@@ -61,6 +61,16 @@ impl Outbox {
         let _ = self.tx.send(Outgoing::Wake);
     }
 
+    /// Queues a marker (not a line, so even on a full outbox) and returns
+    /// the channel on which the writer says it has taken it. If the writer
+    /// is gone, the marker is dropped at once and the channel is
+    /// disconnected.
+    pub fn mark(&self) -> Receiver<()> {
+        let (taken, told) = crossbeam_channel::bounded(1);
+        let _ = self.tx.send(Outgoing::Mark(taken));
+        told
+    }
+
     /// Items waiting now.
     pub fn len(&self) -> usize {
         self.tx.len()
@@ -90,6 +100,25 @@ mod tests {
         rx.recv().expect("a line");
         assert!(tx.try_send(Outgoing::Owned("c\n".into())).is_ok());
         assert_eq!(tx.len(), 2);
+    }
+
+    /// A marker is signalled when the writer takes it, after the lines
+    /// before it; a marker queued after the writer has gone says so at
+    /// once instead of leaving its waiter to a timeout.
+    #[test]
+    fn a_marker_is_signalled_when_taken() {
+        let (tx, rx) = outbox(2);
+        tx.try_send(Outgoing::Owned("a\n".into())).expect("room");
+        let marker = tx.mark();
+        assert!(marker.try_recv().is_err(), "not taken yet");
+        assert!(matches!(rx.recv(), Ok(Outgoing::Owned(_))));
+        match rx.recv() {
+            Ok(Outgoing::Mark(taken)) => taken.send(()).expect("waiter alive"),
+            other => panic!("expected the marker, got {other:?}"),
+        }
+        assert_eq!(marker.recv(), Ok(()));
+        drop(rx);
+        assert!(tx.mark().recv().is_err(), "the writer is gone");
     }
 
     /// A writer that has gone is `Disconnected`, not `Full`.

@@ -46,6 +46,10 @@ fn push(plain: &mut Vec<u8>, item: Outgoing) {
         Outgoing::Shared(line) => plain.extend_from_slice(line.as_bytes()),
         Outgoing::Owned(line) => plain.extend_from_slice(line.as_bytes()),
         Outgoing::Wake => {}
+        // Taken, and so is everything before it: tell whoever waits.
+        Outgoing::Mark(taken) => {
+            let _ = taken.try_send(());
+        }
     }
 }
 
