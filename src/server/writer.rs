@@ -28,7 +28,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rustls::ServerConnection;
 
 use crate::protocol::{ByeReason, ServerLine};
@@ -39,6 +39,19 @@ use super::client::{bye_text, Client, Closing, Outgoing};
 /// written: large enough to fill TLS records, small enough that a batch is
 /// never a memory problem.
 pub const MAX_BATCH: usize = 64 * 1024;
+
+/// What each of the writer's two buffers (plaintext and sealed) may keep
+/// once the client has been quiet for [`IDLE_AFTER`]. A batch can need up
+/// to [`MAX_BATCH`] (a `JOIN`'s history replay, a busy room), but keeping
+/// that much for every idle client after one burst would cost 10,000
+/// clients more than a gigabyte.
+const KEEP_WHILE_IDLE: usize = 4 * 1024;
+
+/// How long the writer waits with large buffers before giving them back.
+/// Not at once: a busy writer often finds its outbox empty for an instant,
+/// and shrinking then, to grow again for the next batch, cost a fifth of
+/// the flat-out throughput (measured: 4.78 → 3.6 M deliveries/s).
+const IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Appends one outbox item to the batch.
 fn push(plain: &mut Vec<u8>, item: Outgoing) {
@@ -74,10 +87,24 @@ pub fn run(
         // 1. Wait for work (unless we already know we are closing), then
         //    take whatever else is already queued.
         if client.closing().is_none() {
-            match outbox.recv() {
-                Ok(item) => push(&mut plain, item),
+            let first = if plain.capacity().max(wire.capacity()) > KEEP_WHILE_IDLE {
+                match outbox.recv_timeout(IDLE_AFTER) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Quiet for a while: give the burst's memory back,
+                        // then wait as long as it takes.
+                        plain.shrink_to(KEEP_WHILE_IDLE);
+                        wire.shrink_to(KEEP_WHILE_IDLE);
+                        outbox.recv().ok()
+                    }
+                    other => other.ok(),
+                }
+            } else {
+                outbox.recv().ok()
+            };
+            match first {
+                Some(item) => push(&mut plain, item),
                 // Every sender is gone: nobody can reach this client any more.
-                Err(_) => break,
+                None => break,
             }
             while plain.len() < MAX_BATCH {
                 match outbox.try_recv() {
