@@ -221,6 +221,12 @@ impl Menu {
         ]
     }
 
+    /// What to do when the server refuses our client certificate (or its
+    /// absence): say what to do about it, and quit.
+    pub fn on_refused(&mut self, why: Msg) -> Vec<Action> {
+        vec![self.show(why), Action::Quit(Ending::ServerClosed)]
+    }
+
     /// What to do with one line from the server that did not parse as a
     /// [`ServerLine`].
     pub fn on_unknown_line(&mut self, line: &str) -> Vec<Action> {
@@ -1062,6 +1068,25 @@ mod tests {
         assert_eq!(
             s.menu.on_closed(None).last(),
             Some(&Action::Quit(Ending::ServerClosed))
+        );
+    }
+
+    /// A refused client certificate says what to do, in the user's
+    /// language, and ends like a server close.
+    #[test]
+    fn refused_certificate_says_what_to_do() {
+        let mut s = Script::new(Locale::PtBr);
+        let out = s.menu.on_refused(Msg::ClientCertificateRequired);
+        assert_eq!(
+            out,
+            [
+                Action::Show(
+                    "O servidor só aceita clientes com certificado: rode o cliente com \
+                     --cert ARQUIVO --key ARQUIVO (seu professor fornece esses arquivos)."
+                        .into()
+                ),
+                Action::Quit(Ending::ServerClosed)
+            ]
         );
     }
 

@@ -210,6 +210,33 @@ fn handshake_error(e: &io::Error, trust: &Trust, server_name: &str) -> Msg {
     }
 }
 
+/// The message for a TLS alert by which a mutual-TLS server refuses our
+/// client certificate, or its absence; `None` for any other error.
+///
+/// With TLS 1.3 the client's side of the handshake is complete before the
+/// server has checked the client's certificate, so this refusal arrives
+/// after the handshake, as the first thing read: here, not in [`connect`].
+fn certificate_refusal(e: &rustls::Error) -> Option<Msg> {
+    use rustls::AlertDescription as Alert;
+    match e {
+        rustls::Error::AlertReceived(Alert::CertificateRequired) => {
+            Some(Msg::ClientCertificateRequired)
+        }
+        rustls::Error::AlertReceived(
+            alert @ (Alert::BadCertificate
+            | Alert::UnknownCA
+            | Alert::CertificateExpired
+            | Alert::CertificateRevoked
+            | Alert::UnsupportedCertificate
+            | Alert::CertificateUnknown
+            | Alert::AccessDenied),
+        ) => Some(Msg::ClientCertificateRefused {
+            detail: format!("{alert:?}"),
+        }),
+        _ => None,
+    }
+}
+
 /// Starts the network thread for `connected`. It sends every server line to
 /// `events`, and [`Event::Closed`] when the connection ends; it sends the
 /// lines received on the returned channel. Dropping that sender makes the
@@ -250,6 +277,8 @@ enum Stop {
     /// The server closed the connection; the text says how, when it was not
     /// a clean close.
     Closed(Option<String>),
+    /// The server refused our client certificate, or its absence.
+    Refused(Msg),
 }
 
 /// Everything the network thread owns.
@@ -276,6 +305,9 @@ impl NetThread {
             Stop::UiGone => {}
             Stop::Closed(detail) => {
                 let _ = self.events.send(Event::Closed(detail));
+            }
+            Stop::Refused(why) => {
+                let _ = self.events.send(Event::Refused(why));
             }
         }
     }
@@ -330,7 +362,8 @@ impl NetThread {
                     if let Err(e) = self.tls_conn.process_new_packets() {
                         // A corrupt record or an alert: send ours, stop.
                         let _ = self.flush();
-                        return Stop::Closed(Some(e.to_string()));
+                        return certificate_refusal(&e)
+                            .map_or_else(|| Stop::Closed(Some(e.to_string())), Stop::Refused);
                     }
                 }
                 Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => {}

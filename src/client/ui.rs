@@ -41,6 +41,9 @@ pub enum Event {
     Unparsed(String),
     /// The connection ended; the text says how, when it was not clean.
     Closed(Option<String>),
+    /// The server refused this client's certificate, or its lack of one,
+    /// with a TLS alert; the message says what to do.
+    Refused(Msg),
 }
 
 /// Where the UI's text goes: stdout, or the line editor's printer (which
@@ -118,6 +121,7 @@ impl Ui {
                 Ok(Event::Server(line)) => self.menu.on_server(&line),
                 Ok(Event::Unparsed(line)) => self.menu.on_unknown_line(&line),
                 Ok(Event::Closed(detail)) => self.menu.on_closed(detail.as_deref()),
+                Ok(Event::Refused(why)) => self.menu.on_refused(why),
                 // QUIT was sent and no BYE came in time: leave anyway.
                 Err(RecvTimeoutError::Timeout) => return Ending::Quit,
                 // Every sender is gone: nothing more can happen.

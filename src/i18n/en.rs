@@ -152,6 +152,13 @@ Anything else is said in the room."
 
         Msg::Error(code) => error(*code).into(),
         Msg::ServerBye(reason) => bye(*reason).into(),
+        Msg::ClientCertificateRequired => "The server accepts only clients with a certificate: \
+            run the client with --cert FILE --key FILE (your teacher gives you these files)."
+            .into(),
+        Msg::ClientCertificateRefused { detail } => format!(
+            "The server refused your client certificate ({detail}): ask your teacher for one \
+             that this server accepts."
+        ),
         Msg::ConnectionLost { detail: None } => "The connection to the server was lost.".into(),
         Msg::ConnectionLost {
             detail: Some(detail),

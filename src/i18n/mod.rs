@@ -336,6 +336,15 @@ pub enum Msg {
     Error(ErrCode),
     /// The server ended the session (`BYE`): one sentence per reason.
     ServerBye(ByeReason),
+    /// The server ended the session with a TLS alert saying that it needs
+    /// a client certificate and we sent none (`--client-ca` servers).
+    ClientCertificateRequired,
+    /// The server ended the session with a TLS alert refusing the client
+    /// certificate we sent.
+    ClientCertificateRefused {
+        /// The alert, as rustls names it.
+        detail: String,
+    },
     /// The connection ended without a `BYE`.
     ConnectionLost {
         /// What the network layer saw, in English, if anything.

@@ -152,6 +152,13 @@ Qualquer outra coisa é dita na sala."
 
         Msg::Error(code) => error(*code).into(),
         Msg::ServerBye(reason) => bye(*reason).into(),
+        Msg::ClientCertificateRequired => "O servidor só aceita clientes com certificado: \
+            rode o cliente com --cert ARQUIVO --key ARQUIVO (seu professor fornece esses arquivos)."
+            .into(),
+        Msg::ClientCertificateRefused { detail } => format!(
+            "O servidor recusou o seu certificado de cliente ({detail}): peça ao seu professor \
+             um certificado que este servidor aceite."
+        ),
         Msg::ConnectionLost { detail: None } => "A conexão com o servidor caiu.".into(),
         Msg::ConnectionLost {
             detail: Some(detail),
