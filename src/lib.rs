@@ -34,16 +34,18 @@
 //! # Threads
 //!
 //! ```text
-//!  accept loop ──spawn──▶ conn-N: handshake, read lines, run commands ──try_send──▶ outboxes
+//!  accept loop ──spawn──▶ conn-N-tls: TLS handshake; starts the two below, then ends
+//!                         conn-N: read lines, run commands ──try_send──▶ outboxes
 //!                         conn-N-writer: outbox → TLS records → socket
 //!  db: owns SQLite; others send it requests with a reply channel
+//!  hash-0..3: argon2; connection threads send requests with a reply channel
 //! ```
 //!
 //! Why a thread per client when async exists? Because each client's story
 //! reads top to bottom in one function (`server::connection`), blocking
 //! calls are easy to reason about, and the costs are known: two threads per
-//! client, a 256 KiB + 128 KiB stack reservation each (mostly never
-//! touched), four memory maps per thread. At default Linux limits that is
+//! client, a 256 KiB stack reservation each (of which about 12 and 8 KiB
+//! are ever touched), four memory maps per thread. At default Linux limits that is
 //! about 8,000 clients; `docs/ARCHITECTURE.md` says how to raise them.
 
 #![forbid(unsafe_code)]
