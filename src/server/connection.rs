@@ -136,8 +136,8 @@ struct Established {
 /// Why a thread of its own: the handshake is the deepest code a connection
 /// ever runs (key exchange and signature inside rustls and ring), and a
 /// thread keeps every stack page and every freed allocation it touched for
-/// as long as it lives. Done on the session thread, that would cost each
-/// idle client about 20 KiB more for its whole life. When this thread
+/// as long as it lives. Done on the session thread, that cost each idle
+/// client about 9 KiB more for its whole life. When this thread
 /// ends, glibc gives its stack pages and its malloc cache back, so the
 /// long-lived session threads start clean (measurements in
 /// `docs/BENCHMARKS.md`, "Memory per connection").
