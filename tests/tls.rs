@@ -697,26 +697,32 @@ fn client_binary_presents_its_certificate() {
     assert!(said.contains("verified with the CA in"), "{said}");
 
     // With TLS 1.3 the client finishes its side of the handshake before the
-    // server has checked its (missing) certificate; the server's refusal
-    // arrives as an alert that ends the session.
-    // The client turns that alert into what to do about it; likewise for a
-    // certificate the server does not accept.
+    // server has checked its certificate; the server's refusal is the
+    // first thing it sends, instead of HELLO. The client waits for those
+    // first words before showing anything, and turns the refusal into
+    // what to do about it: one line on stderr, no menu, a failure status.
+    let refused_with = |identity: Option<&ClientIdentity>, expected: &str| {
+        let out = run(identity, None);
+        assert!(!out.status.success(), "{out:?}");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            !stdout.contains("Menu"),
+            "a menu before the refusal: {stdout}"
+        );
+    };
     let stranger = Ca::root("some other CA")
         .client("intruder")
         .identity(dir.path(), "intruder");
-    let refused = run(Some(&stranger), None);
-    let said = String::from_utf8_lossy(&refused.stdout);
-    assert!(!refused.status.success(), "{refused:?}");
-    assert!(
-        said.contains("The server refused your client certificate (UnknownCA)"),
-        "{said}"
+    refused_with(
+        Some(&stranger),
+        "The server refused your client certificate (UnknownCA)",
     );
-
-    let without = run(None, None);
-    let said = String::from_utf8_lossy(&without.stdout);
-    assert!(!without.status.success(), "{without:?}");
-    assert!(
-        said.contains("The server accepts only clients with a certificate: run the client with --cert FILE --key FILE"),
-        "{said}"
+    refused_with(
+        None,
+        "The server accepts only clients with a certificate: run the client with --cert FILE --key FILE",
     );
 }

@@ -146,11 +146,60 @@ pub fn connect(
             }
         }
     }
+    await_first_words(&mut tls_conn, &mut socket, deadline)?;
     socket
         .set_write_timeout(Some(WRITE_TIMEOUT))
         .and_then(|()| socket.set_read_timeout(Some(POLL)))
         .map_err(|e| failed(e.to_string()))?;
     Ok(Connected { tls_conn, socket })
+}
+
+/// Waits, until `deadline`, for the server's first words after the
+/// handshake: normally `HELLO`, which stays in rustls's buffer for the
+/// network thread.
+///
+/// Why wait here: with TLS 1.3, a server that requires a client
+/// certificate checks ours only after our side of the handshake is done,
+/// and its refusal is the first thing it sends, instead of `HELLO`.
+/// Waiting for it here reports the refusal as a failed connection, before
+/// any "handshake succeeded" line or menu. A server that says nothing in
+/// time is left to the session (whose keepalive deals with silence).
+fn await_first_words(
+    tls_conn: &mut ClientConnection,
+    socket: &mut TcpStream,
+    deadline: Instant,
+) -> Result<(), Msg> {
+    let failed = |detail: String| Msg::HandshakeFailed { detail };
+    let refused =
+        |e: rustls::Error| certificate_refusal(&e).unwrap_or_else(|| failed(e.to_string()));
+    let mut state = tls_conn.process_new_packets().map_err(refused)?;
+    while state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(|e| failed(e.to_string()))?;
+        match tls_conn.read_tls(socket) {
+            // End of stream: the network thread reports it as a lost
+            // connection, after any lines that did arrive.
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(failed(e.to_string())),
+        }
+        state = match tls_conn.process_new_packets() {
+            Ok(state) => state,
+            Err(e) => {
+                // Send our alert, best effort, then report theirs.
+                let _ = tls_conn.write_tls(socket);
+                return Err(refused(e));
+            }
+        };
+    }
+    Ok(())
 }
 
 /// Opens the TCP connection, trying each address `host` resolves to
@@ -201,9 +250,12 @@ fn handshake_error(e: &io::Error, trust: &Trust, server_name: &str) -> Msg {
                 detail: refused.to_string(),
             }
         }
-        (Some(tls_error), _) => Msg::HandshakeFailed {
-            detail: tls_error.to_string(),
-        },
+        // With TLS 1.2 a mutual-TLS refusal comes inside the handshake.
+        (Some(tls_error), _) => {
+            certificate_refusal(tls_error).unwrap_or_else(|| Msg::HandshakeFailed {
+                detail: tls_error.to_string(),
+            })
+        }
         (None, _) => Msg::HandshakeFailed {
             detail: e.to_string(),
         },
