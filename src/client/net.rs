@@ -1,5 +1,6 @@
-//! The client's network side: connecting, the TLS handshake, and the one
-//! thread that owns the connection afterwards.
+//! The client's network side: connecting, the TLS handshake (and waiting
+//! for the server's first words, see [`connect`]), and the one thread that
+//! owns the connection afterwards.
 //!
 //! # One thread owns the TLS connection
 //!
@@ -96,16 +97,19 @@ impl Connected {
     }
 }
 
-/// Connects to `host:port` over TCP and completes the TLS handshake,
-/// presenting `server_name` (SNI, and the name checked in `--ca` mode).
+/// Connects to `host:port` over TCP, completes the TLS handshake,
+/// presenting `server_name` (SNI, and the name checked in `--ca` mode), and
+/// waits for the server's first words (see [`await_first_words`]).
 ///
 /// Runs on the calling thread before any other client thread exists, so it
 /// owns the connection alone.
 ///
 /// # Errors
 ///
-/// The sentence to show: [`Msg::CannotConnect`], a refused certificate
-/// ([`Msg::CertificateNotPinned`], [`Msg::CertificateNotTrusted`]) or
+/// The sentence to show: [`Msg::CannotConnect`], a refused server
+/// certificate ([`Msg::CertificateNotPinned`], [`Msg::CertificateNotTrusted`]),
+/// our own certificate refused by the server
+/// ([`Msg::ClientCertificateRequired`], [`Msg::ClientCertificateRefused`]) or
 /// [`Msg::HandshakeFailed`].
 pub fn connect(
     host: &str,
