@@ -99,7 +99,7 @@ impl Connected {
 
 /// Connects to `host:port` over TCP, completes the TLS handshake,
 /// presenting `server_name` (SNI, and the name checked in `--ca` mode), and
-/// waits for the server's first words (see [`await_first_words`]).
+/// waits for the server's first words (see `await_first_words`).
 ///
 /// Runs on the calling thread before any other client thread exists, so it
 /// owns the connection alone.
