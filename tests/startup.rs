@@ -47,6 +47,7 @@ fn assert_one_clear_line(out: &Output, needle: &str) {
 /// `--addr 127.0.0.1:0` logs `listening on 127.0.0.1:<real port>`; a TLS
 /// client can use that port; SIGTERM ends the process with status 0.
 #[test]
+#[cfg(unix)] // signals
 fn logs_the_real_port_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = server(dir.path())

@@ -577,6 +577,7 @@ fn wait_for_log(logs: &mpsc::Receiver<String>, needle: &str) -> String {
 /// loads the renewed certificate for new handshakes while the first
 /// connection stays up.
 #[test]
+#[cfg(unix)] // signals
 fn real_sighup_rotates_the_certificate_of_a_mutual_tls_server() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = Ca::root("chat CA");
