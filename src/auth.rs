@@ -75,6 +75,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
+use crate::oneshot;
 
 /// Length of a legacy hash: SHA-256 is 32 bytes, written as 64 hex digits.
 const LEGACY_HEX_LEN: usize = 64;
@@ -119,7 +120,7 @@ enum Job {
         /// The password.
         password: String,
         /// Where the PHC string (or the failure) goes.
-        reply: Sender<Result<String>>,
+        reply: oneshot::Sender<Result<String>>,
     },
     /// Check a password against what is stored (`None`: no such user).
     Verify {
@@ -128,7 +129,7 @@ enum Job {
         /// The stored hash, if the user exists.
         stored: Option<String>,
         /// Where the verdict goes.
-        reply: Sender<Verdict>,
+        reply: oneshot::Sender<Verdict>,
     },
 }
 
@@ -236,7 +237,7 @@ impl Hasher {
     /// [`Error::Hash`] if argon2 fails (in practice: cannot allocate its
     /// memory), or the hashing threads are gone.
     pub fn hash(&self, password: &str) -> Result<String> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (reply, answer) = oneshot::channel();
         let job = Job::Hash {
             password: password.to_owned(),
             reply,
@@ -254,7 +255,7 @@ impl Hasher {
     /// path costs one argon2 verification. If the hashing threads are gone,
     /// the answer is [`Verdict::Bad`] (and the reason is logged).
     pub fn verify(&self, password: &str, stored: Option<&str>) -> Verdict {
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (reply, answer) = oneshot::channel();
         let job = Job::Verify {
             password: password.to_owned(),
             stored: stored.map(str::to_owned),

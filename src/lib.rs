@@ -24,6 +24,7 @@
 //!   (`server::reload` swaps the config on SIGHUP).
 //! - [`config`]: every limit, with its default and why.
 //! - [`error`]: the library's error type.
+//! - [`oneshot`]: the reply channel a thread waits on for one answer.
 //! - [`client`]: the terminal client: a pure menu state machine, the network
 //!   thread, and the UI loop that alone owns the terminal.
 //! - [`i18n`]: every sentence the client shows, in English and Brazilian
@@ -58,6 +59,7 @@ pub mod db;
 pub mod error;
 pub mod i18n;
 pub mod loadgen;
+pub mod oneshot;
 pub mod protocol;
 pub mod server;
 pub mod tls;

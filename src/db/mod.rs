@@ -44,6 +44,7 @@ use crossbeam_channel::Sender;
 use rusqlite::{Connection, ErrorCode};
 
 use crate::error::{Error, Result};
+use crate::oneshot;
 
 pub use schema::SCHEMA_VERSION;
 
@@ -162,7 +163,7 @@ impl From<rusqlite::Error> for DbError {
 
 /// Where the DB thread sends one answer. Created with capacity 1 by the
 /// caller, so the DB thread's `send` never blocks.
-type Reply<T> = Sender<Result<T, DbError>>;
+type Reply<T> = oneshot::Sender<Result<T, DbError>>;
 
 /// One message to the DB thread: one variant per operation, each carrying
 /// its arguments and, when the caller waits for an answer, its [`Reply`].
@@ -432,8 +433,8 @@ impl Db {
     /// wakes us with an error. SQLite's own waits are bounded by
     /// [`BUSY_TIMEOUT`].
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, DbError> {
-        // Capacity 1: exactly one answer will ever be sent.
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        // Exactly one answer will ever be sent.
+        let (reply, answer) = oneshot::channel();
         self.requests.send(make(reply)).map_err(|_| stopped())?;
         answer.recv().map_err(|_| stopped())?
     }

@@ -457,7 +457,7 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossbeam_channel::bounded;
+    use crate::oneshot;
 
     /// An opened, migrated connection on a fresh file, for driving
     /// `run_batch` by hand.
@@ -468,13 +468,8 @@ mod tests {
     }
 
     /// A register request and the receiver of its answer.
-    fn register(
-        name: &str,
-    ) -> (
-        Request,
-        crossbeam_channel::Receiver<Result<String, DbError>>,
-    ) {
-        let (reply, answer) = bounded(1);
+    fn register(name: &str) -> (Request, oneshot::Receiver<Result<String, DbError>>) {
+        let (reply, answer) = oneshot::channel();
         let request = Request::Register {
             name: name.into(),
             password_hash: "h".into(),
@@ -539,7 +534,7 @@ mod tests {
         .unwrap();
         let (ann, ann_answer) = register("ann");
         let (mallory, mallory_answer) = register("mallory");
-        let (flush_reply, flush_answer) = bounded(1);
+        let (flush_reply, flush_answer) = oneshot::channel();
         run_batch(
             &mut conn,
             vec![ann, mallory, Request::Flush { reply: flush_reply }],
@@ -574,7 +569,7 @@ mod tests {
     fn reads_see_earlier_writes_of_the_batch() {
         let (_dir, mut conn) = connection();
         let (ann, _ann_answer) = register("Ann");
-        let (reply, answer) = bounded(1);
+        let (reply, answer) = oneshot::channel();
         run_batch(
             &mut conn,
             vec![

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::TrySendError;
 
+use crate::oneshot;
 use crate::protocol::{ByeReason, Name, ServerLine};
 
 use super::hub::Room;
@@ -43,7 +44,7 @@ pub enum Outgoing {
     Wake,
     /// Nothing to send: the writer signals this channel when it takes the
     /// marker, that is, once it has taken every item queued before it.
-    Mark(crossbeam_channel::Sender<()>),
+    Mark(oneshot::Sender<()>),
 }
 
 /// How a client's connection ends, once decided. Set once: the first
@@ -157,7 +158,7 @@ impl Client {
     /// every item queued before it: a `()`, or a disconnection if the
     /// writer is gone (its queue is dropped with it). Like a wake-up, the
     /// marker is not a line and fits even in a full outbox.
-    pub fn mark(&self) -> crossbeam_channel::Receiver<()> {
+    pub fn mark(&self) -> oneshot::Receiver<()> {
         self.outbox.mark()
     }
 

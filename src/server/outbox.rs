@@ -21,6 +21,7 @@
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::client::Outgoing;
+use crate::oneshot;
 
 /// The sending side of a client's outbox; held by its `Client` handle.
 #[derive(Debug)]
@@ -65,8 +66,8 @@ impl Outbox {
     /// the channel on which the writer says it has taken it. If the writer
     /// is gone, the marker is dropped at once and the channel is
     /// disconnected.
-    pub fn mark(&self) -> Receiver<()> {
-        let (taken, told) = crossbeam_channel::bounded(1);
+    pub fn mark(&self) -> oneshot::Receiver<()> {
+        let (taken, told) = oneshot::channel();
         let _ = self.tx.send(Outgoing::Mark(taken));
         told
     }

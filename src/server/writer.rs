@@ -61,7 +61,7 @@ fn push(plain: &mut Vec<u8>, item: Outgoing) {
         Outgoing::Wake => {}
         // Taken, and so is everything before it: tell whoever waits.
         Outgoing::Mark(taken) => {
-            let _ = taken.try_send(());
+            let _ = taken.send(());
         }
     }
 }
