@@ -3,6 +3,7 @@
 #
 #   bash docs/bench.sh                # all scenarios, 3 runs each (median)
 #   RUNS=1 bash docs/bench.sh fanout  # one group only: fanout capacity logins sweep
+#   bash docs/bench.sh real-logins    # logins at the real argon2 cost (not in "all")
 #
 # Each group gets a fresh server (release build, temporary database, the
 # limits raised for load testing) on 127.0.0.1:$PORT; its pid goes to the
@@ -40,14 +41,19 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$DB_DIR"' EXIT
 
-# A fresh server and database; waits until it listens.
+# A fresh server and database; waits until it listens. With an argument
+# ("real"), the server runs with its production defaults instead of the
+# load-test options.
 start_server() {
     stop_server
     rm -f "$DB_DIR"/bench.db*
+    local options=(--fast-hash --msg-rate 1000000 --msg-burst 1000000
+        --queue-lines 65536 --max-connections 20000 --history 0)
+    if [ "${1:-}" = real ]; then
+        options=()
+    fi
     "$SERVER" --addr "127.0.0.1:$PORT" --db "$DB_DIR/bench.db" \
-        --cert cert.pem --key key.pem --fast-hash \
-        --msg-rate 1000000 --msg-burst 1000000 --queue-lines 65536 \
-        --max-connections 20000 --history 0 \
+        --cert cert.pem --key key.pem "${options[@]}" \
         >"$OUT/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 50); do
@@ -109,6 +115,12 @@ for group in $GROUPS_TO_RUN; do
         done
         echo "logins median: $(for i in $(seq "$RUNS"); do field "$OUT/logins-$i.json" per_s; done | median) cycles/s"
         ;;
+    real-logins)
+        start_server real
+        lg logins --connectors 64 --duration 20 >"$OUT/real-logins.json"
+        echo "real-logins: $(field "$OUT/real-logins.json" per_s) cycles/s," \
+            "errors $(field "$OUT/real-logins.json" errors), p99 $(field "$OUT/real-logins.json" p99_ms) ms"
+        ;;
     sweep)
         start_server
         "$LOADGEN" --addr "127.0.0.1:$PORT" --ca cert.pem --server-pid "$SERVER_PID" -q \
@@ -116,7 +128,7 @@ for group in $GROUPS_TO_RUN; do
             --svg docs/img/sweep.svg --out docs/img/sweep.json
         ;;
     *)
-        echo "unknown group $group (fanout capacity logins sweep)" >&2
+        echo "unknown group $group (fanout capacity logins sweep real-logins)" >&2
         exit 2
         ;;
     esac
