@@ -104,8 +104,9 @@ mod tests {
     }
 
     /// A marker is signalled when the writer takes it, after the lines
-    /// before it; a marker queued after the writer has gone says so at
-    /// once instead of leaving its waiter to a timeout.
+    /// before it; a marker the writer never takes (it went away before or
+    /// after the marker was queued) says so at once instead of leaving its
+    /// waiter to a timeout.
     #[test]
     fn a_marker_is_signalled_when_taken() {
         let (tx, rx) = outbox(2);
@@ -118,7 +119,11 @@ mod tests {
             other => panic!("expected the marker, got {other:?}"),
         }
         assert_eq!(marker.recv(), Ok(()));
+        // A marker still queued when the writer goes away: its queue is
+        // dropped, and the waiter hears so at once.
+        let waiting = tx.mark();
         drop(rx);
+        assert!(waiting.recv().is_err(), "the writer went away");
         assert!(tx.mark().recv().is_err(), "the writer is gone");
     }
 
