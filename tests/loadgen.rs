@@ -159,3 +159,35 @@ fn logins_complete_without_errors() {
         report.completed.max(report.latency.count)
     );
 }
+
+/// The binary, with nobody reading its output (piped into `head`, say):
+/// the run finishes with status 0, without a panic.
+#[test]
+fn the_binary_does_not_mind_a_closed_stdout() {
+    let server = support::TestServer::start();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("--addr")
+        .arg(server.addr.to_string())
+        .arg("--ca")
+        .arg(&support::pki().ca)
+        .args([
+            "-q",
+            "capacity",
+            "--connections",
+            "2",
+            "--rooms",
+            "1",
+            "--hold",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the load generator");
+    // Close the reading end of its stdout before it prints anything.
+    drop(child.stdout.take());
+    let out = support::wait_for_exit(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -275,16 +275,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints a report as a table or as JSON.
+/// Prints a report as a table or as JSON. A reader that went away (a
+/// pipe into `head`, a closed terminal) is not an error: the run is done,
+/// and there is nobody left to tell (`println!` would panic instead).
 fn print<R: Serialize + std::fmt::Display>(report: &R, json: bool) -> Result<()> {
-    if json {
-        let text = serde_json::to_string_pretty(report)
+    use std::io::{ErrorKind, Write};
+    let text = if json {
+        let mut text = serde_json::to_string_pretty(report)
             .map_err(|e| Error::Config(format!("cannot write JSON: {e}")))?;
-        println!("{text}");
+        text.push('\n');
+        text
     } else {
-        print!("{report}");
+        report.to_string()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(Error::io("print the report", e)),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Resolves the target, runs the scenario, prints the report.

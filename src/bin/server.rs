@@ -7,6 +7,7 @@
 //! the outside world to it and turns a failure into one line on stderr and
 //! a non-zero exit status.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,16 +154,17 @@ fn generate_cert(options: &Options) -> Result<()> {
     let generated =
         tls::generate_self_signed(&names, options.days, time::OffsetDateTime::now_utc())?;
     tls::write_generated(&generated, &options.cert, &options.key, options.force)?;
-    println!(
+    // The files are written: that is the job. If nobody reads what we say
+    // about them (stdout closed, piped into `head`), so be it; `println!`
+    // would panic instead.
+    let _ = writeln!(
+        std::io::stdout(),
         "wrote {} and {} (key readable by you only): self-signed ECDSA P-256 for {}, \
-         valid until {}",
+         valid until {}\nstudents trust it by running the client with --cert-pin {}",
         options.cert.display(),
         options.key.display(),
         names.join(", "),
-        generated.info.not_after_text()
-    );
-    println!(
-        "students trust it by running the client with --cert-pin {}",
+        generated.info.not_after_text(),
         options.cert.display()
     );
     Ok(())
