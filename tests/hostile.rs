@@ -263,26 +263,9 @@ fn member_over(mut c: TestClient, name: &str, room: &str) -> TestClient {
 fn a_stalled_reader_costs_bounded_memory() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
-    let (child, addr) = spawn_server(
-        &db,
-        &[
-            "--queue-lines",
-            "64",
-            "--history",
-            "0",
-            "--msg-burst",
-            "100000",
-            "--msg-rate",
-            "100000",
-        ],
-    );
+    let (child, addr) = spawn_server(&db, &[&["--queue-lines", "64"], FLOOD_OPTIONS].concat());
     let pid = child.child().id();
-    let mut talker = member(addr, "talker", "sala");
-    let mut reader = member(addr, "reader", "sala");
-    let _sleeper = member_over(TestClient::connect_small_window(addr), "sleeper", "sala");
-    talker.expect("JOINED sala reader");
-    talker.expect("JOINED sala sleeper");
-    reader.expect("JOINED sala sleeper");
+    let (mut talker, mut reader, _sleeper) = room_with_a_sleeper(addr);
     let before = rss_kib(pid);
     flood(&mut talker, &mut reader);
     let after = rss_kib(pid);
@@ -292,6 +275,28 @@ fn a_stalled_reader_costs_bounded_memory() {
         growth < 16 * 1024,
         "server RSS grew by {growth} KiB while 30 MB went to a member that does not read"
     );
+}
+
+/// Server options for [`flood`]: no history replay, no rate limit.
+const FLOOD_OPTIONS: &[&str] = &[
+    "--history",
+    "0",
+    "--msg-burst",
+    "100000",
+    "--msg-rate",
+    "100000",
+];
+
+/// Three members of `sala`: a talker, a reader, and a sleeper whose small
+/// receive window fills fast and who never reads (keep it alive).
+fn room_with_a_sleeper(addr: SocketAddr) -> (TestClient, TestClient, TestClient) {
+    let mut talker = member(addr, "talker", "sala");
+    let mut reader = member(addr, "reader", "sala");
+    let sleeper = member_over(TestClient::connect_small_window(addr), "sleeper", "sala");
+    talker.expect("JOINED sala reader");
+    talker.expect("JOINED sala sleeper");
+    reader.expect("JOINED sala sleeper");
+    (talker, reader, sleeper)
 }
 
 /// `talker` says 30 MB (10,000 lines of 3 KB) in its room, in batches of
@@ -324,23 +329,8 @@ fn flood(talker: &mut TestClient, reader: &mut TestClient) {
 fn a_second_signal_exits_at_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
-    let (server, addr) = spawn_server(
-        &db,
-        &[
-            "--history",
-            "0",
-            "--msg-burst",
-            "100000",
-            "--msg-rate",
-            "100000",
-        ],
-    );
-    let mut talker = member(addr, "talker", "sala");
-    let mut reader = member(addr, "reader", "sala");
-    let _sleeper = member_over(TestClient::connect_small_window(addr), "sleeper", "sala");
-    talker.expect("JOINED sala reader");
-    talker.expect("JOINED sala sleeper");
-    reader.expect("JOINED sala sleeper");
+    let (server, addr) = spawn_server(&db, FLOOD_OPTIONS);
+    let (mut talker, mut reader, _sleeper) = room_with_a_sleeper(addr);
     flood(&mut talker, &mut reader);
 
     support::send_signal(server.child(), "-TERM");
