@@ -101,7 +101,8 @@ for group in $GROUPS_TO_RUN; do
             start_server
             lg capacity --connections 10000 --rooms 100 --hold 10 >"$OUT/capacity-$i.json"
             echo "  capacity run $i: alive $(field "$OUT/capacity-$i.json" alive) of $(field "$OUT/capacity-$i.json" ready)," \
-                "RSS per connection $(field "$OUT/capacity-$i.json" rss_per_connection_kib) KiB," \
+                "RSS per connection $(field "$OUT/capacity-$i.json" rss_per_connection_kib) KiB" \
+                "(stacks $(field "$OUT/capacity-$i.json" stacks_per_connection_kib) KiB)," \
                 "threads per connection $(field "$OUT/capacity-$i.json" threads_per_connection)"
         done
         echo "capacity median: $(for i in $(seq "$RUNS"); do field "$OUT/capacity-$i.json" rss_per_connection_kib; done | median) KiB per connection"

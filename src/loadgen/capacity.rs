@@ -254,6 +254,10 @@ pub struct CapacityReport {
     pub rss_per_connection_kib: Option<f64>,
     /// `(threads held − threads before) / ready`.
     pub threads_per_connection: Option<f64>,
+    /// The part of `rss_per_connection_kib` that is thread stacks: `(stack
+    /// RSS held − stack RSS before) / ready`, KiB. Needs the right to read
+    /// the server's threads' stack pointers (e.g. root).
+    pub stacks_per_connection_kib: Option<f64>,
 }
 
 /// Runs the capacity scenario against `target`.
@@ -272,6 +276,7 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
     let shared = Arc::new(Shared::default());
     shared.phase.store(SETUP, Ordering::Release);
     let server_before = cfg.engine.sample_server();
+    let stacks_before = cfg.engine.server_stacks_kib();
     let started = Instant::now();
     let mut handles = Vec::new();
     for w in 0..cfg.engine.threads {
@@ -311,6 +316,7 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
     }
     let hold_s = hold_started.elapsed().as_secs_f64();
     let server_held = cfg.engine.sample_server();
+    let stacks_held = cfg.engine.server_stacks_kib();
 
     shared.phase.store(CHECK, Ordering::Release);
     let check_started = Instant::now();
@@ -355,6 +361,10 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
         server_held,
         rss_per_connection_kib: per(|s| s.rss_kib as f64),
         threads_per_connection: per(|s| s.threads as f64),
+        stacks_per_connection_kib: match (stacks_before, stacks_held) {
+            (Some(b), Some(h)) if ready > 0 => Some((h as f64 - b as f64) / ready as f64),
+            _ => None,
+        },
     })
 }
 

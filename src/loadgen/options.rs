@@ -49,6 +49,13 @@ impl EngineOptions {
     pub fn sample_server(&self) -> Option<ProcSample> {
         self.server_pid.and_then(proc::sample)
     }
+
+    /// The resident KiB of the server's thread stacks now (see
+    /// [`proc::stacks_kib`]): slower than [`EngineOptions::sample_server`]
+    /// (a file per thread), so only for the capacity scenario.
+    pub fn server_stacks_kib(&self) -> Option<u64> {
+        self.server_pid.and_then(proc::stacks_kib)
+    }
 }
 
 /// How connections are set up: a batch per worker at a time, within a

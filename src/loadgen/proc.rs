@@ -1,5 +1,6 @@
 //! The server's memory, threads and CPU time, read from `/proc/<pid>` (Linux
-//! only) when the load generator is given `--server-pid`.
+//! only) when the load generator is given `--server-pid`; and how much of
+//! its memory is thread stacks.
 
 use serde::Serialize;
 
@@ -49,9 +50,140 @@ fn parse(status: &str, stat: &str) -> Option<ProcSample> {
     })
 }
 
+/// The resident KiB of the server's thread stacks: the memory mappings
+/// that hold the stack pointer of one of its threads. `None` if that
+/// cannot be read (not Linux, or no permission: a thread's stack pointer,
+/// in `/proc/<pid>/task/<tid>/syscall`, is readable only by who may trace
+/// the process, e.g. root).
+///
+/// Only threads blocked in a system call show their stack pointer; a
+/// server at rest has all but a few so (idle readers in `read`, writers
+/// in `futex`), and a thread that is running is missed, not miscounted.
+pub fn stacks_kib(pid: u32) -> Option<u64> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let maps = parse_smaps(&smaps);
+    let mut pointers = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("syscall");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => pointers.extend(stack_pointer(&text)),
+            // A thread that ended meanwhile is simply not counted.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    (!pointers.is_empty()).then(|| resident_kib_holding(&maps, &mut pointers))
+}
+
+/// One mapping of `/proc/<pid>/smaps`: its address range and resident KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mapping {
+    /// First address.
+    start: u64,
+    /// One past the last address.
+    end: u64,
+    /// `Rss:`, KiB.
+    rss_kib: u64,
+}
+
+/// The mappings of an `smaps` text, in order.
+fn parse_smaps(text: &str) -> Vec<Mapping> {
+    let mut maps: Vec<Mapping> = Vec::new();
+    for line in text.lines() {
+        if let Some(rss) = line.strip_prefix("Rss:") {
+            if let (Some(last), Some(kib)) = (
+                maps.last_mut(),
+                rss.split_whitespace().next().and_then(|v| v.parse().ok()),
+            ) {
+                last.rss_kib = kib;
+            }
+            continue;
+        }
+        // A mapping's header starts with "start-end " in hex; field lines
+        // start with a name and a colon.
+        let Some((range, _)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        if let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            maps.push(Mapping {
+                start,
+                end,
+                rss_kib: 0,
+            });
+        }
+    }
+    maps
+}
+
+/// The stack pointer in a `syscall` file: "nr arg1 … arg6 sp pc" for a
+/// thread blocked in a system call; "running" or "-1 sp pc" otherwise.
+fn stack_pointer(text: &str) -> Option<u64> {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if fields.len() < 3 || fields[0] == "running" {
+        return None;
+    }
+    let sp = fields[fields.len() - 2].strip_prefix("0x")?;
+    u64::from_str_radix(sp, 16).ok()
+}
+
+/// The resident KiB of the mappings that hold at least one of `pointers`,
+/// each mapping counted once. `maps` must be in address order (as in
+/// `smaps`).
+fn resident_kib_holding(maps: &[Mapping], pointers: &mut [u64]) -> u64 {
+    pointers.sort_unstable();
+    let mut total = 0;
+    let mut next = 0;
+    for map in maps {
+        // Skip the pointers below this mapping (they were in none).
+        while next < pointers.len() && pointers[next] < map.start {
+            next += 1;
+        }
+        if next < pointers.len() && pointers[next] < map.end {
+            total += map.rss_kib;
+            while next < pointers.len() && pointers[next] < map.end {
+                next += 1;
+            }
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Mappings, their RSS, and stack pointers found in them: each mapping
+    /// that holds a pointer counts once, the others not at all.
+    #[test]
+    fn sums_the_mappings_that_hold_a_stack_pointer() {
+        let smaps = "\
+7f0000000000-7f0000040000 rw-p 00000000 00:00 0
+Size:                256 kB
+Rss:                  12 kB
+7f0000040000-7f0000041000 ---p 00000000 00:00 0
+Rss:                   0 kB
+7f0000041000-7f0000081000 rw-p 00000000 00:00 0
+Rss:                   8 kB
+7f0000100000-7f0000200000 rw-p 00000000 00:00 0 [heap]
+Rss:                 900 kB
+";
+        let maps = parse_smaps(smaps);
+        assert_eq!(maps.len(), 4);
+        assert_eq!(maps[2].rss_kib, 8);
+        let reader = "0 0x3 0x7f00 0x800 0x0 0x0 0x0 0x7f000003e000 0x7f11";
+        let writer = "202 0x7f 0x80 0x0 0x0 0x0 0x0 0x7f000007f000 0x7f12";
+        let same_stack = "202 0x7f 0x80 0x0 0x0 0x0 0x0 0x7f000007e000 0x7f12";
+        let mut sps: Vec<u64> = [reader, writer, same_stack, "running\n"]
+            .iter()
+            .filter_map(|t| stack_pointer(t))
+            .collect();
+        assert_eq!(sps.len(), 3);
+        assert_eq!(resident_kib_holding(&maps, &mut sps), 12 + 8);
+    }
 
     /// The fields come from where `proc(5)` puts them.
     #[test]

@@ -250,6 +250,11 @@ impl Display for CapacityReport {
                 .map(|kib| format!("{kib:.1} KiB")),
         )
         .row_if(
+            "  of which thread stacks",
+            self.stacks_per_connection_kib
+                .map(|kib| format!("{kib:.1} KiB")),
+        )
+        .row_if(
             "threads per connection",
             self.threads_per_connection.map(|th| format!("{th:.2}")),
         );
