@@ -288,10 +288,13 @@ impl Session {
         }
         let name = Name::parse(&record.name).unwrap_or_else(|_| user.clone());
         self.client.set_user(name.clone());
-        // `OK LOGIN` is queued before the session becomes visible as online,
-        // so that a DM sent to it right now arrives after the `OK`.
-        self.ok("LOGIN", name.to_string());
-        state.hub.login(&self.client);
+        // `OK LOGIN` is queued in the same step that makes the session
+        // visible as online (see `Hub::login`).
+        let welcome = ServerLine::Ok {
+            command: "LOGIN".into(),
+            rest: name.to_string(),
+        };
+        state.hub.login(&self.client, &welcome);
         log::info!(
             "conn {} ({}): logged in as {name}",
             self.client.id,

@@ -273,13 +273,24 @@ impl Hub {
         sync::lock(&self.users)
     }
 
-    /// Marks `client` (whose user is set) as the user's online session. An
-    /// older session of the same user is closed with
-    /// `BYE LOGGED_IN_ELSEWHERE` and leaves its room (`LEFT … quit`): the
-    /// newest login wins.
-    pub fn login(&self, client: &Arc<Client>) {
+    /// Marks `client` (whose user is set) as the user's online session, and
+    /// queues `welcome` (its `OK LOGIN`) in the same step. An older session
+    /// of the same user is closed with `BYE LOGGED_IN_ELSEWHERE` and leaves
+    /// its room (`LEFT … quit`): the newest login wins.
+    pub fn login(&self, client: &Arc<Client>, welcome: &ServerLine) {
         let user = client.user().expect("login() is called after set_user()");
-        let older = self.users_lock().insert(user.key(), client.clone());
+        let older = {
+            let mut users = self.users_lock();
+            let older = users.insert(user.key(), client.clone());
+            // Queued while the users lock is held (a `try_send`: memory
+            // only). Whoever finds this session online, to send it a DM,
+            // finds it after this line is in its outbox, so no DM comes
+            // before the `OK LOGIN`; and the client cannot read its
+            // `OK LOGIN` before it is online, so a DM sent to it once it
+            // has is delivered, not stored.
+            client.reply(welcome);
+            older
+        };
         // The users lock is released before touching the older session.
         if let Some(older) = older.filter(|o| o.id != client.id) {
             log::info!(
