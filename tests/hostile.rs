@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -13,7 +12,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chat::protocol::ServerLine;
-use support::{pki, read_to_close, TestClient, TestServer, WAIT};
+use support::{
+    listening_addr, log_lines, pki, read_to_close, wait_for_log, TestClient, TestServer, WAIT,
+};
 
 /// Names of this process's threads that serve connections.
 fn connection_thread_names() -> Vec<String> {
@@ -141,20 +142,6 @@ impl ServerProcess {
         let child = self.child.take().expect("the process is still ours");
         support::wait_for_exit(child).status
     }
-
-    /// Waits (at most [`WAIT`]) for a log line containing `needle` and
-    /// returns it.
-    fn log_line(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no log line with {needle:?} in time"),
-            }
-        }
-    }
 }
 
 impl Drop for ServerProcess {
@@ -183,20 +170,12 @@ fn spawn_server(db: &std::path::Path, extra: &[&str]) -> (ServerProcess, SocketA
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let log = log_lines(&mut child);
+    let addr = listening_addr(&log);
     let child = ServerProcess {
         child: Some(child),
-        log: rx,
+        log,
     };
-    let listening = child.log_line("listening on ");
-    let at = listening.find("listening on ").expect("found") + "listening on ".len();
-    let addr = listening[at..].trim().parse().expect("an address");
     (child, addr)
 }
 
@@ -360,9 +339,9 @@ fn a_second_signal_exits_at_once() {
     flood(&mut talker, &mut reader);
 
     support::send_signal(server.child(), "-TERM");
-    server.log_line("shutting down: closing");
+    wait_for_log(&server.log, "shutting down: closing");
     support::send_signal(server.child(), "-TERM");
-    server.log_line("second signal: exiting now");
+    wait_for_log(&server.log, "second signal: exiting now");
     let status = server.wait_for_exit();
     assert_eq!(status.code(), Some(130), "{status:?}");
 }

@@ -4,14 +4,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
 
-use support::{error_line, pki, run_to_exit, send_signal, wait_for_exit, TestClient, WAIT};
+use support::{
+    error_line, listening_addr, log_lines, pki, run_to_exit, send_signal, wait_for_exit, TestClient,
+};
 
 /// The server binary with the test certificate and a database in `dir`.
 fn server(dir: &Path) -> Command {
@@ -54,25 +53,8 @@ fn logs_the_real_port_serves_and_stops_on_sigterm() {
         .args(["--addr", "127.0.0.1:0"])
         .spawn()
         .expect("start the server binary");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr: SocketAddr = loop {
-        let line = rx.recv_timeout(WAIT).expect("no 'listening on' log line");
-        if let Some(at) = line.find("listening on ") {
-            break line[at + "listening on ".len()..]
-                .trim()
-                .parse()
-                .expect("an address");
-        }
-    };
+    let rx = log_lines(&mut child);
+    let addr = listening_addr(&rx);
     assert_ne!(addr.port(), 0);
     let mut c = TestClient::connect(addr);
     c.expect_prefix("HELLO 1 ");

@@ -10,12 +10,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc};
-use std::thread;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use chat::client::trust::{self, Trust};
 use chat::server::ServerTls;
@@ -26,7 +24,10 @@ use rcgen::{
 };
 use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
-use support::{error_line, run_to_exit, send_signal, wait_for_exit, TestClient, TestServer, WAIT};
+use support::{
+    error_line, listening_addr, log_lines, run_to_exit, send_signal, wait_for_exit, wait_for_log,
+    TestClient, TestServer,
+};
 use time::{Duration, OffsetDateTime};
 
 // ---------------------------------------------------------------------------
@@ -544,33 +545,6 @@ fn generate_cert_output_is_accepted_by_the_default_client() {
     assert_ne!(std::fs::read(&cert).expect("cert"), first);
 }
 
-/// The server binary's stderr, line by line, on a channel.
-fn log_lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a log line containing `needle`, returning it.
-fn wait_for_log(logs: &mpsc::Receiver<String>, needle: &str) -> String {
-    loop {
-        let line = logs
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    }
-}
-
 /// The real thing, end to end: the binary with `--client-ca` and a
 /// certificate that expires in 10 days warns about it at start, logs the
 /// client certificate's subject with "handshake ok", and on a real SIGHUP
@@ -599,11 +573,7 @@ fn real_sighup_rotates_the_certificate_of_a_mutual_tls_server() {
     let logs = log_lines(&mut child);
     let warning = wait_for_log(&logs, "expires in");
     assert!(warning.contains("CN=chat expiring"), "{warning}");
-    let listening = wait_for_log(&logs, "listening on ");
-    let addr: SocketAddr = listening[listening.find("listening on ").expect("found") + 13..]
-        .trim()
-        .parse()
-        .expect("an address");
+    let addr = listening_addr(&logs);
 
     let mut first = hello(addr, client.clone());
     assert_eq!(first.server_certificate(), expiring.der());

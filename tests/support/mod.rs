@@ -495,6 +495,46 @@ pub fn run_to_exit(mut cmd: std::process::Command) -> std::process::Output {
     wait_for_exit(cmd.spawn().expect("start the binary"))
 }
 
+/// A child process's stderr (piped), line by line, on a channel. A thread
+/// of its own reads it, so the child never blocks on a full pipe.
+pub fn log_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits, at most [`WAIT`] in all, for a log line containing `needle`
+/// and returns it; the lines before it are consumed.
+pub fn wait_for_log(logs: &mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match logs.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no log line with {needle:?} in time"),
+        }
+    }
+}
+
+/// The address from a server's `listening on ADDR` log line.
+pub fn listening_addr(logs: &mpsc::Receiver<String>) -> SocketAddr {
+    const NEEDLE: &str = "listening on ";
+    let line = wait_for_log(logs, NEEDLE);
+    let at = line.find(NEEDLE).expect("found") + NEEDLE.len();
+    line[at..]
+        .trim()
+        .parse()
+        .expect("an address after 'listening on'")
+}
+
 /// Waits for a child process to exit, at most [`WAIT`], and returns its
 /// status and whatever of its output was piped and not taken.
 pub fn wait_for_exit(child: std::process::Child) -> std::process::Output {
