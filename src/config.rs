@@ -56,6 +56,45 @@ pub struct Config {
     /// is considered gone. Default 10 s. Not in the protocol's table: it is
     /// how a writer thread stuck on a peer that stopped reading gets free.
     pub write_timeout: Duration,
+    /// TLS handshakes in progress at once. Default 256; the accept loop
+    /// waits for one to end before accepting more, so the others wait in
+    /// the kernel's listen queue, costing no thread.
+    pub max_handshakes: usize,
+    /// Connections that are not logged in (yet). Default 1024; the next one
+    /// gets `BYE TOO_MANY_CONNECTIONS`, so sockets that never log in cannot
+    /// take the places of a class that does.
+    pub max_unauthenticated: usize,
+    /// How long a logged-in client may stay without sending a line (`PING`
+    /// counts). Default 30 min; then `BYE IDLE`.
+    pub idle_timeout: Duration,
+    /// Lines of any command per connection per second, after the burst.
+    /// Default 50.
+    pub line_rate: u32,
+    /// Lines of any command allowed at once per connection. Default 200.
+    pub line_burst: u32,
+    /// Rooms in all. Default 1000; then `CREATE` is `ERR TOO_MANY_ROOMS`.
+    pub max_rooms: usize,
+    /// Rooms one account may own (its creator owns a room). Default 20.
+    pub rooms_per_user: usize,
+    /// Registrations allowed at once, server-wide. Default 300: a whole
+    /// class registering in the same minute never meets the limit.
+    pub register_burst: u32,
+    /// Registrations per second, server-wide, after the burst. Default 2.
+    pub register_rate: u32,
+    /// Whether `REGISTER` is open. Default `true`; when closed, accounts
+    /// come from the server's command line (`server user add`).
+    pub registration_open: bool,
+    /// Wrong room passwords per user per room per minute (attempts in
+    /// progress counted). Default 5.
+    pub room_password_failures: u32,
+    /// Bytes that may wait in one client's outbox. Default 1 MiB; with
+    /// `queue_lines`, whichever is reached first makes a slow consumer.
+    pub queue_bytes: usize,
+    /// Direct messages stored for one offline recipient. Default 1000;
+    /// then the sender gets `ERR MAILBOX_FULL` and nothing is stored.
+    pub mailbox: usize,
+    /// Messages kept on disk per room, newest first. Default 10,000.
+    pub history_keep: usize,
 }
 
 /// Outbox lines needed beyond `history`: the `HELP` text and a few replies.
@@ -76,6 +115,20 @@ impl Default for Config {
             max_connections: 10_000,
             max_line: 4096,
             write_timeout: Duration::from_secs(10),
+            max_handshakes: 256,
+            max_unauthenticated: 1024,
+            idle_timeout: Duration::from_secs(1800),
+            line_rate: 50,
+            line_burst: 200,
+            max_rooms: 1000,
+            rooms_per_user: 20,
+            register_burst: 300,
+            register_rate: 2,
+            registration_open: true,
+            room_password_failures: 5,
+            queue_bytes: 1_048_576,
+            mailbox: 1000,
+            history_keep: 10_000,
         }
     }
 }
@@ -113,6 +166,31 @@ impl Config {
         at_least("login-failures", u64::from(self.login_failures), 1)?;
         at_least("handshake-timeout", self.handshake_timeout.as_secs(), 1)?;
         at_least("login-timeout", self.login_timeout.as_secs(), 1)?;
+        at_least("max-handshakes", self.max_handshakes as u64, 1)?;
+        at_least("max-unauthenticated", self.max_unauthenticated as u64, 1)?;
+        at_least("idle-timeout", self.idle_timeout.as_secs(), 1)?;
+        at_least("line-rate", u64::from(self.line_rate), 1)?;
+        at_least("line-burst", u64::from(self.line_burst), 1)?;
+        at_least("register-rate", u64::from(self.register_rate), 1)?;
+        at_least("register-burst", u64::from(self.register_burst), 1)?;
+        at_least(
+            "room-password-failures",
+            u64::from(self.room_password_failures),
+            1,
+        )?;
+        // One longest line (and its `BYE`) must always fit.
+        at_least(
+            "queue-bytes",
+            self.queue_bytes as u64,
+            2 * self.max_line as u64,
+        )?;
+        at_least("mailbox", self.mailbox as u64, 1)?;
+        // The database keeps at least what a `JOIN` replays.
+        at_least(
+            "history-keep",
+            self.history_keep as u64,
+            self.history as u64,
+        )?;
         Ok(())
     }
 }
@@ -133,6 +211,18 @@ mod tests {
         assert_eq!(c.queue_lines, 1024);
         assert_eq!(c.max_connections, 10_000);
         assert_eq!(c.history, 50);
+        // Version 1.1.
+        assert_eq!(c.max_handshakes, 256);
+        assert_eq!(c.max_unauthenticated, 1024);
+        assert_eq!(c.idle_timeout, Duration::from_secs(1800));
+        assert_eq!((c.line_burst, c.line_rate), (200, 50));
+        assert_eq!((c.max_rooms, c.rooms_per_user), (1000, 20));
+        assert_eq!((c.register_burst, c.register_rate), (300, 2));
+        assert!(c.registration_open);
+        assert_eq!(c.room_password_failures, 5);
+        assert_eq!(c.queue_bytes, 1_048_576);
+        assert_eq!(c.mailbox, 1000);
+        assert_eq!(c.history_keep, 10_000);
         c.validate().expect("defaults are valid");
     }
 

@@ -86,6 +86,57 @@ struct Options {
     /// Longest line a client may send, in bytes, LF included.
     #[arg(long, default_value_t = 4096, value_name = "BYTES")]
     max_line: usize,
+    /// TLS handshakes in progress at once; more wait in the listen queue.
+    #[arg(long, default_value_t = 256)]
+    max_handshakes: usize,
+    /// Connections not logged in at once; the next gets BYE TOO_MANY_CONNECTIONS.
+    #[arg(long, default_value_t = 1024)]
+    max_unauthenticated: usize,
+    /// Seconds a logged-in client may send nothing (PING counts) before BYE IDLE.
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    idle_timeout: u64,
+    /// Lines of any command per second per connection, after the burst.
+    #[arg(long, default_value_t = 50)]
+    line_rate: u32,
+    /// Lines of any command allowed at once per connection.
+    #[arg(long, default_value_t = 200)]
+    line_burst: u32,
+    /// Rooms in all; then CREATE gets ERR TOO_MANY_ROOMS.
+    #[arg(long, default_value_t = 1000)]
+    max_rooms: usize,
+    /// Rooms one account may own (its creator owns a room).
+    #[arg(long, default_value_t = 20)]
+    rooms_per_user: usize,
+    /// Registrations allowed at once, server-wide.
+    #[arg(long, default_value_t = 300)]
+    register_burst: u32,
+    /// Registrations per second, server-wide, after the burst.
+    #[arg(long, default_value_t = 2)]
+    register_rate: u32,
+    /// Whether REGISTER is open; when closed, accounts come from `server user add`.
+    #[arg(long, value_enum, default_value_t = Registration::Open)]
+    registration: Registration,
+    /// Wrong room passwords per user per room per minute before RATE_LIMITED.
+    #[arg(long, default_value_t = 5)]
+    room_password_failures: u32,
+    /// Bytes waiting for one client before it is dropped as a slow consumer.
+    #[arg(long, default_value_t = 1_048_576, value_name = "BYTES")]
+    queue_bytes: usize,
+    /// Direct messages stored for one offline user; then ERR MAILBOX_FULL.
+    #[arg(long, default_value_t = 1000)]
+    mailbox: usize,
+    /// Messages kept in the database per room (the newest).
+    #[arg(long, default_value_t = 10_000)]
+    history_keep: usize,
+}
+
+/// `--registration`: may clients create accounts?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Registration {
+    /// `REGISTER` works (the default).
+    Open,
+    /// `REGISTER` gets `ERR REGISTRATION_CLOSED`.
+    Closed,
 }
 
 impl Options {
@@ -103,6 +154,20 @@ impl Options {
             queue_lines: self.queue_lines,
             max_connections: self.max_connections,
             max_line: self.max_line,
+            max_handshakes: self.max_handshakes,
+            max_unauthenticated: self.max_unauthenticated,
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            line_rate: self.line_rate,
+            line_burst: self.line_burst,
+            max_rooms: self.max_rooms,
+            rooms_per_user: self.rooms_per_user,
+            register_burst: self.register_burst,
+            register_rate: self.register_rate,
+            registration_open: self.registration == Registration::Open,
+            room_password_failures: self.room_password_failures,
+            queue_bytes: self.queue_bytes,
+            mailbox: self.mailbox,
+            history_keep: self.history_keep,
             ..Config::default()
         }
     }

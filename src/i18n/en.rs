@@ -207,6 +207,11 @@ fn error(code: ErrCode) -> &'static str {
         ErrCode::LineTooLong => "That line is too long (4096 bytes at most).",
         ErrCode::BadEncoding => "That line was not valid UTF-8.",
         ErrCode::ServerError => "The server could not do that right now; try again.",
+        ErrCode::TooManyRooms => "There are too many rooms, or you own as many as you may.",
+        ErrCode::RegistrationClosed => {
+            "This server does not take new accounts; ask the teacher for one."
+        }
+        ErrCode::MailboxFull => "That user has too many messages waiting; try again later.",
     }
 }
 
@@ -221,5 +226,6 @@ fn bye(reason: ByeReason) -> &'static str {
             "The server dropped this connection: it was not reading fast enough."
         }
         ByeReason::TooManyConnections => "The server is full; try again later.",
+        ByeReason::Idle => "The server closed this session: nothing was sent for too long.",
     }
 }

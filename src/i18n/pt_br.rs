@@ -207,6 +207,13 @@ fn error(code: ErrCode) -> &'static str {
         ErrCode::LineTooLong => "Essa linha é longa demais (no máximo 4096 bytes).",
         ErrCode::BadEncoding => "Essa linha não era UTF-8 válido.",
         ErrCode::ServerError => "O servidor não conseguiu fazer isso agora; tente de novo.",
+        ErrCode::TooManyRooms => {
+            "Há salas demais, ou você já é dono de todas as salas que pode ter."
+        }
+        ErrCode::RegistrationClosed => {
+            "Este servidor não aceita novas contas; peça uma ao professor."
+        }
+        ErrCode::MailboxFull => "Esse usuário tem mensagens demais esperando; tente mais tarde.",
     }
 }
 
@@ -221,5 +228,6 @@ fn bye(reason: ByeReason) -> &'static str {
             "O servidor derrubou esta conexão: ela não estava lendo rápido o bastante."
         }
         ByeReason::TooManyConnections => "O servidor está lotado; tente mais tarde.",
+        ByeReason::Idle => "O servidor encerrou a sessão: nada foi enviado por tempo demais.",
     }
 }

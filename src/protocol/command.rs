@@ -332,6 +332,11 @@ impl Command {
                 // No room can have an invalid name, so it does not exist.
                 let room = Name::parse(room)
                     .map_err(|_| ParseError::new(NoSuchRoom, NO_SUCH_ROOM_TEXT))?;
+                // "JOIN sala " is a word followed by nothing: a missing
+                // argument, like two spaces in a row, not an empty password.
+                if password == Some("") {
+                    return Err(bad_args(USAGE));
+                }
                 Ok(Command::Join {
                     room,
                     password: password.map(str::to_owned),
@@ -584,13 +589,7 @@ mod tests {
                 password: Some("x\ty".into())
             })
         );
-        assert_eq!(
-            Command::parse("JOIN sala "),
-            Ok(Command::Join {
-                room: name("sala"),
-                password: Some(String::new())
-            })
-        );
+        fails("JOIN sala ", BadArgs);
         fails("JOIN", BadArgs);
         fails("JOIN ", BadArgs);
         fails("JOIN  pw", BadArgs);
@@ -693,9 +692,9 @@ mod tests {
             (
                 Command::Join {
                     room: name("sala"),
-                    password: Some(String::new()),
+                    password: Some("x y".into()),
                 },
-                "JOIN sala ",
+                "JOIN sala x y",
             ),
             (Command::Leave, "LEAVE"),
             (

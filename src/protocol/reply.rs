@@ -115,6 +115,14 @@ wire_tokens! {
         BadEncoding => "BAD_ENCODING",
         /// The server could not do it (e.g. the database failed).
         ServerError => "SERVER_ERROR",
+        /// CREATE past `--max-rooms` in all, or past `--rooms-per-user` owned
+        /// by this account.
+        TooManyRooms => "TOO_MANY_ROOMS",
+        /// REGISTER while the server runs with `--registration closed`.
+        RegistrationClosed => "REGISTRATION_CLOSED",
+        /// DM to an offline user whose stored messages reached `--mailbox`;
+        /// nothing was stored.
+        MailboxFull => "MAILBOX_FULL",
     }
 }
 
@@ -140,6 +148,8 @@ wire_tokens! {
         SlowConsumer => "SLOW_CONSUMER",
         /// The server is at its connection limit.
         TooManyConnections => "TOO_MANY_CONNECTIONS",
+        /// A logged-in client sent no line for `--idle-timeout`.
+        Idle => "IDLE",
     }
 }
 
@@ -735,8 +745,8 @@ mod tests {
         for &reason in LeftReason::ALL {
             assert_eq!(LeftReason::from_token(reason.as_str()), Some(reason));
         }
-        assert_eq!(ErrCode::ALL.len(), 19);
-        assert_eq!(ByeReason::ALL.len(), 6);
+        assert_eq!(ErrCode::ALL.len(), 22);
+        assert_eq!(ByeReason::ALL.len(), 7);
     }
 
     /// Spot-check tokens against the contract's spelling; tokens are case-sensitive.
@@ -750,6 +760,10 @@ mod tests {
             ByeReason::TooManyConnections.as_str(),
             "TOO_MANY_CONNECTIONS"
         );
+        assert_eq!(ErrCode::TooManyRooms.as_str(), "TOO_MANY_ROOMS");
+        assert_eq!(ErrCode::RegistrationClosed.as_str(), "REGISTRATION_CLOSED");
+        assert_eq!(ErrCode::MailboxFull.as_str(), "MAILBOX_FULL");
+        assert_eq!(ByeReason::Idle.as_str(), "IDLE");
         assert_eq!(LeftReason::Leave.as_str(), "leave");
         assert_eq!(ErrCode::from_token("bad_args"), None);
         assert_eq!(LeftReason::from_token("QUIT"), None);

@@ -19,6 +19,21 @@ pub fn is_control(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}' | '\u{80}'..='\u{9f}')
 }
 
+/// Returns true for the characters that reorder or break what others see:
+/// the bidirectional embeddings and overrides (`U+202A`–`U+202E`), the
+/// bidirectional isolates (`U+2066`–`U+2069`), and the line and paragraph
+/// separators (`U+2028`, `U+2029`). A message holding `U+202E` (right-to-left
+/// override) shows its tail backwards, and can make the next user's name
+/// appear to say something else on a student's screen; a separator starts a
+/// new line inside a message, where it could pass for a line from the
+/// server.
+pub fn is_reordering(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
 /// Returns true if `s` is an acceptable `<password>`: 1 to
 /// [`MAX_PASSWORD_LEN`] bytes, no control characters at all (TAB included).
 ///
@@ -32,18 +47,22 @@ pub fn is_valid_password(s: &str) -> bool {
 }
 
 /// Returns true if `s` is an acceptable `<text>` for `SAY` and `DM`: at least
-/// one byte, not only spaces and TABs, and no control character except TAB.
+/// one byte, not only spaces and TABs, no control character except TAB, and
+/// none of the characters that reorder or break lines ([`is_reordering`]).
 ///
 /// There is no length limit of its own: the line limit bounds it.
 ///
 /// # Wire format
 ///
 /// ```text
-/// <1 or more bytes of UTF-8, not only SP/TAB, no C0 except TAB, no DEL, no C1>
+/// <1 or more bytes of UTF-8, not only SP/TAB, no C0 except TAB, no DEL, no C1,
+///  no U+202A..U+202E, U+2066..U+2069, U+2028, U+2029>
 /// ```
 pub fn is_valid_text(s: &str) -> bool {
     let only_blanks = s.chars().all(|c| c == ' ' || c == '\t');
-    let bad_control = s.chars().any(|c| c != '\t' && is_control(c));
+    let bad_control = s
+        .chars()
+        .any(|c| (c != '\t' && is_control(c)) || is_reordering(c));
     !s.is_empty() && !only_blanks && !bad_control
 }
 
@@ -120,6 +139,23 @@ mod tests {
             assert!(!is_valid_text(bad), "{bad:?}");
         }
         // Other Unicode (non-control) is fine.
-        assert!(is_valid_text("\u{a0}ok\u{2028}"));
+        assert!(is_valid_text("\u{a0}ok\u{200f}é✓"));
+    }
+
+    /// Bidirectional overrides, embeddings and isolates, and the line and
+    /// paragraph separators are refused; their neighbours are not.
+    #[test]
+    fn text_reordering() {
+        for cp in (0x202a..=0x202e)
+            .chain(0x2066..=0x2069)
+            .chain([0x2028, 0x2029])
+        {
+            let c = char::from_u32(cp).unwrap();
+            assert!(!is_valid_text(&format!("abc{c}def")), "U+{cp:04X}");
+        }
+        for cp in [0x2027, 0x202f, 0x2065, 0x206a, 0x200e, 0x200f] {
+            let c = char::from_u32(cp).unwrap();
+            assert!(is_valid_text(&format!("abc{c}def")), "U+{cp:04X}");
+        }
     }
 }

@@ -42,8 +42,10 @@ pub enum Outgoing {
     /// Nothing to send, but look again: the client is closing, or rustls
     /// has something of its own to send (an alert, a key update).
     Wake,
-    /// Nothing to send: the writer signals this channel when it takes the
-    /// marker, that is, once it has taken every item queued before it.
+    /// Nothing to send: the writer signals this channel once every item
+    /// queued before the marker has been written to the socket (handed to
+    /// the kernel). If the writer stops first, the channel is dropped
+    /// unsignalled, and its waiter hears that instead.
     Mark(oneshot::Sender<()>),
 }
 
@@ -154,7 +156,7 @@ impl Client {
         self.outbox.wake();
     }
 
-    /// Queues a marker and returns what tells when the writer has taken
+    /// Queues a marker and returns what tells when the writer has written
     /// every item queued before it: a `()`, or a disconnection if the
     /// writer is gone (its queue is dropped with it). Like a wake-up, the
     /// marker is not a line and fits even in a full outbox.
@@ -202,5 +204,6 @@ pub fn bye_text(reason: ByeReason) -> &'static str {
         ByeReason::LoggedInElsewhere => "You logged in on another connection.",
         ByeReason::SlowConsumer => "You stopped reading and too many lines were waiting.",
         ByeReason::TooManyConnections => "The server is full; try again later.",
+        ByeReason::Idle => "You sent nothing for too long.",
     }
 }

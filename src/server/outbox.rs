@@ -63,7 +63,8 @@ impl Outbox {
     }
 
     /// Queues a marker (not a line, so even on a full outbox) and returns
-    /// the channel on which the writer says it has taken it. If the writer
+    /// the channel on which the writer says it has written everything
+    /// queued before it. If the writer
     /// is gone, the marker is dropped at once and the channel is
     /// disconnected.
     pub fn mark(&self) -> oneshot::Receiver<()> {
