@@ -33,6 +33,9 @@ pub enum Error {
     Db(String),
     /// A bad option value, found before anything starts.
     Config(String),
+    /// A command-line job on accounts was refused (a name that is taken or
+    /// invalid, a password that breaks the rules); the text says why.
+    Account(String),
     /// Hashing a password failed (out of memory for argon2, bad parameters).
     Hash(String),
     /// A thread could not be spawned (the process is at its thread limit).
@@ -56,6 +59,7 @@ impl fmt::Display for Error {
             Error::Tls(msg) => write!(f, "tls: {msg}"),
             Error::Db(msg) => write!(f, "db: {msg}"),
             Error::Config(msg) => write!(f, "config: {msg}"),
+            Error::Account(msg) => write!(f, "{msg}"),
             Error::Hash(msg) => write!(f, "password hash: {msg}"),
             Error::Spawn(e) => write!(f, "cannot start a thread: {e}"),
         }

@@ -22,6 +22,8 @@
 //! - [`tls`]: certificates, chains and keys, expiry, mutual TLS, rustls
 //!   configs, `--generate-cert`, the handshake with a deadline
 //!   (`server::reload` swaps the config on SIGHUP).
+//! - [`accounts`]: accounts made from the server's command line
+//!   (`server user add`), for a server whose registration is closed.
 //! - [`config`]: every limit, with its default and why.
 //! - [`error`]: the library's error type.
 //! - [`oneshot`]: the reply channel a thread waits on for one answer.
@@ -52,6 +54,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod auth;
 pub mod client;
 pub mod config;

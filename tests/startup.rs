@@ -161,3 +161,46 @@ fn help_lists_every_option() {
         assert!(help.contains(option), "--help does not mention {option}");
     }
 }
+
+/// `server user add NAME` with the password piped on standard input.
+fn user_add(db: &Path, name: &str, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["user", "add", name, "--db"])
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server binary");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("write the password");
+    wait_for_exit(child)
+}
+
+/// `server user add` makes an account the server then logs in, with the
+/// password given on standard input; a taken name, a bad name and no
+/// password are one clear line each and a failure status.
+#[test]
+fn user_add_makes_an_account_that_logs_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("chat.db");
+    let made = user_add(&db, "Aluno1", "senha com espaços\n");
+    assert!(made.status.success(), "{made:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&made.stdout).trim(),
+        format!("created user Aluno1 in {}", db.display())
+    );
+    assert_one_clear_line(&user_add(&db, "aluno1", "x\n"), "aluno1 exists already");
+    assert_one_clear_line(&user_add(&db, "a/b", "x\n"), "not a valid user name");
+    assert_one_clear_line(&user_add(&db, "bob", ""), "no password on standard input");
+
+    let server = support::TestServer::start_on(&db, |c| c.registration_open = false);
+    let mut c = server.connect();
+    c.send("LOGIN aluno1 senha com espaços");
+    c.expect("OK LOGIN Aluno1");
+}

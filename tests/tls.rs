@@ -6,7 +6,7 @@
 //! intermediate, server and client certificates), except the RSA and SEC1
 //! keys that rcgen cannot make, which are test-only files under
 //! `tests/data/`. No test turns verification off: each client trusts a
-//! real CA or pins a real certificate (STYLE H25).
+//! real CA or pins a real certificate, as a real client would.
 
 mod support;
 

@@ -1,7 +1,8 @@
 //! `server`: parse the options, load the certificate, bind the port, turn
 //! Ctrl-C / SIGTERM into the server's shutdown signal and SIGHUP into a
 //! certificate reload, and run. `--generate-cert` instead writes a fresh
-//! self-signed certificate and key, and exits.
+//! self-signed certificate and key, and exits; `server user add <name>`
+//! creates an account in `--db` (for `--registration closed`), and exits.
 //!
 //! Everything else is in the library (`chat::server`); this file only wires
 //! the outside world to it and turns a failure into one line on stderr and
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use chat::server::{self, ServerTls, Shutdown};
 use chat::tls::{self, TlsFiles};
@@ -23,6 +24,9 @@ use chat::{Config, Error, Result};
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Options {
+    /// Instead of serving: work on the database and exit.
+    #[command(subcommand)]
+    command: Option<Tool>,
     /// Address and port to listen on (port 0 picks a free one; the log says which).
     #[arg(long, default_value = "0.0.0.0:12345")]
     addr: String,
@@ -54,7 +58,7 @@ struct Options {
     #[arg(long, requires = "generate_cert")]
     force: bool,
     /// The SQLite database; created if missing, migrated if made by the Python original.
-    #[arg(long, default_value = "chat.db")]
+    #[arg(long, default_value = "chat.db", global = true)]
     db: PathBuf,
     /// Messages of a room replayed on JOIN.
     #[arg(long, default_value_t = 50)]
@@ -130,6 +134,28 @@ struct Options {
     history_keep: usize,
 }
 
+/// The subcommands: jobs on the database that run and exit.
+#[derive(Debug, Subcommand)]
+enum Tool {
+    /// Accounts.
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+/// `server user ...`.
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Create an account. The password is asked twice without echo at a
+    /// terminal, or read as one line from standard input when piped.
+    Add {
+        /// The user name (1-32 of A-Z a-z 0-9 _ - .).
+        name: String,
+    },
+}
+
 /// `--registration`: may clients create accounts?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Registration {
@@ -190,6 +216,9 @@ fn run(options: &Options) -> Result<()> {
     if options.generate_cert {
         return generate_cert(options);
     }
+    if let Some(Tool::User { action }) = &options.command {
+        return user(action, &options.db);
+    }
     let config = options.config();
     config.validate()?;
     let files = TlsFiles {
@@ -233,6 +262,96 @@ fn generate_cert(options: &Options) -> Result<()> {
         options.cert.display()
     );
     Ok(())
+}
+
+/// `server user add <name>`: reads the password and creates the account.
+fn user(action: &UserAction, db: &std::path::Path) -> Result<()> {
+    let UserAction::Add { name } = action;
+    let password = read_password(name)?;
+    let stored = chat::accounts::add_user(db, name, &password)?;
+    let _ = writeln!(
+        std::io::stdout(),
+        "created user {stored} in {}",
+        db.display()
+    );
+    Ok(())
+}
+
+/// The new account's password: asked twice, without echo, at a terminal;
+/// one line of standard input otherwise (a script, `echo pw | server ...`).
+fn read_password(name: &str) -> Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let read_line = || -> Result<String> {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("read the password from standard input", e))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    };
+    if !stdin.is_terminal() {
+        let password = read_line()?;
+        if password.is_empty() {
+            return Err(Error::Account(
+                "no password on standard input (give one line, e.g. `echo PASSWORD | server user add NAME`)".into(),
+            ));
+        }
+        return Ok(password);
+    }
+    let ask = |prompt: &str| -> Result<String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let _quiet = EchoOff::new();
+        let answer = read_line();
+        eprintln!();
+        answer
+    };
+    let first = ask(&format!("password for {name}: "))?;
+    let second = ask("the same password again: ")?;
+    if first != second {
+        return Err(Error::Account(
+            "the two passwords differ; nothing was created".into(),
+        ));
+    }
+    Ok(first)
+}
+
+/// Turns the terminal's echo off while it lives, so that a password typed
+/// at the prompt is not shown; the old settings come back when it drops.
+struct EchoOff {
+    /// The settings to restore (Unix only; elsewhere echo stays on).
+    #[cfg(unix)]
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl EchoOff {
+    /// Turns echo off if standard input is a terminal.
+    fn new() -> EchoOff {
+        #[cfg(unix)]
+        {
+            use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+            let saved = tcgetattr(std::io::stdin()).ok();
+            if let Some(saved) = &saved {
+                let mut quiet = saved.clone();
+                quiet.local_flags.remove(LocalFlags::ECHO);
+                let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &quiet);
+            }
+            EchoOff { saved }
+        }
+        #[cfg(not(unix))]
+        EchoOff {}
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(saved) = &self.saved {
+            use nix::sys::termios::{tcsetattr, SetArg};
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
+        }
+    }
 }
 
 /// Turns SIGINT (Ctrl-C) and SIGTERM into the server's shutdown signal, and

@@ -8,7 +8,7 @@
 //! same `ClientConnection` decrypts what arrives and encrypts what leaves,
 //! and its maintainers say plainly that it is not full-duplex (rustls#288).
 //! The server splits reading and writing into two threads and locks only
-//! the in-memory TLS steps (STYLE H9). The client has a simpler option,
+//! the in-memory TLS steps. The client has a simpler option,
 //! which rustls's own simple examples and ureq use: **one thread owns the
 //! connection and the socket, and nobody else touches either.** It loops:
 //!
@@ -20,8 +20,8 @@
 //! The cost is latency: a line typed while the thread waits in step 3 leaves
 //! at most 50 ms later, which nobody notices in a chat, and an idle client
 //! wakes 20 times a second, which costs nothing measurable. In exchange
-//! there is no lock, no risk of holding one across a blocking read (STYLE
-//! P1), and records leave in the order they were sealed.
+//! there is no lock, so no risk of holding one across a blocking read (which
+//! would stall every other user of the lock until the peer spoke), and records leave in the order they were sealed.
 //!
 //! # Keeping an idle connection alive
 //!

@@ -6,8 +6,9 @@
 //! menu is printed would land in the middle of it. So the other threads
 //! only *send* [`Event`]s into one channel, and this loop, alone, feeds them
 //! to the [`Menu`] and carries out its [`Action`]s: it prints, it sends
-//! protocol lines to the network thread, it ends the session (STYLE H26,
-//! after ripgrep, which serialises all its output in one place).
+//! protocol lines to the network thread, it ends the session. One printer
+//! for all output is what keeps it whole, as in tools like ripgrep that
+//! serialise all their output in one place.
 //!
 //! Every line is made safe for the terminal here, at the last step before
 //! it is written ([`sanitize`]), so no path (a chat message, a name, a

@@ -32,6 +32,7 @@
 //! exits, and [`DbThread::join`] returns. A graceful stop therefore loses
 //! nothing, not even history appended a moment before.
 
+mod offline;
 mod schema;
 mod thread;
 
@@ -46,6 +47,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::error::{Error, Result};
 use crate::oneshot;
 
+pub use offline::{insert_user, user_exists};
 pub use schema::SCHEMA_VERSION;
 
 /// How many requests may wait for the DB thread before callers block.

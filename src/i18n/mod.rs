@@ -1,7 +1,7 @@
 //! Every sentence the terminal client shows, in one catalog, in English and
 //! Brazilian Portuguese.
 //!
-//! The rule (STYLE H27): no user-facing text is written inline anywhere
+//! The rule: no user-facing text is written inline anywhere
 //! else. Code that wants to say something builds a [`Msg`], a value that
 //! names *what* to say and carries the data to say it with (a room name, a
 //! user, a TLS version). [`Msg::render`] turns it into text for a

@@ -37,7 +37,8 @@
 //! day and warns from 30 days before the end. It sleeps in
 //! `recv_timeout(24 h)` on a channel whose sender the server drops at
 //! shutdown: a disconnected channel wakes it at once, so shutdown never
-//! waits a day (STYLE H11: closing a channel carries the signal).
+//! waits a day: closing a channel is itself the signal, and no flag needs
+//! polling.
 
 use std::sync::{Arc, RwLock};
 use std::thread::{self, JoinHandle};
