@@ -18,17 +18,22 @@
 //! | other C0 (`U+0000`–`U+001F`) | caret notation: ESC → `^[`, BEL → `^G`, CR → `^M` |
 //! | DEL (`U+007F`) | `^?` |
 //! | C1 (`U+0080`–`U+009F`) | U+FFFD `�` |
+//! | bidi overrides, embeddings, isolates (`U+202A`–`U+202E`, `U+2066`–`U+2069`), line and paragraph separators (`U+2028`, `U+2029`) | U+FFFD `�` |
 //!
+//! The last row is not about the terminal's commands but about what a reader
+//! sees: a right-to-left override turns the rest of a line around, so that
+//! `[bob@sala]: hi` can be made to look like somebody else said something
+//! else, and a line separator starts a line that looks like the server's.
 //! Everything else, including all printable Unicode, is kept as it is.
 
-use crate::protocol::text::is_control;
+use crate::protocol::text::{is_control, is_reordering};
 
 /// The replacement character printed for a C1 control.
 const REPLACEMENT: char = '\u{FFFD}';
 
 /// Returns `text` with every control character replaced by a visible
 /// placeholder (see the module doc). A pure function: the result never
-/// contains a control character.
+/// contains a control character, nor one that reorders or breaks the line.
 ///
 /// ```
 /// use chat::client::sanitize::sanitize;
@@ -46,7 +51,7 @@ pub fn sanitize(text: &str) -> String {
                 safe.push('^');
                 safe.push(char::from(c as u8 + 0x40));
             }
-            c if is_control(c) => safe.push(REPLACEMENT),
+            c if is_control(c) || is_reordering(c) => safe.push(REPLACEMENT),
             c => safe.push(c),
         }
     }
@@ -56,6 +61,17 @@ pub fn sanitize(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Characters that reorder or break a line are shown as U+FFFD, so a
+    /// right-to-left override cannot turn the rest of the line around.
+    #[test]
+    fn reordering_is_shown_not_obeyed() {
+        assert_eq!(
+            sanitize("a\u{202e}b\u{2066}c\u{2028}d"),
+            "a\u{fffd}b\u{fffd}c\u{fffd}d"
+        );
+        assert_eq!(sanitize("\u{200f}ok"), "\u{200f}ok");
+    }
 
     /// A screen-clearing ESC sequence is shown, not obeyed.
     #[test]
