@@ -96,6 +96,24 @@ pub enum ReadEnd {
     Closed,
 }
 
+/// A client TLS session for `target` that never refuses plaintext.
+///
+/// rustls caps what a session buffers (64 KiB of records not yet written to
+/// the socket, by default) and past the cap `writer().write` takes *part* of
+/// what it is given. A sender flat out against a busy server reaches the
+/// cap whenever its socket is full: a line would then leave cut in two,
+/// its head glued to the next line, and the server would rightly answer
+/// `ERR LINE_TOO_LONG` for two messages the generator believes it sent
+/// whole. Every scenario already bounds what a connection has in flight
+/// (a sender's window of messages not yet echoed), so the session need not
+/// bound it a second time, and must not cut a line.
+fn client_session(target: &Target) -> Result<ClientConnection> {
+    let mut tls = ClientConnection::new(target.tls.clone(), target.server_name.clone())
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    tls.set_buffer_limit(None);
+    Ok(tls)
+}
+
 impl Conn {
     /// Starts a non-blocking connect and registers it; the TLS handshake
     /// starts as soon as the socket becomes writable.
@@ -123,8 +141,7 @@ impl Conn {
         registry
             .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| Error::io("register a socket", e))?;
-        let tls = ClientConnection::new(target.tls.clone(), target.server_name.clone())
-            .map_err(|e| Error::Tls(e.to_string()))?;
+        let tls = client_session(target)?;
         Ok(Conn {
             socket,
             tls,
@@ -142,8 +159,9 @@ impl Conn {
         self.line.clear();
         self.line.extend_from_slice(line.as_bytes());
         self.line.push(b'\n');
-        // Writing into rustls only buffers; it cannot fail for a client
-        // connection that is still open.
+        // Writing into rustls only buffers, and without a buffer limit (see
+        // `client_session`) it takes the whole line; it fails only on a
+        // connection that is already closed, whose lines go nowhere anyway.
         let _ = self.tls.writer().write_all(&self.line);
     }
 
@@ -318,5 +336,29 @@ mod tests {
         let used = for_each_line(b"MSG a\r\nPONG\nHAL", |l| seen.push(l.to_owned()));
         assert_eq!(seen, ["MSG a", "PONG"]);
         assert_eq!(used, 12);
+    }
+
+    /// A session whose socket takes nothing (here: before its handshake
+    /// has even started) still accepts every line whole, however many are
+    /// waiting: no line can be cut in two when the socket is full.
+    #[test]
+    fn a_full_socket_never_cuts_a_line() {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        roots.add(ca.cert.der().clone()).unwrap();
+        let tls = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let target = Target {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            tls: Arc::new(tls),
+            server_name: ServerName::try_from("localhost").unwrap(),
+        };
+        let mut session = client_session(&target).unwrap();
+        let line = [b'x'; 3000];
+        for n in 0..100 {
+            let taken = session.writer().write(&line).unwrap();
+            assert_eq!(taken, line.len(), "line {n} was cut");
+        }
     }
 }
