@@ -283,7 +283,11 @@ fn join_leave_spam_is_charged_to_the_message_bucket() {
         .iter()
         .filter(|l| *l == "LEFT sala spammer leave")
         .count();
-    assert_eq!((joined, left), (joins, leaves), "the watcher heard {heard:?}");
+    assert_eq!(
+        (joined, left),
+        (joins, leaves),
+        "the watcher heard {heard:?}"
+    );
     assert_eq!(heard.len(), joined + left, "{heard:?}");
 }
 

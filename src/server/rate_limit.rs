@@ -192,7 +192,8 @@ impl<K: Hash + Eq + Clone> AttemptLimit<K> {
         }
         let record = keys.entry(key.clone()).or_default();
         record.expire(now);
-        if record.blocked_until.is_some() || record.failures.len() + record.in_progress >= self.limit
+        if record.blocked_until.is_some()
+            || record.failures.len() + record.in_progress >= self.limit
         {
             return None;
         }
@@ -379,7 +380,9 @@ mod tests {
         let f = AttemptLimit::new(5);
         for i in 0..20 {
             let now = t0 + Duration::from_secs(15 * i);
-            let a = f.begin("alice", now).unwrap_or_else(|| panic!("attempt {i}"));
+            let a = f
+                .begin("alice", now)
+                .unwrap_or_else(|| panic!("attempt {i}"));
             assert!(!a.failed(now), "failure {i}");
         }
     }
@@ -403,7 +406,9 @@ mod tests {
     fn stale_keys_are_swept() {
         let t0 = Instant::now();
         let f = AttemptLimit::new(5);
-        f.begin("ok".to_string(), t0).expect("admitted").succeeded(t0);
+        f.begin("ok".to_string(), t0)
+            .expect("admitted")
+            .succeeded(t0);
         drop(f.begin("gone".to_string(), t0));
         assert_eq!(f.tracked(), 0, "nothing to remember");
         for i in 0..=SWEEP_ABOVE {
@@ -411,7 +416,10 @@ mod tests {
         }
         let held = f.begin("held".to_string(), t0).expect("admitted");
         let later = t0 + FAILURE_WINDOW + ms(1);
-        let _ = f.begin("fresh".to_string(), later).expect("admitted").failed(later);
+        let _ = f
+            .begin("fresh".to_string(), later)
+            .expect("admitted")
+            .failed(later);
         assert_eq!(f.tracked(), 2, "the one in progress and the fresh one");
         held.succeeded(later);
         assert_eq!(f.tracked(), 1);
