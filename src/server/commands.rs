@@ -159,6 +159,7 @@ impl Session {
                     }
                 }
             }
+            // A too-long or non-UTF-8 line is a line too.
             _ if !self.line_allowed() => Flow::Continue,
             LineEvent::TooLong => {
                 self.err(
