@@ -21,8 +21,9 @@
 //! `DM`, `JOIN`, `LEAVE`, `CREATE`) also cost a token of the message bucket
 //! (`--msg-burst`, `--msg-rate`). The commands that cost a password hash are
 //! limited before the hash, never after it: `REGISTER` by a server-wide
-//! bucket, `LOGIN` and a private room's password by the number of failed
-//! *and in-progress* attempts per name (see `rate_limit.rs`).
+//! bucket; `LOGIN` by the failed *and in-progress* attempts per user name,
+//! and a private room's password by the same count per user and room (see
+//! `rate_limit.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
