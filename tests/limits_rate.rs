@@ -116,6 +116,61 @@ fn measure_200_parallel_wrong_logins() {
     );
 }
 
+/// Sends `lines` in lock-step batches of `batch` lines for `seconds`,
+/// reading every reply, and returns the replies and the time taken.
+fn pipeline_for(
+    c: &mut TestClient,
+    seconds: f64,
+    batch: usize,
+    line: impl Fn(usize) -> String,
+) -> (Vec<String>, f64) {
+    let started = Instant::now();
+    let mut replies = Vec::new();
+    let mut n = 0;
+    while started.elapsed().as_secs_f64() < seconds {
+        let lines: String = (n..n + batch).map(|i| line(i) + "\n").collect();
+        n += batch;
+        c.send_raw(lines.as_bytes());
+        replies.extend((0..batch).map(|_| c.line()));
+    }
+    (replies, started.elapsed().as_secs_f64())
+}
+
+/// The figures for the reliability notes: how many `JOIN`/`LEAVE` one
+/// connection gets run per second, with the default limits, and how many
+/// wrong passwords of one private room one user gets checked (real
+/// argon2). Run with
+/// `cargo test --test limits_rate measure_spam -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_spam_of_join_leave_and_room_passwords() {
+    let server = TestServer::start_with(|c| c.history = 0);
+    let mut spammer = server.user_in("spammer", "sala");
+    let (replies, secs) = pipeline_for(&mut spammer, 3.0, 100, |i| {
+        if i % 2 == 0 { "LEAVE" } else { "JOIN sala" }.to_string()
+    });
+    let run = replies.iter().filter(|r| r.starts_with("OK ")).count();
+    println!(
+        "JOIN/LEAVE from one connection: {run} run of {} sent in {secs:.1} s: {:.0} a second",
+        replies.len(),
+        run as f64 / secs
+    );
+
+    let server = server_with_private_rooms(|c| c.fast_hash = false);
+    let mut eve = server.user("eve");
+    let (replies, secs) = pipeline_for(&mut eve, 3.0, 4, |i| format!("JOIN vault guess{i}"));
+    let checked = replies
+        .iter()
+        .filter(|r| code(r) == "BAD_ROOM_PASSWORD")
+        .count();
+    println!(
+        "wrong passwords of one room from one user: {checked} checked (argon2 runs) \
+         of {} sent in {secs:.1} s: {:.1} a second",
+        replies.len(),
+        checked as f64 / secs
+    );
+}
+
 /// A logged-in user in a server where `vault` is private (password
 /// `sesame`) and `lab` is private (password `open up`).
 fn server_with_private_rooms(adjust: impl FnOnce(&mut chat::Config)) -> TestServer {
