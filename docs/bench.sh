@@ -48,6 +48,8 @@ start_server() {
     stop_server
     rm -f "$DB_DIR"/bench.db*
     local options=(--fast-hash --msg-rate 1000000 --msg-burst 1000000
+        --line-rate 1000000 --line-burst 1000000
+        --register-rate 1000000 --register-burst 1000000
         --queue-lines 65536 --max-connections 20000 --history 0)
     if [ "${1:-}" = real ]; then
         options=()

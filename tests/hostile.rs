@@ -290,6 +290,10 @@ const FLOOD_OPTIONS: &[&str] = &[
     "100000",
     "--msg-rate",
     "100000",
+    "--line-burst",
+    "100000",
+    "--line-rate",
+    "100000",
 ];
 
 /// Three members of `sala`: a talker, a reader, and a sleeper whose small

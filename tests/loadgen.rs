@@ -28,6 +28,10 @@ fn fanout(
     let server = support::TestServer::start_with(|c| {
         c.msg_rate = rate;
         c.msg_burst = burst;
+        // Every line costs a token of the line bucket too: never the
+        // tighter of the two here.
+        c.line_rate = c.line_rate.max(rate);
+        c.line_burst = c.line_burst.max(burst);
         adjust(c);
     });
     loadgen::fanout::run(&target(&server), cfg).expect("fanout runs")
@@ -148,7 +152,12 @@ fn capacity_holds_every_connection() {
 /// The login loop completes cycles without errors.
 #[test]
 fn logins_complete_without_errors() {
-    let server = support::TestServer::start();
+    // Each cycle registers a new account: far more than the server-wide
+    // registration limit allows by default.
+    let server = support::TestServer::start_with(|c| {
+        c.register_burst = 1_000_000;
+        c.register_rate = 1_000_000;
+    });
     let cfg = LoginsConfig {
         connectors: 8,
         duration: Duration::from_secs(1),

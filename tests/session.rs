@@ -286,7 +286,8 @@ fn dm_no_such_user() {
 #[test]
 fn say_rate_limit() {
     let server = TestServer::start_with(|c| {
-        c.msg_burst = 3;
+        // CREATE and JOIN take two of these; three are left for SAY/DM.
+        c.msg_burst = 5;
         c.msg_rate = 1;
     });
     let mut c = server.user_in("alice", "sala");
@@ -413,6 +414,8 @@ fn shutdown_says_bye_to_everyone() {
     let mut server = TestServer::start_with(|c| {
         c.msg_burst = 1000;
         c.msg_rate = 1000;
+        c.line_burst = 1000;
+        c.line_rate = 1000;
     });
     let mut alice = server.user_in("alice", "sala");
     let mut anon = server.connect();
@@ -450,6 +453,8 @@ fn slow_consumer_is_dropped() {
         c.history = 0;
         c.msg_burst = 100_000;
         c.msg_rate = 100_000;
+        c.line_burst = 100_000;
+        c.line_rate = 100_000;
     });
     let mut talker = server.user_in("talker", "sala");
     let mut reader = server.user_in("reader", "sala");

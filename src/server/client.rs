@@ -193,6 +193,37 @@ impl Client {
     pub fn current_room(&self) -> Option<Arc<Room>> {
         super::sync::lock(&self.room).clone()
     }
+
+    /// Has the peer hung up? True once it has closed its end of the
+    /// connection (a FIN, with or without a TLS `close_notify` before it),
+    /// or the connection was reset. Asks the kernel without reading or
+    /// waiting (a throwaway epoll set, `EPOLLRDHUP`, a zero timeout), so
+    /// bytes not yet read stay for the reader. A peer that hung up gets no
+    /// new session: its reader would end it as soon as it reads the end of
+    /// the stream.
+    pub fn peer_has_left(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+            let hung_up = EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
+            let check = || -> nix::Result<bool> {
+                let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+                epoll.add(&*self.socket, EpollEvent::new(EpollFlags::EPOLLRDHUP, 0))?;
+                let mut events = [EpollEvent::empty()];
+                let ready = epoll.wait(&mut events, EpollTimeout::ZERO)?;
+                Ok(ready > 0 && events[0].events().intersects(hung_up))
+            };
+            check().unwrap_or_else(|e| {
+                log::debug!("conn {}: cannot ask whether the peer left: {e}", self.id);
+                false
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            // Elsewhere the hang-up is seen by the reader, after the login.
+            false
+        }
+    }
 }
 
 /// The human text of each `BYE`, in one place.

@@ -8,10 +8,22 @@
 //! else needs: the hub's locks are only taken inside the `Hub` methods, for
 //! in-memory steps.
 //!
-//! The three kinds of failure (STYLE H17) are decided here: a client
-//! mistake is an `ERR` and the connection goes on; a database failure is
+//! The three kinds of failure are decided here: a client mistake is an
+//! `ERR` and the connection goes on; a database failure is
 //! `ERR SERVER_ERROR`, logged, and nothing half-done remains; a broken
 //! connection is not a command's business (the reader loop ends).
+//!
+//! # What a connection may spend
+//!
+//! Every line costs a token of the connection's line bucket
+//! (`--line-burst`, `--line-rate`), whatever it is; `QUIT` alone is always
+//! run. The commands that make the server talk to other people (`SAY`,
+//! `DM`, `JOIN`, `LEAVE`, `CREATE`) also cost a token of the message bucket
+//! (`--msg-burst`, `--msg-rate`). The commands that cost a password hash are
+//! limited before the hash, never after it: `REGISTER` by a server-wide
+//! bucket; `LOGIN` by the failed *and in-progress* attempts per user name,
+//! and a private room's password by the same count per user and room (see
+//! `rate_limit.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +31,7 @@ use std::time::Instant;
 use crate::auth::Verdict;
 use crate::db::DbError;
 use crate::protocol::command::{BAD_CREDENTIALS_TEXT, NO_SUCH_ROOM_TEXT, NO_SUCH_USER_TEXT};
+use crate::protocol::text::is_valid_password;
 use crate::protocol::{
     ByeReason, Command, ErrCode, LeftReason, LineEvent, Name, ServerLine, Timestamp,
     PROTOCOL_VERSION,
@@ -43,9 +56,12 @@ pub enum Flow {
 pub struct Session {
     /// The shared handle (outbox, membership, user name).
     pub client: Arc<Client>,
-    /// `SAY`/`DM` rate limit of this connection; owned by this thread alone,
-    /// so it needs no lock.
+    /// `SAY`/`DM`/`JOIN`/`LEAVE`/`CREATE` rate limit of this connection;
+    /// owned by this thread alone, so it needs no lock.
     bucket: TokenBucket,
+    /// Every line's rate limit of this connection; owned by this thread
+    /// alone, like `bucket`.
+    lines: TokenBucket,
 }
 
 /// The `HELP` text, one `INFO` line each.
@@ -68,12 +84,13 @@ const HELP: &[&str] = &[
 impl Session {
     /// A session for a connection that has just completed its handshake.
     pub fn new(client: Arc<Client>, state: &State) -> Self {
-        let bucket = TokenBucket::new(
-            state.config.msg_burst,
-            state.config.msg_rate,
-            Instant::now(),
-        );
-        Session { client, bucket }
+        let now = Instant::now();
+        let config = &state.config;
+        Session {
+            client,
+            bucket: TokenBucket::new(config.msg_burst, config.msg_rate, now),
+            lines: TokenBucket::new(config.line_burst, config.line_rate, now),
+        }
     }
 
     /// Is this connection logged in?
@@ -121,8 +138,30 @@ impl Session {
     }
 
     /// Handles one event of the line splitter.
+    ///
+    /// Each event is one line from the client and costs a token of the line
+    /// bucket first: a too-long line, a line that is not UTF-8, an empty or
+    /// malformed line included, since each costs the server a reply. Over
+    /// the limit the line is not run and gets `ERR RATE_LIMITED` instead of
+    /// its own reply. `QUIT` alone is run whatever the bucket holds: ending
+    /// the connection is what we want from a client that sends too much.
     pub fn handle(&mut self, state: &State, event: LineEvent) -> Flow {
         match event {
+            LineEvent::Line(line) => {
+                let parsed = Command::parse(&line);
+                if !matches!(parsed, Ok(Command::Quit)) && !self.line_allowed() {
+                    return Flow::Continue;
+                }
+                match parsed {
+                    Ok(command) => self.dispatch(state, command),
+                    Err(e) => {
+                        self.err(e.code, e.message);
+                        Flow::Continue
+                    }
+                }
+            }
+            // A too-long or non-UTF-8 line is a line too.
+            _ if !self.line_allowed() => Flow::Continue,
             LineEvent::TooLong => {
                 self.err(
                     ErrCode::LineTooLong,
@@ -140,17 +179,22 @@ impl Session {
                 );
                 Flow::Continue
             }
-            LineEvent::Line(line) => match Command::parse(&line) {
-                Ok(command) => self.dispatch(state, command),
-                Err(e) => {
-                    self.err(e.code, e.message);
-                    Flow::Continue
-                }
-            },
         }
     }
 
-    /// Runs one parsed command: the one `match` over the protocol (H5).
+    /// Takes a token of the line bucket, or answers `RATE_LIMITED`.
+    fn line_allowed(&mut self) -> bool {
+        if self.lines.try_take(Instant::now()) {
+            return true;
+        }
+        self.err(
+            ErrCode::RateLimited,
+            "Too many lines; that one was not run. Slow down.",
+        );
+        false
+    }
+
+    /// Runs one parsed command: the one `match` over the protocol.
     fn dispatch(&mut self, state: &State, command: Command) -> Flow {
         let needs_login = !matches!(
             command,
@@ -171,12 +215,24 @@ impl Session {
             Command::Register { user, password } => self.register(state, &user, &password),
             Command::Login { user, password } => self.login(state, &user, &password),
             Command::Rooms => self.rooms(state),
-            Command::Create { room, password } => self.create(state, &room, password.as_deref()),
-            Command::Join { room, password } => self.join(state, &room, password.as_deref()),
-            Command::Leave => match state.hub.leave(&self.client, LeftReason::Leave) {
-                Some(room) => self.ok("LEAVE", room.to_string()),
-                None => self.err(ErrCode::NotInRoom, "You are not in a room."),
-            },
+            // Charged to the message bucket whatever their outcome: each
+            // may be broadcast to a whole room (or, for CREATE, write to
+            // the database), like a SAY.
+            Command::Create { room, password } => {
+                if self.within_rate() {
+                    self.create(state, &room, password.as_deref());
+                }
+            }
+            Command::Join { room, password } => {
+                if self.within_rate() {
+                    self.join(state, &room, password.as_deref());
+                }
+            }
+            Command::Leave => {
+                if self.within_rate() {
+                    self.leave(state);
+                }
+            }
             Command::Say { text } => self.say(state, text),
             Command::Who => match state.hub.who(&self.client) {
                 Some(members) => {
@@ -206,9 +262,33 @@ impl Session {
         Flow::Continue
     }
 
-    /// `REGISTER <user> <password>`: hash here (this thread, no lock held),
+    /// `REGISTER <user> <password>`: hash (this thread waits, no lock held),
     /// then wait for the database to commit before saying OK.
+    ///
+    /// The syntax was checked by the parser (`BAD_ARGS`, `BAD_NAME`,
+    /// `BAD_PASSWORD` first, as for every command); then, before any hash,
+    /// `REGISTRATION_CLOSED` if registration is closed, and `RATE_LIMITED`
+    /// if the server-wide registration bucket is empty. `USER_EXISTS` comes
+    /// last: the database decides it, after the hash.
     fn register(&self, state: &State, user: &Name, password: &str) {
+        if !state.config.registration_open {
+            self.err(
+                ErrCode::RegistrationClosed,
+                "This server does not take new accounts; ask its operator for one.",
+            );
+            return;
+        }
+        if !state.registrations.try_take(Instant::now()) {
+            log::debug!(
+                "conn {}: registration refused: the server-wide limit is reached",
+                self.client.id
+            );
+            self.err(
+                ErrCode::RateLimited,
+                "Too many new accounts at once on this server; try again in a few seconds.",
+            );
+            return;
+        }
         let hash = match state.hasher.hash(password) {
             Ok(h) => h,
             Err(e) => {
@@ -233,6 +313,17 @@ impl Session {
     /// `LOGIN <user> <password>`. Every failure is the same line after the
     /// same work (one argon2 verification), whether the user exists or not,
     /// so a guesser learns nothing about which names are registered.
+    ///
+    /// The attempt takes a place in the name's limit *before* the hash and
+    /// keeps it until the verdict is recorded, so parallel guesses of one
+    /// name cannot pass `--login-failures`: the ones beyond it are refused
+    /// at once, unhashed. A verdict is recorded even if the connection
+    /// closed meanwhile (a guesser who sends and hangs up still spends a
+    /// guess).
+    ///
+    /// A connection that closed while its password was being checked (its
+    /// peer hung up, or the server closed it) is not logged in: it would
+    /// end the user's live session for a client that is already gone.
     fn login(&self, state: &State, user: &Name, password: &str) {
         if self.logged_in() {
             self.err(
@@ -241,14 +332,15 @@ impl Session {
             );
             return;
         }
-        let key = user.key();
-        if state.failed_logins().is_blocked(&key, Instant::now()) {
+        let Some(attempt) = state.login_attempts.begin(user.key(), Instant::now()) else {
             self.err(
                 ErrCode::RateLimited,
                 "Too many failed logins for this name; wait a minute.",
             );
             return;
-        }
+        };
+        // From here, a return without a verdict (a database error) drops
+        // `attempt`, which gives its place back uncounted.
         let record = match state.db.user(user.as_str()) {
             Ok(r) => r,
             Err(e) => return self.server_error("login lookup", &e),
@@ -259,7 +351,7 @@ impl Session {
         let record = match (verdict, record) {
             (Verdict::Ok | Verdict::OkLegacy, Some(record)) => record,
             _ => {
-                if state.failed_logins().record_failure(&key, Instant::now()) {
+                if attempt.failed(Instant::now()) {
                     log::warn!("too many failed logins for {user}: refusing it for a minute");
                 }
                 log::info!(
@@ -271,7 +363,16 @@ impl Session {
                 return;
             }
         };
-        state.failed_logins().record_success(&key);
+        if self.client.closing().is_some() || self.client.peer_has_left() {
+            attempt.succeeded(Instant::now());
+            log::info!(
+                "conn {} ({}): closed while its login as {user} was checked; not logging in",
+                self.client.id,
+                self.client.peer
+            );
+            self.client.close(Closing::Silent);
+            return;
+        }
         if verdict == Verdict::OkLegacy {
             // A password from the Python original (unsalted SHA-256): now
             // that we know it, store it as argon2id. A failure here is not
@@ -295,6 +396,9 @@ impl Session {
             rest: name.to_string(),
         };
         state.hub.login(&self.client, &welcome);
+        // Ended once the session is made (or refused, above): until then a
+        // parallel attempt for this name still finds this one in progress.
+        attempt.succeeded(Instant::now());
         log::info!(
             "conn {} ({}): logged in as {name}",
             self.client.id,
@@ -415,8 +519,22 @@ impl Session {
         }
     }
 
+    /// `LEAVE`.
+    fn leave(&self, state: &State) {
+        match state.hub.leave(&self.client, LeftReason::Leave) {
+            Some(room) => self.ok("LEAVE", room.to_string()),
+            None => self.err(ErrCode::NotInRoom, "You are not in a room."),
+        }
+    }
+
     /// `JOIN <room> [<password>]`. The password is verified before any lock
     /// is taken: hashing takes milliseconds, and nobody may wait for it.
+    ///
+    /// A private room's password costs an argon2 run, so it is limited like
+    /// `LOGIN`: `--room-password-failures` per user per room per minute,
+    /// attempts in progress counted. A missing password, or one that breaks
+    /// the password rules (no room can have it), is `BAD_ROOM_PASSWORD` at
+    /// once: no hash, and not counted, since it is no guess.
     fn join(&self, state: &State, room: &Name, password: Option<&str>) {
         let Some(target) = state.hub.room(&room.key()) else {
             self.err(ErrCode::NoSuchRoom, NO_SUCH_ROOM_TEXT);
@@ -431,16 +549,37 @@ impl Session {
             return;
         }
         if let Some(hash) = target.password_hash() {
-            let verdict = password.map_or(Verdict::Bad, |p| state.hasher.verify(p, Some(&hash)));
+            let Some(password) = password.filter(|p| is_valid_password(p)) else {
+                self.err(ErrCode::BadRoomPassword, "Wrong or missing room password.");
+                return;
+            };
+            let user = self.client.user().map(Name::key).unwrap_or_default();
+            let key = (user, target.name.key());
+            let Some(attempt) = state.room_password_attempts.begin(key, Instant::now()) else {
+                self.err(
+                    ErrCode::RateLimited,
+                    "Too many wrong passwords for this room; wait a minute.",
+                );
+                return;
+            };
+            let verdict = state.hasher.verify(password, Some(&hash));
             if verdict == Verdict::Bad {
+                if attempt.failed(Instant::now()) {
+                    log::warn!(
+                        "too many wrong passwords for room {} from {}: refusing them for a minute",
+                        target.name,
+                        self.client.display_name()
+                    );
+                }
                 self.err(ErrCode::BadRoomPassword, "Wrong or missing room password.");
                 return;
             }
+            attempt.succeeded(Instant::now());
             if verdict == Verdict::OkLegacy {
                 // A room password from the Python original (unsalted
                 // SHA-256): store it as argon2id now that we know it, as
                 // LOGIN does for accounts.
-                self.upgrade_room_hash(state, &target, password.unwrap_or_default());
+                self.upgrade_room_hash(state, &target, password);
             }
         }
         match state.hub.join(&self.client, &target) {
@@ -479,7 +618,8 @@ impl Session {
         }
     }
 
-    /// Takes a token for `SAY`/`DM`, or answers `RATE_LIMITED`.
+    /// Takes a token of the message bucket (`SAY`, `DM`, `JOIN`, `LEAVE`,
+    /// `CREATE`), or answers `RATE_LIMITED`.
     fn within_rate(&mut self) -> bool {
         if self.bucket.try_take(Instant::now()) {
             return true;

@@ -44,9 +44,9 @@ pub use shutdown::Shutdown;
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
 
@@ -56,7 +56,7 @@ use crate::db::{self, Db};
 use crate::error::{Error, Result};
 use crate::protocol::ByeReason;
 
-use rate_limit::FailedLogins;
+use rate_limit::{AttemptLimit, SharedBucket};
 
 // Thread stacks. Rust's default for spawned threads is 2 MiB; with 10,000
 // clients that is gigabytes of reserved address space for code that needs
@@ -103,8 +103,13 @@ pub(crate) struct State {
     pub(crate) db: Db,
     /// Password hashing, run on the connection threads.
     pub(crate) hasher: Hasher,
-    /// Failed logins per user name. A short lock around a map update.
-    pub(crate) failed_logins: Mutex<FailedLogins>,
+    /// `LOGIN` attempts per user name (its key), failed or in progress.
+    pub(crate) login_attempts: AttemptLimit<String>,
+    /// Private-room password attempts per (user key, room key), failed or
+    /// in progress.
+    pub(crate) room_password_attempts: AttemptLimit<(String, String)>,
+    /// `REGISTER`s, server-wide: each costs a password hash.
+    pub(crate) registrations: SharedBucket,
     /// The TLS config: each connection clones the current one before its
     /// handshake; a reload swaps it for new connections (`reload.rs`).
     pub(crate) tls: ServerTls,
@@ -118,13 +123,6 @@ pub(crate) struct State {
     /// `--max-connections`, lowered if the operating system's limits allow
     /// fewer (see `capacity`).
     max_connections: usize,
-}
-
-impl State {
-    /// Takes the failed-logins lock.
-    pub(crate) fn failed_logins(&self) -> MutexGuard<'_, FailedLogins> {
-        sync::lock(&self.failed_logins)
-    }
 }
 
 /// A count of live connection threads that one can wait on.
@@ -238,7 +236,13 @@ pub fn run_with(
         .map_err(|e| Error::io("read the listener's address", e))?;
     let state = Arc::new(State {
         hub: hub::Hub::new(config.history, rooms),
-        failed_logins: Mutex::new(FailedLogins::new(config.login_failures)),
+        login_attempts: AttemptLimit::new(config.login_failures),
+        room_password_attempts: AttemptLimit::new(config.room_password_failures),
+        registrations: SharedBucket::new(
+            config.register_burst,
+            config.register_rate,
+            Instant::now(),
+        ),
         config,
         db,
         hasher,
