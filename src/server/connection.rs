@@ -425,7 +425,7 @@ fn read_loop(
         // deadline, in whole seconds while more than a second is left: a
         // busy client then costs a system call at most once a second, not
         // one per read.
-        if armed.map_or(true, |armed| armed > left) {
+        if armed.is_none_or(|armed| armed > left) {
             let timeout = if left > Duration::from_secs(1) {
                 Duration::from_secs(left.as_secs())
             } else {
