@@ -366,20 +366,18 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
         let over_limit = before >= max;
         log::info!("conn {id}: connection from {peer}");
         let thread_state = state.clone();
+        let admitted = connection::Admitted {
+            over_limit,
+            slot,
+            handshake: permit,
+        };
         // The handshake gets a thread of its own, which ends when it has
         // started the connection's reader and writer (`connection.rs` says
         // why).
         let spawned = thread::Builder::new()
             .name(format!("conn-{id}-tls"))
             .stack_size(HANDSHAKE_STACK)
-            .spawn(move || {
-                let limits = connection::Admitted {
-                    over_limit,
-                    slot,
-                    handshake: permit,
-                };
-                connection::handshake(thread_state, socket, peer, id, limits);
-            });
+            .spawn(move || connection::handshake(thread_state, socket, peer, id, admitted));
         if let Err(e) = spawned {
             // The closure (with the socket, the slot and the handshake
             // place) was dropped: the client's TCP connection closes and
