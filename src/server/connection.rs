@@ -421,10 +421,10 @@ fn read_loop(
         }
         // A read that wakes early costs one more turn of this loop (which
         // arms what is left); one that wakes late breaks the limit. So the
-        // timeout is armed only when the armed one would end after the
-        // deadline, in whole seconds while more than a second is left: a
-        // busy client then costs a system call at most once a second, not
-        // one per read.
+        // timeout is armed after a read timed out, or when the armed one
+        // would end after the deadline, and in whole seconds while more
+        // than a second is left: a busy client then costs a system call at
+        // most once a second, not one per read.
         if armed.is_none_or(|armed| armed > left) {
             let timeout = if left > Duration::from_secs(1) {
                 Duration::from_secs(left.as_secs())
@@ -448,7 +448,12 @@ fn read_loop(
             }
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) if tls::is_timeout(&e) => continue, // the deadline check above decides
+            Err(e) if tls::is_timeout(&e) => {
+                // Early or on time: the deadline check above decides, and
+                // arms what is left.
+                armed = None;
+                continue;
+            }
             Err(e) => {
                 log::debug!("conn {id}: read failed: {e}");
                 return;
