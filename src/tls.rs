@@ -514,12 +514,12 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>> {
 /// rustls's `complete_io` would be shorter, but it keeps reading for as
 /// long as bytes keep coming, so a deadline checked between its calls is
 /// not a deadline: a ClientHello dribbled one byte at a time kept a socket
-/// open for minutes. So this drives the handshake one system call at a
-/// time (`write_tls`, `read_tls`, `process_new_packets`, the loop
-/// `complete_io` runs), and before each blocking call sets the socket's
-/// timeout to the time left until `deadline`. No call can wait past it,
-/// and a peer that sends one byte every few seconds is cut off at the
-/// deadline just like a silent one.
+/// open for as long as the bytes kept coming. So this runs the loop of
+/// `complete_io` itself, one step at a time (`write_tls`, `read_tls`,
+/// `process_new_packets`), and before each step that can block it sets
+/// the socket's timeout to the time left until `deadline`. No system call
+/// can wait past it, and a peer that sends one byte every few seconds is
+/// cut off at the deadline just like a silent one.
 ///
 /// When it returns `Ok`, everything the handshake queued for the peer has
 /// been written (with TLS 1.2 the server's last flight follows the
