@@ -23,7 +23,7 @@ use std::io::{self, ErrorKind, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
@@ -509,54 +509,100 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>> {
 }
 
 /// Drives a server handshake on a blocking socket until it completes or
-/// `deadline` passes.
+/// `deadline` passes, however the peer's bytes arrive.
 ///
-/// The socket's read timeout is re-armed before every read with the time
-/// that is left, so a peer that trickles one byte every few seconds is cut
-/// off at the deadline just like a silent one. The caller owns the
-/// connection alone at this point (no writer thread exists yet), so no lock
-/// is involved.
+/// rustls's `complete_io` would be shorter, but it keeps reading for as
+/// long as bytes keep coming, so a deadline checked between its calls is
+/// not a deadline: a ClientHello dribbled one byte at a time kept a socket
+/// open for as long as the bytes kept coming. So this runs the loop of
+/// `complete_io` itself, one step at a time (`write_tls`, `read_tls`,
+/// `process_new_packets`), and before each step that can block it sets
+/// the socket's timeout to the time left until `deadline`. No system call
+/// can wait past it, and a peer that sends one byte every few seconds is
+/// cut off at the deadline just like a silent one.
+///
+/// When it returns `Ok`, everything the handshake queued for the peer has
+/// been written (with TLS 1.2 the server's last flight follows the
+/// client's; with TLS 1.3 the session tickets). Lines the client sent
+/// right behind its last handshake message may already be decrypted: they
+/// wait in `conn.reader()`.
+///
+/// The caller owns the connection alone at this point (no writer thread
+/// exists yet), so no lock is involved.
 ///
 /// # Errors
 ///
 /// [`Error::Tls`] for a protocol failure (including a peer that speaks
-/// plain text) or a handshake that ran out of time; [`Error::Io`] when the
-/// socket fails or the peer goes away.
+/// plain text), a peer that closed, or a handshake that ran out of time;
+/// [`Error::Io`] when the socket fails.
 pub fn handshake(conn: &mut ServerConnection, socket: &TcpStream, deadline: Instant) -> Result<()> {
     // `&TcpStream` is itself `Read + Write`: the handshake borrows the
     // socket, which the caller may share (e.g. to shut it down from
     // another thread).
     let mut socket = socket;
-    while conn.is_handshaking() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Error::Tls("handshake timed out".into()));
+    loop {
+        // 1. Send whatever rustls has queued: our flight, or an alert.
+        while conn.wants_write() {
+            let left = time_left(deadline)?;
+            socket
+                .set_write_timeout(Some(left))
+                .map_err(|e| Error::io("set the socket's write timeout", e))?;
+            match conn.write_tls(&mut socket) {
+                Ok(0) => return Err(peer_closed()),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) => return Err(timed_out()),
+                Err(e) => return Err(Error::io("handshake", e)),
+            }
         }
+        if !conn.is_handshaking() {
+            return Ok(());
+        }
+        // 2. Wait for the peer's next bytes, no longer than the time left.
+        let left = time_left(deadline)?;
         socket
             .set_read_timeout(Some(left))
-            .and_then(|()| socket.set_write_timeout(Some(left)))
-            .map_err(|e| Error::io("set socket timeout", e))?;
-        match conn.complete_io(&mut socket) {
-            Ok((0, 0)) if conn.is_handshaking() => {
-                return Err(Error::Tls(
-                    "peer closed the connection during the handshake".into(),
-                ))
-            }
+            .map_err(|e| Error::io("set the socket's read timeout", e))?;
+        match conn.read_tls(&mut socket) {
+            Ok(0) => return Err(peer_closed()),
             Ok(_) => {}
-            Err(e) if is_timeout(&e) => {
-                return Err(Error::Tls("handshake timed out".into()));
-            }
-            Err(e) if e.kind() == ErrorKind::InvalidData => {
-                // rustls reports protocol errors (a plain-text peer, a bad
-                // record) as InvalidData. It has queued an alert: one last
-                // best-effort write delivers it, as rustls's examples do.
-                let _ = conn.write_tls(&mut socket);
-                return Err(Error::Tls(e.to_string()));
-            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => return Err(timed_out()),
             Err(e) => return Err(Error::io("handshake", e)),
         }
+        // 3. Let rustls act on them (memory only).
+        if let Err(e) = conn.process_new_packets() {
+            // A protocol error (a plain-text peer, a bad record). rustls
+            // has queued an alert saying so: one last best-effort write
+            // delivers it, if there is time left for it.
+            if let Ok(left) = time_left(deadline) {
+                if socket.set_write_timeout(Some(left)).is_ok() {
+                    let _ = conn.write_tls(&mut socket);
+                }
+            }
+            return Err(Error::Tls(e.to_string()));
+        }
     }
-    Ok(())
+}
+
+/// The time left until `deadline`, or the "timed out" error if none is.
+fn time_left(deadline: Instant) -> Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(timed_out())
+    } else {
+        Ok(left)
+    }
+}
+
+/// The error of a handshake that ran out of time.
+fn timed_out() -> Error {
+    Error::Tls("handshake timed out".into())
+}
+
+/// The error of a peer that went away in the middle of the handshake.
+fn peer_closed() -> Error {
+    Error::Tls("peer closed the connection during the handshake".into())
 }
 
 /// A read or write that ran out of time shows up as `WouldBlock` on Unix and

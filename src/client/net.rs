@@ -31,8 +31,12 @@
 //! reply, so the menu never sees either (the menu itself never sends
 //! `PING`, so the replies it counts stay in step). If nothing at all
 //! arrives for another 30 s, the server is gone: the thread reports the
-//! connection closed. [`Keepalive`] holds that logic as a pure type that
-//! takes the time as an argument, so it is tested without waiting.
+//! connection closed. The server also ends a session that sends no line
+//! for its idle timeout (`BYE IDLE`, 30 min by default), even while lines
+//! keep arriving from a busy room: so the thread also pings after
+//! [`SEND_KEEPALIVE`] (5 min) without sending anything. [`Keepalive`] holds
+//! that logic as a pure type that takes the time as an argument, so it is
+//! tested without waiting.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -58,6 +62,12 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// Silence (in both directions) after which a `PING` is sent, and then the
 /// time a `PING` may stay unanswered before the connection counts as lost.
 pub const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// Time without sending anything after which a `PING` is sent even if
+/// lines keep arriving: well inside the server's idle timeout (30 min by
+/// default), so that a user who only reads a busy room is not told
+/// `BYE IDLE`.
+pub const SEND_KEEPALIVE: Duration = Duration::from_secs(5 * 60);
 
 /// How long connecting and the TLS handshake may each take, like the
 /// server's handshake limit.
@@ -518,6 +528,8 @@ pub struct Keepalive {
     period: Duration,
     /// When anything was last sent or received.
     last_traffic: Instant,
+    /// When anything was last sent.
+    last_sent: Instant,
     /// When the unanswered `PING` was sent, if there is one.
     ping_sent: Option<Instant>,
 }
@@ -528,6 +540,7 @@ impl Keepalive {
         Keepalive {
             period,
             last_traffic: now,
+            last_sent: now,
             ping_sent: None,
         }
     }
@@ -541,16 +554,20 @@ impl Keepalive {
     /// Something was sent: the connection is not idle.
     pub fn on_send(&mut self, now: Instant) {
         self.last_traffic = now;
+        self.last_sent = now;
     }
 
     /// What to do at `now`. Returns [`KeepaliveAction::Ping`] once per
-    /// silence, and [`KeepaliveAction::GiveUp`] when that ping has had no
+    /// silence (a period without traffic, or [`SEND_KEEPALIVE`] without
+    /// sending), and [`KeepaliveAction::GiveUp`] when that ping has had no
     /// answer for a whole period.
     pub fn poll(&mut self, now: Instant) -> KeepaliveAction {
         match self.ping_sent {
             Some(sent) if now.duration_since(sent) >= self.period => KeepaliveAction::GiveUp,
             Some(_) => KeepaliveAction::Wait,
-            None if now.duration_since(self.last_traffic) >= self.period => {
+            None if now.duration_since(self.last_traffic) >= self.period
+                || now.duration_since(self.last_sent) >= SEND_KEEPALIVE =>
+            {
                 self.ping_sent = Some(now);
                 KeepaliveAction::Ping
             }
@@ -584,6 +601,24 @@ mod tests {
         k.on_send(t0 + Duration::from_secs(20));
         assert_eq!(k.poll(t0 + Duration::from_secs(40)), KeepaliveAction::Wait);
         assert_eq!(k.poll(t0 + Duration::from_secs(50)), KeepaliveAction::Ping);
+    }
+
+    /// A user who only reads a busy room still pings once in
+    /// [`SEND_KEEPALIVE`], so the server's idle timeout does not end the
+    /// session.
+    #[test]
+    fn keepalive_pings_a_reader_of_a_busy_room() {
+        let t0 = Instant::now();
+        let mut k = Keepalive::new(KEEPALIVE, t0);
+        let mut now = t0;
+        while now < t0 + SEND_KEEPALIVE - Duration::from_secs(1) {
+            now += Duration::from_secs(1);
+            k.on_receive(now);
+            assert_eq!(k.poll(now), KeepaliveAction::Wait);
+        }
+        now += Duration::from_secs(1);
+        k.on_receive(now);
+        assert_eq!(k.poll(now), KeepaliveAction::Ping);
     }
 
     /// A PING unanswered for a whole period means the server is gone.

@@ -395,6 +395,9 @@ impl Session {
             command: "LOGIN".into(),
             rest: name.to_string(),
         };
+        // No longer one of the connections not logged in: the place is
+        // free before the client can read `OK LOGIN`.
+        state.unauthenticated.remove(self.client.id);
         state.hub.login(&self.client, &welcome);
         // Ended once the session is made (or refused, above): until then a
         // parallel attempt for this name still finds this one in progress.

@@ -28,7 +28,15 @@
 //!
 //! Every exit path, an error or a panic included, runs [`SessionGuard`]'s
 //! `Drop`, so a client can never stay in a room, or online, after its
-//! thread has ended (STYLE H12).
+//! thread has ended.
+//!
+//! Four clocks bound how long a connection may hold its threads without
+//! doing its part: the handshake's deadline (`--handshake-timeout`, for the
+//! whole handshake, see `tls::handshake`), the login deadline
+//! (`--login-timeout`, from the accepted connection), the idle timeout
+//! once logged in (`--idle-timeout`, from the last complete line) and the
+//! writer's timeout for a peer that stops reading (`writer.rs`). The
+//! reader enforces the middle two with its socket's read timeout.
 
 use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -41,6 +49,7 @@ use rustls::ServerConnection;
 use crate::protocol::{ByeReason, LeftReason, LineSplitter, ServerLine};
 use crate::tls;
 
+use super::admission::{HandshakePermit, NotLoggedIn};
 use super::client::{bye_text, Client, Closing};
 use super::commands::{Flow, Session};
 use super::{outbox, sync, writer, Slot, State, READER_STACK, WRITER_STACK};
@@ -126,12 +135,27 @@ struct Established {
     accepted: Instant,
     /// The connection's place in the live count, held until the session ends.
     slot: Slot,
+    /// Its place among the connections not logged in, given back at its
+    /// `LOGIN` (`commands.rs`) or, at the latest, when the session ends.
+    not_logged_in: NotLoggedIn,
+}
+
+/// What the accept loop hands a new connection along with its socket.
+pub(super) struct Admitted {
+    /// The server was full when it arrived: after the handshake it gets
+    /// `BYE TOO_MANY_CONNECTIONS`.
+    pub(super) over_limit: bool,
+    /// Its place in the live count, held until the session ends.
+    pub(super) slot: Slot,
+    /// Its handshake place, given back as soon as the handshake ends.
+    pub(super) handshake: HandshakePermit,
 }
 
 /// Runs on a short-lived `conn-N-tls` thread: the TLS handshake (with its
 /// deadline), then hands the connection to a fresh `conn-N` thread for the
-/// session and ends. `over_limit` means the server is full: the client gets
-/// `BYE TOO_MANY_CONNECTIONS` after the handshake.
+/// session and ends. A client that arrived when the server was full, or
+/// when too many connections were not logged in, gets
+/// `BYE TOO_MANY_CONNECTIONS` after the handshake instead.
 ///
 /// Why a thread of its own: the handshake is the deepest code a connection
 /// ever runs (key exchange and signature inside rustls and ring), and a
@@ -146,9 +170,13 @@ pub(super) fn handshake(
     socket: TcpStream,
     peer: SocketAddr,
     id: u64,
-    over_limit: bool,
-    slot: Slot,
+    admitted: Admitted,
 ) {
+    let Admitted {
+        over_limit,
+        slot,
+        handshake: handshake_place,
+    } = admitted;
     let accepted = Instant::now();
     // Lines are small and latency matters more than packet count: send
     // each batch at once instead of waiting for Nagle's algorithm.
@@ -156,8 +184,9 @@ pub(super) fn handshake(
         log::debug!("conn {id}: cannot set TCP_NODELAY: {e}");
     }
     // A peer that vanished without a FIN (laptop lid closed, Wi-Fi gone)
-    // would otherwise leave a logged-in reader blocked forever: keepalive
-    // probes find it within a few minutes and the read then fails.
+    // would otherwise hold a logged-in reader until the idle timeout
+    // (30 min by default): keepalive probes find it within a few minutes
+    // and the read then fails.
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(KEEPALIVE_IDLE)
         .with_interval(KEEPALIVE_INTERVAL);
@@ -187,6 +216,9 @@ pub(super) fn handshake(
             accepted + state.config.handshake_timeout,
         )
     };
+    // The handshake is over, however it ended: its place lets the accept
+    // loop take the next connection.
+    drop(handshake_place);
     if let Err(e) = handshake {
         log::info!("conn {id} ({peer}): handshake failed: {e}");
         return;
@@ -216,6 +248,14 @@ pub(super) fn handshake(
         refuse(&mut conn, &socket, reason);
         return;
     }
+    let Some(not_logged_in) = state.unauthenticated.admit(id) else {
+        log::warn!(
+            "conn {id} ({peer}): refused, {} connections are not logged in",
+            state.config.max_unauthenticated
+        );
+        refuse(&mut conn, &socket, ByeReason::TooManyConnections);
+        return;
+    };
 
     // Both long-lived threads are started from here, so that neither
     // spends stack on starting a thread either.
@@ -251,6 +291,7 @@ pub(super) fn handshake(
         writer,
         accepted,
         slot,
+        not_logged_in,
     };
     // The reader gets the connection through a channel rather than in its
     // closure: if the spawn fails, the closure is dropped but the
@@ -289,6 +330,7 @@ fn session(state: Arc<State>, established: Established) {
         writer,
         accepted,
         slot: _slot,
+        not_logged_in: _not_logged_in,
     } = established;
     let id = client.id;
     state.hub.add_conn(client.clone());
@@ -323,6 +365,10 @@ fn read_loop(
     let client = session.client.clone();
     let id = client.id;
     let login_deadline = accepted + state.config.login_timeout;
+    // When the last complete line arrived: the idle timeout counts from
+    // it, not from the last byte, so a client that dribbles a line that
+    // never ends is as idle as a silent one.
+    let mut last_line = Instant::now();
     let mut splitter = LineSplitter::new(state.config.max_line);
     // On the stack: it costs the same there as on the heap, and goes with
     // the thread.
@@ -339,6 +385,8 @@ fn read_loop(
     loop {
         // 1. Lines, strictly in order.
         while let Some(event) = splitter.next_event() {
+            // Any line counts, a malformed one too (it gets its `ERR`).
+            last_line = Instant::now();
             if client.closing().is_some() {
                 return;
             }
@@ -353,27 +401,41 @@ fn read_loop(
             return;
         }
 
-        // 2. Until the user logs in, a read waits no longer than the login
-        //    deadline; after that, reads wait as long as the client stays
-        //    silent (TCP keepalive finds peers that vanished).
-        let timeout = if session.logged_in() {
-            None
+        // 2. A read waits no longer than the deadline that applies: the
+        //    login deadline until the user logs in, then the idle timeout
+        //    from the last complete line.
+        let (deadline, reason) = if session.logged_in() {
+            (last_line + state.config.idle_timeout, ByeReason::Idle)
         } else {
-            let left = login_deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                log::info!("conn {id}: no login in time");
-                client.close(Closing::Bye(ByeReason::LoginTimeout));
-                return;
-            }
-            Some(left)
+            (login_deadline, ByeReason::LoginTimeout)
         };
-        // One system call, and only when the timeout changes.
-        if timeout != armed {
-            if let Err(e) = socket.set_read_timeout(timeout) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            if session.logged_in() {
+                log::info!("conn {id}: idle for {:?}", state.config.idle_timeout);
+            } else {
+                log::info!("conn {id}: no login in time");
+            }
+            client.close(Closing::Bye(reason));
+            return;
+        }
+        // A read that wakes early costs one more turn of this loop (which
+        // arms what is left); one that wakes late breaks the limit. So the
+        // timeout is armed after a read timed out, or when the armed one
+        // would end after the deadline, and in whole seconds while more
+        // than a second is left: a busy client then costs a system call at
+        // most once a second, not one per read.
+        if armed.is_none_or(|armed| armed > left) {
+            let timeout = if left > Duration::from_secs(1) {
+                Duration::from_secs(left.as_secs())
+            } else {
+                left
+            };
+            if let Err(e) = socket.set_read_timeout(Some(timeout)) {
                 log::debug!("conn {id}: cannot set the read timeout: {e}");
                 return;
             }
-            armed = timeout;
+            armed = Some(timeout);
         }
 
         // 3. Block in read, no lock held.
@@ -386,7 +448,12 @@ fn read_loop(
             }
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) if tls::is_timeout(&e) => continue, // the deadline check above decides
+            Err(e) if tls::is_timeout(&e) => {
+                // Early or on time: the deadline check above decides, and
+                // arms what is left.
+                armed = None;
+                continue;
+            }
             Err(e) => {
                 log::debug!("conn {id}: read failed: {e}");
                 return;

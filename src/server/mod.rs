@@ -19,12 +19,15 @@
 //! ```
 //!
 //! The accept loop only accepts: it never does a handshake, a login or a
-//! database call (STYLE H13), so one slow client cannot delay the next
-//! connection. Each connection's threads are named (`conn-42-tls`,
+//! database call, so one slow client cannot delay the next connection. It
+//! waits only for a free handshake place (`--max-handshakes`, see
+//! `admission`), and while it waits, newcomers wait in the kernel's listen
+//! queue. Each connection's threads are named (`conn-42-tls`,
 //! `conn-42`, `conn-42-writer`) and have small, fixed stacks; a failed
 //! spawn is logged and the socket closed (or, once the handshake is done,
 //! the client told `BYE TOO_MANY_CONNECTIONS`), never a panic.
 
+mod admission;
 pub mod capacity;
 pub mod client;
 mod commands;
@@ -56,6 +59,7 @@ use crate::db::{self, Db};
 use crate::error::{Error, Result};
 use crate::protocol::ByeReason;
 
+use admission::{HandshakeGate, Unauthenticated};
 use rate_limit::{AttemptLimit, SharedBucket};
 
 // Thread stacks. Rust's default for spawned threads is 2 MiB; with 10,000
@@ -120,6 +124,12 @@ pub(crate) struct State {
     /// Sockets still in their TLS handshake, so that shutdown can cut them
     /// short (they have no outbox to receive a `BYE` yet).
     pub(crate) handshaking: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    /// The places for handshakes in progress (`--max-handshakes`), taken
+    /// by the accept loop before each `accept`.
+    handshakes: Arc<HandshakeGate>,
+    /// Connections past their handshake that have not logged in
+    /// (`--max-unauthenticated`); `LOGIN` takes its connection out.
+    pub(crate) unauthenticated: Arc<Unauthenticated>,
     /// `--max-connections`, lowered if the operating system's limits allow
     /// fewer (see `capacity`).
     max_connections: usize,
@@ -243,6 +253,8 @@ pub fn run_with(
             config.register_rate,
             Instant::now(),
         ),
+        handshakes: HandshakeGate::new(config.max_handshakes),
+        unauthenticated: Unauthenticated::new(config.max_unauthenticated),
         config,
         db,
         hasher,
@@ -252,6 +264,11 @@ pub fn run_with(
         handshaking: Mutex::new(HashMap::new()),
         max_connections,
     });
+    // The accept loop may be waiting for a handshake place rather than in
+    // `accept`: the connection `trigger` makes to the listener would not
+    // wake it, this does.
+    let gate = state.handshakes.clone();
+    shutdown.on_trigger(move || gate.wake_all());
     shutdown.set_listener(addr);
     // Stopped (and joined) when this guard drops, right after the accept loop.
     let expiry_watch = state.tls.watch_expiry()?;
@@ -312,16 +329,27 @@ fn connection_cap(requested: usize) -> usize {
     }
 }
 
-/// Accepts connections until shutdown, and gives each its own thread.
+/// Accepts connections until shutdown, and gives each a handshake thread.
+///
+/// Before each `accept` the loop takes a handshake place
+/// (`--max-handshakes`, see `admission`). While all are taken it does not
+/// accept: newcomers wait in the kernel's listen queue, costing no thread,
+/// and are taken in order as handshakes end. The place travels with the
+/// connection to its handshake thread, which gives it back when the
+/// handshake ends.
 fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
     let next_id = AtomicU64::new(1);
     let max = state.max_connections;
-    for incoming in listener.incoming() {
+    loop {
+        let Some(permit) = state.handshakes.enter(|| state.shutdown.is_triggered()) else {
+            break; // shutdown while waiting for a place
+        };
+        let accepted = listener.accept();
         if state.shutdown.is_triggered() {
             break;
         }
-        let socket = match incoming {
-            Ok(s) => s,
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
             Err(e) => {
                 // One failed accept (the peer reset before we got to it, or
                 // we are out of file descriptors) is logged and survived.
@@ -331,10 +359,6 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
                 thread::sleep(Duration::from_millis(50));
                 continue;
             }
-        };
-        let peer = match socket.peer_addr() {
-            Ok(p) => p,
-            Err(_) => continue, // gone already
         };
         let Some((slot, before)) = take_slot(state, max + REFUSAL_SLACK) else {
             log::warn!(
@@ -346,18 +370,22 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
         let over_limit = before >= max;
         log::info!("conn {id}: connection from {peer}");
         let thread_state = state.clone();
+        let admitted = connection::Admitted {
+            over_limit,
+            slot,
+            handshake: permit,
+        };
         // The handshake gets a thread of its own, which ends when it has
         // started the connection's reader and writer (`connection.rs` says
         // why).
         let spawned = thread::Builder::new()
             .name(format!("conn-{id}-tls"))
             .stack_size(HANDSHAKE_STACK)
-            .spawn(move || {
-                connection::handshake(thread_state, socket, peer, id, over_limit, slot);
-            });
+            .spawn(move || connection::handshake(thread_state, socket, peer, id, admitted));
         if let Err(e) = spawned {
-            // The closure (with the socket and the slot) was dropped: the
-            // client's TCP connection closes and its place is given back.
+            // The closure (with the socket, the slot and the handshake
+            // place) was dropped: the client's TCP connection closes and
+            // its places are given back.
             log::error!("conn {id}: cannot start a thread: {e}");
         }
     }

@@ -8,7 +8,13 @@
 //! the same in `Drop for Server`). The rest of the protocol (BYE to every
 //! client, waiting for their threads, flushing the database) is in
 //! `server::run`, in the order it happens.
+//!
+//! The accept loop may also be waiting for a free handshake place
+//! (`--max-handshakes`) instead of sitting in `accept`. That wait is on a
+//! condition variable, which a connection cannot wake: the server registers
+//! a hook with [`Shutdown::on_trigger`] that wakes it.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,13 +28,27 @@ pub struct Shutdown {
     inner: Arc<Inner>,
 }
 
+/// Something to run when the signal fires.
+type Hook = Arc<dyn Fn() + Send + Sync>;
+
 /// What the clones share.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
     /// Set once; never cleared.
     triggered: AtomicBool,
     /// The listener to wake, once the server knows it.
     wake: Mutex<Option<SocketAddr>>,
+    /// Run once the flag is set, before the listener is woken.
+    hooks: Mutex<Vec<Hook>>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("triggered", &self.triggered)
+            .field("wake", &self.wake)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shutdown {
@@ -43,6 +63,9 @@ impl Shutdown {
         if self.inner.triggered.swap(true, Ordering::SeqCst) {
             return;
         }
+        for hook in super::sync::lock(&self.inner.hooks).iter() {
+            hook();
+        }
         let addr = *super::sync::lock(&self.inner.wake);
         if let Some(addr) = addr {
             wake(addr);
@@ -52,6 +75,21 @@ impl Shutdown {
     /// Has shutdown been asked for?
     pub fn is_triggered(&self) -> bool {
         self.inner.triggered.load(Ordering::SeqCst)
+    }
+
+    /// Runs `hook` when the signal fires (at once if it has fired
+    /// already). The hook runs on the thread that triggers, after
+    /// [`Shutdown::is_triggered`] has become true; it must be quick and
+    /// must not trigger again. It may run twice if the signal fires while
+    /// it is being added.
+    pub(crate) fn on_trigger(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let hook: Hook = Arc::new(hook);
+        super::sync::lock(&self.inner.hooks).push(hook.clone());
+        if self.is_triggered() {
+            // The trigger may have run the hooks just before this one was
+            // added: run it here, to be sure it runs.
+            hook();
+        }
     }
 
     /// Tells the signal which listener to wake. If the signal already fired,
