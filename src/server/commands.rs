@@ -353,6 +353,7 @@ impl Session {
                 // claim is released, and the rows stay stored.
                 return;
             }
+            let closing = self.client.closing().is_some();
             let sent = claim.len();
             if let Err(e) = claim.delete() {
                 log::error!(
@@ -361,7 +362,9 @@ impl Session {
                 );
                 return;
             }
-            if sent == claimed && claimed < piece {
+            // A session that is ending (taken over by a new login, say)
+            // claims no more: the next session delivers the rest.
+            if closing || (sent == claimed && claimed < piece) {
                 return;
             }
         }
