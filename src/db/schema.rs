@@ -44,8 +44,9 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// - `rooms`: `password_hash` is `NULL` for a public room.
 /// - `messages`: room history; `seq` is the room's message number, given by
 ///   the server in the order members saw the messages.
-/// - `dms`: direct messages waiting for an offline user; deleted when
-///   delivered. The index makes "this user's DMs" a lookup, not a scan.
+/// - `dms`: direct messages waiting for an offline user; deleted once
+///   written to the recipient's socket. The index makes "this user's DMs"
+///   a lookup (and a count, for `--mailbox`), not a scan.
 pub const CREATE_SCHEMA_V1: &str = "
 CREATE TABLE users (
     id            INTEGER PRIMARY KEY,

@@ -45,6 +45,17 @@
 //! Each request therefore runs inside its own SAVEPOINT, a transaction
 //! nested inside the batch's. A failing request rolls back to its savepoint,
 //! undoing only itself, and the batch goes on.
+//!
+//! # What the thread keeps besides the connection
+//!
+//! The limits it enforces ([`Limits`]), and the stored DMs in flight: which
+//! rows are claimed by which connection, and the writer markers handed to
+//! it by threads that must not wait for another client's writer. Only this
+//! thread touches them, so they need no lock; a claim and the requests
+//! around it are ordered like everything else here. While it holds
+//! markers, the thread wakes every [`MARKER_POLL`] to look at them, and
+//! before each batch: a signalled marker becomes the deletion of its rows,
+//! a dropped one (the writer went away) their release.
 
 use std::collections::HashMap;
 use std::time::Duration;
