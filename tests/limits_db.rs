@@ -532,3 +532,107 @@ fn rooms_per_user_holds_across_restarts() {
     bob.send("JOIN a3");
     bob.expect_prefix("ERR NO_SUCH_ROOM ");
 }
+
+/// The example database shipped with the repository (schema version 1)
+/// opens and is migrated, keeping its accounts and rooms.
+#[test]
+fn the_example_database_still_opens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("chat.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/chat.db.example"),
+        &path,
+    )
+    .expect("copy chat.db.example");
+    let count = |sql: &str| -> i64 {
+        Connection::open(&path)
+            .expect("open")
+            .query_row(sql, [], |r| r.get(0))
+            .expect(sql)
+    };
+    let (users, rooms) = (
+        count("SELECT COUNT(*) FROM users"),
+        count("SELECT COUNT(*) FROM rooms"),
+    );
+    assert!(users > 0 && rooms > 0, "the example has accounts and rooms");
+    let (db, thread, loaded) = chat::db::open(&path, 50).expect("open the example");
+    assert_eq!(loaded.len() as i64, rooms);
+    drop(db);
+    thread.join().expect("close");
+    assert_eq!(count("PRAGMA user_version"), chat::db::SCHEMA_VERSION);
+    assert_eq!(count("SELECT COUNT(*) FROM users"), users);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM rooms WHERE owner_id IS NULL"),
+        rooms
+    );
+}
+
+/// DMs sent while their recipient logs in, 20 times over: some find Bob
+/// offline and are stored while his login is delivering, some are handed
+/// over by the sender, some are delivered online. Every one arrives, and
+/// exactly once: the login and a sender never send the same stored row.
+#[test]
+fn dms_racing_a_login_arrive_exactly_once() {
+    const ROUNDS: usize = 20;
+    const PER_ROUND: usize = 30;
+    let server = TestServer::start_with(|c| {
+        (c.msg_rate, c.msg_burst) = (100_000, 100_000);
+        (c.line_rate, c.line_burst) = (100_000, 100_000);
+    });
+    let mut bob = server.connect();
+    bob.send("REGISTER bob pw");
+    bob.expect("OK REGISTER bob");
+    drop(bob);
+    let mut ann = server.user("ann");
+    let mut got: Vec<String> = Vec::new();
+    let texts = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|l| {
+                assert!(l.starts_with("DM ann "), "not a DM from ann: {l}");
+                l.rsplit(' ').next().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    for round in 0..ROUNDS {
+        let start = Barrier::new(2);
+        let burst: String = (0..PER_ROUND)
+            .map(|i| format!("DM bob r{round}m{i}\n"))
+            .collect();
+        let mut bob = server.connect();
+        let lines = thread::scope(|s| {
+            let sender = s.spawn(|| {
+                start.wait();
+                ann.send_raw(burst.as_bytes());
+                for _ in 0..PER_ROUND {
+                    ann.expect_prefix("OK DM bob ");
+                }
+                // Every DM of hers has been handled, hand-overs included.
+                ann.sync();
+            });
+            start.wait();
+            bob.send("LOGIN bob pw");
+            bob.expect("OK LOGIN bob");
+            let mut lines = bob.sync();
+            sender.join().expect("ann");
+            lines.extend(bob.sync());
+            lines
+        });
+        got.extend(texts(lines));
+        bob.send("QUIT");
+        bob.expect("BYE QUIT Goodbye.");
+    }
+    // Anything still stored comes now.
+    let mut bob = server.connect();
+    bob.send("LOGIN bob pw");
+    bob.expect("OK LOGIN bob");
+    got.extend(texts(bob.sync()));
+
+    let mut sorted = got.clone();
+    sorted.sort();
+    let mut expected: Vec<String> = (0..ROUNDS)
+        .flat_map(|r| (0..PER_ROUND).map(move |i| format!("r{r}m{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(sorted, expected, "each DM exactly once");
+}
