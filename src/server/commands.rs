@@ -624,11 +624,11 @@ fn dm_lines(dms: &[StoredDm], budget: usize) -> Vec<String> {
 ///
 /// This runs on the sender's thread, which must not wait for another
 /// client's writer: the rows are handed to the DB thread with the
-/// X, which deletes
-/// them once written, or releases them if the writer goes away. And only
-/// into an outbox at most half full: stored DMs are never the reason a
-/// client is dropped as a slow consumer; what does not fit waits for the
-/// next login.
+/// recipient's marker ([`crate::db::ClaimedDms::delete_when_written`]),
+/// which deletes them once written, or releases them if the writer goes
+/// away. And only into an outbox at most half full: stored DMs are never
+/// the reason a client is dropped as a slow consumer; what does not fit
+/// waits for the next login.
 fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
     let piece = (state.config.queue_lines / 4).max(1);
     if recipient.queued() > state.config.queue_lines / 2 {
