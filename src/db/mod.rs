@@ -1109,6 +1109,73 @@ mod tests {
         db.store_dm("gus", "ann", 5, "room again").unwrap();
     }
 
+    /// `max_rooms` in all and `rooms_per_user` per owner, counted with the
+    /// insert; a taken name is `Exists` before the limits are looked at.
+    #[test]
+    fn rooms_are_limited_in_all_and_per_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_rooms: 3,
+            rooms_per_user: 2,
+            ..Limits::default()
+        };
+        let (db, _thread, _) = open_with(&dir.path().join("chat.db"), 50, limits).unwrap();
+        db.register("ann", hash("a"), 0).unwrap();
+        db.register("bob", hash("b"), 0).unwrap();
+        assert!(db.create_room("a1", None, "ann", 0).is_ok());
+        assert!(db.create_room("a2", None, "ANN", 0).is_ok());
+        assert_eq!(
+            db.create_room("a3", None, "ann", 0),
+            Err(DbError::TooManyRooms)
+        );
+        assert!(db.create_room("b1", None, "bob", 0).is_ok());
+        assert_eq!(db.create_room("A1", None, "bob", 0), Err(DbError::Exists));
+        assert_eq!(
+            db.create_room("b2", None, "bob", 0),
+            Err(DbError::TooManyRooms)
+        );
+    }
+
+    /// Each room keeps its newest `history_keep` messages on disk; the rest
+    /// go with the batch that pushed them out.
+    #[test]
+    fn history_is_trimmed_per_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let limits = Limits {
+            history_keep: 4,
+            ..Limits::default()
+        };
+        let (db, _thread, _) = open_with(&path, 2, limits).unwrap();
+        db.create_room("big", None, "ann", 0).unwrap();
+        db.create_room("small", None, "ann", 0).unwrap();
+        for seq in 1..=10 {
+            db.append_history("big", seq, 0, "ann", "m").unwrap();
+            db.flush().unwrap();
+        }
+        for seq in 1..=3 {
+            db.append_history("small", seq, 0, "ann", "m").unwrap();
+        }
+        db.flush().unwrap();
+        let seqs: Vec<(String, i64)> = Connection::open(&path)
+            .unwrap()
+            .prepare(
+                "SELECT r.name, m.seq FROM messages AS m JOIN rooms AS r ON r.id = m.room_id
+                 ORDER BY r.name, m.seq",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let expected: Vec<(String, i64)> = [7, 8, 9, 10]
+            .map(|s| ("big".to_string(), s))
+            .into_iter()
+            .chain([1, 2, 3].map(|s| ("small".to_string(), s)))
+            .collect();
+        assert_eq!(seqs, expected);
+    }
+
     /// A DM to an unregistered user is refused with `NoSuchUser`.
     #[test]
     fn dm_to_unknown_user() {
