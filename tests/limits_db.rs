@@ -636,3 +636,50 @@ fn dms_racing_a_login_arrive_exactly_once() {
     expected.sort();
     assert_eq!(sorted, expected, "each DM exactly once");
 }
+
+/// The disk a room's history takes stops growing at `--history-keep`: the
+/// file holds the same after 10,000 longest messages (4,091 bytes of text)
+/// as after 4,000, with `--history-keep 1000`. Prints the bytes per kept
+/// message (`cargo test --test limits_db history_file -- --nocapture`).
+#[test]
+fn history_file_stops_growing() {
+    const KEEP: u64 = 1000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("chat.db");
+    let limits = chat::db::Limits {
+        history_keep: KEEP as usize,
+        ..Default::default()
+    };
+    let (db, thread, _) = chat::db::open_with(&path, 50, limits).expect("open");
+    db.create_room("r", None, "ann", 0).expect("room");
+    let text = "x".repeat(4091);
+    let mut size_after = |from: u64, to: u64| -> u64 {
+        for seq in from..=to {
+            db.append_history("r", seq, 1_733_500_000_000, "alice_the_user", &text)
+                .expect("append");
+        }
+        db.flush().expect("flush");
+        // Fold the write-ahead log into the file, so its size is the data's.
+        let conn = Connection::open(&path).expect("open");
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .expect("checkpoint");
+        let kept: i64 = conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(kept, KEEP as i64);
+        std::fs::metadata(&path).expect("size").len()
+    };
+    let at_4000 = size_after(1, 4 * KEEP);
+    let at_10000 = size_after(4 * KEEP + 1, 10 * KEEP);
+    eprintln!(
+        "history file: {at_4000} bytes after 4,000 messages, {at_10000} after 10,000; \
+         {} bytes per kept message",
+        at_10000 / KEEP
+    );
+    assert!(
+        at_10000 <= at_4000 + 64 * 1024,
+        "the file grew from {at_4000} to {at_10000} bytes"
+    );
+    drop(db);
+    thread.join().expect("close");
+}
