@@ -34,12 +34,13 @@
 //!
 //! # Limits (protocol 1.1)
 //!
-//! The disk is bounded by [`Limits`], which the DB thread enforces inside
-//! the savepoint of each request, so that racing requests (two `CREATE`s,
-//! two senders filling one mailbox) are counted one after the other and
-//! cannot pass a limit together: `--mailbox` stored DMs per recipient,
-//! `--history-keep` messages per room, `--max-rooms` rooms in all and
-//! `--rooms-per-user` rooms per owner.
+//! The disk is bounded by [`Limits`], which the DB thread enforces:
+//! `--mailbox` stored DMs per recipient, `--max-rooms` rooms in all and
+//! `--rooms-per-user` rooms per owner are counted inside the savepoint of
+//! the insert they guard, so racing requests (two `CREATE`s, two senders
+//! filling one mailbox) are counted one after the other and cannot pass a
+//! limit together; `--history-keep` messages per room are kept, the older
+//! ones deleted at the end of each batch that appended to the room.
 //!
 //! # Stored DMs: deleted once written, delivered at least once
 //!
@@ -419,8 +420,8 @@ impl DbThread {
 
 /// Opens (creating if needed) and migrates the database, loads every room
 /// with its last `history` messages, and starts the DB thread (named "db",
-/// via std::thread::Builder with a 256 KiB stack; a failed spawn is
-/// Error::Spawn).
+/// with a 256 KiB stack) with the protocol's default [`Limits`]; the server
+/// uses [`open_with`] and its own.
 ///
 /// Rooms come in creation order. Everything before the spawn runs on the
 /// calling thread, so a bad file is reported before the server listens.
