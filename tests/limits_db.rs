@@ -653,7 +653,7 @@ fn history_file_stops_growing() {
     let (db, thread, _) = chat::db::open_with(&path, 50, limits).expect("open");
     db.create_room("r", None, "ann", 0).expect("room");
     let text = "x".repeat(4091);
-    let mut size_after = |from: u64, to: u64| -> u64 {
+    let size_after = |from: u64, to: u64| -> u64 {
         for seq in from..=to {
             db.append_history("r", seq, 1_733_500_000_000, "alice_the_user", &text)
                 .expect("append");
