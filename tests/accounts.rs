@@ -175,7 +175,7 @@ fn python_database_is_migrated() {
         .expect("open the database")
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("user_version");
-    assert_eq!(version, 1);
+    assert_eq!(version, chat::db::SCHEMA_VERSION);
 
     // The private room's password was upgraded at that JOIN too, and still
     // opens the room after a restart (wrong passwords still do not).

@@ -31,6 +31,37 @@
 //! [`Db`] handle has been dropped; it then finishes what is still queued and
 //! exits, and [`DbThread::join`] returns. A graceful stop therefore loses
 //! nothing, not even history appended a moment before.
+//!
+//! # Limits (protocol 1.1)
+//!
+//! The disk is bounded by [`Limits`], which the DB thread enforces:
+//! `--mailbox` stored DMs per recipient, `--max-rooms` rooms in all and
+//! `--rooms-per-user` rooms per owner are counted inside the savepoint of
+//! the insert they guard, so racing requests (two `CREATE`s, two senders
+//! filling one mailbox) are counted one after the other and cannot pass a
+//! limit together; `--history-keep` messages per room are kept, the older
+//! ones deleted at the end of each batch that appended to the room.
+//!
+//! # Stored DMs: deleted once written, delivered at least once
+//!
+//! A stored DM is deleted only after it has been written to its
+//! recipient's socket. Delivery is therefore three steps: [`Db::claim_dms`]
+//! reads a piece without deleting it, the caller queues the lines and a
+//! writer marker, and when the marker says they were written,
+//! [`ClaimedDms::delete`] (or [`ClaimedDms::delete_when_written`]) removes
+//! exactly those rows. If the marker fails, the claim is dropped and
+//! released: the rows stay, and come again at the next login. A crash in
+//! between can therefore deliver a DM twice, never lose one.
+//!
+//! The claim is what keeps two deliverers (the recipient's own login, and a
+//! sender that stored a DM while the recipient was logging in) from sending
+//! the same row: the DB thread remembers, in memory, which rows are in
+//! flight to which connection, and a claim skips the rows already in flight
+//! to the same connection. A claim for *another* connection of the user
+//! takes them over: a user has one session at a time, so the other one is
+//! gone or being replaced, and its rows would otherwise wait for a later
+//! login. The memory is lost with the process, which is right: after a
+//! restart nothing is in flight.
 
 mod offline;
 mod schema;
@@ -44,6 +75,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use rusqlite::{Connection, ErrorCode};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::oneshot;
 
@@ -76,6 +108,41 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The answer every method gives when the DB thread no longer runs (it
 /// panicked, or the server is past shutdown).
 const THREAD_STOPPED: &str = "database thread stopped";
+
+/// The limits the DB thread enforces (see the module doc). Built from the
+/// server's [`Config`] by [`Limits::from_config`]; the default is the
+/// protocol's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// DMs stored for one recipient (`--mailbox`); one more is
+    /// [`DbError::MailboxFull`].
+    pub mailbox: usize,
+    /// Messages kept on disk per room, the newest (`--history-keep`).
+    pub history_keep: usize,
+    /// Rooms in all (`--max-rooms`); one more is [`DbError::TooManyRooms`].
+    pub max_rooms: usize,
+    /// Rooms one account owns (`--rooms-per-user`); one more is
+    /// [`DbError::TooManyRooms`].
+    pub rooms_per_user: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::from_config(&Config::default())
+    }
+}
+
+impl Limits {
+    /// The limits of a server's configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Limits {
+            mailbox: config.mailbox,
+            history_keep: config.history_keep,
+            max_rooms: config.max_rooms,
+            rooms_per_user: config.rooms_per_user,
+        }
+    }
+}
 
 /// A registered account, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +188,8 @@ pub struct HistoryRecord {
 /// A direct message stored for a user who was offline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDm {
+    /// The row's id: what [`ClaimedDms`] deletes once the DM is written.
+    pub id: i64,
     /// The sender's name, as shown in the `DM` line.
     pub from: String,
     /// When it was sent, in milliseconds since the Unix epoch.
@@ -131,15 +200,22 @@ pub struct StoredDm {
 
 /// Why a database request did not succeed.
 ///
-/// The first two are ordinary answers that become protocol errors
-/// (`USER_EXISTS`/`ROOM_EXISTS`, `NO_SUCH_USER`); `Failed` is a server fault:
-/// the caller logs it and the client gets `ERR SERVER_ERROR`.
+/// All but the last are ordinary answers that become protocol errors
+/// (`USER_EXISTS`/`ROOM_EXISTS`, `NO_SUCH_USER`, `MAILBOX_FULL`,
+/// `TOO_MANY_ROOMS`); `Failed` is a server fault: the caller logs it and the
+/// client gets `ERR SERVER_ERROR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbError {
     /// A user or room with that name (in any letter case) already exists.
     Exists,
     /// The user named in the request is not registered.
     NoSuchUser,
+    /// The recipient already has [`Limits::mailbox`] stored DMs; nothing
+    /// was stored.
+    MailboxFull,
+    /// [`Limits::max_rooms`] rooms exist, or the creator owns
+    /// [`Limits::rooms_per_user`]; nothing was created.
+    TooManyRooms,
     /// SQLite failed, or the DB thread is gone; the text says why. Nothing
     /// of the request remains in the database.
     Failed(String),
@@ -150,6 +226,8 @@ impl fmt::Display for DbError {
         match self {
             DbError::Exists => f.write_str("name already exists"),
             DbError::NoSuchUser => f.write_str("no such user"),
+            DbError::MailboxFull => f.write_str("the recipient's mailbox is full"),
+            DbError::TooManyRooms => f.write_str("too many rooms"),
             DbError::Failed(msg) => write!(f, "database failed: {msg}"),
         }
     }
@@ -222,9 +300,11 @@ enum Request {
         name: String,
         /// `None` for a public room.
         password_hash: Option<String>,
+        /// The creating account, in any case: the room's owner.
+        owner: String,
         /// Creation time, milliseconds since the epoch.
         now_ms: i64,
-        /// Gets the stored name, or `Exists`.
+        /// Gets the stored name, or `Exists` or `TooManyRooms`.
         reply: Reply<String>,
     },
     /// [`Db::append_history`]; nobody waits for it, so it has no reply.
@@ -250,17 +330,46 @@ enum Request {
         time_ms: i64,
         /// The text.
         text: String,
-        /// Gets `Ok(())` after the commit, or `NoSuchUser`.
+        /// Gets `Ok(())` after the commit, or `NoSuchUser` or `MailboxFull`.
         reply: Reply<()>,
     },
-    /// [`Db::take_dms`].
-    TakeDms {
+    /// [`Db::claim_dms`].
+    ClaimDms {
         /// The recipient, in any case.
         to: String,
-        /// At most this many, the oldest.
+        /// The connection they are for (its `Client::id`).
+        conn: u64,
+        /// At most this many, the oldest not yet in flight to `conn`.
         limit: usize,
-        /// Gets the DMs, oldest first; they are deleted in the same commit.
+        /// Gets the DMs, oldest first; they stay stored.
         reply: Reply<Vec<StoredDm>>,
+    },
+    /// [`ClaimedDms::delete`], and the DB thread's own deletions when a
+    /// marker of [`Request::DeleteWhenWritten`] is signalled.
+    DeleteDms {
+        /// The rows to delete (their claims end with them).
+        ids: Vec<i64>,
+        /// Gets `Ok(())` after the commit; `None` when nobody waits.
+        reply: Option<Reply<()>>,
+    },
+    /// [`ClaimedDms::delete_when_written`]: the DB thread keeps the marker
+    /// and deletes the rows when it is signalled, or releases them if the
+    /// writer goes away first.
+    DeleteWhenWritten {
+        /// The connection the rows were claimed for.
+        conn: u64,
+        /// The rows.
+        ids: Vec<i64>,
+        /// The recipient's writer marker, queued after the rows' lines.
+        written: oneshot::Receiver<()>,
+    },
+    /// A claim dropped without deleting: the rows are no longer in flight
+    /// to `conn` (rows since taken over by another connection stay its).
+    ReleaseDms {
+        /// The connection the rows were claimed for.
+        conn: u64,
+        /// The rows.
+        ids: Vec<i64>,
     },
     /// [`Db::flush`]: does nothing itself, but is answered only after the
     /// batch it is in has committed, and batches run in queue order.
@@ -313,8 +422,8 @@ impl DbThread {
 
 /// Opens (creating if needed) and migrates the database, loads every room
 /// with its last `history` messages, and starts the DB thread (named "db",
-/// via std::thread::Builder with a 256 KiB stack; a failed spawn is
-/// Error::Spawn).
+/// with a 256 KiB stack) with the protocol's default [`Limits`]; the server
+/// uses [`open_with`] and its own.
 ///
 /// Rooms come in creation order. Everything before the spawn runs on the
 /// calling thread, so a bad file is reported before the server listens.
@@ -326,6 +435,20 @@ impl DbThread {
 ///   or if migrating or reading it fails;
 /// - [`Error::Spawn`] if the thread cannot be started.
 pub fn open(path: &Path, history: usize) -> Result<(Db, DbThread, Vec<RoomRecord>)> {
+    open_with(path, history, Limits::default())
+}
+
+/// [`open`] with the given [`Limits`] instead of the protocol's defaults:
+/// what the server uses.
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_with(
+    path: &Path,
+    history: usize,
+    limits: Limits,
+) -> Result<(Db, DbThread, Vec<RoomRecord>)> {
     let conn = open_connection(path)?;
     let rooms = load_rooms(&conn, history)
         .map_err(|e| Error::Db(format!("reading rooms from {}: {e}", path.display())))?;
@@ -337,7 +460,7 @@ pub fn open(path: &Path, history: usize) -> Result<(Db, DbThread, Vec<RoomRecord
     let handle = std::thread::Builder::new()
         .name("db".into())
         .stack_size(DB_THREAD_STACK_SIZE)
-        .spawn(move || thread::run(conn, queue))
+        .spawn(move || thread::run(conn, queue, limits))
         .map_err(Error::Spawn)?;
     Ok((Db { requests }, DbThread { handle }, rooms))
 }
@@ -517,22 +640,28 @@ impl Db {
         })
     }
 
-    /// Creates a room (public if `password_hash` is `None`), committed before
-    /// this returns.
+    /// Creates a room (public if `password_hash` is `None`) owned by the
+    /// account `owner`, committed before this returns. The limits are
+    /// counted in the same savepoint as the insert, so racing creations
+    /// cannot pass them together.
     ///
     /// # Errors
     ///
     /// [`DbError::Exists`] if the name is taken in any letter case;
+    /// [`DbError::TooManyRooms`] if [`Limits::max_rooms`] rooms exist or
+    /// `owner` owns [`Limits::rooms_per_user`];
     /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
     pub fn create_room(
         &self,
         name: &str,
         password_hash: Option<String>,
+        owner: &str,
         now_ms: i64,
     ) -> Result<String, DbError> {
         self.call(|reply| Request::CreateRoom {
             name: name.to_owned(),
             password_hash,
+            owner: owner.to_owned(),
             now_ms,
             reply,
         })
@@ -568,11 +697,14 @@ impl Db {
     }
 
     /// Stores a direct message for an offline user; committed before this
-    /// returns, so `OK DM … stored` is never a lie.
+    /// returns, so `OK DM … stored` is never a lie. The recipient's stored
+    /// DMs are counted in the same savepoint as the insert, so racing
+    /// senders cannot pass [`Limits::mailbox`] together.
     ///
     /// # Errors
     ///
     /// [`DbError::NoSuchUser`] if `to` is not registered;
+    /// [`DbError::MailboxFull`] if `to` has [`Limits::mailbox`] stored DMs;
     /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
     pub fn store_dm(&self, to: &str, from: &str, time_ms: i64, text: &str) -> Result<(), DbError> {
         self.call(|reply| Request::StoreDm {
@@ -584,20 +716,28 @@ impl Db {
         })
     }
 
-    /// Returns and deletes the oldest `limit` DMs stored for `to`, oldest
-    /// first, in one commit: a DM is never delivered twice nor lost between
-    /// the read and the delete. An unknown user simply has none. The limit
-    /// lets the caller take only what its client's outbox can hold now.
+    /// Claims the oldest `limit` DMs stored for `to` that are not already
+    /// in flight to connection `conn`, oldest first, **without deleting
+    /// them** (see the module doc). An unknown user simply has none.
+    ///
+    /// The rows are deleted only through the returned claim, once they are
+    /// written; dropping the claim releases them for the next delivery.
     ///
     /// # Errors
     ///
     /// [`DbError::Failed`] if SQLite fails or the DB thread is gone (then
-    /// nothing was deleted).
-    pub fn take_dms(&self, to: &str, limit: usize) -> Result<Vec<StoredDm>, DbError> {
-        self.call(|reply| Request::TakeDms {
+    /// nothing is claimed).
+    pub fn claim_dms(&self, to: &str, conn: u64, limit: usize) -> Result<ClaimedDms, DbError> {
+        let dms = self.call(|reply| Request::ClaimDms {
             to: to.to_owned(),
+            conn,
             limit,
             reply,
+        })?;
+        Ok(ClaimedDms {
+            db: self.clone(),
+            conn,
+            dms,
         })
     }
 
@@ -609,6 +749,119 @@ impl Db {
     /// [`DbError::Failed`] if the commit failed or the DB thread is gone.
     pub fn flush(&self) -> Result<(), DbError> {
         self.call(|reply| Request::Flush { reply })
+    }
+}
+
+/// Stored DMs claimed for delivery to one connection, by [`Db::claim_dms`].
+///
+/// Settle it with [`ClaimedDms::delete`] once the lines are written, or
+/// hand it to the DB thread with [`ClaimedDms::delete_when_written`].
+/// Dropped unsettled (the lines could not be written, or the caller gave
+/// up), it releases its rows without deleting them: they stay stored and
+/// come again at the next login. So no path can lose one.
+#[derive(Debug)]
+#[must_use = "dropping a claim releases its DMs undelivered"]
+pub struct ClaimedDms {
+    /// Where the deletion or the release goes.
+    db: Db,
+    /// The connection the DMs are for.
+    conn: u64,
+    /// The claimed rows, oldest first; empty once settled.
+    dms: Vec<StoredDm>,
+}
+
+impl ClaimedDms {
+    /// The claimed DMs, oldest first.
+    pub fn dms(&self) -> &[StoredDm] {
+        &self.dms
+    }
+
+    /// How many DMs are claimed.
+    pub fn len(&self) -> usize {
+        self.dms.len()
+    }
+
+    /// True if there was nothing to claim.
+    pub fn is_empty(&self) -> bool {
+        self.dms.is_empty()
+    }
+
+    /// Keeps the first `n` DMs and releases the others at once, for a
+    /// caller that found it can queue only `n` now.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.dms.len() {
+            return;
+        }
+        let rest = ClaimedDms {
+            db: self.db.clone(),
+            conn: self.conn,
+            dms: self.dms.split_off(n),
+        };
+        drop(rest);
+    }
+
+    /// The lines are written: delete the rows, committed before this
+    /// returns.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone; the
+    /// rows then stay stored (delivered again later: at least once).
+    pub fn delete(mut self) -> Result<(), DbError> {
+        let ids = self.take_ids();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.db.call(|reply| Request::DeleteDms {
+            ids,
+            reply: Some(reply),
+        })
+    }
+
+    /// Hands the claim to the DB thread together with the recipient's
+    /// writer marker (queued after the lines) and returns at once: the DB
+    /// thread deletes the rows when the marker is signalled, or releases
+    /// them if the writer goes away first. For a thread that must not wait
+    /// on another client's writer.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Failed`] if the DB thread is gone (the rows stay stored).
+    pub fn delete_when_written(mut self, written: oneshot::Receiver<()>) -> Result<(), DbError> {
+        let ids = self.take_ids();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .requests
+            .send(Request::DeleteWhenWritten {
+                conn: self.conn,
+                ids,
+                written,
+            })
+            .map_err(|_| stopped())
+    }
+
+    /// The rows' ids, leaving the claim empty (settled).
+    fn take_ids(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.dms)
+            .into_iter()
+            .map(|dm| dm.id)
+            .collect()
+    }
+}
+
+impl Drop for ClaimedDms {
+    fn drop(&mut self) {
+        let ids = self.take_ids();
+        if !ids.is_empty() {
+            // Nobody waits for the answer; if the DB thread is gone, its
+            // in-memory claims are gone with it anyway.
+            let _ = self.db.requests.send(Request::ReleaseDms {
+                conn: self.conn,
+                ids,
+            });
+        }
     }
 }
 
@@ -684,13 +937,22 @@ mod tests {
     #[test]
     fn create_rooms() {
         let (dir, db, thread, _) = fresh(50);
-        assert_eq!(db.create_room("Lobby", None, 1), Ok("Lobby".to_string()));
         assert_eq!(
-            db.create_room("vault", Some(hash("v")), 2),
+            db.create_room("Lobby", None, "ann", 1),
+            Ok("Lobby".to_string())
+        );
+        assert_eq!(
+            db.create_room("vault", Some(hash("v")), "ann", 2),
             Ok("vault".to_string())
         );
-        assert_eq!(db.create_room("LOBBY", None, 3), Err(DbError::Exists));
-        assert_eq!(db.create_room("Vault", None, 3), Err(DbError::Exists));
+        assert_eq!(
+            db.create_room("LOBBY", None, "ann", 3),
+            Err(DbError::Exists)
+        );
+        assert_eq!(
+            db.create_room("Vault", None, "ann", 3),
+            Err(DbError::Exists)
+        );
         drop(db);
         thread.join().unwrap();
 
@@ -707,8 +969,8 @@ mod tests {
     #[test]
     fn history_survives_reopen() {
         let (dir, db, thread, _) = fresh(3);
-        db.create_room("lobby", None, 0).unwrap();
-        db.create_room("empty", None, 0).unwrap();
+        db.create_room("lobby", None, "ann", 0).unwrap();
+        db.create_room("empty", None, "ann", 0).unwrap();
         for seq in 1..=5 {
             db.append_history("LOBBY", seq, 1000 + seq as i64, "ann", &format!("m{seq}"))
                 .unwrap();
@@ -735,7 +997,7 @@ mod tests {
     #[test]
     fn flush_waits_for_commit() {
         let (dir, db, _thread, _) = fresh(50);
-        db.create_room("lobby", None, 0).unwrap();
+        db.create_room("lobby", None, "ann", 0).unwrap();
         db.append_history("lobby", 1, 5, "ann", "hello").unwrap();
         db.flush().unwrap();
         let count: i64 = Connection::open(dir.path().join("chat.db"))
@@ -745,50 +1007,176 @@ mod tests {
         assert_eq!(count, 1);
     }
 
-    /// Stored DMs come back oldest first, only once.
+    /// The texts of a claim.
+    fn texts(claim: &ClaimedDms) -> Vec<&str> {
+        claim.dms().iter().map(|d| d.text.as_str()).collect()
+    }
+
+    /// Stored DMs are claimed oldest first (by arrival, not by clock),
+    /// stay stored until the claim is deleted, and are gone after it.
     #[test]
-    fn dms_are_taken_in_order_once() {
+    fn dms_are_deleted_only_when_the_claim_says_so() {
         let (_dir, db, _thread, _) = fresh(50);
         db.register("Dora", hash("d"), 0).unwrap();
         db.store_dm("dora", "ann", 10, "first").unwrap();
         db.store_dm("DORA", "bob", 5, "second (earlier clock)")
             .unwrap();
-        let dms = db.take_dms("Dora", 100).unwrap();
-        assert_eq!(
-            dms,
-            vec![
-                StoredDm {
-                    from: "ann".into(),
-                    time_ms: 10,
-                    text: "first".into()
-                },
-                StoredDm {
-                    from: "bob".into(),
-                    time_ms: 5,
-                    text: "second (earlier clock)".into()
-                },
-            ]
-        );
-        assert_eq!(db.take_dms("dora", 100).unwrap(), vec![]);
-        assert_eq!(db.take_dms("nobody", 100).unwrap(), vec![]);
+        let claim = db.claim_dms("Dora", 1, 100).unwrap();
+        assert_eq!(texts(&claim), ["first", "second (earlier clock)"]);
+        assert_eq!(claim.dms()[0].from, "ann");
+        assert_eq!(claim.dms()[1].time_ms, 5);
+        // A new connection of the same user (the first one is gone) gets
+        // them again: nothing is deleted before the claim is.
+        let again = db.claim_dms("dora", 2, 100).unwrap();
+        assert_eq!(again.len(), 2);
+        drop(again);
+        claim.delete().unwrap();
+        assert!(db.claim_dms("dora", 3, 100).unwrap().is_empty());
+        assert!(db.claim_dms("nobody", 3, 100).unwrap().is_empty());
     }
 
-    /// `take_dms` with a limit takes the oldest ones and leaves the rest,
-    /// so a large backlog can be delivered in pieces without loss.
+    /// A claim skips what is in flight to the same connection, and a
+    /// dropped claim releases its rows, stored as before.
     #[test]
-    fn dms_are_taken_in_pieces() {
+    fn claims_skip_rows_in_flight_and_release_on_drop() {
         let (_dir, db, _thread, _) = fresh(50);
         db.register("eli", hash("e"), 0).unwrap();
         for i in 0..5 {
             db.store_dm("eli", "ann", i, &format!("dm {i}")).unwrap();
         }
-        let texts = |dms: Vec<StoredDm>| dms.into_iter().map(|d| d.text).collect::<Vec<_>>();
-        assert_eq!(texts(db.take_dms("eli", 2).unwrap()), ["dm 0", "dm 1"]);
+        let first = db.claim_dms("eli", 7, 2).unwrap();
+        assert_eq!(texts(&first), ["dm 0", "dm 1"]);
+        let second = db.claim_dms("eli", 7, 10).unwrap();
+        assert_eq!(texts(&second), ["dm 2", "dm 3", "dm 4"]);
+        assert!(db.claim_dms("eli", 7, 10).unwrap().is_empty());
+        drop(first);
+        let mut third = db.claim_dms("eli", 7, 10).unwrap();
+        assert_eq!(texts(&third), ["dm 0", "dm 1"]);
+        third.truncate(1);
+        assert_eq!(texts(&db.claim_dms("eli", 7, 10).unwrap()), ["dm 1"]);
+        second.delete().unwrap();
+        third.delete().unwrap();
+        assert_eq!(texts(&db.claim_dms("eli", 8, 10).unwrap()), ["dm 1"]);
+    }
+
+    /// Handed over with a writer marker: deleted once it is signalled,
+    /// released (still stored) if the writer goes away instead.
+    #[test]
+    fn delete_when_written_follows_the_marker() {
+        let (_dir, db, _thread, _) = fresh(50);
+        db.register("fay", hash("f"), 0).unwrap();
+        db.store_dm("fay", "ann", 1, "one").unwrap();
+        let (written, marker) = oneshot::channel();
+        db.claim_dms("fay", 1, 10)
+            .unwrap()
+            .delete_when_written(marker)
+            .unwrap();
+        // In flight to connection 1: not offered to it again.
+        assert!(db.claim_dms("fay", 1, 10).unwrap().is_empty());
+        written.send(()).unwrap();
+        // The DB thread looks at its markers before each batch, so a
+        // request sent after the signal finds the row deleted.
+        assert!(db.claim_dms("fay", 2, 10).unwrap().is_empty());
+
+        db.store_dm("fay", "ann", 2, "two").unwrap();
+        let (writer, marker) = oneshot::channel::<()>();
+        db.claim_dms("fay", 1, 10)
+            .unwrap()
+            .delete_when_written(marker)
+            .unwrap();
+        drop(writer);
+        let back = db.claim_dms("fay", 1, 10).unwrap();
+        assert_eq!(texts(&back), ["two"], "released when the writer went away");
+    }
+
+    /// `mailbox` stored DMs per recipient, then `MailboxFull` and nothing
+    /// stored; room again once some are delivered.
+    #[test]
+    fn mailbox_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            mailbox: 3,
+            ..Limits::default()
+        };
+        let (db, _thread, _) = open_with(&dir.path().join("chat.db"), 50, limits).unwrap();
+        db.register("gus", hash("g"), 0).unwrap();
+        db.register("hal", hash("h"), 0).unwrap();
+        for i in 0..3 {
+            db.store_dm("gus", "ann", i, "x").unwrap();
+        }
+        assert_eq!(db.store_dm("GUS", "ann", 4, "y"), Err(DbError::MailboxFull));
+        db.store_dm("hal", "ann", 4, "another mailbox").unwrap();
+        let claim = db.claim_dms("gus", 1, 10).unwrap();
+        assert_eq!(claim.len(), 3);
+        claim.delete().unwrap();
+        db.store_dm("gus", "ann", 5, "room again").unwrap();
+    }
+
+    /// `max_rooms` in all and `rooms_per_user` per owner, counted with the
+    /// insert; a taken name is `Exists` before the limits are looked at.
+    #[test]
+    fn rooms_are_limited_in_all_and_per_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_rooms: 3,
+            rooms_per_user: 2,
+            ..Limits::default()
+        };
+        let (db, _thread, _) = open_with(&dir.path().join("chat.db"), 50, limits).unwrap();
+        db.register("ann", hash("a"), 0).unwrap();
+        db.register("bob", hash("b"), 0).unwrap();
+        assert!(db.create_room("a1", None, "ann", 0).is_ok());
+        assert!(db.create_room("a2", None, "ANN", 0).is_ok());
         assert_eq!(
-            texts(db.take_dms("eli", 10).unwrap()),
-            ["dm 2", "dm 3", "dm 4"]
+            db.create_room("a3", None, "ann", 0),
+            Err(DbError::TooManyRooms)
         );
-        assert!(db.take_dms("eli", 10).unwrap().is_empty());
+        assert!(db.create_room("b1", None, "bob", 0).is_ok());
+        assert_eq!(db.create_room("A1", None, "bob", 0), Err(DbError::Exists));
+        assert_eq!(
+            db.create_room("b2", None, "bob", 0),
+            Err(DbError::TooManyRooms)
+        );
+    }
+
+    /// Each room keeps its newest `history_keep` messages on disk; the rest
+    /// go with the batch that pushed them out.
+    #[test]
+    fn history_is_trimmed_per_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let limits = Limits {
+            history_keep: 4,
+            ..Limits::default()
+        };
+        let (db, _thread, _) = open_with(&path, 2, limits).unwrap();
+        db.create_room("big", None, "ann", 0).unwrap();
+        db.create_room("small", None, "ann", 0).unwrap();
+        for seq in 1..=10 {
+            db.append_history("big", seq, 0, "ann", "m").unwrap();
+            db.flush().unwrap();
+        }
+        for seq in 1..=3 {
+            db.append_history("small", seq, 0, "ann", "m").unwrap();
+        }
+        db.flush().unwrap();
+        let seqs: Vec<(String, i64)> = Connection::open(&path)
+            .unwrap()
+            .prepare(
+                "SELECT r.name, m.seq FROM messages AS m JOIN rooms AS r ON r.id = m.room_id
+                 ORDER BY r.name, m.seq",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let expected: Vec<(String, i64)> = [7, 8, 9, 10]
+            .map(|s| ("big".to_string(), s))
+            .into_iter()
+            .chain([1, 2, 3].map(|s| ("small".to_string(), s)))
+            .collect();
+        assert_eq!(seqs, expected);
     }
 
     /// A DM to an unregistered user is refused with `NoSuchUser`.
@@ -815,7 +1203,7 @@ mod tests {
 
         let (db, _thread, _) = open(&dir.path().join("chat.db"), 50).unwrap();
         assert_eq!(db.user("EVE").unwrap().unwrap().name, "eve");
-        assert_eq!(db.take_dms("eve", 100).unwrap().len(), 1);
+        assert_eq!(db.claim_dms("eve", 1, 100).unwrap().len(), 1);
     }
 
     /// Once the DB thread is gone, methods return an error instead of

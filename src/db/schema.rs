@@ -10,7 +10,12 @@
 //! | version | what it is |
 //! |---|---|
 //! | 0 | a new, empty file, or a database made by the Python original of the course (tables `users(username, …)` and `rooms(…, is_private, …)`) |
-//! | 1 | the current layout below |
+//! | 1 | the layout of [`CREATE_SCHEMA_V1`] |
+//! | 2 | rooms get an owner (`rooms.owner_id`, `NULL` for the rooms made before it), for `--rooms-per-user` |
+//!
+//! A new file is made at version 1 and then migrated like an old one, so
+//! there is one way to reach each version and the migrations are exercised
+//! every time a database is created.
 //!
 //! A migration runs inside one transaction together with the update of
 //! `user_version`, so a crash half-way leaves the old file untouched and the
@@ -29,17 +34,19 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::error::{Error, Result};
 
 /// The schema version this code creates and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-/// The current layout (version 1), created in one go on an empty file.
+/// The layout of version 1, created in one go on an empty file (and then
+/// migrated to version 2 by [`MIGRATE_1_TO_2`]).
 ///
 /// - `users`: one row per account; `password_hash` is an argon2id PHC
 ///   string, or a legacy SHA-256 hex string until its owner next logs in.
 /// - `rooms`: `password_hash` is `NULL` for a public room.
 /// - `messages`: room history; `seq` is the room's message number, given by
 ///   the server in the order members saw the messages.
-/// - `dms`: direct messages waiting for an offline user; deleted when
-///   delivered. The index makes "this user's DMs" a lookup, not a scan.
+/// - `dms`: direct messages waiting for an offline user; deleted once
+///   written to the recipient's socket. The index makes "this user's DMs"
+///   a lookup (and a count, for `--mailbox`), not a scan.
 pub const CREATE_SCHEMA_V1: &str = "
 CREATE TABLE users (
     id            INTEGER PRIMARY KEY,
@@ -76,6 +83,17 @@ CREATE INDEX dms_to_user_id ON dms (to_user_id);
 /// (`PRAGMA` cannot take a bound parameter, hence the literal.)
 pub const SET_VERSION_1: &str = "PRAGMA user_version = 1";
 
+/// Version 1 → 2: every room gets an owner, the account that created it.
+/// The rooms that exist already have none (`NULL`): they count toward
+/// `--max-rooms` but toward nobody's `--rooms-per-user`. `ADD COLUMN` keeps
+/// every row as it is; the index makes "how many rooms does this account
+/// own" a lookup, not a scan.
+pub const MIGRATE_1_TO_2: &str = "
+ALTER TABLE rooms ADD COLUMN owner_id INTEGER NULL REFERENCES users(id);
+CREATE INDEX rooms_owner_id ON rooms (owner_id);
+PRAGMA user_version = 2;
+";
+
 /// Whether a table of the given name exists.
 pub const TABLE_EXISTS: &str = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1";
 
@@ -109,9 +127,28 @@ pub const DROP_LEGACY_ROOMS: &str = "DROP TABLE legacy_rooms";
 pub const INSERT_USER: &str = "INSERT INTO users (name, password_hash, created_ms)
      VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING";
 
-/// Adds a room; does nothing (0 rows changed) if the name is taken.
+/// Adds a room without an owner (the migration of the Python rooms); does
+/// nothing (0 rows changed) if the name is taken.
 pub const INSERT_ROOM: &str = "INSERT INTO rooms (name, password_hash, created_ms)
      VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING";
+
+/// Adds a room owned by the account named `?4` (any case; `NULL` if there
+/// is no such account); does nothing (0 rows changed) if the name is taken.
+pub const INSERT_OWNED_ROOM: &str = "INSERT INTO rooms (name, password_hash, created_ms, owner_id)
+     VALUES (?1, ?2, ?3, (SELECT id FROM users WHERE name = ?4))
+     ON CONFLICT (name) DO NOTHING";
+
+/// Whether a room of that name exists, in any case.
+pub const ROOM_EXISTS: &str = "SELECT 1 FROM rooms WHERE name = ?1";
+
+/// Rooms in all, for `--max-rooms`. (Rooms are never deleted today; one
+/// that is gone would simply no longer be counted.)
+pub const COUNT_ROOMS: &str = "SELECT COUNT(*) FROM rooms";
+
+/// Rooms owned by the account named `?1`, for `--rooms-per-user`; uses the
+/// `rooms_owner_id` index.
+pub const COUNT_OWNED_ROOMS: &str =
+    "SELECT COUNT(*) FROM rooms WHERE owner_id = (SELECT id FROM users WHERE name = ?1)";
 
 /// Looks an account up by name, in any case; returns the stored spelling.
 pub const SELECT_USER: &str = "SELECT name, password_hash FROM users WHERE name = ?1";
@@ -136,17 +173,30 @@ pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room_id, seq, time_ms, u
 pub const INSERT_DM: &str = "INSERT INTO dms (to_user_id, from_user, time_ms, text)
      SELECT id, ?2, ?3, ?4 FROM users WHERE name = ?1";
 
-/// The first `?2` of a user's stored DMs, oldest first. Ordered by `id`
-/// (arrival order), not by `time_ms`, so a clock step backwards cannot
-/// reorder them.
+/// A user's stored DMs, oldest first. Ordered by `id` (arrival order), not
+/// by `time_ms`, so a clock step backwards cannot reorder them. The caller
+/// steps through the rows and stops when it has enough (SQLite produces
+/// them one at a time, so the rest are never read).
 pub const SELECT_DMS: &str = "SELECT d.id, d.from_user, d.time_ms, d.text
      FROM dms AS d JOIN users AS u ON u.id = d.to_user_id
-     WHERE u.name = ?1 ORDER BY d.id LIMIT ?2";
+     WHERE u.name = ?1 ORDER BY d.id";
 
-/// Deletes a user's stored DMs up to id `?2`: exactly the ones `SELECT_DMS`
-/// just returned (same savepoint, ids ascending).
-pub const DELETE_DMS: &str = "DELETE FROM dms
-     WHERE to_user_id = (SELECT id FROM users WHERE name = ?1) AND id <= ?2";
+/// Deletes one stored DM by its id (one that was written to its
+/// recipient's socket).
+pub const DELETE_DM: &str = "DELETE FROM dms WHERE id = ?1";
+
+/// How many DMs wait for the user named `?1`, for `--mailbox`; uses the
+/// `dms_to_user_id` index.
+pub const COUNT_DMS: &str =
+    "SELECT COUNT(*) FROM dms WHERE to_user_id = (SELECT id FROM users WHERE name = ?1)";
+
+/// Deletes the messages of room `?1` numbered `?2` or lower: what falls out
+/// of `--history-keep`. A range of the `UNIQUE (room_id, seq)` index, so it
+/// costs the rows it deletes, not the size of the table (`EXPLAIN QUERY
+/// PLAN`: `SEARCH messages USING INDEX sqlite_autoindex_messages_1
+/// (room_id=? AND seq<?)`).
+pub const TRIM_HISTORY: &str = "DELETE FROM messages
+     WHERE room_id = (SELECT id FROM rooms WHERE name = ?1) AND seq <= ?2";
 
 /// Every room, in the order they were created.
 pub const SELECT_ROOMS: &str = "SELECT id, name, password_hash FROM rooms ORDER BY id";
@@ -179,10 +229,16 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     if version == SCHEMA_VERSION {
         return Ok(());
     }
-    // Only version 0 is left. IMMEDIATE takes the write lock at once, so
-    // another process cannot sneak in between our check and our changes.
+    // IMMEDIATE takes the write lock at once, so another process cannot
+    // sneak in between our check and our changes. Every step runs in this
+    // one transaction: a crash half-way leaves the file as it was.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    migrate_0_to_1(&tx).map_err(|e| Error::Db(format!("migrating to schema version 1: {e}")))?;
+    if version < 1 {
+        migrate_0_to_1(&tx)
+            .map_err(|e| Error::Db(format!("migrating to schema version 1: {e}")))?;
+    }
+    tx.execute_batch(MIGRATE_1_TO_2)
+        .map_err(|e| Error::Db(format!("migrating to schema version 2: {e}")))?;
     tx.commit()?;
     Ok(())
 }
@@ -465,7 +521,7 @@ mod tests {
             .unwrap();
         let err = open(&path, 50).unwrap_err().to_string();
         assert!(
-            err.contains("database schema version 7 is newer than this server (1)"),
+            err.contains("database schema version 7 is newer than this server (2)"),
             "{err}"
         );
         assert_eq!(user_version(&path), 7);

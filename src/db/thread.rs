@@ -45,13 +45,34 @@
 //! Each request therefore runs inside its own SAVEPOINT, a transaction
 //! nested inside the batch's. A failing request rolls back to its savepoint,
 //! undoing only itself, and the batch goes on.
+//!
+//! # What the thread keeps besides the connection
+//!
+//! The limits it enforces ([`Limits`]), and the stored DMs in flight: which
+//! rows are claimed by which connection, and the writer markers handed to
+//! it by threads that must not wait for another client's writer. Only this
+//! thread touches them, so they need no lock; a claim and the requests
+//! around it are ordered like everything else here. While it holds
+//! markers, the thread wakes every [`MARKER_POLL`] to look at them, and
+//! before each batch: a signalled marker becomes the deletion of its rows,
+//! a dropped one (the writer went away) their release.
 
-use crossbeam_channel::Receiver;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::schema;
-use super::{DbError, Reply, Request, StoredDm, UserRecord, MAX_BATCH};
+use super::{DbError, Limits, Reply, Request, StoredDm, UserRecord, MAX_BATCH};
 use crate::error::{Error, Result};
+use crate::oneshot::{self, TryRecvError};
+
+/// How often the DB thread looks at the writer markers it holds for
+/// [`Request::DeleteWhenWritten`] while it has any (it never waits for them:
+/// a marker only says when rows may be deleted). With none, the thread
+/// sleeps until a request comes.
+const MARKER_POLL: Duration = Duration::from_millis(10);
 
 /// An answer waiting for the batch's COMMIT. It is called with the COMMIT's
 /// outcome and then sends either the request's own result or the COMMIT's
@@ -62,6 +83,31 @@ use crate::error::{Error, Result};
 /// needs one type: the closure hides the difference.
 type HeldReply = Box<dyn FnOnce(&Result<(), DbError>)>;
 
+/// Stored DMs written to a recipient's outbox by a thread that would not
+/// wait for the writer, with the marker queued after them.
+struct Pending {
+    /// The connection they were claimed for.
+    conn: u64,
+    /// The rows.
+    ids: Vec<i64>,
+    /// Signalled when they are written; closed if the writer went away.
+    written: oneshot::Receiver<()>,
+}
+
+/// What the DB thread keeps besides the connection: the limits it
+/// enforces, and the stored DMs in flight (see "Stored DMs" in `mod.rs`).
+pub(super) struct Worker {
+    /// The database; nobody else touches it.
+    conn: Connection,
+    /// `--mailbox`, `--history-keep`, `--max-rooms`, `--rooms-per-user`.
+    limits: Limits,
+    /// Stored DM id → the connection it is in flight to. An id is here from
+    /// its claim until its deletion or release.
+    claims: HashMap<i64, u64>,
+    /// Claims waiting for a writer marker (`DeleteWhenWritten`).
+    pending: Vec<Pending>,
+}
+
 /// The DB thread's body: serve batches of requests until every `Db` handle
 /// is dropped, then close the database.
 ///
@@ -70,15 +116,37 @@ type HeldReply = Box<dyn FnOnce(&Result<(), DbError>)>;
 /// [`Error::Db`] if closing the database fails (the last checkpoint of the
 /// WAL could not be written); everything acknowledged is safe in the WAL
 /// anyway.
-pub(super) fn run(mut conn: Connection, queue: Receiver<Request>) -> Result<()> {
+pub(super) fn run(conn: Connection, queue: Receiver<Request>, limits: Limits) -> Result<()> {
     log::debug!("db thread started");
+    let mut worker = Worker::new(conn, limits);
     let mut batch = Vec::with_capacity(MAX_BATCH);
 
     // `recv` blocks until a request arrives. It returns `Err` only when the
     // queue is empty *and* every sender (every `Db` handle) has been
     // dropped. So the loop ends only after the last queued request has been
-    // served: a graceful stop loses nothing.
-    while let Ok(first) = queue.recv() {
+    // served: a graceful stop loses nothing. While writer markers are held,
+    // the wait is cut short now and then to look at them.
+    loop {
+        let first = if worker.pending.is_empty() {
+            queue.recv().ok()
+        } else {
+            match queue.recv_timeout(MARKER_POLL) {
+                Ok(request) => Some(request),
+                Err(RecvTimeoutError::Timeout) => {
+                    worker.settle_markers(&mut batch);
+                    if !batch.is_empty() {
+                        worker.run_batch(std::mem::take(&mut batch));
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        let Some(first) = first else { break };
+        // Markers first: a request sent after a marker was signalled then
+        // finds its rows deleted (the tests rely on it, and so may a login
+        // that follows a delivery).
+        worker.settle_markers(&mut batch);
         batch.push(first);
         // Take whatever else is already waiting, without waiting for more:
         // `try_recv` never blocks. Requests that arrive while this batch
@@ -89,237 +157,461 @@ pub(super) fn run(mut conn: Connection, queue: Receiver<Request>) -> Result<()> 
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, std::mem::take(&mut batch));
+        worker.run_batch(std::mem::take(&mut batch));
     }
 
+    // Rows whose marker has been signalled are deleted; the others stay
+    // stored and are delivered again at the next login (at least once).
+    worker.settle_markers(&mut batch);
+    if !batch.is_empty() {
+        worker.run_batch(batch);
+    }
+    if !worker.pending.is_empty() {
+        log::info!(
+            "db: {} pieces of stored DMs not yet confirmed written; they stay stored",
+            worker.pending.len()
+        );
+    }
     log::debug!("db thread: every handle dropped, closing the database");
-    conn.close()
+    worker
+        .conn
+        .close()
         .map_err(|(_, e)| Error::Db(format!("closing the database: {e}")))
 }
 
-/// Runs one batch of requests in one transaction, commits, and only then
-/// answers them.
-///
-/// Outcomes, from best to worst:
-/// - all statements fine, COMMIT fine: every request gets its own result;
-/// - one request fails: only its savepoint is rolled back, it gets its
-///   error, the others are committed and answered normally;
-/// - COMMIT fails (or SQLite itself aborted the transaction): nothing of
-///   the batch remains, and every request gets the error.
-fn run_batch(conn: &mut Connection, batch: Vec<Request>) {
-    let size = batch.len();
-    // IMMEDIATE takes the write lock now, so we find out at BEGIN (not half
-    // way through) if another process holds it too long.
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            let error = DbError::from(e);
-            log::error!("db: cannot begin a transaction for {size} requests: {error}");
-            for request in batch {
-                request.fail(&error);
-            }
-            return;
-        }
-    };
-
-    let mut held: Vec<HeldReply> = Vec::with_capacity(size);
-    let mut requests = batch.into_iter();
-    let mut aborted = None;
-    for request in requests.by_ref() {
-        if let Some(reply) = execute(&mut tx, request) {
-            held.push(reply);
-        }
-        // Some errors (disk full, I/O error) make SQLite roll back the
-        // *whole* transaction on its own. Carrying on would run the rest
-        // of the batch outside any transaction, one autocommit at a time,
-        // and then answer them as if they belonged to a failed batch. So we
-        // check, and stop.
-        if tx.is_autocommit() {
-            aborted = Some(DbError::Failed(
-                "SQLite aborted the transaction after an error".into(),
-            ));
-            break;
+impl Worker {
+    /// A worker with nothing in flight.
+    pub(super) fn new(conn: Connection, limits: Limits) -> Self {
+        Worker {
+            conn,
+            limits,
+            claims: HashMap::new(),
+            pending: Vec::new(),
         }
     }
 
-    let outcome = match aborted {
-        Some(error) => {
-            // The requests we did not get to share the batch's fate.
-            for request in requests {
-                request.fail(&error);
-            }
-            Err(error)
-        }
-        // COMMIT: the moment of truth, and the fsync. If it fails, `commit`
-        // drops the transaction, which rolls it back: nothing of the batch
-        // remains, matching the error every request is about to get.
-        None => tx.commit().map_err(DbError::from),
-    };
-    if let Err(error) = &outcome {
-        log::error!("db: batch of {size} requests not committed: {error}");
+    /// Looks at every held writer marker without waiting: a signalled one
+    /// becomes a deletion in `batch`, one whose writer went away becomes a
+    /// release, the others stay held.
+    fn settle_markers(&mut self, batch: &mut Vec<Request>) {
+        self.pending
+            .retain_mut(|pending| match pending.written.try_recv() {
+                Ok(()) => {
+                    batch.push(Request::DeleteDms {
+                        ids: std::mem::take(&mut pending.ids),
+                        reply: None,
+                    });
+                    false
+                }
+                Err(TryRecvError::Closed) => {
+                    batch.push(Request::ReleaseDms {
+                        conn: pending.conn,
+                        ids: std::mem::take(&mut pending.ids),
+                    });
+                    false
+                }
+                Err(TryRecvError::Empty) => true,
+            });
     }
 
-    // Only now, with the outcome known, do the callers hear back.
-    for reply in held {
-        reply(&outcome);
+    /// Runs one batch of requests in one transaction, commits, and only then
+    /// answers them.
+    ///
+    /// Outcomes, from best to worst:
+    /// - all statements fine, COMMIT fine: every request gets its own result;
+    /// - one request fails: only its savepoint is rolled back, it gets its
+    ///   error, the others are committed and answered normally;
+    /// - COMMIT fails (or SQLite itself aborted the transaction): nothing of
+    ///   the batch remains, and every request gets the error.
+    pub(super) fn run_batch(&mut self, batch: Vec<Request>) {
+        let size = batch.len();
+        let Worker {
+            conn,
+            limits,
+            claims,
+            pending,
+        } = self;
+        // IMMEDIATE takes the write lock now, so we find out at BEGIN (not
+        // half way through) if another process holds it too long.
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let error = DbError::from(e);
+                log::error!("db: cannot begin a transaction for {size} requests: {error}");
+                for request in batch {
+                    request.fail(&error, claims, pending);
+                }
+                return;
+            }
+        };
+
+        let mut step = Step {
+            limits: *limits,
+            claims,
+            pending,
+            claimed: Vec::new(),
+            newest: HashMap::new(),
+        };
+        let mut held: Vec<HeldReply> = Vec::with_capacity(size);
+        let mut requests = batch.into_iter();
+        let mut aborted = None;
+        for request in requests.by_ref() {
+            if let Some(reply) = step.execute(&mut tx, request) {
+                held.push(reply);
+            }
+            // Some errors (disk full, I/O error) make SQLite roll back the
+            // *whole* transaction on its own. Carrying on would run the rest
+            // of the batch outside any transaction, one autocommit at a
+            // time, and then answer them as if they belonged to a failed
+            // batch. So we check, and stop.
+            if tx.is_autocommit() {
+                aborted = Some(DbError::Failed(
+                    "SQLite aborted the transaction after an error".into(),
+                ));
+                break;
+            }
+        }
+        if aborted.is_none() {
+            step.trim_history(&mut tx);
+        }
+
+        let outcome = match aborted {
+            Some(error) => {
+                // The requests we did not get to share the batch's fate.
+                for request in requests {
+                    request.fail(&error, step.claims, step.pending);
+                }
+                Err(error)
+            }
+            // COMMIT: the moment of truth, and the fsync. If it fails,
+            // `commit` drops the transaction, which rolls it back: nothing
+            // of the batch remains, matching the error every request is
+            // about to get.
+            None => tx.commit().map_err(DbError::from),
+        };
+        if let Err(error) = &outcome {
+            log::error!("db: batch of {size} requests not committed: {error}");
+            // The claimers are about to hear an error and deliver nothing:
+            // their rows are not in flight after all.
+            for id in step.claimed {
+                step.claims.remove(&id);
+            }
+        }
+
+        // Only now, with the outcome known, do the callers hear back.
+        for reply in held {
+            reply(&outcome);
+        }
     }
 }
 
-/// Runs one request inside the batch's transaction and returns its held
-/// answer (`None` for `AppendHistory`, whose caller does not wait).
-fn execute(tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
-    match request {
-        Request::Register {
-            name,
-            password_hash,
-            now_ms,
-            reply,
-        } => {
-            let result = in_savepoint(tx, |conn| {
-                insert_named(
-                    conn,
-                    schema::INSERT_USER,
-                    &name,
-                    Some(&password_hash),
-                    now_ms,
-                )
-            });
-            Some(hold(reply, result))
-        }
-        Request::User { name, reply } => {
-            // A read needs no savepoint: it changes nothing to undo. It does
-            // see the writes of earlier requests in this batch, as it should.
-            Some(hold(reply, find_user(tx, &name)))
-        }
-        Request::Room { name, reply } => {
-            let result = tx
-                .prepare_cached(schema::SELECT_ROOM)
-                .and_then(|mut stmt| {
-                    stmt.query_row([&name], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .optional()
-                })
-                .map_err(DbError::from);
-            Some(hold(reply, result))
-        }
-        Request::SetPasswordHash {
-            name,
-            password_hash,
-            reply,
-        } => {
-            let result = update_hash(
-                tx,
-                schema::UPDATE_PASSWORD_HASH,
-                &name,
-                &password_hash,
-                DbError::NoSuchUser,
-            );
-            Some(hold(reply, result))
-        }
-        Request::SetRoomPasswordHash {
-            name,
-            password_hash,
-            reply,
-        } => {
-            let missing = DbError::Failed(format!("no private room named {name}"));
-            let result = update_hash(
-                tx,
-                schema::UPDATE_ROOM_PASSWORD_HASH,
-                &name,
-                &password_hash,
-                missing,
-            );
-            Some(hold(reply, result))
-        }
-        Request::CreateRoom {
-            name,
-            password_hash,
-            now_ms,
-            reply,
-        } => {
-            let result = in_savepoint(tx, |conn| {
-                insert_named(
-                    conn,
-                    schema::INSERT_ROOM,
-                    &name,
-                    password_hash.as_deref(),
-                    now_ms,
-                )
-            });
-            Some(hold(reply, result))
-        }
-        Request::AppendHistory {
-            room,
-            seq,
-            time_ms,
-            user,
-            text,
-        } => {
-            let result = in_savepoint(tx, |conn| {
-                let inserted = conn
-                    .prepare_cached(schema::INSERT_MESSAGE)?
-                    .execute(params![room, seq, time_ms, user, text])?;
-                if inserted == 0 {
-                    Err(DbError::Failed(format!("no room named {room:?}")))
-                } else {
-                    Ok(())
-                }
-            });
-            // Nobody waits for this answer, so a failure can only be logged.
-            if let Err(error) = result {
-                log::error!("db: message {seq} of room {room:?} not stored: {error}");
+/// What one batch works with: the worker's state, and what the batch has
+/// done so far that matters at its end.
+struct Step<'a> {
+    /// The worker's limits.
+    limits: Limits,
+    /// The worker's DMs in flight.
+    claims: &'a mut HashMap<i64, u64>,
+    /// The worker's held markers.
+    pending: &'a mut Vec<Pending>,
+    /// DM ids claimed in this batch, to forget if it does not commit.
+    claimed: Vec<i64>,
+    /// Per room (its name in lower case): the name as given and the
+    /// highest message number appended in this batch.
+    newest: HashMap<String, (String, u64)>,
+}
+
+impl Step<'_> {
+    /// Runs one request inside the batch's transaction and returns its held
+    /// answer (`None` for the requests whose caller does not wait).
+    fn execute(&mut self, tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
+        match request {
+            Request::Register {
+                name,
+                password_hash,
+                now_ms,
+                reply,
+            } => {
+                let result = in_savepoint(tx, |conn| {
+                    insert_named(
+                        conn,
+                        schema::INSERT_USER,
+                        &name,
+                        Some(&password_hash),
+                        now_ms,
+                    )
+                });
+                Some(hold(reply, result))
             }
-            None
-        }
-        Request::StoreDm {
-            to,
-            from,
-            time_ms,
-            text,
-            reply,
-        } => {
-            let result = in_savepoint(tx, |conn| {
-                let inserted = conn
-                    .prepare_cached(schema::INSERT_DM)?
-                    .execute(params![to, from, time_ms, text])?;
-                if inserted == 0 {
-                    Err(DbError::NoSuchUser)
-                } else {
-                    Ok(())
+            Request::User { name, reply } => {
+                // A read needs no savepoint: it changes nothing to undo. It
+                // does see the writes of earlier requests in this batch, as
+                // it should.
+                Some(hold(reply, find_user(tx, &name)))
+            }
+            Request::Room { name, reply } => {
+                let result = tx
+                    .prepare_cached(schema::SELECT_ROOM)
+                    .and_then(|mut stmt| {
+                        stmt.query_row([&name], |row| Ok((row.get(0)?, row.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(DbError::from);
+                Some(hold(reply, result))
+            }
+            Request::SetPasswordHash {
+                name,
+                password_hash,
+                reply,
+            } => {
+                let result = update_hash(
+                    tx,
+                    schema::UPDATE_PASSWORD_HASH,
+                    &name,
+                    &password_hash,
+                    DbError::NoSuchUser,
+                );
+                Some(hold(reply, result))
+            }
+            Request::SetRoomPasswordHash {
+                name,
+                password_hash,
+                reply,
+            } => {
+                let missing = DbError::Failed(format!("no private room named {name}"));
+                let result = update_hash(
+                    tx,
+                    schema::UPDATE_ROOM_PASSWORD_HASH,
+                    &name,
+                    &password_hash,
+                    missing,
+                );
+                Some(hold(reply, result))
+            }
+            Request::CreateRoom {
+                name,
+                password_hash,
+                owner,
+                now_ms,
+                reply,
+            } => {
+                let limits = self.limits;
+                // The counts and the insert share one savepoint on the one
+                // thread that writes: two racing CREATEs are counted one
+                // after the other, so they cannot pass a limit together.
+                let result = in_savepoint(tx, |conn| {
+                    let exists = conn
+                        .prepare_cached(schema::ROOM_EXISTS)?
+                        .query_row([&name], |_| Ok(()))
+                        .optional()?
+                        .is_some();
+                    if exists {
+                        return Err(DbError::Exists);
+                    }
+                    let rooms = count(conn, schema::COUNT_ROOMS, [])?;
+                    let owned = count(conn, schema::COUNT_OWNED_ROOMS, [&owner])?;
+                    if rooms >= limits.max_rooms || owned >= limits.rooms_per_user {
+                        return Err(DbError::TooManyRooms);
+                    }
+                    let inserted = conn
+                        .prepare_cached(schema::INSERT_OWNED_ROOM)?
+                        .execute(params![name, password_hash.as_deref(), now_ms, owner])?;
+                    if inserted == 0 {
+                        Err(DbError::Exists)
+                    } else {
+                        Ok(name.clone())
+                    }
+                });
+                Some(hold(reply, result))
+            }
+            Request::AppendHistory {
+                room,
+                seq,
+                time_ms,
+                user,
+                text,
+            } => {
+                let result = in_savepoint(tx, |conn| {
+                    let inserted = conn
+                        .prepare_cached(schema::INSERT_MESSAGE)?
+                        .execute(params![room, seq, time_ms, user, text])?;
+                    if inserted == 0 {
+                        Err(DbError::Failed(format!("no room named {room:?}")))
+                    } else {
+                        Ok(())
+                    }
+                });
+                match result {
+                    Ok(()) => {
+                        let newest = self
+                            .newest
+                            .entry(room.to_ascii_lowercase())
+                            .or_insert_with(|| (room, seq));
+                        newest.1 = newest.1.max(seq);
+                    }
+                    // Nobody waits for this answer, so a failure can only
+                    // be logged.
+                    Err(error) => {
+                        log::error!("db: message {seq} of room {room:?} not stored: {error}")
+                    }
                 }
-            });
-            Some(hold(reply, result))
-        }
-        Request::TakeDms { to, limit, reply } => {
-            // Read and delete in one savepoint: both happen or neither does,
-            // and the answer is only sent after they are committed, so a
-            // crash in between can neither lose a DM nor deliver it twice.
-            let result = in_savepoint(tx, |conn| {
-                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                let rows = conn
-                    .prepare_cached(schema::SELECT_DMS)?
-                    .query_map(params![&to, limit], |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            StoredDm {
-                                from: row.get(1)?,
-                                time_ms: row.get(2)?,
-                                text: row.get(3)?,
-                            },
-                        ))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                if let Some(&(last, _)) = rows.last() {
-                    conn.prepare_cached(schema::DELETE_DMS)?
-                        .execute(params![&to, last])?;
+                None
+            }
+            Request::StoreDm {
+                to,
+                from,
+                time_ms,
+                text,
+                reply,
+            } => {
+                let mailbox = self.limits.mailbox;
+                // Counted in the same savepoint as the insert, on the one
+                // thread that writes: racing senders cannot pass the limit.
+                let result = in_savepoint(tx, |conn| {
+                    if count(conn, schema::COUNT_DMS, [&to])? >= mailbox {
+                        return Err(DbError::MailboxFull);
+                    }
+                    let inserted = conn
+                        .prepare_cached(schema::INSERT_DM)?
+                        .execute(params![to, from, time_ms, text])?;
+                    if inserted == 0 {
+                        Err(DbError::NoSuchUser)
+                    } else {
+                        Ok(())
+                    }
+                });
+                Some(hold(reply, result))
+            }
+            Request::ClaimDms {
+                to,
+                conn,
+                limit,
+                reply,
+            } => {
+                let result = self.claim(tx, &to, conn, limit);
+                Some(hold(reply, result))
+            }
+            Request::DeleteDms { ids, reply } => {
+                let result = self.delete(tx, &ids);
+                reply.map(|reply| hold(reply, result))
+            }
+            Request::DeleteWhenWritten { conn, ids, written } => {
+                // Settled now if the writer was quick, so that the requests
+                // after this one in the batch see the outcome.
+                match written.try_recv() {
+                    Ok(()) => {
+                        let _ = self.delete(tx, &ids);
+                    }
+                    Err(TryRecvError::Closed) => release(self.claims, conn, &ids),
+                    Err(TryRecvError::Empty) => self.pending.push(Pending { conn, ids, written }),
                 }
-                Ok(rows.into_iter().map(|(_, dm)| dm).collect())
-            });
-            Some(hold(reply, result))
+                None
+            }
+            Request::ReleaseDms { conn, ids } => {
+                release(self.claims, conn, &ids);
+                None
+            }
+            // Nothing to do: being answered after this batch's COMMIT is the
+            // whole point.
+            Request::Flush { reply } => Some(hold(reply, Ok(()))),
         }
-        // Nothing to do: being answered after this batch's COMMIT is the
-        // whole point.
-        Request::Flush { reply } => Some(hold(reply, Ok(()))),
     }
+
+    /// Deletes stored DMs that were written to their recipient's socket,
+    /// and their claims, whoever holds them now. A failure is logged (the
+    /// rows are then no longer in flight, and come again: at least once).
+    fn delete(&mut self, tx: &mut Transaction<'_>, ids: &[i64]) -> Result<(), DbError> {
+        let result = in_savepoint(tx, |conn| {
+            let mut delete = conn.prepare_cached(schema::DELETE_DM)?;
+            for id in ids {
+                delete.execute([id])?;
+            }
+            Ok(())
+        });
+        if let Err(error) = &result {
+            log::error!("db: {} delivered DMs not deleted: {error}", ids.len());
+        }
+        for id in ids {
+            self.claims.remove(id);
+        }
+        result
+    }
+
+    /// Claims for connection `conn` the oldest `limit` DMs of `to` that are
+    /// not already in flight to it. Rows in flight to *another* connection
+    /// of the user are taken over: that session is gone or being replaced
+    /// (a user has one at a time), and its rows would otherwise wait for a
+    /// later login. Reads only, so no savepoint; a mailbox holds at most
+    /// `--mailbox` rows, so the skipped ones cost little.
+    fn claim(
+        &mut self,
+        tx: &Transaction<'_>,
+        to: &str,
+        conn: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredDm>, DbError> {
+        let mut select = tx.prepare_cached(schema::SELECT_DMS)?;
+        let mut rows = select.query([to])?;
+        let mut dms = Vec::new();
+        while dms.len() < limit {
+            let Some(row) = rows.next()? else { break };
+            let id: i64 = row.get(0)?;
+            if self.claims.get(&id) == Some(&conn) {
+                continue;
+            }
+            dms.push(StoredDm {
+                id,
+                from: row.get(1)?,
+                time_ms: row.get(2)?,
+                text: row.get(3)?,
+            });
+        }
+        for dm in &dms {
+            self.claims.insert(dm.id, conn);
+            self.claimed.push(dm.id);
+        }
+        Ok(dms)
+    }
+
+    /// `--history-keep`: deletes, in each room that got messages in this
+    /// batch, those numbered `keep` or more below its newest. One indexed
+    /// range per room per batch (see [`schema::TRIM_HISTORY`]); in the
+    /// steady state it deletes as many rows as the batch appended. A failure
+    /// is logged and costs nothing but disk: the next batch tries again.
+    fn trim_history(&mut self, tx: &mut Transaction<'_>) {
+        let keep = u64::try_from(self.limits.history_keep).unwrap_or(u64::MAX);
+        for (room, newest) in std::mem::take(&mut self.newest).into_values() {
+            let Some(last_gone) = newest.checked_sub(keep).filter(|&seq| seq > 0) else {
+                continue;
+            };
+            let result = in_savepoint(tx, |conn| {
+                conn.prepare_cached(schema::TRIM_HISTORY)?
+                    .execute(params![room, last_gone])?;
+                Ok(())
+            });
+            if let Err(error) = result {
+                log::error!("db: old history of room {room:?} not trimmed: {error}");
+            }
+        }
+    }
+}
+
+/// Forgets the claims of `conn` on `ids`; a row taken over since by another
+/// connection stays that one's.
+fn release(claims: &mut HashMap<i64, u64>, conn: u64, ids: &[i64]) {
+    for id in ids {
+        if claims.get(id) == Some(&conn) {
+            claims.remove(id);
+        }
+    }
+}
+
+/// Runs a `SELECT COUNT(*)` and returns the count.
+fn count<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> Result<usize, DbError> {
+    let n: i64 = conn
+        .prepare_cached(sql)?
+        .query_row(params, |row| row.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// Replaces one stored password hash (an account's or a room's, by the
@@ -425,8 +717,10 @@ fn hold<T: 'static>(reply: Reply<T>, result: Result<T, DbError>) -> HeldReply {
 }
 
 impl Request {
-    /// Answers a request that never ran with `error`.
-    fn fail(self, error: &DbError) {
+    /// Answers a request that never ran with `error`. A request about
+    /// stored DMs in flight (`claims`, `pending`) still changes them as it
+    /// would have: a release still releases, and a marker is still held.
+    fn fail(self, error: &DbError, claims: &mut HashMap<i64, u64>, pending: &mut Vec<Pending>) {
         // Like in `hold`: a send fails only if the caller has gone.
         match self {
             Request::Register { reply, .. } | Request::CreateRoom { reply, .. } => {
@@ -438,7 +732,7 @@ impl Request {
             Request::Room { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
-            Request::TakeDms { reply, .. } => {
+            Request::ClaimDms { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
             Request::SetPasswordHash { reply, .. }
@@ -447,6 +741,20 @@ impl Request {
             | Request::Flush { reply } => {
                 let _ = reply.send(Err(error.clone()));
             }
+            Request::DeleteDms { ids, reply } => {
+                // Not deleted: the rows stay stored, and are no longer in
+                // flight, so they come again (at least once).
+                for id in &ids {
+                    claims.remove(id);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+            Request::DeleteWhenWritten { conn, ids, written } => {
+                pending.push(Pending { conn, ids, written });
+            }
+            Request::ReleaseDms { conn, ids } => release(claims, conn, &ids),
             Request::AppendHistory { room, seq, .. } => {
                 log::error!("db: message {seq} of room {room:?} not stored: {error}");
             }
@@ -459,12 +767,11 @@ mod tests {
     use super::*;
     use crate::oneshot;
 
-    /// An opened, migrated connection on a fresh file, for driving
-    /// `run_batch` by hand.
-    fn connection() -> (tempfile::TempDir, Connection) {
+    /// A worker on a fresh, migrated file, for driving `run_batch` by hand.
+    fn worker(limits: Limits) -> (tempfile::TempDir, Worker) {
         let dir = tempfile::tempdir().unwrap();
         let conn = super::super::open_connection(&dir.path().join("chat.db")).unwrap();
-        (dir, conn)
+        (dir, Worker::new(conn, limits))
     }
 
     /// A register request and the receiver of its answer.
@@ -489,8 +796,9 @@ mod tests {
     /// duplicate name) does not undo the requests around it.
     #[test]
     fn failure_in_a_batch_is_isolated() {
-        let (_dir, mut conn) = connection();
-        conn.execute("INSERT INTO rooms (name, created_ms) VALUES ('r', 0)", [])
+        let (_dir, mut w) = worker(Limits::default());
+        w.conn
+            .execute("INSERT INTO rooms (name, created_ms) VALUES ('r', 0)", [])
             .unwrap();
         let history = |seq| Request::AppendHistory {
             room: "r".into(),
@@ -502,15 +810,20 @@ mod tests {
         let (ann, ann_answer) = register("ann");
         let (ann_again, ann_again_answer) = register("ANN");
         let (bob, bob_answer) = register("bob");
-        run_batch(
-            &mut conn,
-            vec![ann, history(1), history(1), ann_again, bob, history(2)],
-        );
+        w.run_batch(vec![
+            ann,
+            history(1),
+            history(1),
+            ann_again,
+            bob,
+            history(2),
+        ]);
         assert_eq!(ann_answer.try_recv().unwrap(), Ok("ann".into()));
         assert_eq!(ann_again_answer.try_recv().unwrap(), Err(DbError::Exists));
         assert_eq!(bob_answer.try_recv().unwrap(), Ok("bob".into()));
-        assert_eq!(user_count(&conn), 2);
-        let seqs: Vec<i64> = conn
+        assert_eq!(user_count(&w.conn), 2);
+        let seqs: Vec<i64> = w
+            .conn
             .prepare("SELECT seq FROM messages ORDER BY seq")
             .unwrap()
             .query_map([], |r| r.get(0))
@@ -525,8 +838,8 @@ mod tests {
     /// COMMIT and violated by a trigger, makes the COMMIT fail on demand.)
     #[test]
     fn failed_commit_fails_the_whole_batch() {
-        let (_dir, mut conn) = connection();
-        conn.execute_batch(
+        let (_dir, mut w) = worker(Limits::default());
+        w.conn.execute_batch(
             "CREATE TABLE poison (room_id INTEGER REFERENCES rooms(id) DEFERRABLE INITIALLY DEFERRED);
              CREATE TRIGGER poison_on_mallory AFTER INSERT ON users WHEN NEW.name = 'mallory'
              BEGIN INSERT INTO poison VALUES (999); END;",
@@ -535,10 +848,7 @@ mod tests {
         let (ann, ann_answer) = register("ann");
         let (mallory, mallory_answer) = register("mallory");
         let (flush_reply, flush_answer) = oneshot::channel();
-        run_batch(
-            &mut conn,
-            vec![ann, mallory, Request::Flush { reply: flush_reply }],
-        );
+        w.run_batch(vec![ann, mallory, Request::Flush { reply: flush_reply }]);
         match ann_answer.try_recv().unwrap() {
             Err(DbError::Failed(text)) => assert!(text.contains("FOREIGN KEY"), "{text}"),
             other => panic!("expected the COMMIT's error, got {other:?}"),
@@ -551,35 +861,32 @@ mod tests {
             flush_answer.try_recv().unwrap(),
             Err(DbError::Failed(_))
         ));
-        assert_eq!(user_count(&conn), 0);
+        assert_eq!(user_count(&w.conn), 0);
         assert!(
-            conn.is_autocommit(),
+            w.conn.is_autocommit(),
             "the failed transaction was rolled back"
         );
 
         // The next batch works normally.
         let (ann, ann_answer) = register("ann");
-        run_batch(&mut conn, vec![ann]);
+        w.run_batch(vec![ann]);
         assert_eq!(ann_answer.try_recv().unwrap(), Ok("ann".into()));
-        assert_eq!(user_count(&conn), 1);
+        assert_eq!(user_count(&w.conn), 1);
     }
 
     /// A read in a batch sees the writes before it in the same batch.
     #[test]
     fn reads_see_earlier_writes_of_the_batch() {
-        let (_dir, mut conn) = connection();
+        let (_dir, mut w) = worker(Limits::default());
         let (ann, _ann_answer) = register("Ann");
         let (reply, answer) = oneshot::channel();
-        run_batch(
-            &mut conn,
-            vec![
-                ann,
-                Request::User {
-                    name: "ann".into(),
-                    reply,
-                },
-            ],
-        );
+        w.run_batch(vec![
+            ann,
+            Request::User {
+                name: "ann".into(),
+                reply,
+            },
+        ]);
         let user = answer.try_recv().unwrap().unwrap().unwrap();
         assert_eq!(user.name, "Ann");
     }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::Verdict;
-use crate::db::DbError;
+use crate::db::{DbError, StoredDm};
 use crate::protocol::command::{BAD_CREDENTIALS_TEXT, NO_SUCH_ROOM_TEXT, NO_SUCH_USER_TEXT};
 use crate::protocol::text::is_valid_password;
 use crate::protocol::{
@@ -410,50 +410,70 @@ impl Session {
         self.deliver_stored_dms(state, &name);
     }
 
-    /// Sends the direct messages that waited in the database, oldest first.
+    /// Sends the direct messages that waited in the database, oldest first,
+    /// deleting each only once it has been written to our socket.
     ///
-    /// A stored DM is deleted only in the same step that hands it to our
-    /// outbox, and only as many at a time as the outbox can surely hold:
-    /// a quarter of it, queued when the writer has taken the piece before
-    /// (and, for the first, when at most half of the outbox is in use). A
-    /// backlog of thousands arrives in pieces, and none is lost to a full
-    /// outbox. Between pieces this thread waits for *its own* writer, told
-    /// by a marker queued after each piece; that is waiting on our own
-    /// client's socket, never on anyone else, and is bounded by the write
-    /// timeout (what is left stays stored for the next login).
+    /// Each piece is *claimed* (read, not deleted; see `db`'s module doc),
+    /// queued, and followed by a marker. This thread waits for its own
+    /// writer to signal the marker (waiting on our own client's socket,
+    /// never on anyone else's), then deletes exactly those rows and claims
+    /// the next piece. If the writer goes away, or takes longer than the
+    /// write timeout, the claim is dropped, which releases the rows: they
+    /// stay stored and come again at the next login. At least once, never
+    /// lost.
+    ///
+    /// A piece is at most a quarter of the outbox, in lines and in bytes,
+    /// and the first waits until at most half of it is in use: a backlog of
+    /// thousands arrives as the client reads, and is never the reason it is
+    /// dropped as a slow consumer.
     fn deliver_stored_dms(&self, state: &State, name: &Name) {
-        let capacity = state.config.queue_lines;
-        let piece = (capacity / 4).max(1);
-        let deadline = Instant::now() + state.config.write_timeout;
-        // Queued after the previous piece; its signal means the writer has
-        // taken that piece.
-        let mut marker = (self.client.queued() > capacity / 2).then(|| self.client.mark());
+        let piece = (state.config.queue_lines / 4).max(1);
+        let piece_bytes = state.config.queue_bytes / 4;
+        let wait = state.config.write_timeout;
+        if self.client.queued() > state.config.queue_lines / 2
+            && self.client.mark().recv_timeout(wait).is_err()
+        {
+            return;
+        }
         loop {
-            if let Some(previous) = marker.take() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if previous.recv_timeout(left).is_err() || self.client.closing().is_some() {
-                    return;
-                }
-            }
-            let dms = match state.db.take_dms(name.as_str(), piece) {
-                Ok(dms) => dms,
+            let mut claim = match state.db.claim_dms(name.as_str(), self.client.id, piece) {
+                Ok(claim) => claim,
                 Err(e) => {
                     log::error!("conn {}: could not load stored DMs: {e:?}", self.client.id);
                     return;
                 }
             };
-            let taken = dms.len();
-            for dm in dms {
-                self.reply(ServerLine::Dm {
-                    from: dm.from,
-                    time: Timestamp(dm.time_ms),
-                    text: dm.text,
-                });
-            }
-            if taken < piece {
+            if claim.is_empty() {
                 return;
             }
-            marker = Some(self.client.mark());
+            let claimed = claim.len();
+            let lines = dm_lines(claim.dms(), piece_bytes);
+            claim.truncate(lines.len());
+            for line in lines {
+                if !self.client.send(Outgoing::Owned(line)) {
+                    // The connection is ending: the claim is released.
+                    return;
+                }
+            }
+            if self.client.mark().recv_timeout(wait).is_err() {
+                // Not written (the writer is gone) or not in time: the
+                // claim is released, and the rows stay stored.
+                return;
+            }
+            let closing = self.client.closing().is_some();
+            let sent = claim.len();
+            if let Err(e) = claim.delete() {
+                log::error!(
+                    "conn {}: delivered DMs not deleted (they will come again): {e:?}",
+                    self.client.id
+                );
+                return;
+            }
+            // A session that is ending (taken over by a new login, say)
+            // claims no more: the next session delivers the rest.
+            if closing || (sent == claimed && claimed < piece) {
+                return;
+            }
         }
     }
 
@@ -489,9 +509,10 @@ impl Session {
                 return;
             }
         };
+        let owner = self.client.display_name();
         match state
             .db
-            .create_room(room.as_str(), hash.clone(), hub::now().0)
+            .create_room(room.as_str(), hash.clone(), owner, hub::now().0)
         {
             Ok(stored) => {
                 let name = Name::parse(&stored).unwrap_or_else(|_| room.clone());
@@ -518,6 +539,13 @@ impl Session {
                 }
                 self.err(ErrCode::RoomExists, "A room with that name exists.")
             }
+            Err(DbError::TooManyRooms) => self.err(
+                ErrCode::TooManyRooms,
+                format!(
+                    "There are {} rooms, or you own {}: the most allowed.",
+                    state.config.max_rooms, state.config.rooms_per_user
+                ),
+            ),
             Err(e) => self.server_error("create room", &e),
         }
     }
@@ -682,39 +710,90 @@ impl Session {
         match state.db.store_dm(&record.name, &from, time.0, &text) {
             Ok(()) => {}
             Err(DbError::NoSuchUser) => return self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
+            Err(DbError::MailboxFull) => {
+                return self.err(
+                    ErrCode::MailboxFull,
+                    format!(
+                        "{} has {} messages waiting, the most allowed; try again later.",
+                        record.name, state.config.mailbox
+                    ),
+                )
+            }
             Err(e) => return self.server_error("store dm", &e),
         }
         self.ok("DM", format!("{} stored", record.name));
         // The recipient may have logged in between our look at the online
-        // map and the commit, and already fetched its stored messages. Then
-        // we hand them over ourselves. `take_dms` removes what it returns in
-        // one step, so each stored message goes out once: by the login or by
-        // us. If the recipient cannot take one after all, it is stored again.
+        // map and the commit, and its login may have claimed its stored DMs
+        // before ours was there. Then we hand ours over ourselves.
         if let Some(recipient) = state.hub.online(&to.key()) {
-            let piece = (state.config.queue_lines / 4).max(1);
-            let Ok(dms) = state.db.take_dms(&record.name, piece) else {
-                return;
-            };
-            let mut delivering = true;
-            for dm in dms {
-                let line = ServerLine::Dm {
-                    from: dm.from.clone(),
-                    time: Timestamp(dm.time_ms),
-                    text: dm.text.clone(),
-                };
-                delivering = delivering && recipient.reply(&line);
-                if !delivering {
-                    if let Err(e) = state
-                        .db
-                        .store_dm(&record.name, &dm.from, dm.time_ms, &dm.text)
-                    {
-                        log::error!(
-                            "conn {}: a DM could not be stored again: {e:?}",
-                            self.client.id
-                        );
-                    }
-                }
-            }
+            hand_over_stored_dms(state, &recipient, &record.name);
         }
+    }
+}
+
+/// Renders stored DMs as `DM` lines, in order, while they fit in `budget`
+/// bytes (always at least one, which fits in any outbox: a line is at most
+/// `max_line`, and `queue_bytes` is at least twice that).
+fn dm_lines(dms: &[StoredDm], budget: usize) -> Vec<String> {
+    let mut lines = Vec::with_capacity(dms.len());
+    let mut bytes = 0;
+    for dm in dms {
+        let line = ServerLine::Dm {
+            from: dm.from.clone(),
+            time: Timestamp(dm.time_ms),
+            text: dm.text.clone(),
+        };
+        let line = format!("{line}\n");
+        bytes += line.len();
+        if bytes > budget && !lines.is_empty() {
+            break;
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// Delivers to `recipient`, who is online, the stored DMs that its login
+/// has not claimed: run by a *sender* that stored a DM while the recipient
+/// was logging in.
+///
+/// Two deliverers never send the same row in the normal case: the claims
+/// in the DB thread are serialised, and a claim skips the rows already in
+/// flight to the same connection. So whichever of the login and this
+/// sender claims a row first sends it, and the other skips it. (Routing
+/// every delivery through the recipient's own thread would need a way to
+/// wake it while it is blocked reading its socket; the claim needs nothing
+/// of the kind.)
+///
+/// This runs on the sender's thread, which must not wait for another
+/// client's writer: the rows are handed to the DB thread with the
+/// recipient's marker ([`crate::db::ClaimedDms::delete_when_written`]),
+/// which deletes them once written, or releases them if the writer goes
+/// away. And only into an outbox at most half full: stored DMs are never
+/// the reason a client is dropped as a slow consumer; what does not fit
+/// waits for the next login.
+fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
+    let piece = (state.config.queue_lines / 4).max(1);
+    if recipient.queued() > state.config.queue_lines / 2 {
+        return;
+    }
+    let mut claim = match state.db.claim_dms(name, recipient.id, piece) {
+        Ok(claim) => claim,
+        Err(e) => return log::error!("could not load stored DMs for {name}: {e:?}"),
+    };
+    if claim.is_empty() {
+        // The login's delivery has them all in flight.
+        return;
+    }
+    let lines = dm_lines(claim.dms(), state.config.queue_bytes / 4);
+    claim.truncate(lines.len());
+    for line in lines {
+        if !recipient.send(Outgoing::Owned(line)) {
+            // The recipient is going away: the claim is released.
+            return;
+        }
+    }
+    if let Err(e) = claim.delete_when_written(recipient.mark()) {
+        log::error!("stored DMs for {name} not handed over: {e:?}");
     }
 }

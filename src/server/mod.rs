@@ -234,7 +234,11 @@ pub fn run_with(
             "--fast-hash: passwords are hashed with minimal argon2 cost; not for production"
         );
     }
-    let (db, db_thread, rooms) = db::open(&config.db_path, config.history)?;
+    let (db, db_thread, rooms) = db::open_with(
+        &config.db_path,
+        config.history,
+        db::Limits::from_config(&config),
+    )?;
     log::info!(
         "database {} open: {} rooms",
         config.db_path.display(),

@@ -120,7 +120,12 @@ pub fn run(
         //    problem); otherwise what is queued still goes out, then the BYE.
         let closing = client.closing();
         match closing {
-            Some(Closing::Bye(ByeReason::SlowConsumer)) => plain.clear(),
+            Some(Closing::Bye(ByeReason::SlowConsumer)) => {
+                plain.clear();
+                // Their lines are thrown away, not written: they must not
+                // be signalled (stored DMs are deleted on that signal).
+                marks.clear();
+            }
             Some(_) => {
                 for item in outbox.try_iter().take(queue_lines) {
                     push(&mut plain, &mut marks, item);
