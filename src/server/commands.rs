@@ -276,7 +276,7 @@ impl Session {
             // A password from the Python original (unsalted SHA-256): now
             // that we know it, store it as argon2id. A failure here is not
             // the user's problem; the old hash keeps working.
-            match state.hasher.hash(password) {
+            match state.hasher.hash_at_login(password) {
                 Ok(hash) => match state.db.set_password_hash(&record.name, hash) {
                     Ok(()) => {
                         log::info!("upgraded the password hash of {} to argon2id", record.name)
@@ -431,7 +431,8 @@ impl Session {
             return;
         }
         if let Some(hash) = target.password_hash() {
-            let verdict = password.map_or(Verdict::Bad, |p| state.hasher.verify(p, Some(&hash)));
+            let verdict =
+                password.map_or(Verdict::Bad, |p| state.hasher.verify_room(p, Some(&hash)));
             if verdict == Verdict::Bad {
                 self.err(ErrCode::BadRoomPassword, "Wrong or missing room password.");
                 return;
