@@ -62,7 +62,8 @@
 //! on a small pool of `hash-N` threads, two per core (see [`Hasher::new`]):
 //! never on the database thread, where one slow login would delay
 //! everyone's writes, and not on the connection threads either, which
-//! would keep its stack pages for as long as their clients stay connected.
+//! would keep its stack pages and allocations for as long as their
+//! clients stay connected.
 //!
 //! A connection thread hands its request to the pool and waits for the
 //! answer, so **each connection has at most one request waiting**. The
@@ -325,10 +326,11 @@ impl Hasher {
     ///
     /// Running argon2 on threads of its own (rather than on the caller's
     /// connection thread behind a semaphore) also keeps its stack depth
-    /// off the connection threads, which live as long as their clients:
-    /// about 12 KiB less per idle client (`docs/BENCHMARKS.md`, "Memory
-    /// per connection"). The database thread never hashes: one slow login
-    /// must not delay everyone's writes.
+    /// and its allocations off the connection threads, which live as long
+    /// as their clients: about 12 KiB less per idle client
+    /// (`docs/BENCHMARKS.md`, "Memory per connection"). The database
+    /// thread never hashes: one slow login must not delay everyone's
+    /// writes.
     ///
     /// The threads end when the last clone of the `Hasher` is dropped.
     ///
