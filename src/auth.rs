@@ -86,7 +86,8 @@
 //!   those `k` and `1 + k / LOGIN_STREAK` other requests** (plus the runs
 //!   already under way, one per thread), however many connections flood
 //!   `REGISTER`, `CREATE` or `JOIN`. Under a flood of those alone `k` is
-//!   0: the login waits for one run at most, then has its own.
+//!   0: the login waits for a thread to finish the run it has under way,
+//!   and for at most one other request, then has its own run.
 //! - The other classes are never starved: at least one run in
 //!   `LOGIN_STREAK + 1` goes to them while they wait, shared in turn, so a
 //!   flood of `LOGIN`s (wrong passwords for random names, which the
@@ -98,7 +99,7 @@
 //!   behind the `REGISTER` flood either: they get every other turn that
 //!   is not a login's.
 //!
-//! Each queue holds at most [`HASH_QUEUE`] requests; a caller that finds
+//! Each queue holds at most `HASH_QUEUE` (1024) requests; a caller that finds
 //! its class full waits for a place, and never because another class is
 //! full.
 //!
@@ -108,16 +109,18 @@
 //! crate to allocate it for every run, as `PasswordHasher` does, leaves
 //! the freed buffers with the allocator: glibc raises its threshold for
 //! giving large blocks straight back to the system after the first one
-//! is freed, and then keeps them in its per-thread arenas. 60 hashes left
-//! the server at 806 MB, and 300 parallel `REGISTER` + `LOGIN` peaked at
-//! 2.2 GB. So each hashing thread owns one buffer ([`Memory`]), allocated
+//! is freed, and then keeps them in its per-thread arenas. Before this
+//! was changed, 60 hashes left the server at 806 MB, and 300 clients
+//! registering and logging in at once took it to 2.1 GB, and it stayed
+//! there. So each hashing thread owns one buffer (`Memory`), allocated
 //! at its first run and reused for every run after it, through
 //! [`Argon2::hash_password_into_with_memory`]; the PHC strings are built and
 //! read with the crate's `password_hash` types, as its own
 //! `PasswordHasher` and `PasswordVerifier` do. **The memory of hashing is
 //! then at most one buffer per hashing thread**: 4 × 19 MiB on two cores,
 //! held for the life of the server (a buffer grows only to verify a
-//! stored hash made with a larger `m`).
+//! stored hash made with a larger `m`). The same 300 clients now peak at
+//! 104 MB (`docs/BENCHMARKS.md`, "Password hashing under attack").
 
 use std::collections::VecDeque;
 use std::fmt;
