@@ -4,6 +4,9 @@
 #   bash docs/bench.sh                # all scenarios, 3 runs each (median)
 #   RUNS=1 bash docs/bench.sh fanout  # one group only: fanout capacity logins sweep
 #   bash docs/bench.sh real-logins    # logins at the real argon2 cost (not in "all")
+#   bash docs/bench.sh register-flood # a LOGIN under a REGISTER flood, real argon2 (not in "all")
+#   bash docs/bench.sh hash-memory    # RSS of 300 parallel REGISTER+LOGIN, real argon2 (not in "all")
+#   SERVER=path/to/server bash docs/bench.sh register-flood   # another build (e.g. an older one)
 #
 # Each group gets a fresh server (release build, temporary database, the
 # limits raised for load testing) on 127.0.0.1:$PORT; its pid goes to the
@@ -20,7 +23,7 @@ GROUPS_TO_RUN=${*:-fanout capacity logins sweep}
 mkdir -p "$OUT" docs/img
 
 cargo build --release --bin server --bin loadgen
-SERVER=target/release/server
+SERVER=${SERVER:-target/release/server}
 LOADGEN=target/release/loadgen
 
 # 10,000 clients are 20,000 server threads (two per client): each thread
@@ -43,7 +46,7 @@ trap 'stop_server; rm -rf "$DB_DIR"' EXIT
 
 # A fresh server and database; waits until it listens. With an argument
 # ("real"), the server runs with its production defaults instead of the
-# load-test options.
+# load-test options, plus any options after "real".
 start_server() {
     stop_server
     rm -f "$DB_DIR"/bench.db*
@@ -52,7 +55,7 @@ start_server() {
         --register-rate 1000000 --register-burst 1000000
         --queue-lines 65536 --max-connections 20000 --history 0)
     if [ "${1:-}" = real ]; then
-        options=()
+        options=("${@:2}")
     fi
     "$SERVER" --addr "127.0.0.1:$PORT" --db "$DB_DIR/bench.db" \
         --cert cert.pem --key key.pem "${options[@]}" \
@@ -124,6 +127,38 @@ for group in $GROUPS_TO_RUN; do
         echo "real-logins: $(field "$OUT/real-logins.json" per_s) cycles/s," \
             "errors $(field "$OUT/real-logins.json" errors), p99 $(field "$OUT/real-logins.json" p99_ms) ms"
         ;;
+    register-flood)
+        # 200 connections keep one REGISTER each waiting for the hashing
+        # pool; a legitimate client logs in $LOGINS times meanwhile. The
+        # server-wide registration limit is raised, so that every REGISTER
+        # is hashed: this measures the pool's fairness by itself.
+        for i in $(seq "$RUNS"); do
+            start_server real --register-burst 1000000000 --register-rate 1000000000
+            lg register-flood --attackers 200 --logins "${LOGINS:-20}" >"$OUT/register-flood-$i.json"
+            echo "  register-flood run $i: LOGIN p50 $(field "$OUT/register-flood-$i.json" p50_ms) ms," \
+                "p95 $(field "$OUT/register-flood-$i.json" p95_ms) ms, max $(field "$OUT/register-flood-$i.json" max_ms) ms," \
+                "$(field "$OUT/register-flood-$i.json" registered_per_s) REGISTER/s," \
+                "errors $(field "$OUT/register-flood-$i.json" errors)"
+        done
+        echo "register-flood median: LOGIN p95 $(for i in $(seq "$RUNS"); do field "$OUT/register-flood-$i.json" p95_ms; done | median) ms"
+        ;;
+    hash-memory)
+        # The server's memory while 300 clients register and log in at the
+        # production argon2 cost (registration limit raised), at its peak
+        # (VmHWM) and 3 s after they stopped.
+        for i in $(seq "$RUNS"); do
+            start_server real --register-burst 1000000000 --register-rate 1000000000
+            lg logins --connectors 300 --duration 15 >"$OUT/hash-memory-$i.json"
+            sleep 3
+            peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
+            after=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
+            echo "$peak $after" >"$OUT/hash-memory-$i.rss"
+            echo "  hash-memory run $i: $(field "$OUT/hash-memory-$i.json" completed) cycles," \
+                "server RSS peak $peak KiB, 3 s after $after KiB"
+        done
+        echo "hash-memory median: peak $(for i in $(seq "$RUNS"); do cut -d' ' -f1 "$OUT/hash-memory-$i.rss"; done | median) KiB," \
+            "after $(for i in $(seq "$RUNS"); do cut -d' ' -f2 "$OUT/hash-memory-$i.rss"; done | median) KiB"
+        ;;
     sweep)
         start_server
         "$LOADGEN" --addr "127.0.0.1:$PORT" --ca cert.pem --server-pid "$SERVER_PID" -q \
@@ -131,7 +166,7 @@ for group in $GROUPS_TO_RUN; do
             --svg docs/img/sweep.svg --out docs/img/sweep.json
         ;;
     *)
-        echo "unknown group $group (fanout capacity logins sweep real-logins)" >&2
+        echo "unknown group $group (fanout capacity logins sweep real-logins register-flood hash-memory)" >&2
         exit 2
         ;;
     esac

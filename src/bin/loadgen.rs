@@ -5,6 +5,7 @@
 //! loadgen capacity --connections 10000 --hold 10 --server-pid $(pidof server)
 //! loadgen logins   --connectors 256 --duration 10
 //! loadgen sweep    --sizes 10,50,100,250,500,1000 --svg docs/img/sweep.svg
+//! loadgen register-flood --attackers 200 --logins 30 --server-pid $(pidof server)
 //! ```
 //!
 //! The server's per-connection message rate limit must be raised for
@@ -21,7 +22,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use chat::loadgen::{
-    self, CapacityConfig, EngineOptions, FanoutConfig, LoginsConfig, SetupOptions, Target,
+    self, CapacityConfig, EngineOptions, FanoutConfig, LoginsConfig, RegisterFloodConfig,
+    SetupOptions, Target,
 };
 use chat::{Error, Result};
 
@@ -110,6 +112,9 @@ enum Scenario {
     Logins(LoginsArgs),
     /// Fanout in one room of each size; JSON and an SVG chart.
     Sweep(SweepArgs),
+    /// Connections flooding REGISTER while one client logs in again and
+    /// again; that LOGIN's latency, the server's RSS.
+    RegisterFlood(RegisterFloodArgs),
     /// Redraw a sweep's SVG chart from the JSON it saved with --out.
     Chart(ChartArgs),
 }
@@ -247,6 +252,40 @@ impl LoginsArgs {
     }
 }
 
+/// Options of `register-flood`.
+#[derive(Debug, Args)]
+struct RegisterFloodArgs {
+    /// Connections each sending REGISTER of a fresh name, back to back.
+    #[arg(long, default_value_t = 200)]
+    attackers: usize,
+    /// Legitimate logins to time, one after the other.
+    #[arg(long, default_value_t = 30)]
+    logins: usize,
+    /// Seconds of flooding before the first login.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Seconds between two legitimate logins.
+    #[arg(long, default_value_t = 0.2)]
+    gap: f64,
+    /// Seconds after the flood before the last look at the server's RSS.
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
+}
+
+impl RegisterFloodArgs {
+    /// The library's config.
+    fn config(&self, common: &Common) -> RegisterFloodConfig {
+        RegisterFloodConfig {
+            attackers: self.attackers,
+            logins: self.logins,
+            warmup: Duration::from_secs_f64(self.warmup),
+            gap: Duration::from_secs_f64(self.gap),
+            settle: Duration::from_secs_f64(self.settle),
+            engine: common.engine(),
+        }
+    }
+}
+
 /// Options of `sweep`.
 #[derive(Debug, Args)]
 struct SweepArgs {
@@ -323,6 +362,10 @@ fn run(options: &Options) -> Result<()> {
         }
         Scenario::Logins(args) => {
             let report = loadgen::logins::run(&target()?, &args.config(common))?;
+            print(&report, common.json)
+        }
+        Scenario::RegisterFlood(args) => {
+            let report = loadgen::flood::run(&target()?, &args.config(common))?;
             print(&report, common.json)
         }
         Scenario::Sweep(args) => {

@@ -11,6 +11,8 @@
 //! - [`logins`]: connect + TLS + `REGISTER` + `LOGIN` + `QUIT` in a loop;
 //!   cycles per second and their latency.
 //! - [`sweep`]: fanout in one room of growing size, with an SVG chart.
+//! - [`flood`]: connections flooding `REGISTER` while one client logs in;
+//!   that login's latency and the server's memory.
 //!
 //! # Layout
 //!
@@ -49,6 +51,7 @@ pub mod clock;
 pub mod conn;
 pub mod engine;
 pub mod fanout;
+pub mod flood;
 pub mod logins;
 pub mod options;
 pub mod proc;
@@ -60,6 +63,7 @@ pub mod sweep;
 pub use capacity::{CapacityConfig, CapacityReport};
 pub use conn::Target;
 pub use fanout::{FanoutConfig, FanoutReport};
+pub use flood::{RegisterFloodConfig, RegisterFloodReport};
 pub use logins::{LoginsConfig, LoginsReport};
 pub use options::{EngineOptions, SetupOptions};
 pub use sweep::SweepReport;

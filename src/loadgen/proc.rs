@@ -14,6 +14,9 @@ const CLK_TCK: u64 = 100;
 pub struct ProcSample {
     /// Resident set size, KiB (`VmRSS`).
     pub rss_kib: u64,
+    /// The largest resident set size the process has had so far, KiB
+    /// (`VmHWM`, its "high water mark"), if the kernel reports it.
+    pub peak_rss_kib: Option<u64>,
     /// Threads (`Threads`).
     pub threads: u64,
     /// User + system CPU time so far, seconds.
@@ -45,6 +48,7 @@ fn parse(status: &str, stat: &str) -> Option<ProcSample> {
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(ProcSample {
         rss_kib: field("VmRSS:")?,
+        peak_rss_kib: field("VmHWM:"),
         threads: field("Threads:")?,
         cpu_s: (utime + stime) as f64 / CLK_TCK as f64,
     })
@@ -188,10 +192,11 @@ Rss:                 900 kB
     /// The fields come from where `proc(5)` puts them.
     #[test]
     fn parses_status_and_stat() {
-        let status = "Name:\tserver\nVmRSS:\t  123456 kB\nThreads:\t42\n";
+        let status = "Name:\tserver\nVmHWM:\t  234567 kB\nVmRSS:\t  123456 kB\nThreads:\t42\n";
         let stat = "77 (ser ver)) S 1 77 77 0 -1 4194560 1 0 0 0 250 50 0 0 20 0 42 0";
         let s = parse(status, stat).unwrap();
         assert_eq!((s.rss_kib, s.threads), (123_456, 42));
+        assert_eq!(s.peak_rss_kib, Some(234_567));
         assert!((s.cpu_s - 3.0).abs() < 1e-9);
     }
 

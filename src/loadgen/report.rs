@@ -6,7 +6,9 @@ use std::fmt::{self, Display, Write};
 use super::accounting::Percentiles;
 use super::capacity::CapacityReport;
 use super::fanout::FanoutReport;
+use super::flood::RegisterFloodReport;
 use super::logins::LoginsReport;
+use super::proc::ProcSample;
 use super::sweep::SweepReport;
 
 /// How many samples of error text a report keeps.
@@ -278,6 +280,46 @@ impl Display for LoginsReport {
             "server CPU per cycle",
             self.server_cpu_ms_per_cycle.map(|ms| format!("{ms:.3} ms")),
         );
+        t.write_with_samples(f, &self.error_samples)
+    }
+}
+
+impl Display for RegisterFloodReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut t = Table::new();
+        let l = &self.login;
+        t.heading(&format!(
+            "register-flood: {} connections flooding REGISTER, one client logging in",
+            self.attackers
+        ))
+        .row("duration", format!("{:.1} s", self.duration_s))
+        .row(
+            "REGISTER answered",
+            format!(
+                "{} ({:.1}/s), {} refused",
+                thousands(self.registered as f64),
+                self.registered_per_s,
+                thousands(self.refused as f64)
+            ),
+        )
+        .row(
+            "legitimate LOGIN",
+            format!(
+                "p50 {:.0}  p95 {:.0}  max {:.0} ms  ({} logins)",
+                l.p50_ms, l.p95_ms, l.max_ms, l.count
+            ),
+        )
+        .row("errors", self.errors);
+        let rss = |s: Option<ProcSample>| s.map(|s| format!("{} KiB", thousands(s.rss_kib as f64)));
+        t.row_if("server RSS before", rss(self.server_before))
+            .row_if("server RSS during", rss(self.server_during))
+            .row_if(
+                "server RSS peak",
+                self.server_after
+                    .and_then(|s| s.peak_rss_kib)
+                    .map(|kib| format!("{} KiB", thousands(kib as f64))),
+            )
+            .row_if("server RSS after", rss(self.server_after));
         t.write_with_samples(f, &self.error_samples)
     }
 }

@@ -377,7 +377,7 @@ impl Session {
             // A password from the Python original (unsalted SHA-256): now
             // that we know it, store it as argon2id. A failure here is not
             // the user's problem; the old hash keeps working.
-            match state.hasher.hash(password) {
+            match state.hasher.hash_at_login(password) {
                 Ok(hash) => match state.db.set_password_hash(&record.name, hash) {
                     Ok(()) => {
                         log::info!("upgraded the password hash of {} to argon2id", record.name)
@@ -593,7 +593,7 @@ impl Session {
                 );
                 return;
             };
-            let verdict = state.hasher.verify(password, Some(&hash));
+            let verdict = state.hasher.verify_room(password, Some(&hash));
             if verdict == Verdict::Bad {
                 if attempt.failed(Instant::now()) {
                     log::warn!(
