@@ -98,29 +98,39 @@ fn who_longer_than_the_queue_arrives_whole() {
         c.queue_lines = 32;
         c.history = 16;
     });
-    // The first members get a JOINED line for every later one; 99 short
-    // lines fit in their sockets' buffers, so nobody is dropped.
-    let members: Vec<TestClient> = (0..MEMBERS)
-        .map(|i| server.user_in(&format!("m{i}"), "sala"))
-        .collect();
-    let mut asker = members.into_iter().last().expect("a member");
+    // Every member reads the JOINED line of each later one: many tiny
+    // TLS records left unread would fill a socket's buffer.
+    let mut members: Vec<TestClient> = Vec::new();
+    for i in 0..MEMBERS {
+        let name = format!("m{i}");
+        let joined = server.user_in(&name, "sala");
+        for m in &mut members {
+            m.expect(&format!("JOINED sala {name}"));
+        }
+        members.push(joined);
+    }
+    let mut asker = members.pop().expect("a member");
     asker.send("WHO");
-    let lines = asker.lines_until(|l| {
-        eprintln!("{l}");
-        l.starts_with("OK WHO")
-    });
+    let lines = asker.lines_until(|l| l.starts_with("OK WHO"));
     assert_eq!(lines.last().expect("a line"), &format!("OK WHO {MEMBERS}"));
     let users: Vec<String> = (0..MEMBERS).map(|i| format!("USER m{i}")).collect();
-    assert_eq!(&lines[..MEMBERS], &users[..], "every member, in joining order");
+    assert_eq!(
+        &lines[..MEMBERS],
+        &users[..],
+        "every member, in joining order"
+    );
     assert_eq!(asker.sync(), support::NOTHING);
 }
 
-/// Three members of `sala` on `server`: a talker, a reader, and one that
-/// connects with a small receive window (`connect_small_window`).
-fn room_of_three(server: &TestServer, third: &str) -> (TestClient, TestClient, TestClient) {
+/// Three members of `sala` on `server`: a talker, a reader, and `slow`,
+/// connected by the caller.
+fn room_of_three(
+    server: &TestServer,
+    third: &str,
+    mut slow: TestClient,
+) -> (TestClient, TestClient, TestClient) {
     let mut talker = server.user_in("talker", "sala");
     let mut reader = server.user_in("reader", "sala");
-    let mut slow = TestClient::connect_small_window(server.addr);
     slow.expect_prefix("HELLO ");
     slow.send(&format!("REGISTER {third} pw"));
     slow.expect(&format!("OK REGISTER {third}"));
@@ -167,14 +177,17 @@ fn a_queue_full_of_bytes_makes_a_slow_consumer() {
         c.queue_lines = 1024;
         c.queue_bytes = 64 * 1024;
     });
-    let (mut talker, mut reader, _sleeper) = room_of_three(&server, "sleeper");
+    let sleeper = TestClient::connect_small_window(server.addr);
+    let (mut talker, mut reader, _sleeper) = room_of_three(&server, "sleeper", sleeper);
     let pad = "x".repeat(3000);
     let (mut said, mut talker_seen, mut reader_seen) = (0, 0, 0);
     let mut dropped_after = None;
     // Fewer than queue_lines messages: a bound in lines alone cannot be
     // reached by them.
     while said < 1016 && dropped_after.is_none() {
-        let batch: String = (said..said + 8).map(|i| format!("SAY {i} {pad}\n")).collect();
+        let batch: String = (said..said + 8)
+            .map(|i| format!("SAY {i} {pad}\n"))
+            .collect();
         talker.send_raw(batch.as_bytes());
         said += 8;
         let others = take_msgs(&mut talker, 8, &mut talker_seen);
@@ -195,23 +208,61 @@ fn a_queue_full_of_bytes_makes_a_slow_consumer() {
     );
 }
 
-/// A peer that reads one 3 KB line every 100 ms (30 KB/s) while 2.4 MB
-/// wait for it does not hold its writer beyond the write timeout (1 s
+/// A client with a 64 KiB receive buffer that announces TCP segments of
+/// 536 bytes (`TCP_MAXSEG`), as a peer across the internet would. On
+/// loopback, whose segments are 64 KiB, the kernel would otherwise grow
+/// the server's send buffer to megabytes, and a slow reader's backlog
+/// would wait there rather than in the writer.
+#[cfg(target_os = "linux")]
+fn connect_with_small_segments(addr: SocketAddr) -> TestClient {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const u8, len: u32) -> i32;
+    }
+    const IPPROTO_TCP: i32 = 6;
+    const TCP_MAXSEG: i32 = 2;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+    let mss: i32 = 536;
+    // SAFETY: a valid descriptor, and a pointer to an i32 of the length given.
+    let rc = unsafe {
+        setsockopt(
+            socket.as_raw_fd(),
+            IPPROTO_TCP,
+            TCP_MAXSEG,
+            (&raw const mss).cast(),
+            4,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_MAXSEG: {}", std::io::Error::last_os_error());
+    socket.connect(&addr.into()).expect("connect");
+    TestClient::over_socket(socket.into())
+}
+
+/// A peer that reads one 3 KB line every 250 ms (12 KB/s) while 2.4 MB
+/// wait for it does not hold its writer beyond the write timeout (2 s
 /// here) for a whole batch: the writer gives up and the session ends
-/// (`LEFT … quit` in the room) within seconds, not after the ~80 s the
+/// (`LEFT … quit` in the room) within seconds, not after the ~200 s the
 /// trickle would take. (With a timeout per `write` call, each call made a
 /// little progress and the writer was held for as long as the peer kept
 /// reading.)
 #[test]
+#[cfg(target_os = "linux")] // TCP_MAXSEG
 fn a_trickle_reader_does_not_hold_its_writer() {
     let server = TestServer::start_with(|c| {
         unlimited(c);
         c.history = 0;
         c.queue_lines = 4096;
         c.queue_bytes = 16 * 1024 * 1024;
-        c.write_timeout = Duration::from_secs(1);
+        c.write_timeout = Duration::from_secs(2);
     });
-    let (mut talker, mut reader, mut trickler) = room_of_three(&server, "trickler");
+    let trickler = connect_with_small_segments(server.addr);
+    let (mut talker, mut reader, mut trickler) = room_of_three(&server, "trickler", trickler);
     drop(reader.sync());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let trickling = {
@@ -226,7 +277,7 @@ fn a_trickle_reader_does_not_hold_its_writer() {
                     Ok(Some(_)) => got += 1,
                     Ok(None) | Err(_) => break,
                 }
-                thread::sleep(Duration::from_millis(100));
+                thread::sleep(Duration::from_millis(250));
             }
             got
         })
@@ -254,20 +305,20 @@ fn a_trickle_reader_does_not_hold_its_writer() {
     let got = trickling.join().expect("the trickler");
     eprintln!("the trickler's session ended {waited:?} after the flood; it had read {got} lines");
     assert!(
-        waited < Duration::from_secs(5),
+        waited < Duration::from_secs(6),
         "the writer was held for {waited:?}"
     );
 }
 
-/// `alice` sends 200 DMs of 3,000 bytes to `bob`, who does not read: the
-/// first ones fill bob's socket, the next ones his 32-line queue, and then
-/// he is dropped as a slow consumer. Every DM that alice saw acknowledged
+/// `alice` sends 2,000 DMs of 3,000 bytes (6 MB) to `bob`, who does not
+/// read: the first ones fill bob's socket, the next ones his 32-line
+/// queue, and then he is dropped as a slow consumer. Every DM that alice saw acknowledged
 /// (`delivered` or `stored`) reaches bob: in what his socket still holds,
 /// or stored, at his next login. (A DM acknowledged as delivered that sat
 /// in the queue of a session being dropped was lost.)
 #[test]
 fn dms_acknowledged_to_a_dropped_recipient_are_never_lost() {
-    const DMS: usize = 200;
+    const DMS: usize = 2000;
     let server = TestServer::start_with(|c| {
         unlimited(c);
         c.history = 0;
@@ -306,21 +357,37 @@ fn dms_acknowledged_to_a_dropped_recipient_are_never_lost() {
             received.push(text);
         }
     }
-    let mut bob = server.connect();
-    bob.send("LOGIN bob pw");
-    bob.expect("OK LOGIN bob");
-    for line in bob.sync() {
-        if let Some(ServerLine::Dm { text, .. }) = ServerLine::parse(&line) {
-            received.push(text);
+    // The DMs bob's writer could not write are stored by his session once
+    // that writer has stopped, which can be just after he sees the socket
+    // close: log in again until they have all arrived (at most WAIT).
+    let deadline = Instant::now() + WAIT;
+    let numbers = loop {
+        let mut bob = server.connect();
+        bob.send("LOGIN bob pw");
+        bob.expect("OK LOGIN bob");
+        for line in bob.sync() {
+            if let Some(ServerLine::Dm { text, .. }) = ServerLine::parse(&line) {
+                received.push(text);
+            }
         }
-    }
-    let mut numbers: Vec<usize> = received
-        .iter()
-        .map(|t| t.split(' ').next().and_then(|n| n.parse().ok()).expect("numbered"))
+        let mut numbers: Vec<usize> = received
+            .iter()
+            .map(|t| {
+                t.split(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("numbered")
+            })
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        if numbers.len() == DMS || Instant::now() > deadline {
+            break numbers;
+        }
+    };
+    let lost: Vec<usize> = (0..DMS)
+        .filter(|i| numbers.binary_search(i).is_err())
         .collect();
-    numbers.sort_unstable();
-    numbers.dedup();
-    let lost: Vec<usize> = (0..DMS).filter(|i| numbers.binary_search(i).is_err()).collect();
     assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
 }
 

@@ -361,7 +361,10 @@ mod tests {
             assert_eq!(drain(&mut s, &[b]), vec![]);
             assert_eq!(s.scanned, i + 1, "the bytes known to hold no LF");
         }
-        assert_eq!(drain(&mut s, b"\nWHO"), vec![line("SAY one byte at a time")]);
+        assert_eq!(
+            drain(&mut s, b"\nWHO"),
+            vec![line("SAY one byte at a time")]
+        );
         assert_eq!(s.scanned, 3, "the search restarts after the line");
         assert_eq!(drain(&mut s, b"\n"), vec![line("WHO")]);
     }

@@ -158,11 +158,7 @@ impl Outbox {
     }
 
     /// Reserves the item's place in the count within `bound`, then sends it.
-    fn send_within(
-        &self,
-        item: Outgoing,
-        bound: (u64, u64),
-    ) -> Result<(), TrySendError<Outgoing>> {
+    fn send_within(&self, item: Outgoing, bound: (u64, u64)) -> Result<(), TrySendError<Outgoing>> {
         let bytes = weight(&item);
         if let Some(bytes) = bytes {
             if !self.count.reserve(bytes, bound) {

@@ -173,9 +173,7 @@ pub fn run(
                 reason,
                 text: bye_text(reason).into(),
             };
-            batch
-                .plain
-                .extend_from_slice(format!("{bye}\n").as_bytes());
+            batch.plain.extend_from_slice(format!("{bye}\n").as_bytes());
         }
 
         // 3. Seal under the lock: memory only, no I/O.
