@@ -235,6 +235,11 @@ impl OutboxReceiver {
     pub fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
         self.rx.try_recv().map(|item| self.taken(item))
     }
+
+    /// Every item waiting now, taken one by one.
+    pub fn try_iter(&self) -> impl Iterator<Item = Outgoing> + '_ {
+        std::iter::from_fn(|| self.try_recv().ok())
+    }
 }
 
 #[cfg(test)]
