@@ -653,3 +653,74 @@ fn measure_pipelined_pings() {
         peak.saturating_sub(before) / conns as u64
     );
 }
+
+/// Logs `user` in on a fresh connection and returns the texts of the DMs
+/// that arrive before a `PING` round trip (the stored ones), and the
+/// connection.
+fn login_and_take_dms(server: &TestServer, user: &str) -> (Vec<String>, TestClient) {
+    let mut c = server.connect();
+    c.send(&format!("LOGIN {user} pw"));
+    c.expect(&format!("OK LOGIN {user}"));
+    let dms = c
+        .sync()
+        .iter()
+        .filter_map(|l| match ServerLine::parse(l) {
+            Some(ServerLine::Dm { text, .. }) => Some(text),
+            _ => None,
+        })
+        .collect();
+    (dms, c)
+}
+
+/// A `DM` sent at the instant its recipient sends `QUIT`, 40 times: each
+/// acknowledged `DM` (`delivered` or `stored`) reaches the recipient,
+/// before its `BYE` or at a later login. The race is between the sender's
+/// look at the recipient's session and that session's close; the server
+/// makes the check and the queueing one step against the close, and stores
+/// what a closing writer did not write.
+#[test]
+fn a_dm_racing_its_recipients_quit_is_delivered_or_stored() {
+    let server = TestServer::start_with(unlimited);
+    let mut alice = server.user("alice");
+    drop(server.user("bob"));
+    for round in 0..40 {
+        let (stored_before, mut bob) = login_and_take_dms(&server, "bob");
+        assert!(stored_before.is_empty(), "round {round}: {stored_before:?}");
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let quitting = {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                bob.send("QUIT");
+                bob.expect_closed()
+            })
+        };
+        barrier.wait();
+        alice.send(&format!("DM bob round {round}"));
+        let ack = alice.line();
+        assert!(
+            ack == "OK DM bob delivered" || ack == "OK DM bob stored",
+            "round {round}: {ack}"
+        );
+        let before_bye = quitting.join().expect("bob quits");
+        let text = format!("round {round}");
+        if before_bye.iter().any(|l| l.ends_with(&text)) {
+            continue;
+        }
+        // Not read before the BYE: stored, and handed over at a login that
+        // starts once bob's old session has ended (at most WAIT).
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (dms, mut bob) = login_and_take_dms(&server, "bob");
+            bob.send("QUIT");
+            bob.expect_closed();
+            if dms.contains(&text) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: acknowledged with {ack:?} and lost"
+            );
+        }
+    }
+}

@@ -157,6 +157,9 @@ pub fn run(
             Some(Closing::Bye(ByeReason::SlowConsumer)) => {
                 batch.plain.clear();
                 unsent.append(&mut batch.dms);
+                // What these markers stood for will never be written: their
+                // waiters hear that the writer is gone, not that it wrote.
+                batch.marks.clear();
             }
             Some(_) => {
                 for _ in 0..queue_lines {
