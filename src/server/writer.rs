@@ -288,3 +288,42 @@ fn write_by(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A peer that never reads: a batch larger than the kernel's buffers
+    /// fails with `TimedOut` at its deadline, however the time is split
+    /// between `write` calls, and the socket's timeout is set back after.
+    #[test]
+    fn a_batch_that_misses_its_deadline_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let socket = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (_peer, _) = listener.accept().expect("accept");
+        let full = Duration::from_millis(300);
+        socket.set_write_timeout(Some(full)).expect("timeout");
+        let started = Instant::now();
+        let batch = vec![0u8; 64 * 1024 * 1024];
+        let e = write_by(&socket, &batch, started + full, full).expect_err("nobody reads");
+        let took = started.elapsed();
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        assert!(took >= full, "gave up early, after {took:?}");
+        assert!(took < full * 4, "held for {took:?}");
+        assert_eq!(socket.write_timeout().expect("timeout"), Some(full));
+    }
+
+    /// A batch that fits is written whole.
+    #[test]
+    fn a_batch_in_time_is_written_whole() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let socket = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (mut peer, _) = listener.accept().expect("accept");
+        let full = Duration::from_secs(5);
+        write_by(&socket, b"hello\n", Instant::now() + full, full).expect("written");
+        let mut got = [0u8; 6];
+        std::io::Read::read_exact(&mut peer, &mut got).expect("read");
+        assert_eq!(&got, b"hello\n");
+    }
+}
