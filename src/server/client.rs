@@ -86,8 +86,10 @@ pub struct Client {
     /// after each batch, and by the reader between lines.
     closing: OnceLock<Closing>,
     /// Makes "not closing? then queue this DM" one step with respect to
-    /// setting `closing` (see [`Client::send_dm`]). Held for memory-only
-    /// steps, and never with any other lock.
+    /// setting `closing` (see [`Client::send_dm`]). A leaf lock: held for
+    /// memory-only steps, with no other lock taken inside it, so it may be
+    /// taken while a room's lock is held (a broadcast that closes a slow
+    /// consumer) without any risk of deadlock.
     dm_gate: Mutex<()>,
     /// The connection's socket, used here for one thing only: `shutdown(Read)`,
     /// which wakes this client's reader thread out of a blocking `read`
