@@ -12,11 +12,10 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
 use chat::protocol::Name;
-use chat::server::client::{Client, Outgoing};
+use chat::server::client::Client;
 use chat::server::hub::{Hub, Room};
 use chat::server::outbox;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use crossbeam_channel::Receiver;
 
 /// A connected loopback socket, only so that a `Client` can be built (the
 /// benchmark never writes to it).
@@ -29,7 +28,7 @@ fn socket(listener: &TcpListener) -> Arc<TcpStream> {
 
 /// A room with `members` logged-in members; returns the hub, a member to
 /// speak with, and every member's outbox receiver (to drain).
-fn room_of(members: usize) -> (Hub, Arc<Client>, Vec<Receiver<Outgoing>>) {
+fn room_of(members: usize) -> (Hub, Arc<Client>, Vec<outbox::OutboxReceiver>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let hub = Hub::new(0, Vec::new());
     hub.add_room(Room::new(Name::parse("sala").expect("name"), None));
@@ -37,7 +36,7 @@ fn room_of(members: usize) -> (Hub, Arc<Client>, Vec<Receiver<Outgoing>>) {
     let mut receivers = Vec::new();
     let mut speaker = None;
     for i in 0..members {
-        let (tx, rx) = outbox::outbox(1 << 20);
+        let (tx, rx) = outbox::outbox(1 << 20, usize::MAX);
         let peer = listener.local_addr().expect("addr");
         let client = Arc::new(Client::new(i as u64, peer, tx, socket(&listener)));
         client.set_user(Name::parse(&format!("user{i}")).expect("name"));

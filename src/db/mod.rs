@@ -330,6 +330,10 @@ enum Request {
         time_ms: i64,
         /// The text.
         text: String,
+        /// Whether the recipient's mailbox limit applies: `false` for a DM
+        /// that was already acknowledged as delivered (see
+        /// [`Db::restore_dm`]).
+        limited: bool,
         /// Gets `Ok(())` after the commit, or `NoSuchUser` or `MailboxFull`.
         reply: Reply<()>,
     },
@@ -712,6 +716,29 @@ impl Db {
             from: from.to_owned(),
             time_ms,
             text: text.to_owned(),
+            limited: true,
+            reply,
+        })
+    }
+
+    /// Stores a direct message that was already acknowledged to its sender
+    /// as delivered, but that the recipient's connection never took (it
+    /// ended first). Like [`Db::store_dm`], except that the mailbox limit
+    /// does not apply: the sender was told it arrived, so it must not be
+    /// refused now. Such DMs are at most what one outbox held, so the
+    /// mailbox can pass its limit by no more than that.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::NoSuchUser`] if `to` is not registered (any more);
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    pub fn restore_dm(&self, to: &str, from: &str, time_ms: i64, text: &str) -> Result<(), DbError> {
+        self.call(|reply| Request::StoreDm {
+            to: to.to_owned(),
+            from: from.to_owned(),
+            time_ms,
+            text: text.to_owned(),
+            limited: false,
             reply,
         })
     }

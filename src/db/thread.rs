@@ -462,13 +462,14 @@ impl Step<'_> {
                 from,
                 time_ms,
                 text,
+                limited,
                 reply,
             } => {
                 let mailbox = self.limits.mailbox;
                 // Counted in the same savepoint as the insert, on the one
                 // thread that writes: racing senders cannot pass the limit.
                 let result = in_savepoint(tx, |conn| {
-                    if count(conn, schema::COUNT_DMS, [&to])? >= mailbox {
+                    if limited && count(conn, schema::COUNT_DMS, [&to])? >= mailbox {
                         return Err(DbError::MailboxFull);
                     }
                     let inserted = conn

@@ -64,6 +64,11 @@ pub struct LineSplitter {
     buf: Vec<u8>,
     /// How many bytes at the front of `buf` have already been handed out.
     consumed: usize,
+    /// How many bytes after `consumed` are known to hold no LF: the next
+    /// search starts after them. Without it, a line arriving one byte at a
+    /// time (a TLS record per byte) would be rescanned from its start on
+    /// every push, quadratic in its length.
+    scanned: usize,
     /// The longest acceptable line, counting its LF (and CR, if any).
     max_line: usize,
     /// True after a `TooLong` while we are still skipping that line's bytes.
@@ -86,6 +91,7 @@ impl LineSplitter {
         LineSplitter {
             buf: Vec::new(),
             consumed: 0,
+            scanned: 0,
             max_line,
             discarding: false,
         }
@@ -118,10 +124,12 @@ impl LineSplitter {
     /// Call it until it returns `None` after every [`push`](Self::push).
     pub fn next_event(&mut self) -> Option<LineEvent> {
         let unread = &self.buf[self.consumed..];
-        match unread.iter().position(|&b| b == b'\n') {
+        let fresh = unread[self.scanned..].iter().position(|&b| b == b'\n');
+        match fresh.map(|at| self.scanned + at) {
             Some(lf) => {
                 let line_len = lf + 1; // the whole line, LF (and any CR) included
                 let start = self.consumed;
+                self.scanned = 0;
                 self.consumed += line_len;
                 if line_len > self.max_line {
                     // The LF arrived in the same chunk as the max_line-th byte,
@@ -142,10 +150,14 @@ impl LineSplitter {
                 // longer than allowed. Say so now, and skip the rest in `push`.
                 self.buf.clear();
                 self.consumed = 0;
+                self.scanned = 0;
                 self.discarding = true;
                 Some(LineEvent::TooLong)
             }
-            None => None,
+            None => {
+                self.scanned = unread.len();
+                None
+            }
         }
     }
 
@@ -338,6 +350,23 @@ mod tests {
         assert!(s.has_partial(), "the whole line is not drained yet");
         assert_eq!(s.next_event(), Some(line("WHO")));
         assert!(!s.has_partial());
+    }
+
+    /// A line pushed one byte at a time is searched once, not once per
+    /// byte: after each push only the new byte is looked at.
+    #[test]
+    fn a_partial_line_is_not_rescanned() {
+        let mut s = LineSplitter::new(100);
+        for (i, &b) in b"SAY one byte at a time".iter().enumerate() {
+            assert_eq!(drain(&mut s, &[b]), vec![]);
+            assert_eq!(s.scanned, i + 1, "the bytes known to hold no LF");
+        }
+        assert_eq!(
+            drain(&mut s, b"\nWHO"),
+            vec![line("SAY one byte at a time")]
+        );
+        assert_eq!(s.scanned, 3, "the search restarts after the line");
+        assert_eq!(drain(&mut s, b"\n"), vec![line("WHO")]);
     }
 
     /// A limit of zero bytes cannot hold even a LF, so it is refused.

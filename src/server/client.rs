@@ -4,20 +4,25 @@
 //! A [`Client`] is shared (`Arc<Client>`) between the client's own reader
 //! thread, its writer thread, the hub (rooms and the online-users map) and
 //! whoever broadcasts to it. None of them ever touches the client's socket
-//! to *write*: they put lines into the **outbox**, a bounded queue (a
-//! crossbeam channel with a counted bound, see `outbox.rs`) that only the
-//! writer thread drains.
+//! to *write*: they put lines into the **outbox**, a queue bounded in lines
+//! and in bytes (see `outbox.rs`) that only the writer thread drains.
 //!
 //! ```text
-//!  any thread ──try_send──▶ [ outbox: bounded(queue_lines) ] ──recv──▶ writer thread ──▶ socket
+//!  any thread ──send──▶ [ outbox: ≤ queue_lines, ≤ queue_bytes ] ──recv──▶ writer thread ──▶ socket
 //! ```
 //!
-//! Why `try_send` and never `send`: `send` on a full channel would block the
+//! Why a send never waits: waiting on a full outbox would block the
 //! *sender* (another client's thread, possibly holding a room's lock) until
 //! this client reads. One student who stops reading would freeze the room.
-//! With `try_send` a full outbox is a verdict instead: this client is a slow
-//! consumer, and it is closed with `BYE SLOW_CONSUMER`. No client ever waits
-//! for another.
+//! So a full outbox is a verdict instead: this client is a slow consumer,
+//! and it is closed with `BYE SLOW_CONSUMER`. No client ever waits for
+//! another.
+//!
+//! The client's *own* replies are the exception ([`Client::answer`]): they
+//! never make it a slow consumer. Its reader thread queues them, and it
+//! waits for *its own* writer instead ([`Client::wait_for_writer`]) before
+//! reading on: a client that asks faster than it reads is slowed down by
+//! its own TCP window, not dropped.
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,6 +44,10 @@ pub enum Outgoing {
     Shared(Arc<str>),
     /// A line (with its LF) for this client only: a reply.
     Owned(String),
+    /// A `DM` line (with its LF) acknowledged to its sender as delivered.
+    /// It must not be lost: a writer that cannot write it hands it back
+    /// when it stops (see `writer::run`), and it is stored.
+    Dm(String),
     /// Nothing to send, but look again: the client is closing, or rustls
     /// has something of its own to send (an alert, a key update).
     Wake,
@@ -76,6 +85,12 @@ pub struct Client {
     /// Set once when the connection must end; read by the writer before and
     /// after each batch, and by the reader between lines.
     closing: OnceLock<Closing>,
+    /// Makes "not closing? then queue this DM" one step with respect to
+    /// setting `closing` (see [`Client::send_dm`]). A leaf lock: held for
+    /// memory-only steps, with no other lock taken inside it, so it may be
+    /// taken while a room's lock is held (a broadcast that closes a slow
+    /// consumer) without any risk of deadlock.
+    dm_gate: Mutex<()>,
     /// The connection's socket, used here for one thing only: `shutdown(Read)`,
     /// which wakes this client's reader thread out of a blocking `read`
     /// when someone else decides to close the connection. It is never
@@ -100,13 +115,15 @@ impl Client {
             peer,
             outbox,
             closing: OnceLock::new(),
+            dm_gate: Mutex::new(()),
             socket,
             user: OnceLock::new(),
             room: Mutex::new(None),
         }
     }
 
-    /// Queues one item without ever blocking.
+    /// Queues a line from someone else (a room event, a broadcast) without
+    /// ever blocking.
     ///
     /// Returns `false` when it was not queued: the outbox is full (the
     /// client is then closed as a slow consumer, here, in the one place that
@@ -115,23 +132,101 @@ impl Client {
         match self.outbox.try_send(item) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                if self.closing().is_none() {
-                    log::warn!(
-                        "conn {} ({}): outbox full, dropping the slow consumer",
-                        self.id,
-                        self.display_name()
-                    );
-                }
-                self.close(Closing::Bye(ByeReason::SlowConsumer));
+                self.slow_consumer();
                 false
             }
             Err(TrySendError::Disconnected(_)) => false,
         }
     }
 
-    /// Renders a line for this client alone and queues it.
+    /// Closes the client as a slow consumer.
+    fn slow_consumer(&self) {
+        if self.closing().is_none() {
+            let (lines, bytes) = self.outbox.load();
+            log::warn!(
+                "conn {} ({}): outbox full ({lines} lines, {bytes} bytes), dropping the slow consumer",
+                self.id,
+                self.display_name()
+            );
+        }
+        self.close(Closing::Bye(ByeReason::SlowConsumer));
+    }
+
+    /// Renders a line from someone else for this client alone and queues
+    /// it, like [`Client::send`].
     pub fn reply(&self, line: &ServerLine) -> bool {
         self.send(Outgoing::Owned(format!("{line}\n")))
+    }
+
+    /// Queues a line of the client's own reply to its own command. Counted
+    /// in the outbox, but never a reason to drop the client. Only the
+    /// client's reader thread calls it, and that thread keeps what it
+    /// queues bounded: it waits for the writer before each line it reads
+    /// ([`Client::wait_for_writer`]), and a long reply goes out in pieces.
+    /// Returns `false` if the writer is gone.
+    pub fn answer(&self, line: &ServerLine) -> bool {
+        self.answer_rendered(format!("{line}\n"))
+    }
+
+    /// Like [`Client::answer`], for a line already rendered (with its LF).
+    pub fn answer_rendered(&self, line: String) -> bool {
+        self.outbox.push(Outgoing::Owned(line)).is_ok()
+    }
+
+    /// Queues a `DM` line (`line` with its LF) for this client, unless the
+    /// connection is closing. `true` means the sender may say `delivered`;
+    /// on `false` the sender must store the DM instead.
+    ///
+    /// Why no DM acknowledged as delivered is ever lost:
+    ///
+    /// * `closing` is checked and the line queued under `dm_gate`, and
+    ///   `closing` is only ever set under it ([`Client::close`]). So a DM is
+    ///   queued only *before* the connection starts to close, never after:
+    ///   once `closing` is set, every sender hears `false` and stores.
+    /// * The writer sets `closing` itself before it stops, and only then
+    ///   takes what is left in the outbox. Every DM queued before (the
+    ///   gate guarantees that is all of them) is therefore either written
+    ///   to the socket or handed back by the writer: those of a discarded
+    ///   queue (a slow consumer), of a failed write, or left over. The
+    ///   session stores them when its writer has stopped.
+    pub fn send_dm(&self, line: String) -> bool {
+        let sent = {
+            let _gate = super::sync::lock(&self.dm_gate);
+            if self.closing.get().is_some() {
+                return false;
+            }
+            self.outbox.try_send(Outgoing::Dm(line))
+        };
+        match sent {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                // Closed after the gate is released: `close` takes it too.
+                self.slow_consumer();
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Waits, with no lock held, until the outbox is back under its low
+    /// water mark (half of each bound): the back-pressure point of the
+    /// reader, before it handles the next line. Each wait is for a marker,
+    /// so it ends when the writer has written what was queued before it,
+    /// or when the writer stops (its write deadline bounds that). Returns
+    /// `false` if the connection is closing.
+    pub fn wait_for_writer(&self) -> bool {
+        while !self.outbox.below_low_water() {
+            if self.closing().is_some() || self.outbox.mark().recv().is_err() {
+                return false;
+            }
+        }
+        self.closing().is_none()
+    }
+
+    /// The most lines and bytes of one piece of a long reply: a quarter of
+    /// the outbox, queued when it is under its low water mark.
+    pub fn piece(&self) -> (usize, usize) {
+        self.outbox.piece()
     }
 
     /// Decides that the connection ends, and wakes both of its threads.
@@ -140,7 +235,13 @@ impl Client {
     /// *before* the writer is woken, so a writer that wakes always sees it;
     /// and a writer busy with a batch checks the flag after it.
     pub fn close(&self, how: Closing) {
-        if self.closing.set(how).is_ok() {
+        // Under the DM gate, so that no DM is queued once this is set (see
+        // `send_dm`).
+        let first = {
+            let _gate = super::sync::lock(&self.dm_gate);
+            self.closing.set(how).is_ok()
+        };
+        if first {
             self.outbox.wake();
             // Wakes the reader thread if it is blocked in `read` (it then
             // sees end-of-file). This does not send anything to the peer.
@@ -166,7 +267,7 @@ impl Client {
 
     /// Lines waiting in the outbox now.
     pub fn queued(&self) -> usize {
-        self.outbox.len()
+        self.outbox.load().0
     }
 
     /// How the connection is ending, if that is decided.

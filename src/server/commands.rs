@@ -98,9 +98,43 @@ impl Session {
         self.client.user().is_some()
     }
 
-    /// Queues a reply to this client.
+    /// Queues a reply to this client: its own answer, never a reason to
+    /// drop it (see `Client::answer`).
     fn reply(&self, line: ServerLine) {
-        self.client.reply(&line);
+        self.client.answer(&line);
+    }
+
+    /// Queues the data lines of a long reply (`ROOMS`, `WHO`, `HELP`) as
+    /// the client reads them: in pieces of at most a quarter of the outbox
+    /// (in lines and in bytes), waiting for this client's own writer
+    /// between pieces until the outbox is back under half. So a reply of
+    /// any length arrives whole and never makes its asker a slow consumer,
+    /// and what waits for the client stays bounded. The wait is for our
+    /// own socket only, with no lock held, and ends at the latest when the
+    /// writer gives up (its write deadline).
+    ///
+    /// Returns `false` if the connection closed on the way (the rest of
+    /// the reply is not sent).
+    fn paced(&self, lines: impl IntoIterator<Item = ServerLine>) -> bool {
+        let (piece_lines, piece_bytes) = self.client.piece();
+        let (mut lines_in_piece, mut bytes_in_piece) = (0, 0);
+        for line in lines {
+            let text = format!("{line}\n");
+            let full = lines_in_piece == piece_lines
+                || (lines_in_piece > 0 && bytes_in_piece + text.len() > piece_bytes);
+            if full {
+                if !self.client.wait_for_writer() {
+                    return false;
+                }
+                (lines_in_piece, bytes_in_piece) = (0, 0);
+            }
+            lines_in_piece += 1;
+            bytes_in_piece += text.len();
+            if !self.client.answer_rendered(text) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Queues `ERR <code> <text>`.
@@ -237,22 +271,21 @@ impl Session {
             Command::Who => match state.hub.who(&self.client) {
                 Some(members) => {
                     let count = members.len();
-                    for name in members {
-                        self.reply(ServerLine::User { name });
+                    if self.paced(members.into_iter().map(|name| ServerLine::User { name })) {
+                        self.ok("WHO", count.to_string());
                     }
-                    self.ok("WHO", count.to_string());
                 }
                 None => self.err(ErrCode::NotInRoom, "You are not in a room."),
             },
             Command::Dm { user, text } => self.dm(state, &user, text),
             Command::Ping { token } => self.reply(ServerLine::Pong { token }),
             Command::Help => {
-                for text in HELP {
-                    self.reply(ServerLine::Info {
-                        text: (*text).to_string(),
-                    });
+                let lines = HELP.iter().map(|text| ServerLine::Info {
+                    text: (*text).to_string(),
+                });
+                if self.paced(lines) {
+                    self.ok("HELP", "");
                 }
-                self.ok("HELP", "");
             }
             Command::Quit => {
                 self.client.close(Closing::Bye(ByeReason::Quit));
@@ -449,8 +482,11 @@ impl Session {
             let claimed = claim.len();
             let lines = dm_lines(claim.dms(), piece_bytes);
             claim.truncate(lines.len());
+            // Our own reply's data lines: counted in the outbox but never a
+            // reason to drop us (each piece waits for the one before it to
+            // be written, below).
             for line in lines {
-                if !self.client.send(Outgoing::Owned(line)) {
+                if !self.client.answer_rendered(line) {
                     // The connection is ending: the claim is released.
                     return;
                 }
@@ -477,18 +513,20 @@ impl Session {
         }
     }
 
-    /// `ROOMS`.
+    /// `ROOMS`: every room, paced as the client reads.
     fn rooms(&self, state: &State) {
         let rooms = state.hub.list_rooms();
         let count = rooms.len();
-        for (name, private, online) in rooms {
-            self.reply(ServerLine::Room {
+        let lines = rooms
+            .into_iter()
+            .map(|(name, private, online)| ServerLine::Room {
                 name,
                 private,
                 online,
             });
+        if self.paced(lines) {
+            self.ok("ROOMS", count.to_string());
         }
-        self.ok("ROOMS", count.to_string());
     }
 
     /// `CREATE <room> [<password>]`: committed to the database, then visible.
@@ -694,13 +732,14 @@ impl Session {
                 time,
                 text: text.clone(),
             };
-            if recipient.send(Outgoing::Owned(format!("{line}\n"))) {
+            if recipient.send_dm(format!("{line}\n")) {
                 self.ok("DM", format!("{} delivered", recipient.display_name()));
                 return;
             }
             // The recipient's outbox was full (it is being dropped as a slow
-            // consumer) or it is disconnecting: keep the DM for its next
-            // login instead of losing it.
+            // consumer) or its session is closing: keep the DM for its next
+            // login instead of losing it. `send_dm` explains why a DM it
+            // accepted is never lost either.
         }
         let record = match state.db.user(to.as_str()) {
             Ok(Some(record)) => record,
@@ -796,4 +835,36 @@ fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
     if let Err(e) = claim.delete_when_written(recipient.mark()) {
         log::error!("stored DMs for {name} not handed over: {e:?}");
     }
+}
+
+/// Stores the `DM` lines that a session's writer took but could not write
+/// (see `writer::run`), for the recipient's next login. Each was
+/// acknowledged to its sender as delivered, so it must not be lost. Runs
+/// on the session's thread once its writer has stopped, with no lock held.
+pub(super) fn store_unsent_dms(state: &State, client: &Client, lines: Vec<String>) {
+    if lines.is_empty() {
+        return;
+    }
+    // A DM is only ever sent to a session that is logged in.
+    let Some(user) = client.user() else { return };
+    let mut stored = 0;
+    for line in &lines {
+        match ServerLine::parse(line.trim_end_matches('\n')) {
+            Some(ServerLine::Dm { from, time, text }) => {
+                match state.db.restore_dm(user.as_str(), &from, time.0, &text) {
+                    Ok(()) => stored += 1,
+                    Err(e) => log::error!(
+                        "conn {}: a DM for {user} that its connection did not take could not be stored: {e:?}",
+                        client.id
+                    ),
+                }
+            }
+            _ => log::error!("conn {}: not a DM line: {line:?}", client.id),
+        }
+    }
+    log::info!(
+        "conn {}: stored {stored} of {} DMs for {user} that its connection did not take",
+        client.id,
+        lines.len()
+    );
 }

@@ -129,8 +129,9 @@ struct Established {
     tls: Arc<Mutex<ServerConnection>>,
     /// The socket, shared with the writer and whoever closes it.
     socket: Arc<TcpStream>,
-    /// The writer thread, joined when the session ends.
-    writer: thread::JoinHandle<()>,
+    /// The writer thread, joined when the session ends; it returns the
+    /// `DM` lines it could not write.
+    writer: thread::JoinHandle<Vec<String>>,
     /// When the connection was accepted (the login deadline counts from it).
     accepted: Instant,
     /// The connection's place in the live count, held until the session ends.
@@ -259,7 +260,7 @@ pub(super) fn handshake(
 
     // Both long-lived threads are started from here, so that neither
     // spends stack on starting a thread either.
-    let (tx, rx) = outbox::outbox(state.config.queue_lines);
+    let (tx, rx) = outbox::outbox(state.config.queue_lines, state.config.queue_bytes);
     let client = Arc::new(Client::new(id, peer, tx, socket.clone()));
     let tls = Arc::new(Mutex::new(conn));
     let writer = {
@@ -349,8 +350,9 @@ fn session(state: Arc<State>, established: Established) {
 
     drop(guard);
     drop(session);
-    if writer.join().is_err() {
-        log::error!("conn {id}: the writer thread panicked");
+    match writer.join() {
+        Ok(unsent) => super::commands::store_unsent_dms(&state, &client, unsent),
+        Err(_) => log::error!("conn {id}: the writer thread panicked"),
     }
 }
 
@@ -387,7 +389,9 @@ fn read_loop(
         while let Some(event) = splitter.next_event() {
             // Any line counts, a malformed one too (it gets its `ERR`).
             last_line = Instant::now();
-            if client.closing().is_some() {
+            // Back-pressure: while this client's own replies wait, its
+            // next line waits too (and, behind it, its TCP window).
+            if client.closing().is_some() || !client.wait_for_writer() {
                 return;
             }
             if session.handle(state, event) == Flow::Close {

@@ -378,7 +378,7 @@ impl Hub {
             member.send(Outgoing::Shared(joined.clone()));
         }
         for h in &state.history {
-            client.reply(&ServerLine::History {
+            client.answer(&ServerLine::History {
                 room: room.name.to_string(),
                 time: h.time,
                 user: h.user.clone(),

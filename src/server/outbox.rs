@@ -1,86 +1,244 @@
-//! The outbox: the bounded queue of lines waiting for one client's writer.
+//! The outbox: the queue of lines waiting for one client's writer, bounded
+//! in lines (`--queue-lines`) and in bytes (`--queue-bytes`).
 //!
 //! # Why not `crossbeam_channel::bounded`
 //!
 //! A bounded crossbeam channel allocates its whole ring buffer up front:
 //! 1024 slots of 32 bytes is 32 KiB per client *before it receives
 //! anything*, 320 MB for 10,000 idle students, most of a laptop's spare
-//! memory spent on empty queues. So the outbox is an **unbounded** crossbeam
+//! memory spent on empty queues. And it counts items, not bytes: 1,024
+//! lines of 4 KB are 4 MB. So the outbox is an **unbounded** crossbeam
 //! channel (a linked list of small blocks, allocated as lines arrive and
-//! freed as the writer drains them) with the bound enforced here, by
-//! counting: a send that finds `capacity` lines waiting fails with `Full`,
-//! exactly as `bounded(capacity).try_send` would. An idle client's outbox
-//! costs a few dozen bytes.
+//! freed as the writer drains them), and the bounds are enforced here, by
+//! counting. An idle client's outbox costs a few dozen bytes.
 //!
-//! The count check and the send are two steps, so two threads sending to
-//! the same client at the same instant can both pass the check: the queue
-//! may then hold one line more per concurrent sender. That is a handful of
-//! lines over a bound of a thousand, and it never grows further: the next
-//! send sees the queue over its bound and fails.
+//! # The count
+//!
+//! Lines and bytes waiting are one `AtomicU64`: lines in the high 32 bits,
+//! bytes in the low 32. A sender *reserves* its line by a compare-and-swap
+//! that adds both at once and fails if either would pass its bound, so the
+//! check and the count are one step: two threads sending at the same
+//! instant can never both squeeze past the bound. The writer subtracts
+//! each line as it takes it ([`OutboxReceiver`]). A reservation always
+//! comes before the line is in the channel, so the writer never subtracts
+//! what was not added.
+//!
+//! Wake-ups and markers are not lines: they are never counted and always
+//! fit, so they can never be the reason a client is dropped.
+//!
+//! # Two ways in
+//!
+//! * [`Outbox::try_send`] is for everything *others* send to a client
+//!   (room events, DMs): a full outbox refuses it, and the caller decides
+//!   that the client is a slow consumer.
+//! * [`Outbox::push`] is for the client's *own* replies, queued by its own
+//!   reader thread. They are counted but never refused: a client is never
+//!   dropped for what it asked for. They stay bounded because that thread
+//!   stops reading the client's lines while the outbox is above its low
+//!   water mark ([`Outbox::below_low_water`]), and queues a long reply in
+//!   pieces ([`Outbox::piece`]), waiting for the writer between them.
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
 use super::client::Outgoing;
 use crate::oneshot;
+
+/// Lines and bytes waiting, packed in one word (see the module's doc).
+#[derive(Debug, Default)]
+struct Count(AtomicU64);
+
+/// What one line adds to the packed count.
+fn packed(bytes: u64) -> u64 {
+    (1 << 32) | bytes
+}
+
+/// The packed count as `(lines, bytes)`.
+fn unpack(word: u64) -> (u64, u64) {
+    (word >> 32, word & u64::from(u32::MAX))
+}
+
+impl Count {
+    /// Adds one line of `bytes`, unless the result would pass `bound`
+    /// (`(lines, bytes)`) or overflow its half of the word. Relaxed is
+    /// enough: the count orders nothing, the channel carries the lines.
+    fn reserve(&self, bytes: u64, bound: (u64, u64)) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+                let (lines, queued) = unpack(word);
+                let after = (lines + 1, queued + bytes);
+                (after.0 <= bound.0 && after.1 <= bound.1).then(|| word + packed(bytes))
+            })
+            .is_ok()
+    }
+
+    /// Takes one line of `bytes` off the count.
+    fn release(&self, bytes: u64) {
+        self.0.fetch_sub(packed(bytes), Ordering::Relaxed);
+    }
+
+    /// `(lines, bytes)` waiting now.
+    fn now(&self) -> (u64, u64) {
+        unpack(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// The bytes an item adds to the count: its length for a line, `None` for
+/// a wake-up or a marker, which are not counted.
+fn weight(item: &Outgoing) -> Option<u64> {
+    let len = match item {
+        Outgoing::Shared(line) => line.len(),
+        Outgoing::Owned(line) | Outgoing::Dm(line) => line.len(),
+        Outgoing::Wake | Outgoing::Mark(_) => return None,
+    };
+    Some(len as u64)
+}
 
 /// The sending side of a client's outbox; held by its `Client` handle.
 #[derive(Debug)]
 pub struct Outbox {
     /// The channel to the writer thread.
     tx: Sender<Outgoing>,
-    /// The most lines that may wait (`--queue-lines`).
-    capacity: usize,
+    /// Lines and bytes waiting, shared with the writer's end.
+    count: Arc<Count>,
+    /// The most lines (`--queue-lines`) and bytes (`--queue-bytes`) that
+    /// may wait, each at most `u32::MAX` (its half of the packed count).
+    bound: (u64, u64),
 }
 
-/// A new outbox holding at most `capacity` lines, and the writer's end.
-pub fn outbox(capacity: usize) -> (Outbox, Receiver<Outgoing>) {
+/// The writer's end of an outbox: takes items, and takes each line off the
+/// count as it does.
+#[derive(Debug)]
+pub struct OutboxReceiver {
+    /// The channel from the senders.
+    rx: Receiver<Outgoing>,
+    /// The count shared with the senders.
+    count: Arc<Count>,
+}
+
+/// A new outbox holding at most `lines` lines and `bytes` bytes, and the
+/// writer's end.
+pub fn outbox(lines: usize, bytes: usize) -> (Outbox, OutboxReceiver) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    (Outbox { tx, capacity }, rx)
+    let count = Arc::new(Count::default());
+    let cap = |n: usize| (n as u64).min(u64::from(u32::MAX));
+    let outbox = Outbox {
+        tx,
+        count: count.clone(),
+        bound: (cap(lines), cap(bytes)),
+    };
+    (outbox, OutboxReceiver { rx, count })
 }
 
 impl Outbox {
-    /// Queues a line unless `capacity` lines are already waiting. Never
-    /// blocks.
+    /// Queues a line unless it would take the outbox past either bound.
+    /// Never blocks.
     ///
     /// # Errors
     ///
     /// `Full` when the client is not keeping up; `Disconnected` when its
     /// writer has gone.
     pub fn try_send(&self, item: Outgoing) -> Result<(), TrySendError<Outgoing>> {
-        if self.tx.len() >= self.capacity {
-            return Err(TrySendError::Full(item));
-        }
-        self.tx
-            .send(item)
-            .map_err(|e| TrySendError::Disconnected(e.0))
+        self.send_within(item, self.bound)
     }
 
-    /// Wakes the writer. The wake-up marker is not a line, so it is queued
-    /// even on a full outbox: it must never be the reason a client is
-    /// dropped, and at most a few are ever waiting.
+    /// Queues one of the client's own replies: counted, but never refused
+    /// for being over the bounds (see the module's doc for why that stays
+    /// bounded). Never blocks.
+    ///
+    /// # Errors
+    ///
+    /// `Disconnected` when the writer has gone.
+    pub fn push(&self, item: Outgoing) -> Result<(), TrySendError<Outgoing>> {
+        let unbounded = (u64::from(u32::MAX), u64::from(u32::MAX));
+        self.send_within(item, unbounded)
+    }
+
+    /// Reserves the item's place in the count within `bound`, then sends it.
+    fn send_within(&self, item: Outgoing, bound: (u64, u64)) -> Result<(), TrySendError<Outgoing>> {
+        let bytes = weight(&item);
+        if let Some(bytes) = bytes {
+            if !self.count.reserve(bytes, bound) {
+                return Err(TrySendError::Full(item));
+            }
+        }
+        self.tx.send(item).map_err(|e| {
+            if let Some(bytes) = bytes {
+                self.count.release(bytes);
+            }
+            TrySendError::Disconnected(e.0)
+        })
+    }
+
+    /// Wakes the writer. The wake-up is not a line: it is queued even on a
+    /// full outbox.
     pub fn wake(&self) {
         let _ = self.tx.send(Outgoing::Wake);
     }
 
     /// Queues a marker (not a line, so even on a full outbox) and returns
     /// the channel on which the writer says it has written everything
-    /// queued before it. If the writer
-    /// is gone, the marker is dropped at once and the channel is
-    /// disconnected.
+    /// queued before it. If the writer is gone, the marker is dropped at
+    /// once and the channel is disconnected.
     pub fn mark(&self) -> oneshot::Receiver<()> {
         let (taken, told) = oneshot::channel();
         let _ = self.tx.send(Outgoing::Mark(taken));
         told
     }
 
-    /// Items waiting now.
-    pub fn len(&self) -> usize {
-        self.tx.len()
+    /// `(lines, bytes)` waiting now.
+    pub fn load(&self) -> (usize, usize) {
+        let (lines, bytes) = self.count.now();
+        (lines as usize, bytes as usize)
     }
 
-    /// True when nothing is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.tx.is_empty()
+    /// True when at most half of each bound is in use: the low water mark
+    /// under which the client's reader handles its next line.
+    pub fn below_low_water(&self) -> bool {
+        let (lines, bytes) = self.count.now();
+        lines <= self.bound.0 / 2 && bytes <= self.bound.1 / 2
+    }
+
+    /// The most lines and bytes of one piece of a long reply: a quarter of
+    /// each bound (at least one line). A piece queued at the low water mark
+    /// leaves a quarter of the outbox for what others send meanwhile.
+    pub fn piece(&self) -> (usize, usize) {
+        let quarter = |n: u64| (n / 4).max(1) as usize;
+        (quarter(self.bound.0), quarter(self.bound.1))
+    }
+}
+
+impl OutboxReceiver {
+    /// Takes a line off the count as it leaves the channel.
+    fn taken(&self, item: Outgoing) -> Outgoing {
+        if let Some(bytes) = weight(&item) {
+            self.count.release(bytes);
+        }
+        item
+    }
+
+    /// Waits for the next item; `Err` once every sender is gone and the
+    /// channel is empty.
+    pub fn recv(&self) -> Result<Outgoing, crossbeam_channel::RecvError> {
+        self.rx.recv().map(|item| self.taken(item))
+    }
+
+    /// Waits at most `timeout` for the next item.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Outgoing, RecvTimeoutError> {
+        self.rx.recv_timeout(timeout).map(|item| self.taken(item))
+    }
+
+    /// The next item if one is waiting.
+    pub fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
+        self.rx.try_recv().map(|item| self.taken(item))
+    }
+
+    /// Every item waiting now, taken one by one.
+    pub fn try_iter(&self) -> impl Iterator<Item = Outgoing> + '_ {
+        std::iter::from_fn(|| self.try_recv().ok())
     }
 }
 
@@ -88,20 +246,65 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    /// The bound is enforced like a bounded channel's: `Full` at capacity,
+    /// A line of `n` bytes.
+    fn line(n: usize) -> Outgoing {
+        Outgoing::Owned("x".repeat(n))
+    }
+
+    /// The line bound works like a bounded channel's: `Full` at capacity,
     /// room again once the writer takes a line.
     #[test]
     fn full_at_capacity() {
-        let (tx, rx) = outbox(2);
-        assert!(tx.try_send(Outgoing::Owned("a\n".into())).is_ok());
-        assert!(tx.try_send(Outgoing::Owned("b\n".into())).is_ok());
-        assert!(matches!(
-            tx.try_send(Outgoing::Owned("c\n".into())),
-            Err(TrySendError::Full(_))
-        ));
+        let (tx, rx) = outbox(2, 1000);
+        assert!(tx.try_send(line(1)).is_ok());
+        assert!(tx.try_send(line(1)).is_ok());
+        assert!(matches!(tx.try_send(line(1)), Err(TrySendError::Full(_))));
         rx.recv().expect("a line");
-        assert!(tx.try_send(Outgoing::Owned("c\n".into())).is_ok());
-        assert_eq!(tx.len(), 2);
+        assert!(tx.try_send(line(1)).is_ok());
+        assert_eq!(tx.load(), (2, 2));
+    }
+
+    /// The byte bound is reached before the line bound with long lines,
+    /// and the writer gives the bytes back as it takes them.
+    #[test]
+    fn full_in_bytes() {
+        let (tx, rx) = outbox(100, 250);
+        assert!(tx.try_send(line(100)).is_ok());
+        assert!(tx.try_send(line(100)).is_ok());
+        assert!(matches!(tx.try_send(line(51)), Err(TrySendError::Full(_))));
+        assert!(tx.try_send(line(50)).is_ok(), "exactly at the bound fits");
+        assert_eq!(tx.load(), (3, 250));
+        rx.try_recv().expect("a line");
+        assert_eq!(tx.load(), (2, 150));
+        assert!(tx.try_send(line(100)).is_ok());
+    }
+
+    /// The client's own replies are counted but never refused; once they
+    /// are there, others' lines are.
+    #[test]
+    fn own_replies_are_counted_not_refused() {
+        let (tx, rx) = outbox(4, 1000);
+        for _ in 0..6 {
+            tx.push(line(10)).expect("never refused");
+        }
+        assert_eq!(tx.load(), (6, 60));
+        assert!(!tx.below_low_water());
+        assert!(matches!(tx.try_send(line(1)), Err(TrySendError::Full(_))));
+        for _ in 0..4 {
+            rx.recv().expect("a line");
+        }
+        assert!(tx.below_low_water(), "2 of 4 lines is the low water mark");
+        assert_eq!(tx.piece(), (1, 250));
+    }
+
+    /// Wake-ups and markers are not counted, and fit in a full outbox.
+    #[test]
+    fn wakes_and_marks_are_free() {
+        let (tx, _rx) = outbox(1, 100);
+        tx.try_send(line(100)).expect("room");
+        tx.wake();
+        let _marker = tx.mark();
+        assert_eq!(tx.load(), (1, 100));
     }
 
     /// A marker is signalled when the writer takes it, after the lines
@@ -110,8 +313,8 @@ mod tests {
     /// waiter to a timeout.
     #[test]
     fn a_marker_is_signalled_when_taken() {
-        let (tx, rx) = outbox(2);
-        tx.try_send(Outgoing::Owned("a\n".into())).expect("room");
+        let (tx, rx) = outbox(2, 1000);
+        tx.try_send(line(1)).expect("room");
         let marker = tx.mark();
         assert!(marker.try_recv().is_err(), "not taken yet");
         assert!(matches!(rx.recv(), Ok(Outgoing::Owned(_))));
@@ -128,14 +331,16 @@ mod tests {
         assert!(tx.mark().recv().is_err(), "the writer is gone");
     }
 
-    /// A writer that has gone is `Disconnected`, not `Full`.
+    /// A writer that has gone is `Disconnected`, not `Full`, and a line it
+    /// refused is not left in the count.
     #[test]
     fn disconnected_when_the_writer_is_gone() {
-        let (tx, rx) = outbox(2);
+        let (tx, rx) = outbox(2, 1000);
         drop(rx);
         assert!(matches!(
-            tx.try_send(Outgoing::Owned("a\n".into())),
+            tx.try_send(line(1)),
             Err(TrySendError::Disconnected(_))
         ));
+        assert_eq!(tx.load(), (0, 0));
     }
 }

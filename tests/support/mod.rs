@@ -570,3 +570,11 @@ pub fn error_line(out: &std::process::Output) -> String {
     assert_eq!(errors.len(), 1, "stderr: {stderr}");
     errors[0].to_string()
 }
+
+impl TestClient {
+    /// A TLS client over a socket the test connected itself, with socket
+    /// options of its own; the handshake happens on first I/O.
+    pub fn over_socket(socket: TcpStream) -> TestClient {
+        Self::over(socket, b"")
+    }
+}
