@@ -732,7 +732,13 @@ impl Db {
     ///
     /// [`DbError::NoSuchUser`] if `to` is not registered (any more);
     /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
-    pub fn restore_dm(&self, to: &str, from: &str, time_ms: i64, text: &str) -> Result<(), DbError> {
+    pub fn restore_dm(
+        &self,
+        to: &str,
+        from: &str,
+        time_ms: i64,
+        text: &str,
+    ) -> Result<(), DbError> {
         self.call(|reply| Request::StoreDm {
             to: to.to_owned(),
             from: from.to_owned(),
