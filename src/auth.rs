@@ -1095,16 +1095,21 @@ mod tests {
         h.wait_queued(Class::Login, 1);
         h.resume();
         assert_eq!(login.join().unwrap(), Verdict::Ok);
-        for (i, r) in registrations.into_iter().enumerate() {
-            let stored = r.join().unwrap().expect("hash");
-            assert_eq!(
-                h.verify(&format!("password {i}"), Some(&stored)),
-                Verdict::Ok
-            );
-        }
+        // Every registration answered before any check of ours is queued,
+        // so that the order taken is the pool's alone.
+        let hashes: Vec<String> = registrations
+            .into_iter()
+            .map(|r| r.join().unwrap().expect("hash"))
+            .collect();
         let taken = h.taken();
         assert_eq!(taken[0], Class::Login, "{taken:?}");
         assert_eq!(taken[1..21], [Class::New; 20], "{taken:?}");
+        for (i, stored) in hashes.iter().enumerate() {
+            assert_eq!(
+                h.verify(&format!("password {i}"), Some(stored)),
+                Verdict::Ok
+            );
+        }
     }
 
     /// A room check is in its own queue: queued behind new hashes, it is
