@@ -139,16 +139,10 @@ impl Client {
         }
     }
 
-    /// Closes the client as a slow consumer.
+    /// Closes the client as a slow consumer. Not logged here: this runs
+    /// under a room's lock (a broadcast), and a log line is a write to
+    /// stderr, which can block; the writer thread logs it, with no lock held.
     fn slow_consumer(&self) {
-        if self.closing().is_none() {
-            let (lines, bytes) = self.outbox.load();
-            log::warn!(
-                "conn {} ({}): outbox full ({lines} lines, {bytes} bytes), dropping the slow consumer",
-                self.id,
-                self.display_name()
-            );
-        }
         self.close(Closing::Bye(ByeReason::SlowConsumer));
     }
 
@@ -268,6 +262,11 @@ impl Client {
     /// Lines waiting in the outbox now.
     pub fn queued(&self) -> usize {
         self.outbox.load().0
+    }
+
+    /// `(lines, bytes)` waiting in the outbox now.
+    pub fn load(&self) -> (usize, usize) {
+        self.outbox.load()
     }
 
     /// How the connection is ending, if that is decided.

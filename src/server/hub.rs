@@ -15,11 +15,14 @@
 //! | `Client::room` (Mutex) | one client's membership | that client, a takeover |
 //! | `Room::state` (Mutex) | one room's members, history, sequence | everything in that room |
 //! | `Room::password_hash` (RwLock) | a private room's hash | JOIN (copy it out), a legacy upgrade |
+//! | `Client::dm_gate` (Mutex) | one client's "closing" flag against a DM being queued | `DM` to that client, closing it |
 //!
 //! **Order.** When two are held at once it is always `Client::room` first,
 //! then `Room::state`; no code holds two rooms' states or a map lock
 //! together with a room state, and the password lock is never held with
-//! any other. A fixed order means no deadlock.
+//! any other. `Client::dm_gate` is a leaf: nothing is locked inside it, so
+//! it may be taken under any of the others (a broadcast that closes a slow
+//! consumer takes it under a room's lock). A fixed order means no deadlock.
 //!
 //! **One order per room.** A `SAY` formats its `MSG` line and `try_send`s it
 //! to every member *while holding the room's lock*. Two members saying

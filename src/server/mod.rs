@@ -105,7 +105,8 @@ pub(crate) struct State {
     pub(crate) hub: hub::Hub,
     /// The handle to the database thread.
     pub(crate) db: Db,
-    /// Password hashing, run on the connection threads.
+    /// Password hashing: requests to the `hash-N` threads, whose answers a
+    /// connection thread waits for holding no lock.
     pub(crate) hasher: Hasher,
     /// `LOGIN` attempts per user name (its key), failed or in progress.
     pub(crate) login_attempts: AttemptLimit<String>,

@@ -155,6 +155,14 @@ pub fn run(
         let closing = client.closing();
         match closing {
             Some(Closing::Bye(ByeReason::SlowConsumer)) => {
+                // Logged here rather than where it was decided: that was
+                // under a room's lock, and this thread holds none.
+                let (lines, bytes) = client.load();
+                log::warn!(
+                    "conn {} ({}): outbox full ({lines} lines, {bytes} bytes waiting), dropping the slow consumer",
+                    client.id,
+                    client.display_name()
+                );
                 batch.plain.clear();
                 unsent.append(&mut batch.dms);
                 // What these markers stood for will never be written: their
