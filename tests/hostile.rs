@@ -6,15 +6,11 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chat::protocol::ServerLine;
-use support::{
-    listening_addr, log_lines, pki, read_to_close, wait_for_log, TestClient, TestServer, WAIT,
-};
+use support::{read_to_close, wait_for_log, ServerBinary, TestClient, TestServer, WAIT};
 
 /// Names of this process's threads that serve connections.
 fn connection_thread_names() -> Vec<String> {
@@ -115,68 +111,12 @@ fn fifty_stalled_handshakes() {
     );
 }
 
-/// A server process that is killed if the test ends early, and the lines
-/// of its log (stderr) as they come.
-struct ServerProcess {
-    /// The process; taken by [`ServerProcess::wait_for_exit`].
-    child: Option<std::process::Child>,
-    /// Its log lines.
-    log: mpsc::Receiver<String>,
-}
-
-impl ServerProcess {
-    /// The process itself.
-    fn child(&self) -> &std::process::Child {
-        self.child.as_ref().expect("the process is still ours")
-    }
-
-    /// `kill -9`, and wait for the process to be gone.
-    fn kill(&mut self) {
-        let child = self.child.as_mut().expect("the process is still ours");
-        child.kill().expect("kill -9");
-        child.wait().expect("reap");
-    }
-
-    /// Waits (at most [`WAIT`]) for the process to exit on its own.
-    fn wait_for_exit(mut self) -> std::process::ExitStatus {
-        let child = self.child.take().expect("the process is still ours");
-        support::wait_for_exit(child).status
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Starts the server binary on `db` and returns it with its address.
-fn spawn_server(db: &std::path::Path, extra: &[&str]) -> (ServerProcess, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["--addr", "127.0.0.1:0", "--fast-hash"])
-        .args(extra)
-        .arg("--cert")
-        .arg(&pki().cert)
-        .arg("--key")
-        .arg(&pki().key)
-        .arg("--db")
-        .arg(db)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let log = log_lines(&mut child);
-    let addr = listening_addr(&log);
-    let child = ServerProcess {
-        child: Some(child),
-        log,
-    };
-    (child, addr)
+/// Starts the server binary on `db` (cheap hashing) and returns it with
+/// its address.
+fn spawn_server(db: &std::path::Path, extra: &[&str]) -> (ServerBinary, SocketAddr) {
+    let server = ServerBinary::start(db, &[&["--fast-hash"], extra].concat());
+    let addr = server.addr;
+    (server, addr)
 }
 
 /// Every account whose `OK REGISTER` was sent survives `kill -9` of the

@@ -10,13 +10,12 @@ mod support;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Barrier};
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
-use support::{listening_addr, log_lines, pki, TestClient, TestServer, WAIT};
+use support::{ServerBinary, TestClient, TestServer, WAIT};
 
 /// Text of the `n`th test DM: a number to recognise it, and enough bytes
 /// that a few hundred of them fill every buffer between the server and a
@@ -107,38 +106,27 @@ fn login_and_read_dms(c: &mut TestClient, user: &str) -> Vec<usize> {
         .collect()
 }
 
-/// A server process, killed when dropped (if the test fails half-way).
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the server binary on `db`, with limits that let the test's
 /// senders pipeline, and returns it with its address.
-fn spawn_server(db: &Path) -> (ServerProcess, SocketAddr, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["--addr", "127.0.0.1:0", "--fast-hash", "--mailbox", "3000"])
-        .args(["--msg-rate", "100000", "--msg-burst", "100000"])
-        .args(["--line-rate", "100000", "--line-burst", "100000"])
-        .arg("--cert")
-        .arg(&pki().cert)
-        .arg("--key")
-        .arg(&pki().key)
-        .arg("--db")
-        .arg(db)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let log = log_lines(&mut child);
-    let addr = listening_addr(&log);
-    (ServerProcess(child), addr, log)
+fn spawn_server(db: &Path) -> (ServerBinary, SocketAddr) {
+    let server = ServerBinary::start(
+        db,
+        &[
+            "--fast-hash",
+            "--mailbox",
+            "3000",
+            "--msg-rate",
+            "100000",
+            "--msg-burst",
+            "100000",
+            "--line-rate",
+            "100000",
+            "--line-burst",
+            "100000",
+        ],
+    );
+    let addr = server.addr;
+    (server, addr)
 }
 
 /// `kill -9` in the middle of a delivery of 2,000 stored DMs (7.8 MB, more
@@ -152,7 +140,7 @@ fn stored_dms_survive_kill_9_mid_delivery() {
     const COUNT: usize = 2000;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
-    let (mut server, addr, _log) = spawn_server(&db);
+    let (mut server, addr) = spawn_server(&db);
     let mut bob = TestClient::connect(addr);
     bob.expect_prefix("HELLO ");
     bob.send("REGISTER bob pw");
@@ -177,14 +165,13 @@ fn stored_dms_survive_kill_9_mid_delivery() {
     wait_until("a quarter is delivered", || {
         stored_dms(&db) <= (COUNT - COUNT / 4) as i64
     });
-    server.0.kill().expect("kill -9");
-    server.0.wait().expect("reap");
+    server.kill();
 
     got.extend(read_dms_to_end(&mut bob));
     let before_restart = got.len();
     assert!(before_restart < COUNT, "the delivery was cut");
 
-    let (_server, addr, _log) = spawn_server(&db);
+    let (_server, addr) = spawn_server(&db);
     let mut bob = TestClient::connect(addr);
     bob.expect_prefix("HELLO ");
     got.extend(login_and_read_dms(&mut bob, "bob"));

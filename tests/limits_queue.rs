@@ -11,14 +11,13 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chat::protocol::ServerLine;
 use rustls::ClientConnection;
-use support::{client_tls, listening_addr, log_lines, pki, TestClient, TestServer, WAIT};
+use support::{client_tls, ServerBinary, TestClient, TestServer, WAIT};
 
 /// Lifts every rate limit that creating many rooms or flooding a room
 /// would meet.
@@ -454,16 +453,6 @@ impl Pipeliner {
     }
 }
 
-/// A server process that is killed when the test ends.
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `VmRSS` and `VmHWM` (peak) of a process, in KiB.
 #[cfg(target_os = "linux")]
 fn memory_kib(pid: u32) -> (u64, u64) {
@@ -493,34 +482,12 @@ fn pipelined_pings(
     pings: usize,
 ) -> (u64, u64, usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(binary)
-        .args(["--addr", "127.0.0.1:0", "--fast-hash"])
-        .args(options)
-        .arg("--cert")
-        .arg(&pki().cert)
-        .arg("--key")
-        .arg(&pki().key)
-        .arg("--db")
-        .arg(dir.path().join("chat.db"))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let log = log_lines(&mut child);
-    let addr = listening_addr(&log);
-    let server = ServerProcess(child);
-    let pid = server.0.id();
-    // Keep reading the log, so that the server never blocks on its pipe,
-    // and show why any client was closed.
-    thread::spawn(move || {
-        while let Ok(line) = log.recv() {
-            if line.contains("outbox full") || line.contains("not written within") {
-                eprintln!("server: {line}");
-            }
-        }
-    });
+    let server = ServerBinary::start_binary(
+        binary,
+        &dir.path().join("chat.db"),
+        &[&["--fast-hash"], options].concat(),
+    );
+    let (addr, pid) = (server.addr, server.child().id());
 
     let mut clients: Vec<Pipeliner> = (0..conns).map(|_| Pipeliner::connect(addr)).collect();
     for c in &mut clients {
@@ -593,6 +560,12 @@ fn pipelined_pings(
         w.join().expect("a writer");
     }
     let (after, peak) = memory_kib(pid);
+    // Why any client was closed, from the server's own log.
+    for line in server.log.try_iter() {
+        if line.contains("outbox full") || line.contains("not written within") {
+            eprintln!("server: {line}");
+        }
+    }
     eprintln!(
         "{conns} connections x {pings} PINGs: server RSS before {before} KiB, \
          while not reading {during} KiB, after {after} KiB, peak {peak} KiB; \

@@ -10,12 +10,11 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Instant;
 
-use support::{listening_addr, log_lines, pki, wait_for_log, TestClient, TestServer};
+use support::{wait_for_log, ServerBinary, TestClient, TestServer};
 
 /// The code of an `ERR` line (`ERR RATE_LIMITED …` → `RATE_LIMITED`), or
 /// the whole line if it is something else.
@@ -432,61 +431,6 @@ fn closed_registration_refuses_register_but_not_login() {
     c.expect("OK LOGIN alice");
 }
 
-/// The server binary with real argon2, killed when the test ends, and the
-/// lines of its log.
-struct ServerProcess {
-    /// The process.
-    child: std::process::Child,
-    /// Its log lines (stderr).
-    log: mpsc::Receiver<String>,
-    /// Where it listens.
-    addr: SocketAddr,
-    /// Holds its database.
-    _dir: tempfile::TempDir,
-}
-
-impl ServerProcess {
-    /// Starts `server` on a fresh database, without `--fast-hash`.
-    fn start() -> ServerProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--addr", "127.0.0.1:0", "--cert"])
-            .arg(&pki().cert)
-            .arg("--key")
-            .arg(&pki().key)
-            .arg("--db")
-            .arg(dir.path().join("chat.db"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server");
-        let log = log_lines(&mut child);
-        let addr = listening_addr(&log);
-        ServerProcess {
-            child,
-            log,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    /// A connection that has read `HELLO`.
-    fn connect(&self) -> TestClient {
-        let mut c = TestClient::connect(self.addr);
-        c.expect_prefix("HELLO 1 ");
-        c
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A `LOGIN` whose client hangs up while its password is being checked
 /// does not take over the user's live session. The check is made to wait
 /// behind other hashes (real argon2, registrations queued first), and the
@@ -496,7 +440,9 @@ impl Drop for ServerProcess {
 /// before that log line).
 #[test]
 fn a_login_whose_client_hung_up_does_not_take_over() {
-    let server = ServerProcess::start();
+    // Real argon2 (no `--fast-hash`), so that the check takes time.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = ServerBinary::start(&dir.path().join("chat.db"), &[]);
     let mut live = server.connect();
     live.send("REGISTER alice pw");
     live.expect("OK REGISTER alice");

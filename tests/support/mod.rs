@@ -557,6 +557,87 @@ pub fn send_signal(child: &std::process::Child, signal: &str) {
     assert!(status.success(), "kill {signal} failed");
 }
 
+/// The `server` binary as a child process, listening on `127.0.0.1:0`
+/// with the test PKI, logging at `info`: killed when dropped, so that a
+/// failing test leaves no server behind.
+pub struct ServerBinary {
+    /// The process; taken by [`ServerBinary::wait_for_exit`].
+    child: Option<std::process::Child>,
+    /// Its log lines (stderr), as they come.
+    pub log: mpsc::Receiver<String>,
+    /// Where it listens (from its `listening on` line).
+    pub addr: SocketAddr,
+}
+
+impl ServerBinary {
+    /// Starts this build's server on `db` with `options`, and waits until
+    /// it listens.
+    pub fn start(db: &Path, options: &[&str]) -> ServerBinary {
+        Self::start_binary(env!("CARGO_BIN_EXE_server"), db, options)
+    }
+
+    /// [`ServerBinary::start`] with another build of the server (for a
+    /// measurement against an older one).
+    pub fn start_binary(binary: &str, db: &Path, options: &[&str]) -> ServerBinary {
+        let mut child = std::process::Command::new(binary)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(options)
+            .arg("--cert")
+            .arg(&pki().cert)
+            .arg("--key")
+            .arg(&pki().key)
+            .arg("--db")
+            .arg(db)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let log = log_lines(&mut child);
+        let addr = listening_addr(&log);
+        ServerBinary {
+            child: Some(child),
+            log,
+            addr,
+        }
+    }
+
+    /// The process itself.
+    pub fn child(&self) -> &std::process::Child {
+        self.child.as_ref().expect("the process is still ours")
+    }
+
+    /// A connection that has read `HELLO`.
+    pub fn connect(&self) -> TestClient {
+        let mut c = TestClient::connect(self.addr);
+        c.expect_prefix("HELLO 1 ");
+        c
+    }
+
+    /// `kill -9`, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let child = self.child.as_mut().expect("the process is still ours");
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+    }
+
+    /// Waits (at most [`WAIT`]) for the process to exit on its own.
+    pub fn wait_for_exit(mut self) -> std::process::ExitStatus {
+        let child = self.child.take().expect("the process is still ours");
+        wait_for_exit(child).status
+    }
+}
+
+impl Drop for ServerBinary {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The one `error: ` line of a binary that failed to start, asserting that
 /// there is exactly one, that nothing panicked, and a failure status.
 pub fn error_line(out: &std::process::Output) -> String {
