@@ -10,19 +10,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chat::protocol::ServerLine;
-use support::{read_to_close, wait_for_log, ServerBinary, TestClient, TestServer, WAIT};
-
-/// Names of this process's threads that serve connections.
-fn connection_thread_names() -> Vec<String> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim().to_string())
-        .filter(|name| name.starts_with("conn-"))
-        .collect()
-}
+use support::{
+    connection_thread_names, read_to_close, wait_for_log, ServerBinary, TestClient, TestServer,
+    WAIT,
+};
 
 /// How many of this process's threads serve connections.
 fn connection_threads() -> usize {

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConnection, StreamOwned};
-use support::{client_tls, TestClient, TestServer, WAIT};
+use support::{client_tls, connection_thread_names, TestClient, TestServer, WAIT};
 
 /// The test that counts this process's connection threads takes this for
 /// writing; every other test takes it for reading, so that their servers'
@@ -175,19 +175,6 @@ fn shutdown_stops_an_accept_loop_waiting_for_a_handshake_place() {
         hello.recv_timeout(WAIT).is_err(),
         "a client was greeted after shutdown"
     );
-}
-
-/// Names of this process's threads that serve connections.
-#[cfg(target_os = "linux")]
-fn connection_thread_names() -> Vec<String> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim().to_string())
-        .filter(|name| name.starts_with("conn-"))
-        .collect()
 }
 
 /// The connection numbers that have a handshake thread (`conn-N-tls`) now.

@@ -217,13 +217,7 @@ fn a_queue_full_of_bytes_makes_a_slow_consumer() {
 /// would wait there rather than in the writer.
 #[cfg(target_os = "linux")]
 fn connect_with_small_segments(addr: SocketAddr) -> TestClient {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )
-    .expect("socket");
-    socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+    let socket = support::small_window_socket(addr);
     socket.set_mss(536).expect("TCP_MAXSEG");
     socket.connect(&addr.into()).expect("connect");
     TestClient::over_socket(socket.into())
@@ -390,13 +384,7 @@ struct Pipeliner {
 impl Pipeliner {
     /// Connects with a 64 KiB receive buffer and completes the handshake.
     fn connect(addr: SocketAddr) -> Pipeliner {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            None,
-        )
-        .expect("socket");
-        socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+        let socket = support::small_window_socket(addr);
         socket.connect(&addr.into()).expect("connect");
         let mut socket: TcpStream = socket.into();
         socket.set_read_timeout(Some(WAIT)).expect("read timeout");

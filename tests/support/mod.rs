@@ -307,13 +307,7 @@ impl TestClient {
     /// autotuning), so that a client that stops reading fills its TCP
     /// window quickly, as a slow phone would.
     pub fn connect_small_window(addr: SocketAddr) -> TestClient {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            None,
-        )
-        .expect("socket");
-        socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+        let socket = small_window_socket(addr);
         socket
             .connect(&addr.into())
             .expect("connect to the test server");
@@ -555,6 +549,34 @@ pub fn send_signal(child: &std::process::Child, signal: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill {signal} failed");
+}
+
+/// A TCP socket for `addr`, not yet connected, with a small, fixed
+/// receive buffer (64 KiB, no autotuning); set more options on it, then
+/// connect.
+pub fn small_window_socket(addr: SocketAddr) -> socket2::Socket {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+    socket
+}
+
+/// Names of this process's threads that serve connections (`conn-…`):
+/// the servers of `TestServer` run in the test's own process. Read from
+/// `/proc`: empty where there is none.
+pub fn connection_thread_names() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| name.starts_with("conn-"))
+        .collect()
 }
 
 /// The `server` binary as a child process, listening on `127.0.0.1:0`
