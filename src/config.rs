@@ -97,8 +97,13 @@ pub struct Config {
     pub history_keep: usize,
 }
 
-/// Outbox lines needed beyond `history`: the `HELP` text and a few replies.
+/// Outbox lines needed beyond `history`: room for the messages that may
+/// arrive while a `JOIN`'s history replay is being written.
 pub const MIN_QUEUE_SLACK: usize = 16;
+
+/// The longest any timeout option may be: a year. Longer means "never" for
+/// a chat session, and a deadline that far off would overflow the clock.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl Default for Config {
     fn default() -> Self {
@@ -142,55 +147,83 @@ impl Config {
     /// [`Error::Config`] naming the option and the value, e.g.
     /// `config: --queue-lines must be at least 1, got 0`.
     pub fn validate(&self) -> Result<()> {
-        fn at_least(name: &str, value: u64, min: u64) -> Result<()> {
+        /// `value` ≥ `min`; `why` (if not empty) says where `min` comes from.
+        fn at_least(name: &str, value: u64, min: u64, why: &str) -> Result<()> {
             if value < min {
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({why})")
+                };
                 return Err(Error::Config(format!(
-                    "--{name} must be at least {min}, got {value}"
+                    "--{name} must be at least {min}{why}, got {value}"
                 )));
             }
             Ok(())
         }
-        // A line must hold at least the longest fixed command plus LF.
-        at_least("max-line", self.max_line as u64, 64)?;
-        // A JOIN's history replay and a HELP are queued at once: they must
-        // fit in an empty outbox, or asking for them would look like
-        // being a slow consumer.
+        /// A time in seconds between 1 and a year: more would overflow the
+        /// clock arithmetic of deadlines, and means "never" anyway.
+        fn seconds(name: &str, value: Duration) -> Result<()> {
+            at_least(name, value.as_secs(), 1, "")?;
+            if value > MAX_TIMEOUT {
+                return Err(Error::Config(format!(
+                    "--{name} must be at most {} (a year), got {}",
+                    MAX_TIMEOUT.as_secs(),
+                    value.as_secs()
+                )));
+            }
+            Ok(())
+        }
+        let (history, max_line) = (self.history as u64, self.max_line as u64);
+        at_least(
+            "max-line",
+            max_line,
+            64,
+            "the longest fixed command and its LF",
+        )?;
         at_least(
             "queue-lines",
             self.queue_lines as u64,
-            self.history as u64 + MIN_QUEUE_SLACK as u64,
+            history.saturating_add(MIN_QUEUE_SLACK as u64),
+            &format!(
+                "--history {history} + {MIN_QUEUE_SLACK}: a JOIN's replay must leave room for the room's messages"
+            ),
         )?;
-        at_least("max-connections", self.max_connections as u64, 1)?;
-        at_least("msg-rate", u64::from(self.msg_rate), 1)?;
-        at_least("msg-burst", u64::from(self.msg_burst), 1)?;
-        at_least("login-failures", u64::from(self.login_failures), 1)?;
-        at_least("handshake-timeout", self.handshake_timeout.as_secs(), 1)?;
-        at_least("login-timeout", self.login_timeout.as_secs(), 1)?;
-        at_least("max-handshakes", self.max_handshakes as u64, 1)?;
-        at_least("max-unauthenticated", self.max_unauthenticated as u64, 1)?;
-        at_least("idle-timeout", self.idle_timeout.as_secs(), 1)?;
-        at_least("line-rate", u64::from(self.line_rate), 1)?;
-        at_least("line-burst", u64::from(self.line_burst), 1)?;
-        at_least("register-rate", u64::from(self.register_rate), 1)?;
-        at_least("register-burst", u64::from(self.register_burst), 1)?;
-        at_least(
-            "room-password-failures",
-            u64::from(self.room_password_failures),
-            1,
-        )?;
-        // One longest line (and its `BYE`) must always fit.
         at_least(
             "queue-bytes",
             self.queue_bytes as u64,
-            2 * self.max_line as u64,
+            max_line.saturating_mul(2),
+            &format!("twice --max-line {max_line}: a longest line and its BYE must fit"),
         )?;
-        at_least("mailbox", self.mailbox as u64, 1)?;
-        // The database keeps at least what a `JOIN` replays.
         at_least(
             "history-keep",
             self.history_keep as u64,
-            self.history as u64,
+            history,
+            &format!("--history {history}: the database keeps at least what a JOIN replays"),
         )?;
+        for (name, value) in [
+            ("max-connections", self.max_connections as u64),
+            ("max-handshakes", self.max_handshakes as u64),
+            ("max-unauthenticated", self.max_unauthenticated as u64),
+            ("msg-rate", u64::from(self.msg_rate)),
+            ("msg-burst", u64::from(self.msg_burst)),
+            ("line-rate", u64::from(self.line_rate)),
+            ("line-burst", u64::from(self.line_burst)),
+            ("register-rate", u64::from(self.register_rate)),
+            ("register-burst", u64::from(self.register_burst)),
+            ("login-failures", u64::from(self.login_failures)),
+            (
+                "room-password-failures",
+                u64::from(self.room_password_failures),
+            ),
+            ("mailbox", self.mailbox as u64),
+        ] {
+            at_least(name, value, 1, "")?;
+        }
+        seconds("handshake-timeout", self.handshake_timeout)?;
+        seconds("login-timeout", self.login_timeout)?;
+        seconds("idle-timeout", self.idle_timeout)?;
+        seconds("write-timeout", self.write_timeout)?;
         Ok(())
     }
 }
@@ -235,12 +268,40 @@ mod tests {
             ..Config::default()
         };
         let e = c.validate().unwrap_err().to_string();
-        assert_eq!(e, "config: --queue-lines must be at least 16, got 0");
+        assert_eq!(
+            e,
+            "config: --queue-lines must be at least 16 (--history 0 + 16: \
+             a JOIN's replay must leave room for the room's messages), got 0"
+        );
         let c = Config {
             queue_lines: 60,
             ..Config::default()
         };
         let e = c.validate().unwrap_err().to_string();
-        assert_eq!(e, "config: --queue-lines must be at least 66, got 60");
+        assert!(
+            e.starts_with("config: --queue-lines must be at least 66 (--history 50 + 16"),
+            "{e}"
+        );
+    }
+
+    /// A timeout is at most a year: `Instant + u64::MAX seconds` would
+    /// overflow (a panic on the first deadline), and a year is "never".
+    #[test]
+    fn huge_timeouts_are_refused() {
+        for adjust in [
+            (|c: &mut Config| c.idle_timeout = Duration::from_secs(u64::MAX)) as fn(&mut Config),
+            |c| c.handshake_timeout = Duration::from_secs(400 * 24 * 3600),
+            |c| c.login_timeout = Duration::from_secs(u64::MAX / 2),
+        ] {
+            let mut c = Config::default();
+            adjust(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("must be at most 31536000 (a year)"), "{e}");
+        }
+        let c = Config {
+            idle_timeout: MAX_TIMEOUT,
+            ..Config::default()
+        };
+        c.validate().expect("a year is allowed");
     }
 }

@@ -550,7 +550,7 @@ fn pipelined_pings(
     let (after, peak) = memory_kib(pid);
     // Why any client was closed, from the server's own log.
     for line in server.log.try_iter() {
-        if line.contains("outbox full") || line.contains("not written within") {
+        if line.contains("outbox was full") || line.contains("not written within") {
             eprintln!("server: {line}");
         }
     }

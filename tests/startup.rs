@@ -125,7 +125,7 @@ fn zero_limit_is_refused() {
     let mut cmd = server(dir.path());
     cmd.args(["--addr", "127.0.0.1:0", "--queue-lines", "0"]);
     let out = run_to_exit(cmd);
-    assert_one_clear_line(&out, "--queue-lines must be at least 66, got 0");
+    assert_one_clear_line(&out, "--queue-lines must be at least 66 (--history 50 + 16");
 }
 
 /// `--help` documents every option of the issue, by its exact name.

@@ -276,6 +276,13 @@ enum Request {
         /// Gets the name as stored and the password hash, or `None`.
         reply: Reply<Option<(String, Option<String>)>>,
     },
+    /// [`Db::room_counts`].
+    RoomCounts {
+        /// The account whose rooms are counted, in any case.
+        owner: String,
+        /// Gets the rooms in all, and those `owner` owns.
+        reply: Reply<(usize, usize)>,
+    },
     /// [`Db::set_password_hash`].
     SetPasswordHash {
         /// The account, in any case.
@@ -494,11 +501,28 @@ fn open_connection(path: &Path) -> Result<Connection> {
         _ => Error::Db(format!("cannot open {}: {e}", path.display())),
     };
     let mut conn = Connection::open(path).map_err(describe)?;
+    // First: a second process opening the same new file at this moment
+    // (a server and `server user add`) makes us wait for its lock instead
+    // of failing at the first statement.
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(describe)?;
     // Reading the journal mode back is the first real read of the file, so
     // a file that is not a database fails here, with `describe`'s message.
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(describe)?;
+    // Turning a new file to WAL needs a lock that SQLite does not wait for
+    // (it answers "busy" at once, whatever the busy timeout, while another
+    // connection is doing the same); so this one step is retried, for as
+    // long as the busy timeout would have waited.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mode: String = loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => break other.map_err(describe)?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!("{}: journal mode is {mode}, not WAL", path.display());
     }
@@ -506,7 +530,6 @@ fn open_connection(path: &Path) -> Result<Connection> {
         .map_err(describe)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(describe)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(describe)?;
     schema::migrate(&mut conn)?;
     Ok(conn)
 }
@@ -609,6 +632,20 @@ impl Db {
     pub fn room(&self, name: &str) -> Result<Option<(String, Option<String>)>, DbError> {
         self.call(|reply| Request::Room {
             name: name.to_owned(),
+            reply,
+        })
+    }
+
+    /// How many rooms exist, and how many of them `owner` owns: a cheap
+    /// early look for `CREATE`, before it spends a password hash (the
+    /// count inside [`Db::create_room`] remains the judge).
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    pub fn room_counts(&self, owner: &str) -> Result<(usize, usize), DbError> {
+        self.call(|reply| Request::RoomCounts {
+            owner: owner.to_owned(),
             reply,
         })
     }

@@ -44,3 +44,37 @@ pub fn insert_user(path: &Path, name: &str, password_hash: &str, now_ms: i64) ->
         .map_err(|e| Error::Db(format!("writing {}: {e}", path.display())))?;
     Ok(inserted == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+
+    /// Eight processes' worth of openers (here: threads, each with its own
+    /// connection) creating the same new file at once all succeed: the
+    /// schema is made once, under the write lock, and the others see it.
+    #[test]
+    fn a_new_file_opened_by_many_at_once() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("chat.db");
+            let start = Barrier::new(8);
+            std::thread::scope(|s| {
+                let openers: Vec<_> = (0..8)
+                    .map(|i| {
+                        let (path, start) = (&path, &start);
+                        s.spawn(move || {
+                            start.wait();
+                            insert_user(path, &format!("u{i}"), "h", 0)
+                        })
+                    })
+                    .collect();
+                for opener in openers {
+                    let result = opener.join().unwrap();
+                    assert!(matches!(result, Ok(true)), "round {round}: {result:?}");
+                }
+            });
+            assert!(user_exists(&path, "u7").unwrap());
+        }
+    }
+}

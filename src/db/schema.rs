@@ -233,6 +233,13 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     // sneak in between our check and our changes. Every step runs in this
     // one transaction: a crash half-way leaves the file as it was.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Read again under the lock: another process (a second server, or
+    // `server user add` started at the same moment on a new file) may have
+    // migrated the file while we waited for the lock.
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
     if version < 1 {
         migrate_0_to_1(&tx)
             .map_err(|e| Error::Db(format!("migrating to schema version 1: {e}")))?;

@@ -359,6 +359,12 @@ impl Step<'_> {
                     .map_err(DbError::from);
                 Some(hold(reply, result))
             }
+            Request::RoomCounts { owner, reply } => {
+                // Reads only: no savepoint needed.
+                let result = count(tx, schema::COUNT_ROOMS, [])
+                    .and_then(|rooms| Ok((rooms, count(tx, schema::COUNT_OWNED_ROOMS, [&owner])?)));
+                Some(hold(reply, result))
+            }
             Request::SetPasswordHash {
                 name,
                 password_hash,
@@ -731,6 +737,9 @@ impl Request {
                 let _ = reply.send(Err(error.clone()));
             }
             Request::Room { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Request::RoomCounts { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
             Request::ClaimDms { reply, .. } => {

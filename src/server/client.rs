@@ -139,6 +139,15 @@ impl Client {
         }
     }
 
+    /// Queues a line for this client if its outbox has room, and otherwise
+    /// leaves it out, *without* judging the client: for lines that can wait
+    /// (stored DMs handed over by another thread, which stay stored), so
+    /// that they are never the reason a client is dropped. Returns whether
+    /// it was queued.
+    pub fn offer(&self, item: Outgoing) -> bool {
+        self.outbox.try_send(item).is_ok()
+    }
+
     /// Closes the client as a slow consumer. Not logged here: this runs
     /// under a room's lock (a broadcast), and a log line is a write to
     /// stderr, which can block; the writer thread logs it, with no lock held.

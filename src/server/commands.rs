@@ -450,10 +450,11 @@ impl Session {
     /// queued, and followed by a marker. This thread waits for its own
     /// writer to signal the marker (waiting on our own client's socket,
     /// never on anyone else's), then deletes exactly those rows and claims
-    /// the next piece. If the writer goes away, or takes longer than the
-    /// write timeout, the claim is dropped, which releases the rows: they
-    /// stay stored and come again at the next login. At least once, never
-    /// lost.
+    /// the next piece. The wait has no timeout of its own: the writer has
+    /// one for every batch, and a writer that gives up drops the marker,
+    /// which ends the wait. Then the claim is dropped, which releases the
+    /// rows: they stay stored and come again at the next login. At least
+    /// once, never lost.
     ///
     /// A piece is at most a quarter of the outbox, in lines and in bytes,
     /// and the first waits until at most half of it is in use: a backlog of
@@ -462,10 +463,7 @@ impl Session {
     fn deliver_stored_dms(&self, state: &State, name: &Name) {
         let piece = (state.config.queue_lines / 4).max(1);
         let piece_bytes = state.config.queue_bytes / 4;
-        let wait = state.config.write_timeout;
-        if self.client.queued() > state.config.queue_lines / 2
-            && self.client.mark().recv_timeout(wait).is_err()
-        {
+        if !self.client.wait_for_writer() {
             return;
         }
         loop {
@@ -491,9 +489,9 @@ impl Session {
                     return;
                 }
             }
-            if self.client.mark().recv_timeout(wait).is_err() {
-                // Not written (the writer is gone) or not in time: the
-                // claim is released, and the rows stay stored.
+            if self.client.mark().recv().is_err() {
+                // Not written: the writer is gone. The claim is released,
+                // and the rows stay stored.
                 return;
             }
             let closing = self.client.closing().is_some();
@@ -536,6 +534,20 @@ impl Session {
             self.err(ErrCode::RoomExists, "A room with that name exists.");
             return;
         }
+        // The limits are looked at before the password is hashed, so that a
+        // CREATE that cannot succeed costs no argon2 run; the database
+        // counts again when it inserts, and that count is the judge.
+        let owner = self.client.display_name();
+        match state.db.room_counts(owner) {
+            Ok((rooms, _)) if rooms >= state.config.max_rooms => {
+                return self.err(ErrCode::TooManyRooms, too_many_rooms_text(state, false));
+            }
+            Ok((_, owned)) if owned >= state.config.rooms_per_user => {
+                return self.err(ErrCode::TooManyRooms, too_many_rooms_text(state, true));
+            }
+            Ok(_) => {}
+            Err(e) => return self.server_error("count rooms", &e),
+        }
         let hash = match password.map(|p| state.hasher.hash(p)).transpose() {
             Ok(h) => h,
             Err(e) => {
@@ -547,7 +559,6 @@ impl Session {
                 return;
             }
         };
-        let owner = self.client.display_name();
         match state
             .db
             .create_room(room.as_str(), hash.clone(), owner, hub::now().0)
@@ -577,13 +588,13 @@ impl Session {
                 }
                 self.err(ErrCode::RoomExists, "A room with that name exists.")
             }
-            Err(DbError::TooManyRooms) => self.err(
-                ErrCode::TooManyRooms,
-                format!(
-                    "There are {} rooms, or you own {}: the most allowed.",
-                    state.config.max_rooms, state.config.rooms_per_user
-                ),
-            ),
+            // Another CREATE took the last place between the early look
+            // and this insert.
+            Err(DbError::TooManyRooms) => {
+                let owned = matches!(state.db.room_counts(owner),
+                    Ok((_, owned)) if owned >= state.config.rooms_per_user);
+                self.err(ErrCode::TooManyRooms, too_many_rooms_text(state, owned))
+            }
             Err(e) => self.server_error("create room", &e),
         }
     }
@@ -770,6 +781,21 @@ impl Session {
     }
 }
 
+/// The text of `ERR TOO_MANY_ROOMS`: which limit, and what to do.
+fn too_many_rooms_text(state: &State, owned: bool) -> String {
+    if owned {
+        format!(
+            "You own {} rooms, the most one account may; use one of them.",
+            state.config.rooms_per_user
+        )
+    } else {
+        format!(
+            "The server has {} rooms, the most it keeps; join one of them.",
+            state.config.max_rooms
+        )
+    }
+}
+
 /// Renders stored DMs as `DM` lines, in order, while they fit in `budget`
 /// bytes (always at least one, which fits in any outbox: a line is at most
 /// `max_line`, and `queue_bytes` is at least twice that).
@@ -813,7 +839,8 @@ fn dm_lines(dms: &[StoredDm], budget: usize) -> Vec<String> {
 /// waits for the next login.
 fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
     let piece = (state.config.queue_lines / 4).max(1);
-    if recipient.queued() > state.config.queue_lines / 2 {
+    let (lines, bytes) = recipient.load();
+    if lines > state.config.queue_lines / 2 || bytes > state.config.queue_bytes / 2 {
         return;
     }
     let mut claim = match state.db.claim_dms(name, recipient.id, piece) {
@@ -824,13 +851,19 @@ fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
         // The login's delivery has them all in flight.
         return;
     }
-    let lines = dm_lines(claim.dms(), state.config.queue_bytes / 4);
-    claim.truncate(lines.len());
-    for line in lines {
-        if !recipient.send(Outgoing::Owned(line)) {
-            // The recipient is going away: the claim is released.
-            return;
+    // Offered, not sent: a broadcast may fill the outbox meanwhile, and a
+    // stored DM must never be why a client is dropped. What does not fit
+    // is released, still stored, for the next delivery.
+    let mut queued = 0;
+    for line in dm_lines(claim.dms(), state.config.queue_bytes / 4) {
+        if !recipient.offer(Outgoing::Owned(line)) {
+            break;
         }
+        queued += 1;
+    }
+    claim.truncate(queued);
+    if queued == 0 {
+        return;
     }
     if let Err(e) = claim.delete_when_written(recipient.mark()) {
         log::error!("stored DMs for {name} not handed over: {e:?}");
@@ -867,4 +900,12 @@ pub(super) fn store_unsent_dms(state: &State, client: &Client, lines: Vec<String
         client.id,
         lines.len()
     );
+    // The user may be online again already, on a newer connection whose
+    // login delivered what was stored before these: hand them over now
+    // rather than at the login after.
+    if let Some(newer) = state.hub.online(&user.key()) {
+        if newer.id != client.id {
+            hand_over_stored_dms(state, &newer, user.as_str());
+        }
+    }
 }

@@ -285,13 +285,13 @@ impl Hub {
         let older = {
             let mut users = self.users_lock();
             let older = users.insert(user.key(), client.clone());
-            // Queued while the users lock is held (a `try_send`: memory
-            // only). Whoever finds this session online, to send it a DM,
+            // Queued while the users lock is held (memory only; the
+            // client's own reply, so never a reason to drop it). Whoever finds this session online, to send it a DM,
             // finds it after this line is in its outbox, so no DM comes
             // before the `OK LOGIN`; and the client cannot read its
             // `OK LOGIN` before it is online, so a DM sent to it once it
             // has is delivered, not stored.
-            client.reply(welcome);
+            client.answer(welcome);
             older
         };
         // The users lock is released before touching the older session.
@@ -388,7 +388,7 @@ impl Hub {
                 text: h.text.clone(),
             });
         }
-        client.reply(&ServerLine::Ok {
+        client.answer(&ServerLine::Ok {
             command: "JOIN".into(),
             rest: room.name.to_string(),
         });

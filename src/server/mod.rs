@@ -97,6 +97,11 @@ const REFUSAL_SLACK: usize = 64;
 /// How long shutdown waits for connection threads to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+// A connection's last batch at shutdown has a deadline of its own, shorter
+// than the grace, so that every session can store what its peer did not
+// take before the server stops waiting for it.
+const _: () = assert!(writer::SHUTDOWN_WRITE.as_secs() < SHUTDOWN_GRACE.as_secs());
+
 /// Everything the connection threads share. One `Arc<State>` per server.
 pub(crate) struct State {
     /// The limits.

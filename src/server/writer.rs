@@ -100,6 +100,12 @@ impl Batch {
     }
 }
 
+/// How long the last batch may take at shutdown (`BYE SHUTDOWN`), at most:
+/// well inside the time the server waits for its connections to end
+/// (`SHUTDOWN_GRACE`), so that a peer that stopped reading cannot make the
+/// server stop before the DMs queued for it are handed back and stored.
+pub(super) const SHUTDOWN_WRITE: Duration = Duration::from_secs(2);
+
 /// Runs the writer until the connection closes, and returns the `DM` lines
 /// it took but did not write (see the module's doc). `socket` is this
 /// thread's own clone of the connection's socket.
@@ -157,9 +163,8 @@ pub fn run(
             Some(Closing::Bye(ByeReason::SlowConsumer)) => {
                 // Logged here rather than where it was decided: that was
                 // under a room's lock, and this thread holds none.
-                let (lines, bytes) = client.load();
                 log::warn!(
-                    "conn {} ({}): outbox full ({lines} lines, {bytes} bytes waiting), dropping the slow consumer",
+                    "conn {} ({}): its outbox was full (--queue-lines or --queue-bytes); dropping the slow consumer",
                     client.id,
                     client.display_name()
                 );
@@ -214,11 +219,19 @@ pub fn run(
         // 4. Write with the lock released, by the batch's deadline. The
         //    reader keeps reading meanwhile.
         if !wire.is_empty() {
-            let deadline = Instant::now() + write_timeout;
-            if let Err(e) = write_by(&socket, &wire, deadline, write_timeout) {
+            // At shutdown a peer gets a shorter time to take its last lines,
+            // so that the DMs it does not take are handed back, and stored,
+            // before the server stops waiting for its connections.
+            let allowed = if closing == Some(Closing::Bye(ByeReason::Shutdown)) {
+                write_timeout.min(SHUTDOWN_WRITE)
+            } else {
+                write_timeout
+            };
+            let deadline = Instant::now() + allowed;
+            if let Err(e) = write_by(&socket, &wire, deadline, allowed) {
                 if e.kind() == ErrorKind::TimedOut {
                     log::info!(
-                        "conn {} ({}): a batch was not written within {write_timeout:?}; closing",
+                        "conn {} ({}): a batch was not written within {allowed:?}; closing",
                         client.id,
                         client.display_name()
                     );
