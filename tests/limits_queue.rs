@@ -688,3 +688,90 @@ fn a_dm_racing_its_recipients_quit_is_delivered_or_stored() {
         }
     }
 }
+
+/// A member who stopped reading, with 9 MB of the room's messages waiting
+/// for it (more than the kernel's socket buffers hold, on loopback up to
+/// about 4 MB; less than its outbox, raised for this by
+/// [`room_for_a_backlog`]), and a `DM` acknowledged `delivered` behind
+/// them. Returns the talker, the reader, the sleeper (third) and alice,
+/// whose connections must stay open until the test is done with them.
+#[cfg(target_os = "linux")]
+fn a_dm_behind_a_backlog(server: &TestServer) -> Vec<TestClient> {
+    let sleeper = connect_with_small_segments(server.addr);
+    let (mut talker, mut reader, sleeper) = room_of_three(server, "sleeper", sleeper);
+    let pad = "x".repeat(3000);
+    let (mut talker_seen, mut reader_seen) = (0, 0);
+    for start in (0..3000).step_by(50) {
+        let batch: String = (start..start + 50)
+            .map(|i| format!("SAY {i} {pad}\n"))
+            .collect();
+        talker.send_raw(batch.as_bytes());
+        take_msgs(&mut talker, 50, &mut talker_seen);
+        take_msgs(&mut reader, 50, &mut reader_seen);
+    }
+    let mut alice = server.user("alice");
+    alice.send("DM sleeper the last word");
+    alice.expect("OK DM sleeper delivered");
+    vec![talker, reader, sleeper, alice]
+}
+
+/// The limits for `a_dm_behind_a_backlog`: no rate limits, and an outbox
+/// that holds its backlog.
+#[cfg(target_os = "linux")]
+fn room_for_a_backlog(c: &mut chat::Config) {
+    unlimited(c);
+    c.history = 0;
+    c.queue_lines = 4096;
+    c.queue_bytes = 16 * 1024 * 1024;
+}
+
+/// Reads `client`'s lines until the `DM` from `a_dm_behind_a_backlog`.
+fn expect_the_last_word(client: &mut TestClient) {
+    let dm = client.lines_until(|l| l.starts_with("DM alice "));
+    let dm = dm.last().expect("a line");
+    assert!(dm.ends_with(" the last word"), "{dm}");
+}
+
+/// A `DM` acknowledged `delivered` to a member who stopped reading is not
+/// lost when the server stops gracefully: the member's connection does not
+/// take it within the last batch's deadline, so it is stored before the
+/// server stops, and it arrives at the member's next login. (It used to be
+/// handed back only after the write timeout, 10 s, while the stop waited
+/// 5 s: the restarted server's login did not find it.)
+#[test]
+#[cfg(target_os = "linux")]
+fn a_dm_delivered_to_a_stalled_member_survives_a_graceful_stop() {
+    let server = TestServer::start_with(room_for_a_backlog);
+    // Held open to the end: the stalled connection must not fail on its
+    // own and hand the DM back late.
+    let _clients = a_dm_behind_a_backlog(&server);
+    let server = server.restart();
+    let mut sleeper = server.connect();
+    sleeper.send("LOGIN sleeper pw");
+    sleeper.expect("OK LOGIN sleeper");
+    // Stored before the stop ended, so the login delivers it at once.
+    let dms = sleeper.sync();
+    assert!(
+        dms.iter()
+            .any(|l| l.starts_with("DM alice ") && l.ends_with(" the last word")),
+        "{dms:?}"
+    );
+}
+
+/// The same `DM`, when the member logs in again on a new connection while
+/// the old one is stalled (a phone that reconnects): the old session is
+/// taken over, and once its socket fails (the phone drops it) the `DM` its
+/// writer could not write goes to the new session at once, not at the
+/// login after.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_dm_handed_back_by_a_taken_over_session_reaches_the_new_one() {
+    let server = TestServer::start_with(room_for_a_backlog);
+    let mut clients = a_dm_behind_a_backlog(&server);
+    let mut again = server.connect();
+    again.send("LOGIN sleeper pw");
+    again.expect("OK LOGIN sleeper");
+    let old = clients.remove(2);
+    drop(old);
+    expect_the_last_word(&mut again);
+}

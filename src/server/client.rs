@@ -252,6 +252,14 @@ impl Client {
         }
     }
 
+    /// Ends the connection at the socket, without a word: a writer blocked
+    /// on a peer that does not read fails at once (and hands back the DMs
+    /// it could not write). For shutdown, once the connections have had
+    /// their time to take their last lines.
+    pub fn cut(&self) {
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+
     /// Asks the writer to look at the TLS state without queueing a line
     /// (the reader uses it when rustls has an alert or a key update to
     /// send). Never closes the client: a wake-up is not a line, and fits

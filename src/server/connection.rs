@@ -87,13 +87,29 @@ impl Drop for SessionGuard {
             log::debug!("conn {}: left {room} on disconnect", self.client.id);
         }
         self.state.hub.logout(&self.client);
-        self.state.hub.remove_conn(self.client.id);
         log::info!(
             "conn {} ({}): disconnected ({})",
             self.client.id,
             self.client.peer,
             self.client.display_name()
         );
+    }
+}
+
+/// Keeps a connection in the hub's list of connections until its session
+/// has ended completely (its writer joined, the DMs it could not write
+/// stored), so that shutdown can still reach a connection whose writer is
+/// stuck on a peer that does not read (see `server::run_with`).
+struct Registered {
+    /// The shared state holding the hub.
+    state: Arc<State>,
+    /// The connection's number.
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.state.hub.remove_conn(self.id);
     }
 }
 
@@ -335,6 +351,11 @@ fn session(state: Arc<State>, established: Established) {
     } = established;
     let id = client.id;
     state.hub.add_conn(client.clone());
+    // Dropped last, when this function returns.
+    let _registered = Registered {
+        state: state.clone(),
+        id,
+    };
     let guard = SessionGuard {
         state: state.clone(),
         client: client.clone(),

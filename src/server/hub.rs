@@ -264,6 +264,16 @@ impl Hub {
         all.len()
     }
 
+    /// Cuts every connection still open at its socket ([`Client::cut`]),
+    /// copying the handles out first like [`Hub::close_all`].
+    pub fn cut_all(&self) -> usize {
+        let all: Vec<Arc<Client>> = self.conns_lock().values().cloned().collect();
+        for client in &all {
+            client.cut();
+        }
+        all.len()
+    }
+
     /// Takes the connections lock.
     fn conns_lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Client>>> {
         sync::lock(&self.conns)

@@ -97,10 +97,12 @@ const REFUSAL_SLACK: usize = 64;
 /// How long shutdown waits for connection threads to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-// A connection's last batch at shutdown has a deadline of its own, shorter
-// than the grace, so that every session can store what its peer did not
-// take before the server stops waiting for it.
-const _: () = assert!(writer::SHUTDOWN_WRITE.as_secs() < SHUTDOWN_GRACE.as_secs());
+/// How long, at shutdown, the connections get to take their last lines and
+/// their `BYE SHUTDOWN` before the ones still writing are cut at the socket
+/// (a peer that stopped reading would otherwise hold its writer for the
+/// whole write timeout, and the DMs queued for it would not be stored
+/// before the server stops). Shorter than [`SHUTDOWN_GRACE`].
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
 /// Everything the connection threads share. One `Arc<State>` per server.
 pub(crate) struct State {
@@ -293,7 +295,12 @@ pub fn run_with(
     }
     let open = state.hub.close_all(ByeReason::Shutdown);
     log::info!("shutting down: closing {open} connections");
-    let all_done = wait_for_connections(&state, SHUTDOWN_GRACE);
+    let mut all_done = wait_for_connections(&state, SHUTDOWN_FLUSH);
+    if !all_done {
+        let stuck = state.hub.cut_all();
+        log::info!("shutting down: cutting {stuck} connections that did not take their last lines");
+        all_done = wait_for_connections(&state, SHUTDOWN_GRACE - SHUTDOWN_FLUSH);
+    }
     if !all_done {
         log::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
     }

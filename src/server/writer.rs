@@ -100,12 +100,6 @@ impl Batch {
     }
 }
 
-/// How long the last batch may take at shutdown (`BYE SHUTDOWN`), at most:
-/// well inside the time the server waits for its connections to end
-/// (`SHUTDOWN_GRACE`), so that a peer that stopped reading cannot make the
-/// server stop before the DMs queued for it are handed back and stored.
-pub(super) const SHUTDOWN_WRITE: Duration = Duration::from_secs(2);
-
 /// Runs the writer until the connection closes, and returns the `DM` lines
 /// it took but did not write (see the module's doc). `socket` is this
 /// thread's own clone of the connection's socket.
@@ -219,14 +213,7 @@ pub fn run(
         // 4. Write with the lock released, by the batch's deadline. The
         //    reader keeps reading meanwhile.
         if !wire.is_empty() {
-            // At shutdown a peer gets a shorter time to take its last lines,
-            // so that the DMs it does not take are handed back, and stored,
-            // before the server stops waiting for its connections.
-            let allowed = if closing == Some(Closing::Bye(ByeReason::Shutdown)) {
-                write_timeout.min(SHUTDOWN_WRITE)
-            } else {
-                write_timeout
-            };
+            let allowed = write_timeout;
             let deadline = Instant::now() + allowed;
             if let Err(e) = write_by(&socket, &wire, deadline, allowed) {
                 if e.kind() == ErrorKind::TimedOut {
