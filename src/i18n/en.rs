@@ -4,7 +4,7 @@
 //! (`[alice@sala]: text`, `*** bob joined the room. ***`) follows the
 //! original course client so that both languages look alike on screen.
 
-use super::{Msg, RoomInfo};
+use super::{CertProblem, Msg, RoomInfo};
 use crate::protocol::{ByeReason, ErrCode};
 
 /// The English text of `msg`.
@@ -42,24 +42,38 @@ pub fn text(msg: &Msg) -> String {
             "Cannot use your client certificate ({detail}). Check the files given with --cert \
              and --key."
         ),
+        Msg::PortWithHost { host, port } => format!(
+            "{host}:{port} is a host and a port: give the port alone, and the host with --host \
+             (e.g. client --host {host} {port})."
+        ),
+        Msg::BadPort { given } => format!(
+            "{given:?} is not a port number (1 to 65535): give the server's port alone \
+             (e.g. client 12345), and its host with --host."
+        ),
         Msg::BadServerName { name } => {
             format!("{name:?} is not a valid host name or IP address.")
         }
-        Msg::CannotConnect { addr, detail } => {
-            format!("Cannot connect to {addr} ({detail}). Is the server running?")
-        }
+        Msg::CannotResolve { host, detail } => format!(
+            "Cannot find the server {host}: the name could not be resolved ({detail}). Check the \
+             name given with --host (or use the server's IP address) and this computer's network."
+        ),
+        Msg::CannotConnect { addr, detail } => format!(
+            "Cannot connect to {addr} ({detail}). Check that the server is running and that the \
+             port and --host are the server's."
+        ),
         Msg::CertificateNotPinned { file } => format!(
             "REFUSED: the server's certificate is not the one in {file}. This may not be the \
-             right server, or someone is in the middle. Nothing was sent."
+             right server, or someone is in the middle. Nothing was sent. Check --host and the \
+             port, and ask the server's owner for its current cert.pem."
         ),
-        Msg::CertificateNotTrusted { file, name, detail } => format!(
-            "REFUSED: the server's certificate is not valid for {name} with the CA in {file} \
-             ({detail}). Nothing was sent."
-        ),
-        Msg::CertificateNotTrustedSystem { name, detail } => format!(
-            "REFUSED: the server's certificate is not valid for {name} with this system's \
-             trusted CAs ({detail}). Nothing was sent."
-        ),
+        Msg::CertificateNotTrusted {
+            file,
+            name,
+            problem,
+        } => refused(problem, name, &format!("the CA in {file}")),
+        Msg::CertificateNotTrustedSystem { name, problem } => {
+            refused(problem, name, "any CA this system trusts")
+        }
         Msg::HandshakeFailed { detail } => format!("The TLS handshake failed ({detail})."),
         Msg::UnknownProtocolVersion { version } => format!(
             "Warning: the server speaks protocol version {version}; this client speaks version 1."
@@ -169,6 +183,44 @@ Anything else is said in the room."
     }
 }
 
+/// `REFUSED: <why>. Nothing was sent. <what to do>` for a certificate
+/// checked against `anchors` ("the CA in ca.pem", "any CA this system
+/// trusts") for the server name `name`.
+fn refused(problem: &CertProblem, name: &str, anchors: &str) -> String {
+    let pin = "pin the server's own certificate instead: --cert-pin FILE, \
+               FILE being the server's cert.pem";
+    let (why, next) = match problem {
+        CertProblem::UnknownIssuer => (
+            format!(
+                "the server's certificate is not signed by {anchors} (it is self-signed, \
+                 or made by another CA)"
+            ),
+            format!("If this is the class server, {pin}."),
+        ),
+        CertProblem::WrongName => (
+            format!("the server's certificate is not for the name {name}"),
+            format!("Give a name it has with --server-name NAME, or {pin}."),
+        ),
+        CertProblem::Expired => (
+            "the server's certificate has expired".to_string(),
+            "Ask the server's owner to renew it.".to_string(),
+        ),
+        CertProblem::NotValidYet => (
+            "the server's certificate is not valid yet".to_string(),
+            "Check this computer's date and time.".to_string(),
+        ),
+        CertProblem::Revoked => (
+            "the server's certificate was revoked by its CA".to_string(),
+            "Ask the server's owner for a new one.".to_string(),
+        ),
+        CertProblem::Other(detail) => (
+            format!("the server's certificate for {name} was refused ({detail})"),
+            format!("If this is the class server, {pin}."),
+        ),
+    };
+    format!("REFUSED: {why}. Nothing was sent. {next}")
+}
+
 /// The rooms, one per line, or a hint when there are none.
 fn room_list(rooms: &[RoomInfo]) -> String {
     if rooms.is_empty() {
@@ -198,7 +250,10 @@ fn error(code: ErrCode) -> &'static str {
         ErrCode::NotLoggedIn => "Log in first.",
         ErrCode::RoomExists => "A room with that name exists already.",
         ErrCode::NoSuchRoom => "There is no room with that name.",
-        ErrCode::BadRoomPassword => "Wrong password for that room.",
+        ErrCode::BadRoomPassword => {
+            "Wrong or missing password: that room is private; join it with its name and its \
+             password (e.g. sala_privada senhasecreta)."
+        }
         ErrCode::AlreadyInRoom => "You are in that room already.",
         ErrCode::NotInRoom => "You are not in a room.",
         ErrCode::BadText => "Messages must not be blank or contain control characters.",

@@ -4,7 +4,7 @@
 //! original course client (`*** bob entrou na sala. ***`), which was written
 //! in Portuguese.
 
-use super::{Msg, RoomInfo};
+use super::{CertProblem, Msg, RoomInfo};
 use crate::protocol::{ByeReason, ErrCode};
 
 /// The Brazilian Portuguese text of `msg`.
@@ -43,24 +43,39 @@ pub fn text(msg: &Msg) -> String {
             "Não foi possível usar o seu certificado de cliente ({detail}). Confira os arquivos \
              dados em --cert e --key."
         ),
+        Msg::PortWithHost { host, port } => format!(
+            "{host}:{port} é um host e uma porta: dê só a porta, e o host com --host \
+             (ex.: client --host {host} {port})."
+        ),
+        Msg::BadPort { given } => format!(
+            "{given:?} não é um número de porta (1 a 65535): dê só a porta do servidor \
+             (ex.: client 12345), e o host dele com --host."
+        ),
         Msg::BadServerName { name } => {
             format!("{name:?} não é um nome de host ou endereço IP válido.")
         }
-        Msg::CannotConnect { addr, detail } => {
-            format!("Não foi possível conectar a {addr} ({detail}). O servidor está rodando?")
-        }
+        Msg::CannotResolve { host, detail } => format!(
+            "Não foi possível encontrar o servidor {host}: o nome não pôde ser resolvido \
+             ({detail}). Confira o nome dado em --host (ou use o endereço IP do servidor) e a \
+             rede deste computador."
+        ),
+        Msg::CannotConnect { addr, detail } => format!(
+            "Não foi possível conectar a {addr} ({detail}). Confira se o servidor está rodando \
+             e se a porta e o --host são os dele."
+        ),
         Msg::CertificateNotPinned { file } => format!(
             "RECUSADO: o certificado do servidor não é o de {file}. Este pode não ser o servidor \
-             certo, ou alguém está no meio do caminho. Nada foi enviado."
+             certo, ou alguém está no meio do caminho. Nada foi enviado. Confira o --host e a \
+             porta, e peça ao dono do servidor o cert.pem atual dele."
         ),
-        Msg::CertificateNotTrusted { file, name, detail } => format!(
-            "RECUSADO: o certificado do servidor não é válido para {name} com a CA de {file} \
-             ({detail}). Nada foi enviado."
-        ),
-        Msg::CertificateNotTrustedSystem { name, detail } => format!(
-            "RECUSADO: o certificado do servidor não é válido para {name} com as CAs confiáveis \
-             deste sistema ({detail}). Nada foi enviado."
-        ),
+        Msg::CertificateNotTrusted {
+            file,
+            name,
+            problem,
+        } => refused(problem, name, &format!("pela CA de {file}")),
+        Msg::CertificateNotTrustedSystem { name, problem } => {
+            refused(problem, name, "por nenhuma CA em que este sistema confia")
+        }
         Msg::HandshakeFailed { detail } => format!("O handshake TLS falhou ({detail})."),
         Msg::UnknownProtocolVersion { version } => format!(
             "Atenção: o servidor fala a versão {version} do protocolo; este cliente fala a versão 1."
@@ -169,6 +184,44 @@ Qualquer outra coisa é dita na sala."
     }
 }
 
+/// `RECUSADO: <por quê>. Nada foi enviado. <o que fazer>` para um
+/// certificado verificado contra `anchors` ("pela CA de ca.pem", "por
+/// nenhuma CA em que este sistema confia") para o nome `name`.
+fn refused(problem: &CertProblem, name: &str, anchors: &str) -> String {
+    let pin = "fixe o próprio certificado do servidor: --cert-pin ARQUIVO, \
+               sendo ARQUIVO o cert.pem do servidor";
+    let (why, next) = match problem {
+        CertProblem::UnknownIssuer => (
+            format!(
+                "o certificado do servidor não foi assinado {anchors} (é autoassinado, \
+                 ou feito por outra CA)"
+            ),
+            format!("Se este é o servidor da turma, {pin}."),
+        ),
+        CertProblem::WrongName => (
+            format!("o certificado do servidor não é para o nome {name}"),
+            format!("Dê um nome que ele tenha com --server-name NOME, ou {pin}."),
+        ),
+        CertProblem::Expired => (
+            "o certificado do servidor expirou".to_string(),
+            "Peça ao dono do servidor que o renove.".to_string(),
+        ),
+        CertProblem::NotValidYet => (
+            "o certificado do servidor ainda não é válido".to_string(),
+            "Confira a data e a hora deste computador.".to_string(),
+        ),
+        CertProblem::Revoked => (
+            "o certificado do servidor foi revogado pela CA dele".to_string(),
+            "Peça ao dono do servidor um novo.".to_string(),
+        ),
+        CertProblem::Other(detail) => (
+            format!("o certificado do servidor para {name} foi recusado ({detail})"),
+            format!("Se este é o servidor da turma, {pin}."),
+        ),
+    };
+    format!("RECUSADO: {why}. Nada foi enviado. {next}")
+}
+
 /// As salas, uma por linha, ou uma dica quando não há nenhuma.
 fn room_list(rooms: &[RoomInfo]) -> String {
     if rooms.is_empty() {
@@ -198,7 +251,10 @@ fn error(code: ErrCode) -> &'static str {
         ErrCode::NotLoggedIn => "Faça login primeiro.",
         ErrCode::RoomExists => "Já existe uma sala com esse nome.",
         ErrCode::NoSuchRoom => "Não existe sala com esse nome.",
-        ErrCode::BadRoomPassword => "Senha incorreta para essa sala.",
+        ErrCode::BadRoomPassword => {
+            "Senha incorreta ou ausente: essa sala é privada; entre com o nome e a senha dela \
+             (ex.: sala_privada senhasecreta)."
+        }
         ErrCode::AlreadyInRoom => "Você já está nessa sala.",
         ErrCode::NotInRoom => "Você não está em nenhuma sala.",
         ErrCode::BadText => "Mensagens não podem ser vazias nem conter caracteres de controle.",
