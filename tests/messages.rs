@@ -145,6 +145,43 @@ fn generate_cert_over_an_existing_one() {
     assert_eq!(kept, "mine\n");
 }
 
+/// The first `--generate-cert` example of docs/TLS.md, run in a copy of
+/// the repository's folder (which has the tracked `cert.pem` and
+/// `key.pem`): it succeeds, writes into a new folder, and leaves the
+/// repository's pair alone.
+#[test]
+fn generate_cert_example_of_the_docs_keeps_the_dev_pair() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["cert.pem", "key.pem"] {
+        std::fs::copy(root.join(name), dir.path().join(name)).expect("copy the dev pair");
+    }
+    let before = std::fs::read(dir.path().join("cert.pem")).expect("read cert.pem");
+    let mut cmd = server_in(dir.path(), false);
+    cmd.args([
+        "--generate-cert",
+        "--cert",
+        "mycert/cert.pem",
+        "--key",
+        "mycert/key.pem",
+        "--san",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+    ]);
+    let out = run_to_exit(cmd);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with("wrote mycert/cert.pem and mycert/key.pem (key readable by you only)")
+            && said.ends_with("--cert-pin mycert/cert.pem\n"),
+        "{said}"
+    );
+    assert!(dir.path().join("mycert/key.pem").is_file());
+    let after = std::fs::read(dir.path().join("cert.pem")).expect("read cert.pem");
+    assert_eq!(before, after, "the dev certificate was overwritten");
+}
+
 /// The log of a shutdown with one connection open says "1 connection".
 #[test]
 #[cfg(unix)] // signals

@@ -253,6 +253,15 @@ fn generate_cert(options: &Options) -> Result<()> {
     };
     let generated =
         tls::generate_self_signed(&names, options.days, time::OffsetDateTime::now_utc())?;
+    // `--cert mycert/cert.pem` names a folder that may not exist yet (the
+    // documented way to keep the repository's own pair): make it, as
+    // `mkdir -p` would.
+    for path in [&options.cert, &options.key] {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("create the folder {}", dir.display()), e))?;
+        }
+    }
     tls::write_generated(&generated, &options.cert, &options.key, options.force)?;
     // The files are written: that is the job. If nobody reads what we say
     // about them (stdout closed, piped into `head`), so be it; `println!`
