@@ -585,7 +585,7 @@ fn server_shutdown_shows_the_reason() {
     let mut c = Client::start(&server, "pt");
     log_in(&mut c, "pt", "usuario1");
     server.stop();
-    c.expect("O servidor está sendo desligado.");
+    c.expect("O servidor está sendo desligado: rode o cliente de novo quando ele voltar.");
     let (status, _) = c.finish();
     assert!(!status.success());
 }

@@ -938,7 +938,10 @@ mod tests {
         s.input("2");
         s.input("alice wrong");
         let out = s.server("ERR BAD_CREDENTIALS Wrong user name or password.");
-        assert_shows(&out, "Wrong user name or password.");
+        assert_shows(
+            &out,
+            "Wrong user name or password: check both and try again, or register first.",
+        );
         assert_shows(&out, "2 - Log in");
         assert_shows(
             &s.input("1"),
@@ -1075,7 +1078,10 @@ mod tests {
         assert_eq!(
             out,
             [
-                Action::Show("O servidor está sendo desligado.".into()),
+                Action::Show(
+                    "O servidor está sendo desligado: rode o cliente de novo quando ele voltar."
+                        .into()
+                ),
                 Action::Quit(Ending::ServerClosed)
             ]
         );
@@ -1113,7 +1119,7 @@ mod tests {
         for choice in ["9", "", "5", "6", "abc"] {
             let out = s.input(choice);
             assert!(sent(&out).is_empty(), "{choice:?}");
-            assert_shows(&out, "That is not one of the options.");
+            assert_shows(&out, "That is not one of the options: type its number.");
         }
         s.input("2");
         let out = s.input("sala x");

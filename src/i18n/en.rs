@@ -51,7 +51,10 @@ pub fn text(msg: &Msg) -> String {
              (e.g. client 12345), and its host with --host."
         ),
         Msg::BadServerName { name } => {
-            format!("{name:?} is not a valid host name or IP address.")
+            format!(
+                "{name:?} is not a valid host name or IP address: check --host (and \
+                 --server-name), e.g. --host 192.168.0.10 or --host 0.tcp.sa.ngrok.io."
+            )
         }
         Msg::CannotResolve { host, detail } => format!(
             "Cannot find the server {host}: the name could not be resolved ({detail}). Check the \
@@ -74,9 +77,13 @@ pub fn text(msg: &Msg) -> String {
         Msg::CertificateNotTrustedSystem { name, problem } => {
             refused(problem, name, "any CA this system trusts")
         }
-        Msg::HandshakeFailed { detail } => format!("The TLS handshake failed ({detail})."),
+        Msg::HandshakeFailed { detail } => format!(
+            "The TLS handshake failed ({detail}). Check that the port and --host are the chat \
+             server's (it speaks TLS), then try again."
+        ),
         Msg::UnknownProtocolVersion { version } => format!(
-            "Warning: the server speaks protocol version {version}; this client speaks version 1."
+            "Warning: the server speaks protocol version {version}; this client speaks version 1, \
+             so some replies may not be understood: update the client."
         ),
 
         Msg::StartMenu => "\
@@ -103,7 +110,7 @@ Choose an option:"
             menu.push_str("\nChoose an option:");
             menu
         }
-        Msg::InvalidOption => "That is not one of the options.".into(),
+        Msg::InvalidOption => "That is not one of the options: type its number.".into(),
         Msg::AskCredentials => {
             "Type your user name and password on one line (e.g. usuario1 123):".into()
         }
@@ -173,10 +180,14 @@ Anything else is said in the room."
             "The server refused your client certificate ({detail}): ask your teacher for one \
              that this server accepts."
         ),
-        Msg::ConnectionLost { detail: None } => "The connection to the server was lost.".into(),
+        Msg::ConnectionLost { detail: None } => {
+            "The connection to the server was lost: run the client again to reconnect.".into()
+        }
         Msg::ConnectionLost {
             detail: Some(detail),
-        } => format!("The connection to the server was lost ({detail})."),
+        } => format!(
+            "The connection to the server was lost ({detail}): run the client again to reconnect."
+        ),
         Msg::UnknownLine { line } => {
             format!("(the server sent a line this client does not understand: {line})")
         }
@@ -240,29 +251,39 @@ fn room_list(rooms: &[RoomInfo]) -> String {
 /// One sentence per error code.
 fn error(code: ErrCode) -> &'static str {
     match code {
-        ErrCode::BadArgs => "Something is missing or extra in that command.",
+        ErrCode::BadArgs => {
+            "Something is missing or extra in that command: check it and try again."
+        }
         ErrCode::BadName => "Names have 1 to 32 characters: letters A-Z, digits, _, - and dots.",
         ErrCode::BadPassword => "Passwords have 1 to 128 bytes and no control characters.",
-        ErrCode::UserExists => "That user name is taken.",
-        ErrCode::BadCredentials => "Wrong user name or password.",
+        ErrCode::UserExists => "That user name is taken: choose another, or log in if it is yours.",
+        ErrCode::BadCredentials => {
+            "Wrong user name or password: check both and try again, or register first."
+        }
         ErrCode::AlreadyLoggedIn => "You are logged in already.",
         ErrCode::RateLimited => "Too fast: wait a moment and try again.",
         ErrCode::NotLoggedIn => "Log in first.",
-        ErrCode::RoomExists => "A room with that name exists already.",
-        ErrCode::NoSuchRoom => "There is no room with that name.",
+        ErrCode::RoomExists => {
+            "A room with that name exists already: join it, or choose another name."
+        }
+        ErrCode::NoSuchRoom => "There is no room with that name: list the rooms, or create it.",
         ErrCode::BadRoomPassword => {
             "Wrong or missing password: that room is private; join it with its name and its \
              password (e.g. sala_privada senhasecreta)."
         }
         ErrCode::AlreadyInRoom => "You are in that room already.",
-        ErrCode::NotInRoom => "You are not in a room.",
+        ErrCode::NotInRoom => "You are not in a room: join one first.",
         ErrCode::BadText => "Messages must not be blank or contain control characters.",
-        ErrCode::NoSuchUser => "There is no user with that name.",
+        ErrCode::NoSuchUser => "There is no user with that name: check how it is spelled.",
         ErrCode::UnknownCommand => "The server did not understand that command.",
-        ErrCode::LineTooLong => "That line is too long (4096 bytes at most).",
-        ErrCode::BadEncoding => "That line was not valid UTF-8.",
+        ErrCode::LineTooLong => {
+            "That line is too long (4096 bytes at most): send it in shorter parts."
+        }
+        ErrCode::BadEncoding => "That line was not valid UTF-8: set your terminal to UTF-8.",
         ErrCode::ServerError => "The server could not do that right now; try again.",
-        ErrCode::TooManyRooms => "There are too many rooms, or you own as many as you may.",
+        ErrCode::TooManyRooms => {
+            "There are too many rooms, or you own as many as you may: join an existing room."
+        }
         ErrCode::RegistrationClosed => {
             "This server does not take new accounts; ask the teacher for one."
         }
@@ -274,13 +295,18 @@ fn error(code: ErrCode) -> &'static str {
 fn bye(reason: ByeReason) -> &'static str {
     match reason {
         ByeReason::Quit => "The session is closed, as you asked.",
-        ByeReason::Shutdown => "The server is shutting down.",
-        ByeReason::LoginTimeout => "You did not log in in time; the server closed the connection.",
+        ByeReason::Shutdown => "The server is shutting down: run the client again when it is back.",
+        ByeReason::LoginTimeout => {
+            "You did not log in in time; the server closed the connection: run the client again."
+        }
         ByeReason::LoggedInElsewhere => "You logged in somewhere else; this session was closed.",
         ByeReason::SlowConsumer => {
-            "The server dropped this connection: it was not reading fast enough."
+            "The server dropped this connection: it was not reading fast enough. Run the client \
+             again."
         }
         ByeReason::TooManyConnections => "The server is full; try again later.",
-        ByeReason::Idle => "The server closed this session: nothing was sent for too long.",
+        ByeReason::Idle => {
+            "The server closed this session: nothing was sent for too long. Run the client again."
+        }
     }
 }
