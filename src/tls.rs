@@ -60,7 +60,10 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(unreadable)?;
     if certs.is_empty() {
-        return Err(Error::Tls(format!("no certificate found in {shown}")));
+        return Err(Error::Tls(format!(
+            "no certificate found in {shown} (no -----BEGIN CERTIFICATE----- block): is it the \
+             key, or another file?"
+        )));
     }
     Ok(certs)
 }
@@ -84,8 +87,13 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 /// operating system's reason alone (`No such file or directory (os error
 /// 2)`), without the parser's "I/O error:" before it.
 fn pem_error(e: rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as Pem;
     match e {
-        rustls::pki_types::pem::Error::Io(e) => e.to_string(),
+        Pem::Io(e) => e.to_string(),
+        // Only `load_key` meets this one: `load_certs` counts what it found.
+        Pem::NoItemsFound => "it holds no private key (no -----BEGIN … PRIVATE KEY----- \
+                              block): is it the certificate, or another file?"
+            .into(),
         other => other.to_string(),
     }
 }

@@ -128,6 +128,39 @@ fn server_started_where_cert_pem_is_not() {
     );
 }
 
+/// The certificate and the key given the wrong way round: each line says
+/// what the file lacks and asks whether it is the other one.
+#[test]
+fn server_certificate_and_key_swapped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (&pki().cert, &pki().key);
+    let run = |cert: &Path, key: &Path| {
+        let mut cmd = server_in(dir.path(), false);
+        cmd.arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .args(["--addr", "127.0.0.1:0"]);
+        error_line(&run_to_exit(cmd))
+    };
+    assert_eq!(
+        run(key, key),
+        format!(
+            "error: tls: no certificate found in {} (no -----BEGIN CERTIFICATE----- block): \
+             is it the key, or another file?",
+            key.display()
+        )
+    );
+    assert_eq!(
+        run(cert, cert),
+        format!(
+            "error: tls: cannot read a private key from {}: it holds no private key \
+             (no -----BEGIN … PRIVATE KEY----- block): is it the certificate, or another file?",
+            cert.display()
+        )
+    );
+}
+
 /// `--generate-cert` where `cert.pem` exists: nothing is overwritten, and
 /// the line says how to write elsewhere.
 #[test]
