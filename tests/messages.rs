@@ -161,6 +161,48 @@ fn server_certificate_and_key_swapped() {
     );
 }
 
+/// A `--db` that cannot be opened, and one that is not SQLite: each says
+/// to give another path with `--db`.
+#[test]
+fn server_database_that_cannot_be_used() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |db: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
+        cmd.arg("--cert")
+            .arg(&pki().cert)
+            .arg("--key")
+            .arg(&pki().key)
+            .arg("--db")
+            .arg(db)
+            .args(["--fast-hash", "--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        error_line(&run_to_exit(cmd))
+    };
+    let nowhere = dir.path().join("no-such-folder/chat.db");
+    let line = run(&nowhere);
+    let prefix = format!("error: db: cannot open {}: ", nowhere.display());
+    assert!(
+        line.starts_with(&prefix)
+            && line.ends_with(
+                "; check that its folder exists and that you may write there, or give another \
+                 path with --db"
+            ),
+        "{line:?}"
+    );
+    let junk = dir.path().join("notes.db");
+    std::fs::write(&junk, b"shopping list\n".repeat(100)).expect("write junk");
+    assert_eq!(
+        run(&junk),
+        format!(
+            "error: db: {} is not a SQLite database (file is not a database); it was left as \
+             it is: give another file with --db, or move this one aside",
+            junk.display()
+        )
+    );
+}
+
 /// `--generate-cert` where `cert.pem` exists: nothing is overwritten, and
 /// the line says how to write elsewhere.
 #[test]
