@@ -326,7 +326,7 @@ fn read_password(name: &str) -> Result<String> {
     let second = ask("the same password again: ")?;
     if first != second {
         return Err(Error::Account(
-            "the two passwords differ; nothing was created".into(),
+            "the two passwords differ; nothing was created: run the command again".into(),
         ));
     }
     Ok(first)
