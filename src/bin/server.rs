@@ -444,7 +444,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// "port 12346" by other programs, and a user who typed them meant that.
 fn resolve(addr: &str) -> Result<SocketAddr> {
     let refuse = |what: String| Error::Config(format!("--addr {addr} {what}"));
-    let every = |port: &str| {
+    let examples = |port: &str| {
         format!(
             "e.g. --addr 0.0.0.0:{port} (every network interface) \
              or --addr 127.0.0.1:{port} (this machine only)"
@@ -453,13 +453,13 @@ fn resolve(addr: &str) -> Result<SocketAddr> {
     if addr.parse::<u16>().is_ok() {
         return Err(refuse(format!(
             "is a port without a host: give HOST:PORT, {}",
-            every(addr)
+            examples(addr)
         )));
     }
     if let Some(port) = addr.strip_prefix(':').filter(|p| p.parse::<u16>().is_ok()) {
         return Err(refuse(format!(
             "has no host before the colon: give HOST:PORT, {}",
-            every(port)
+            examples(port)
         )));
     }
     let Some((host, port)) = addr.rsplit_once(':') else {
@@ -485,18 +485,18 @@ fn resolve(addr: &str) -> Result<SocketAddr> {
         Ok(mut found) => found.next().ok_or_else(|| {
             refuse(format!(
                 "resolves to no address: give an IP address instead, {}",
-                every(port)
+                examples(port)
             ))
         }),
-        // The standard library's own word for "not of the form HOST:PORT",
-        // e.g. an IPv6 address without its brackets.
+        // The standard library refused the value itself, before asking
+        // the resolver.
         Err(e) if e.kind() == ErrorKind::InvalidInput => Err(refuse(format!(
             "is not HOST:PORT ({e}): give HOST:PORT, {}",
-            every(port)
+            examples(port)
         ))),
         Err(e) => Err(refuse(format!(
             "names a host that could not be resolved ({e}): give an IP address instead, {}",
-            every(port)
+            examples(port)
         ))),
     }
 }
