@@ -49,13 +49,21 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// certificate.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let shown = path.display();
-    let iter = CertificateDer::pem_file_iter(path)
-        .map_err(|e| Error::Tls(format!("cannot read certificates from {shown}: {e}")))?;
+    let unreadable = |e| {
+        Error::Tls(format!(
+            "cannot read certificates from {shown}: {}",
+            pem_error(e)
+        ))
+    };
+    let iter = CertificateDer::pem_file_iter(path).map_err(unreadable)?;
     let certs = iter
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Tls(format!("cannot read certificates from {shown}: {e}")))?;
+        .map_err(unreadable)?;
     if certs.is_empty() {
-        return Err(Error::Tls(format!("no certificate found in {shown}")));
+        return Err(Error::Tls(format!(
+            "no certificate found in {shown} (no -----BEGIN CERTIFICATE----- block): is it the \
+             key, or another file?"
+        )));
     }
     Ok(certs)
 }
@@ -68,10 +76,26 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| {
         Error::Tls(format!(
-            "cannot read a private key from {}: {e}",
-            path.display()
+            "cannot read a private key from {}: {}",
+            path.display(),
+            pem_error(e)
         ))
     })
+}
+
+/// A PEM file's error in words: for a file that cannot be read, the
+/// operating system's reason alone (`No such file or directory (os error
+/// 2)`), without the parser's "I/O error:" before it.
+fn pem_error(e: rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as Pem;
+    match e {
+        Pem::Io(e) => e.to_string(),
+        // Only `load_key` meets this one: `load_certs` counts what it found.
+        Pem::NoItemsFound => "it holds no private key (no -----BEGIN … PRIVATE KEY----- \
+                              block): is it the certificate, or another file?"
+            .into(),
+        other => other.to_string(),
+    }
 }
 
 /// How many days before its end a certificate is reported as expiring
@@ -466,7 +490,8 @@ pub fn write_generated(generated: &Generated, cert: &Path, key: &Path, force: bo
         for path in [cert, key] {
             if path.exists() {
                 return Err(Error::Config(format!(
-                    "{} already exists; add --force to overwrite it",
+                    "{} already exists; add --force to overwrite it, or write the new pair \
+                     elsewhere with --cert DIR/cert.pem --key DIR/key.pem",
                     path.display()
                 )));
             }

@@ -13,12 +13,17 @@ use chat::i18n::Locale;
 use chat::tls::ClientIdentity;
 
 /// The chat client: connects over TLS to a chat server and shows menus.
+//
+// No `about` in `#[command]`: that would print the package's description
+// at the top of `--help`; without it clap uses this item's doc comment.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
-    /// The server's port.
-    #[arg(default_value_t = 12345)]
-    port: u16,
+    /// The server's port (the host goes in --host).
+    // Text, not `u16`: a `HOST:PORT` here gets a sentence of the catalog,
+    // in the user's language, that says to use --host (see `parse_port`).
+    #[arg(default_value = "12345")]
+    port: String,
     /// The server's host name or address (e.g. an ngrok host like 0.tcp.sa.ngrok.io).
     #[arg(long, default_value = "localhost")]
     host: String,
@@ -53,6 +58,13 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let locale = args.lang.unwrap_or_else(Locale::from_env);
+    let port = match client::parse_port(&args.port) {
+        Ok(port) => port,
+        Err(msg) => {
+            eprintln!("{}", msg.render(locale));
+            return ExitCode::FAILURE;
+        }
+    };
     let trust = match (args.insecure, args.ca) {
         (true, _) => Trust::Insecure,
         // `--ca system` is the operating system's trust store; a file named
@@ -63,7 +75,7 @@ fn main() -> ExitCode {
     };
     let options = Options {
         host: args.host,
-        port: args.port,
+        port,
         server_name: args.server_name,
         trust,
         identity: args

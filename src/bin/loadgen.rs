@@ -28,8 +28,11 @@ use chat::loadgen::{
 use chat::{Error, Result};
 
 /// Load generator for the chat server (protocol v1 over TLS).
+//
+// No `about` in `#[command]`: that would print the package's description
+// at the top of `--help`; without it clap uses this item's doc comment.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Options {
     /// Options every scenario takes.
     #[command(flatten)]

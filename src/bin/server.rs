@@ -8,9 +8,9 @@
 //! the outside world to it and turns a failure into one line on stderr and
 //! a non-zero exit status.
 
-use std::io::Write;
+use std::io::{self, ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,8 +21,11 @@ use chat::tls::{self, TlsFiles};
 use chat::{Config, Error, Result};
 
 /// The chat server: TLS on port 12345, accounts and rooms in SQLite.
+//
+// No `about` in `#[command]`: that would print the package's description
+// at the top of `--help`; without it clap uses this item's doc comment.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Options {
     /// Instead of serving: work on the database and exit.
     #[command(subcommand)]
@@ -221,6 +224,9 @@ fn run(options: &Options) -> Result<()> {
     }
     let config = options.config();
     config.validate()?;
+    // A mistyped `--addr` is an option error like the ones above: said
+    // before any file is read.
+    let addr = resolve(&options.addr)?;
     let files = TlsFiles {
         cert: options.cert.clone(),
         key: options.key.clone(),
@@ -228,9 +234,9 @@ fn run(options: &Options) -> Result<()> {
     };
     // Refuses an expired certificate, a key of another certificate, …
     // with one line each; logs the certificate in use.
-    let tls = ServerTls::load(files)?;
-    let addr = resolve(&options.addr)?;
-    let listener = listen(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+    let tls =
+        ServerTls::load(files).map_err(|e| missing_tls_files(e, &options.cert, &options.key))?;
+    let listener = listen(addr).map_err(|e| listen_error(addr, e))?;
 
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone(), tls.clone())?;
@@ -247,6 +253,15 @@ fn generate_cert(options: &Options) -> Result<()> {
     };
     let generated =
         tls::generate_self_signed(&names, options.days, time::OffsetDateTime::now_utc())?;
+    // `--cert mycert/cert.pem` names a folder that may not exist yet (the
+    // documented way to keep the repository's own pair): make it, as
+    // `mkdir -p` would.
+    for path in [&options.cert, &options.key] {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("create the folder {}", dir.display()), e))?;
+        }
+    }
     tls::write_generated(&generated, &options.cert, &options.key, options.force)?;
     // The files are written: that is the job. If nobody reads what we say
     // about them (stdout closed, piped into `head`), so be it; `println!`
@@ -311,7 +326,7 @@ fn read_password(name: &str) -> Result<String> {
     let second = ask("the same password again: ")?;
     if first != second {
         return Err(Error::Account(
-            "the two passwords differ; nothing was created".into(),
+            "the two passwords differ; nothing was created: run the command again".into(),
         ));
     }
     Ok(first)
@@ -423,10 +438,121 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Resolves `host:port` (a name like `localhost:12345` is fine too).
+/// Resolves `--addr`, `HOST:PORT` (a name like `localhost:12345` is fine
+/// too). A value of another form gets an error that shows the form with
+/// the user's own port or host in it: `12346` and `:12346` are read as
+/// "port 12346" by other programs, and a user who typed them meant that.
 fn resolve(addr: &str) -> Result<SocketAddr> {
-    addr.to_socket_addrs()
-        .map_err(|e| Error::Config(format!("--addr {addr:?}: {e}")))?
-        .next()
-        .ok_or_else(|| Error::Config(format!("--addr {addr:?} resolves to no address")))
+    let refuse = |what: String| Error::Config(format!("--addr {addr} {what}"));
+    let examples = |port: &str| {
+        format!(
+            "e.g. --addr 0.0.0.0:{port} (every network interface) \
+             or --addr 127.0.0.1:{port} (this machine only)"
+        )
+    };
+    if addr.parse::<u16>().is_ok() {
+        return Err(refuse(format!(
+            "is a port without a host: give HOST:PORT, {}",
+            examples(addr)
+        )));
+    }
+    if let Some(port) = addr.strip_prefix(':').filter(|p| p.parse::<u16>().is_ok()) {
+        return Err(refuse(format!(
+            "has no host before the colon: give HOST:PORT, {}",
+            examples(port)
+        )));
+    }
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(refuse(format!(
+            "has no port: give HOST:PORT, e.g. --addr {addr}:12345"
+        )));
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        return Err(refuse(
+            "has an IPv6 address without brackets: give [ADDRESS]:PORT, \
+             e.g. --addr [::]:12345 (every network interface) or --addr [::1]:12345 \
+             (this machine only)"
+                .into(),
+        ));
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(refuse(format!(
+            "has no valid port (0 to 65535) after the last colon: give HOST:PORT, \
+             e.g. --addr {host}:12345"
+        )));
+    }
+    match addr.to_socket_addrs() {
+        Ok(mut found) => found.next().ok_or_else(|| {
+            refuse(format!(
+                "resolves to no address: give an IP address instead, {}",
+                examples(port)
+            ))
+        }),
+        // The standard library refused the value itself, before asking
+        // the resolver.
+        Err(e) if e.kind() == ErrorKind::InvalidInput => Err(refuse(format!(
+            "is not HOST:PORT ({e}): give HOST:PORT, {}",
+            examples(port)
+        ))),
+        Err(e) => Err(refuse(format!(
+            "names a host that could not be resolved ({e}): give an IP address instead, {}",
+            examples(port)
+        ))),
+    }
+}
+
+/// The error for a port the server cannot listen on, with what to do for
+/// the usual causes: the port is taken, privileged, or the address is not
+/// this machine's.
+fn listen_error(addr: SocketAddr, e: io::Error) -> Error {
+    let port = addr.port();
+    let host = match addr {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    let hint = match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "another program (perhaps another chat server) is using port {port}: stop it, \
+             or choose another port with --addr {host}:PORT, e.g. --addr {host}:{}",
+            port.checked_add(1).unwrap_or(12345)
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "ports below 1024 need administrator rights: choose a port from 1024 up, \
+             e.g. --addr {host}:12345"
+        ),
+        ErrorKind::AddrNotAvailable => format!(
+            "{host} is not an address of this machine: use --addr 0.0.0.0:{port} \
+             (every network interface) or --addr 127.0.0.1:{port} (this machine only)"
+        ),
+        _ => return Error::io(format!("cannot listen on {addr}"), e),
+    };
+    // `Error::Io` prints "context: reason"; the hint follows the reason.
+    Error::io(
+        format!("cannot listen on {addr}"),
+        io::Error::new(e.kind(), format!("{e}; {hint}")),
+    )
+}
+
+/// `err`, with what to do added when it comes from a certificate or key
+/// file that does not exist: usually the server was started from another
+/// folder than the one that holds `cert.pem` and `key.pem`.
+fn missing_tls_files(err: Error, cert: &Path, key: &Path) -> Error {
+    let Error::Tls(text) = err else { return err };
+    if cert.exists() && key.exists() {
+        return Error::Tls(text);
+    }
+    // A relative path is looked up from the current folder: say which.
+    let folder = if cert.is_relative() || key.is_relative() {
+        std::env::current_dir()
+            .map(|d| format!(" (this one is {})", d.display()))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Error::Tls(format!(
+        "{text}; run the server in the folder that has {} and {}{folder}, \
+         give their paths with --cert FILE --key FILE, or make a new pair with --generate-cert",
+        cert.display(),
+        key.display()
+    ))
 }

@@ -898,18 +898,33 @@ mod tests {
     #[test]
     fn wrong_room_password_is_localized() {
         for (locale, sentence) in [
-            (Locale::PtBr, "Senha incorreta para essa sala."),
-            (Locale::En, "Wrong password for that room."),
+            (
+                Locale::PtBr,
+                "Senha incorreta ou ausente: essa sala é privada; entre com o nome e a senha \
+                 dela (ex.: sala_privada senhasecreta).",
+            ),
+            (
+                Locale::En,
+                "Wrong or missing password: that room is private; join it with its name and \
+                 its password (e.g. sala_privada senhasecreta).",
+            ),
         ] {
+            // A wrong password, and none at all: the server's one code for
+            // both, and a sentence that fits both.
+            for typed in ["sala_privada errada", "sala_privada"] {
+                let mut s = Script::logged_in(locale, "alice");
+                s.input("3");
+                assert_eq!(sent(&s.input(typed)), [format!("JOIN {typed}")]);
+                let out = s.server("ERR BAD_ROOM_PASSWORD Wrong or missing room password.");
+                assert_shows(&out, sentence);
+                assert!(!shown(&out).iter().any(|l| l.contains("room password")));
+                assert!(!s.menu.in_chat());
+            }
             let mut s = Script::logged_in(locale, "alice");
             s.input("3");
-            assert_eq!(
-                sent(&s.input("sala_privada errada")),
-                ["JOIN sala_privada errada"]
-            );
+            s.input("sala_privada errada");
             let out = s.server("ERR BAD_ROOM_PASSWORD Wrong or missing room password.");
             assert_shows(&out, sentence);
-            assert!(!shown(&out).iter().any(|l| l.contains("Wrong or missing")));
             assert!(!s.menu.in_chat());
             // Back at the main menu: 1 lists rooms.
             assert_eq!(sent(&s.input("1")), ["ROOMS"]);
@@ -923,7 +938,10 @@ mod tests {
         s.input("2");
         s.input("alice wrong");
         let out = s.server("ERR BAD_CREDENTIALS Wrong user name or password.");
-        assert_shows(&out, "Wrong user name or password.");
+        assert_shows(
+            &out,
+            "Wrong user name or password: check both and try again, or register first.",
+        );
         assert_shows(&out, "2 - Log in");
         assert_shows(
             &s.input("1"),
@@ -1060,7 +1078,10 @@ mod tests {
         assert_eq!(
             out,
             [
-                Action::Show("O servidor está sendo desligado.".into()),
+                Action::Show(
+                    "O servidor está sendo desligado: rode o cliente de novo quando ele voltar."
+                        .into()
+                ),
                 Action::Quit(Ending::ServerClosed)
             ]
         );
@@ -1098,7 +1119,7 @@ mod tests {
         for choice in ["9", "", "5", "6", "abc"] {
             let out = s.input(choice);
             assert!(sent(&out).is_empty(), "{choice:?}");
-            assert_shows(&out, "That is not one of the options.");
+            assert_shows(&out, "That is not one of the options: type its number.");
         }
         s.input("2");
         let out = s.input("sala x");

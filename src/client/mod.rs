@@ -76,6 +76,34 @@ pub struct Options {
     pub keepalive: Duration,
 }
 
+/// The port argument of the command line.
+///
+/// # Errors
+///
+/// [`Msg::PortWithHost`] for `HOST:PORT` (`localhost:12345`, what
+/// `openssl s_client -connect` takes), which names the host and the port
+/// the user meant; [`Msg::BadPort`] for anything else that is not a port
+/// from 1 to 65535.
+pub fn parse_port(given: &str) -> Result<u16, Msg> {
+    let port = |s: &str| s.parse::<u16>().ok().filter(|&p| p != 0);
+    if let Some(p) = port(given) {
+        return Ok(p);
+    }
+    match given.rsplit_once(':') {
+        Some((host, p)) if !host.is_empty() && port(p).is_some() => Err(Msg::PortWithHost {
+            // `[::1]:12345`: --host takes the address without brackets.
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: p.to_owned(),
+        }),
+        _ => Err(Msg::BadPort {
+            given: given.to_owned(),
+        }),
+    }
+}
+
 /// Connects, runs the session until it ends, and says how it ended.
 ///
 /// # Errors
@@ -141,4 +169,37 @@ pub fn run(options: &Options) -> Result<Ending, Msg> {
     // it is not joined, and ends with the process.
     let _ = net_thread.join();
     Ok(ending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port is 1 to 65535; `HOST:PORT` names the host and port for
+    /// the message (IPv6 without its brackets); anything else is no port.
+    #[test]
+    fn parse_port_says_what_was_meant() {
+        assert_eq!(parse_port("12345"), Ok(12345));
+        assert_eq!(
+            parse_port("localhost:12345"),
+            Err(Msg::PortWithHost {
+                host: "localhost".into(),
+                port: "12345".into()
+            })
+        );
+        assert_eq!(
+            parse_port("[::1]:443"),
+            Err(Msg::PortWithHost {
+                host: "::1".into(),
+                port: "443".into()
+            })
+        );
+        for bad in ["0", "65536", "localhost", ":12345", "host:port", ""] {
+            assert_eq!(
+                parse_port(bad),
+                Err(Msg::BadPort { given: bad.into() }),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -50,7 +50,7 @@ use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 
 use super::trust::Trust;
 use super::ui::Event;
-use crate::i18n::Msg;
+use crate::i18n::{CertProblem, Msg};
 use crate::protocol::{LineEvent, LineSplitter, ServerLine};
 use crate::tls::is_timeout;
 
@@ -116,7 +116,7 @@ impl Connected {
 ///
 /// # Errors
 ///
-/// The sentence to show: [`Msg::CannotConnect`], a refused server
+/// The sentence to show: [`Msg::CannotResolve`], [`Msg::CannotConnect`], a refused server
 /// certificate ([`Msg::CertificateNotPinned`], [`Msg::CertificateNotTrusted`]),
 /// our own certificate refused by the server
 /// ([`Msg::ClientCertificateRequired`], [`Msg::ClientCertificateRefused`]) or
@@ -224,8 +224,21 @@ fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, Msg> {
         addr: addr.clone(),
         detail: e.to_string(),
     };
+    // A name that does not resolve is not a server that is down: say so,
+    // so that the user checks the name rather than the server.
+    let unresolved = |detail: String| Msg::CannotResolve {
+        host: host.to_owned(),
+        detail,
+    };
+    let candidates: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| unresolved(e.to_string()))?
+        .collect();
+    if candidates.is_empty() {
+        return Err(unresolved("no address found".into()));
+    }
     let mut last_error = io::Error::new(ErrorKind::NotFound, "no address found");
-    for candidate in (host, port).to_socket_addrs().map_err(cannot)? {
+    for candidate in candidates {
         match TcpStream::connect_timeout(&candidate, CONNECT_TIMEOUT) {
             Ok(socket) => {
                 // A chat sends small lines: do not let Nagle's algorithm hold
@@ -251,17 +264,17 @@ fn handshake_error(e: &io::Error, trust: &Trust, server_name: &str) -> Msg {
                 file: file.display().to_string(),
             }
         }
-        (Some(refused @ rustls::Error::InvalidCertificate(_)), Trust::Ca(file)) => {
+        (Some(rustls::Error::InvalidCertificate(refused)), Trust::Ca(file)) => {
             Msg::CertificateNotTrusted {
                 file: file.display().to_string(),
                 name: server_name.to_owned(),
-                detail: refused.to_string(),
+                problem: cert_problem(refused),
             }
         }
-        (Some(refused @ rustls::Error::InvalidCertificate(_)), Trust::System) => {
+        (Some(rustls::Error::InvalidCertificate(refused)), Trust::System) => {
             Msg::CertificateNotTrustedSystem {
                 name: server_name.to_owned(),
-                detail: refused.to_string(),
+                problem: cert_problem(refused),
             }
         }
         // With TLS 1.2 a mutual-TLS refusal comes inside the handshake.
@@ -273,6 +286,31 @@ fn handshake_error(e: &io::Error, trust: &Trust, server_name: &str) -> Msg {
         (None, _) => Msg::HandshakeFailed {
             detail: e.to_string(),
         },
+    }
+}
+
+/// Why webpki refused a certificate, in a user's terms.
+///
+/// A certificate that chains to no trusted CA is not always reported as
+/// `UnknownIssuer`. When a trusted certificate has the same name as the
+/// certificate's issuer (a self-signed `CN=localhost` certificate, and
+/// Debian's `ssl-cert-snakeoil.pem`, also `CN=localhost`, in the system's
+/// store), webpki tries that key: an RSA key cannot check an ECDSA
+/// signature (`UnsupportedSignatureAlgorithmForPublicKeyContext`), and a
+/// key of the right kind finds a bad signature. To the user each means
+/// the same: no trusted CA signed it.
+pub fn cert_problem(e: &rustls::CertificateError) -> CertProblem {
+    use rustls::CertificateError as E;
+    match e {
+        E::UnknownIssuer
+        | E::BadSignature
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext { .. }
+        | E::UnsupportedSignatureAlgorithmContext { .. } => CertProblem::UnknownIssuer,
+        E::NotValidForName | E::NotValidForNameContext { .. } => CertProblem::WrongName,
+        E::Expired | E::ExpiredContext { .. } => CertProblem::Expired,
+        E::NotValidYet | E::NotValidYetContext { .. } => CertProblem::NotValidYet,
+        E::Revoked => CertProblem::Revoked,
+        other => CertProblem::Other(other.to_string()),
     }
 }
 
@@ -579,6 +617,39 @@ impl Keepalive {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// webpki's reasons become a user's: the ones that mean "no trusted CA
+    /// signed it", including the one a self-signed `CN=localhost`
+    /// certificate gets from a system store that holds an RSA
+    /// certificate named `localhost`.
+    #[test]
+    fn certificate_errors_in_a_users_terms() {
+        use rustls::CertificateError as E;
+        let ecdsa_with_sha256 = vec![6, 8, 42, 134, 72, 206, 61, 4, 3, 2];
+        let rsa = vec![6, 9, 42, 134, 72, 134, 247, 13, 1, 1, 1, 5, 0];
+        let cases = [
+            (E::UnknownIssuer, CertProblem::UnknownIssuer),
+            (E::BadSignature, CertProblem::UnknownIssuer),
+            (
+                E::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                    signature_algorithm_id: ecdsa_with_sha256,
+                    public_key_algorithm_id: rsa,
+                },
+                CertProblem::UnknownIssuer,
+            ),
+            (E::NotValidForName, CertProblem::WrongName),
+            (E::Expired, CertProblem::Expired),
+            (E::NotValidYet, CertProblem::NotValidYet),
+            (E::Revoked, CertProblem::Revoked),
+        ];
+        for (error, problem) in cases {
+            assert_eq!(cert_problem(&error), problem, "{error:?}");
+        }
+        assert!(matches!(
+            cert_problem(&E::BadEncoding),
+            CertProblem::Other(_)
+        ));
+    }
 
     /// Silence for a period sends one PING; an answer resets the clock.
     #[test]

@@ -495,10 +495,16 @@ pub fn open_with(
 /// file holds something else.
 fn open_connection(path: &Path) -> Result<Connection> {
     let describe = |e: rusqlite::Error| match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => {
-            Error::Db(format!("{} is not a SQLite database ({e})", path.display()))
-        }
-        _ => Error::Db(format!("cannot open {}: {e}", path.display())),
+        Some(ErrorCode::NotADatabase) => Error::Db(format!(
+            "{} is not a SQLite database ({e}); it was left as it is: give another file with \
+             --db, or move this one aside",
+            path.display()
+        )),
+        _ => Error::Db(format!(
+            "cannot open {}: {e}; check that its folder exists and that you may write there, \
+             or give another path with --db",
+            path.display()
+        )),
     };
     let mut conn = Connection::open(path).map_err(describe)?;
     // First: a second process opening the same new file at this moment

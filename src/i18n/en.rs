@@ -4,7 +4,7 @@
 //! (`[alice@sala]: text`, `*** bob joined the room. ***`) follows the
 //! original course client so that both languages look alike on screen.
 
-use super::{Msg, RoomInfo};
+use super::{CertProblem, Msg, RoomInfo};
 use crate::protocol::{ByeReason, ErrCode};
 
 /// The English text of `msg`.
@@ -42,27 +42,48 @@ pub fn text(msg: &Msg) -> String {
             "Cannot use your client certificate ({detail}). Check the files given with --cert \
              and --key."
         ),
+        Msg::PortWithHost { host, port } => format!(
+            "{host}:{port} is a host and a port: give the port alone, and the host with --host \
+             (e.g. client --host {host} {port})."
+        ),
+        Msg::BadPort { given } => format!(
+            "{given:?} is not a port number (1 to 65535): give the server's port alone \
+             (e.g. client 12345), and its host with --host."
+        ),
         Msg::BadServerName { name } => {
-            format!("{name:?} is not a valid host name or IP address.")
+            format!(
+                "{name:?} is not a valid host name or IP address: check --host (and \
+                 --server-name), e.g. --host 192.168.0.10 or --host 0.tcp.sa.ngrok.io."
+            )
         }
-        Msg::CannotConnect { addr, detail } => {
-            format!("Cannot connect to {addr} ({detail}). Is the server running?")
-        }
+        Msg::CannotResolve { host, detail } => format!(
+            "Cannot find the server {host}: the name could not be resolved ({detail}). Check the \
+             name given with --host (or use the server's IP address) and this computer's network."
+        ),
+        Msg::CannotConnect { addr, detail } => format!(
+            "Cannot connect to {addr} ({detail}). Check that the server is running and that the \
+             port and --host are the server's."
+        ),
         Msg::CertificateNotPinned { file } => format!(
             "REFUSED: the server's certificate is not the one in {file}. This may not be the \
-             right server, or someone is in the middle. Nothing was sent."
+             right server, or someone is in the middle. Nothing was sent. Check --host and the \
+             port, and ask the server's owner for its current cert.pem."
         ),
-        Msg::CertificateNotTrusted { file, name, detail } => format!(
-            "REFUSED: the server's certificate is not valid for {name} with the CA in {file} \
-             ({detail}). Nothing was sent."
+        Msg::CertificateNotTrusted {
+            file,
+            name,
+            problem,
+        } => refused(problem, name, &format!("the CA in {file}")),
+        Msg::CertificateNotTrustedSystem { name, problem } => {
+            refused(problem, name, "any CA this system trusts")
+        }
+        Msg::HandshakeFailed { detail } => format!(
+            "The TLS handshake failed ({detail}). Check that the port and --host are the chat \
+             server's (it speaks TLS), then try again."
         ),
-        Msg::CertificateNotTrustedSystem { name, detail } => format!(
-            "REFUSED: the server's certificate is not valid for {name} with this system's \
-             trusted CAs ({detail}). Nothing was sent."
-        ),
-        Msg::HandshakeFailed { detail } => format!("The TLS handshake failed ({detail})."),
         Msg::UnknownProtocolVersion { version } => format!(
-            "Warning: the server speaks protocol version {version}; this client speaks version 1."
+            "Warning: the server speaks protocol version {version}; this client speaks version 1, \
+             so some replies may not be understood: update the client."
         ),
 
         Msg::StartMenu => "\
@@ -89,7 +110,7 @@ Choose an option:"
             menu.push_str("\nChoose an option:");
             menu
         }
-        Msg::InvalidOption => "That is not one of the options.".into(),
+        Msg::InvalidOption => "That is not one of the options: type its number.".into(),
         Msg::AskCredentials => {
             "Type your user name and password on one line (e.g. usuario1 123):".into()
         }
@@ -159,14 +180,56 @@ Anything else is said in the room."
             "The server refused your client certificate ({detail}): ask your teacher for one \
              that this server accepts."
         ),
-        Msg::ConnectionLost { detail: None } => "The connection to the server was lost.".into(),
+        Msg::ConnectionLost { detail: None } => {
+            "The connection to the server was lost: run the client again to reconnect.".into()
+        }
         Msg::ConnectionLost {
             detail: Some(detail),
-        } => format!("The connection to the server was lost ({detail})."),
+        } => format!(
+            "The connection to the server was lost ({detail}): run the client again to reconnect."
+        ),
         Msg::UnknownLine { line } => {
             format!("(the server sent a line this client does not understand: {line})")
         }
     }
+}
+
+/// `REFUSED: <why>. Nothing was sent. <what to do>` for a certificate
+/// checked against `anchors` ("the CA in ca.pem", "any CA this system
+/// trusts") for the server name `name`.
+fn refused(problem: &CertProblem, name: &str, anchors: &str) -> String {
+    let pin = "pin the server's own certificate instead: --cert-pin FILE, \
+               FILE being the server's cert.pem";
+    let (why, next) = match problem {
+        CertProblem::UnknownIssuer => (
+            format!(
+                "the server's certificate is not signed by {anchors} (it is self-signed, \
+                 or made by another CA)"
+            ),
+            format!("If this is the class server, {pin}."),
+        ),
+        CertProblem::WrongName => (
+            format!("the server's certificate is not for the name {name}"),
+            format!("Give a name it has with --server-name NAME, or {pin}."),
+        ),
+        CertProblem::Expired => (
+            "the server's certificate has expired".to_string(),
+            "Ask the server's owner to renew it.".to_string(),
+        ),
+        CertProblem::NotValidYet => (
+            "the server's certificate is not valid yet".to_string(),
+            "Check this computer's date and time.".to_string(),
+        ),
+        CertProblem::Revoked => (
+            "the server's certificate was revoked by its CA".to_string(),
+            "Ask the server's owner for a new one.".to_string(),
+        ),
+        CertProblem::Other(detail) => (
+            format!("the server's certificate for {name} was refused ({detail})"),
+            format!("If this is the class server, {pin}."),
+        ),
+    };
+    format!("REFUSED: {why}. Nothing was sent. {next}")
 }
 
 /// The rooms, one per line, or a hint when there are none.
@@ -188,26 +251,39 @@ fn room_list(rooms: &[RoomInfo]) -> String {
 /// One sentence per error code.
 fn error(code: ErrCode) -> &'static str {
     match code {
-        ErrCode::BadArgs => "Something is missing or extra in that command.",
+        ErrCode::BadArgs => {
+            "Something is missing or extra in that command: check it and try again."
+        }
         ErrCode::BadName => "Names have 1 to 32 characters: letters A-Z, digits, _, - and dots.",
         ErrCode::BadPassword => "Passwords have 1 to 128 bytes and no control characters.",
-        ErrCode::UserExists => "That user name is taken.",
-        ErrCode::BadCredentials => "Wrong user name or password.",
+        ErrCode::UserExists => "That user name is taken: choose another, or log in if it is yours.",
+        ErrCode::BadCredentials => {
+            "Wrong user name or password: check both and try again, or register first."
+        }
         ErrCode::AlreadyLoggedIn => "You are logged in already.",
         ErrCode::RateLimited => "Too fast: wait a moment and try again.",
         ErrCode::NotLoggedIn => "Log in first.",
-        ErrCode::RoomExists => "A room with that name exists already.",
-        ErrCode::NoSuchRoom => "There is no room with that name.",
-        ErrCode::BadRoomPassword => "Wrong password for that room.",
+        ErrCode::RoomExists => {
+            "A room with that name exists already: join it, or choose another name."
+        }
+        ErrCode::NoSuchRoom => "There is no room with that name: list the rooms, or create it.",
+        ErrCode::BadRoomPassword => {
+            "Wrong or missing password: that room is private; join it with its name and its \
+             password (e.g. sala_privada senhasecreta)."
+        }
         ErrCode::AlreadyInRoom => "You are in that room already.",
-        ErrCode::NotInRoom => "You are not in a room.",
+        ErrCode::NotInRoom => "You are not in a room: join one first.",
         ErrCode::BadText => "Messages must not be blank or contain control characters.",
-        ErrCode::NoSuchUser => "There is no user with that name.",
+        ErrCode::NoSuchUser => "There is no user with that name: check how it is spelled.",
         ErrCode::UnknownCommand => "The server did not understand that command.",
-        ErrCode::LineTooLong => "That line is too long (4096 bytes at most).",
-        ErrCode::BadEncoding => "That line was not valid UTF-8.",
+        ErrCode::LineTooLong => {
+            "That line is too long (4096 bytes at most): send it in shorter parts."
+        }
+        ErrCode::BadEncoding => "That line was not valid UTF-8: set your terminal to UTF-8.",
         ErrCode::ServerError => "The server could not do that right now; try again.",
-        ErrCode::TooManyRooms => "There are too many rooms, or you own as many as you may.",
+        ErrCode::TooManyRooms => {
+            "There are too many rooms, or you own as many as you may: join an existing room."
+        }
         ErrCode::RegistrationClosed => {
             "This server does not take new accounts; ask the teacher for one."
         }
@@ -219,13 +295,18 @@ fn error(code: ErrCode) -> &'static str {
 fn bye(reason: ByeReason) -> &'static str {
     match reason {
         ByeReason::Quit => "The session is closed, as you asked.",
-        ByeReason::Shutdown => "The server is shutting down.",
-        ByeReason::LoginTimeout => "You did not log in in time; the server closed the connection.",
+        ByeReason::Shutdown => "The server is shutting down: run the client again when it is back.",
+        ByeReason::LoginTimeout => {
+            "You did not log in in time; the server closed the connection: run the client again."
+        }
         ByeReason::LoggedInElsewhere => "You logged in somewhere else; this session was closed.",
         ByeReason::SlowConsumer => {
-            "The server dropped this connection: it was not reading fast enough."
+            "The server dropped this connection: it was not reading fast enough. Run the client \
+             again."
         }
         ByeReason::TooManyConnections => "The server is full; try again later.",
-        ByeReason::Idle => "The server closed this session: nothing was sent for too long.",
+        ByeReason::Idle => {
+            "The server closed this session: nothing was sent for too long. Run the client again."
+        }
     }
 }

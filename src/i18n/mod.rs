@@ -99,6 +99,27 @@ pub struct RoomInfo {
     pub online: usize,
 }
 
+/// Why a server's certificate was refused in `--ca` mode, in the words a
+/// user can act on (rustls's own reasons are Rust type names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertProblem {
+    /// No chain to a trusted CA: the certificate is self-signed, or signed
+    /// by a CA that is not the one trusted (the class server's usual case
+    /// with `--ca system`).
+    UnknownIssuer,
+    /// The certificate is not for the name that was checked.
+    WrongName,
+    /// The certificate's end date has passed.
+    Expired,
+    /// The certificate's start date is in the future (or this computer's
+    /// clock is wrong).
+    NotValidYet,
+    /// The CA has revoked the certificate.
+    Revoked,
+    /// Anything else, as rustls says it.
+    Other(String),
+}
+
 /// Everything the client can say to its user. Texts that come from other
 /// people (`text`, `user`, `room`) are carried as received; the UI makes
 /// them safe for the terminal when it prints them.
@@ -152,10 +173,30 @@ pub enum Msg {
         /// The library's error, naming the file.
         detail: String,
     },
+    /// The port argument is `HOST:PORT` (e.g. `localhost:12345`): the host
+    /// goes in `--host`.
+    PortWithHost {
+        /// The part before the last colon.
+        host: String,
+        /// The part after it.
+        port: String,
+    },
+    /// The port argument is not a port number (1 to 65535).
+    BadPort {
+        /// The argument as given.
+        given: String,
+    },
     /// `--host` or `--server-name` is not a DNS name or IP address.
     BadServerName {
         /// The name as given.
         name: String,
+    },
+    /// The host name could not be turned into an address (DNS).
+    CannotResolve {
+        /// The host name as given.
+        host: String,
+        /// The resolver's reason.
+        detail: String,
     },
     /// No TCP connection could be made.
     CannotConnect {
@@ -176,16 +217,16 @@ pub enum Msg {
         file: String,
         /// The server name that was checked.
         name: String,
-        /// rustls's reason, in English.
-        detail: String,
+        /// Why.
+        problem: CertProblem,
     },
     /// `--ca system`: the server's certificate does not chain to a CA the
     /// system trusts, or does not match the server name.
     CertificateNotTrustedSystem {
         /// The server name that was checked.
         name: String,
-        /// rustls's reason, in English.
-        detail: String,
+        /// Why.
+        problem: CertProblem,
     },
     /// The TLS handshake failed for another reason (protocol, timeout).
     HandshakeFailed {
@@ -413,6 +454,126 @@ mod tests {
                 Msg::Error(code).render(Locale::En),
                 Msg::Error(code).render(Locale::PtBr)
             );
+        }
+    }
+
+    /// The start-up messages of issue 11, exactly, in both languages:
+    /// each says what happened and what to do next, on one line.
+    #[test]
+    fn start_up_messages_say_what_to_do() {
+        let cases = [
+            (
+                Msg::PortWithHost {
+                    host: "localhost".into(),
+                    port: "12345".into(),
+                },
+                "localhost:12345 is a host and a port: give the port alone, and the host with \
+                 --host (e.g. client --host localhost 12345).",
+                "localhost:12345 é um host e uma porta: dê só a porta, e o host com --host \
+                 (ex.: client --host localhost 12345).",
+            ),
+            (
+                Msg::BadPort {
+                    given: "abc".into(),
+                },
+                "\"abc\" is not a port number (1 to 65535): give the server's port alone \
+                 (e.g. client 12345), and its host with --host.",
+                "\"abc\" não é um número de porta (1 a 65535): dê só a porta do servidor \
+                 (ex.: client 12345), e o host dele com --host.",
+            ),
+            (
+                Msg::CannotResolve {
+                    host: "chat.invalid".into(),
+                    detail: "Name or service not known".into(),
+                },
+                "Cannot find the server chat.invalid: the name could not be resolved (Name or \
+                 service not known). Check the name given with --host (or use the server's IP \
+                 address) and this computer's network.",
+                "Não foi possível encontrar o servidor chat.invalid: o nome não pôde ser \
+                 resolvido (Name or service not known). Confira o nome dado em --host (ou use o \
+                 endereço IP do servidor) e a rede deste computador.",
+            ),
+            (
+                Msg::CannotConnect {
+                    addr: "localhost:12345".into(),
+                    detail: "Connection refused".into(),
+                },
+                "Cannot connect to localhost:12345 (Connection refused). Check that the server \
+                 is running and that the port and --host are the server's.",
+                "Não foi possível conectar a localhost:12345 (Connection refused). Confira se o \
+                 servidor está rodando e se a porta e o --host são os dele.",
+            ),
+            (
+                Msg::CertificateNotTrustedSystem {
+                    name: "localhost".into(),
+                    problem: CertProblem::UnknownIssuer,
+                },
+                "REFUSED: the server's certificate is not signed by any CA this system trusts \
+                 (it is self-signed, or made by another CA). Nothing was sent. If this is the \
+                 class server, pin the server's own certificate instead: --cert-pin FILE, FILE \
+                 being the server's cert.pem.",
+                "RECUSADO: o certificado do servidor não foi assinado por nenhuma CA em que este \
+                 sistema confia (é autoassinado, ou feito por outra CA). Nada foi enviado. Se \
+                 este é o servidor da turma, fixe o próprio certificado do servidor: --cert-pin \
+                 ARQUIVO, sendo ARQUIVO o cert.pem do servidor.",
+            ),
+            (
+                Msg::CertificateNotTrusted {
+                    file: "ca.pem".into(),
+                    name: "chat.example".into(),
+                    problem: CertProblem::WrongName,
+                },
+                "REFUSED: the server's certificate is not for the name chat.example. Nothing was \
+                 sent. Give a name it has with --server-name NAME, or pin the server's own \
+                 certificate instead: --cert-pin FILE, FILE being the server's cert.pem.",
+                "RECUSADO: o certificado do servidor não é para o nome chat.example. Nada foi \
+                 enviado. Dê um nome que ele tenha com --server-name NOME, ou fixe o próprio \
+                 certificado do servidor: --cert-pin ARQUIVO, sendo ARQUIVO o cert.pem do \
+                 servidor.",
+            ),
+            (
+                Msg::CertificateNotTrusted {
+                    file: "ca.pem".into(),
+                    name: "localhost".into(),
+                    problem: CertProblem::NotValidYet,
+                },
+                "REFUSED: the server's certificate is not valid yet. Nothing was sent. Check \
+                 this computer's date and time.",
+                "RECUSADO: o certificado do servidor ainda não é válido. Nada foi enviado. \
+                 Confira a data e a hora deste computador.",
+            ),
+            (
+                Msg::Error(ErrCode::BadRoomPassword),
+                "Wrong or missing password: that room is private; join it with its name and its \
+                 password (e.g. sala_privada senhasecreta).",
+                "Senha incorreta ou ausente: essa sala é privada; entre com o nome e a senha \
+                 dela (ex.: sala_privada senhasecreta).",
+            ),
+        ];
+        for (msg, en, pt) in cases {
+            assert_eq!(msg.render(Locale::En), en);
+            assert_eq!(msg.render(Locale::PtBr), pt);
+        }
+        // Every refusal of a certificate is one line that ends with a next step.
+        for problem in [
+            CertProblem::UnknownIssuer,
+            CertProblem::WrongName,
+            CertProblem::Expired,
+            CertProblem::NotValidYet,
+            CertProblem::Revoked,
+            CertProblem::Other("BadEncoding".into()),
+        ] {
+            for locale in [Locale::En, Locale::PtBr] {
+                let text = Msg::CertificateNotTrustedSystem {
+                    name: "localhost".into(),
+                    problem: problem.clone(),
+                }
+                .render(locale);
+                assert!(!text.contains('\n'), "{text}");
+                let next = text.rsplit(". Nada foi enviado. ").next().unwrap();
+                let next = next.rsplit(". Nothing was sent. ").next().unwrap();
+                assert!(next != text && next.ends_with('.'), "{text}");
+            }
         }
     }
 

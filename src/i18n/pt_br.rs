@@ -4,7 +4,7 @@
 //! original course client (`*** bob entrou na sala. ***`), which was written
 //! in Portuguese.
 
-use super::{Msg, RoomInfo};
+use super::{CertProblem, Msg, RoomInfo};
 use crate::protocol::{ByeReason, ErrCode};
 
 /// The Brazilian Portuguese text of `msg`.
@@ -43,27 +43,49 @@ pub fn text(msg: &Msg) -> String {
             "Não foi possível usar o seu certificado de cliente ({detail}). Confira os arquivos \
              dados em --cert e --key."
         ),
+        Msg::PortWithHost { host, port } => format!(
+            "{host}:{port} é um host e uma porta: dê só a porta, e o host com --host \
+             (ex.: client --host {host} {port})."
+        ),
+        Msg::BadPort { given } => format!(
+            "{given:?} não é um número de porta (1 a 65535): dê só a porta do servidor \
+             (ex.: client 12345), e o host dele com --host."
+        ),
         Msg::BadServerName { name } => {
-            format!("{name:?} não é um nome de host ou endereço IP válido.")
+            format!(
+                "{name:?} não é um nome de host ou endereço IP válido: confira o --host (e o \
+                 --server-name), ex.: --host 192.168.0.10 ou --host 0.tcp.sa.ngrok.io."
+            )
         }
-        Msg::CannotConnect { addr, detail } => {
-            format!("Não foi possível conectar a {addr} ({detail}). O servidor está rodando?")
-        }
+        Msg::CannotResolve { host, detail } => format!(
+            "Não foi possível encontrar o servidor {host}: o nome não pôde ser resolvido \
+             ({detail}). Confira o nome dado em --host (ou use o endereço IP do servidor) e a \
+             rede deste computador."
+        ),
+        Msg::CannotConnect { addr, detail } => format!(
+            "Não foi possível conectar a {addr} ({detail}). Confira se o servidor está rodando \
+             e se a porta e o --host são os dele."
+        ),
         Msg::CertificateNotPinned { file } => format!(
             "RECUSADO: o certificado do servidor não é o de {file}. Este pode não ser o servidor \
-             certo, ou alguém está no meio do caminho. Nada foi enviado."
+             certo, ou alguém está no meio do caminho. Nada foi enviado. Confira o --host e a \
+             porta, e peça ao dono do servidor o cert.pem atual dele."
         ),
-        Msg::CertificateNotTrusted { file, name, detail } => format!(
-            "RECUSADO: o certificado do servidor não é válido para {name} com a CA de {file} \
-             ({detail}). Nada foi enviado."
+        Msg::CertificateNotTrusted {
+            file,
+            name,
+            problem,
+        } => refused(problem, name, &format!("pela CA de {file}")),
+        Msg::CertificateNotTrustedSystem { name, problem } => {
+            refused(problem, name, "por nenhuma CA em que este sistema confia")
+        }
+        Msg::HandshakeFailed { detail } => format!(
+            "O handshake TLS falhou ({detail}). Confira se a porta e o --host são os do servidor \
+             de chat (ele fala TLS) e tente de novo."
         ),
-        Msg::CertificateNotTrustedSystem { name, detail } => format!(
-            "RECUSADO: o certificado do servidor não é válido para {name} com as CAs confiáveis \
-             deste sistema ({detail}). Nada foi enviado."
-        ),
-        Msg::HandshakeFailed { detail } => format!("O handshake TLS falhou ({detail})."),
         Msg::UnknownProtocolVersion { version } => format!(
-            "Atenção: o servidor fala a versão {version} do protocolo; este cliente fala a versão 1."
+            "Atenção: o servidor fala a versão {version} do protocolo; este cliente fala a \
+             versão 1, e pode não entender algumas respostas: atualize o cliente."
         ),
 
         Msg::StartMenu => "\
@@ -90,7 +112,7 @@ Escolha uma opção:"
             menu.push_str("\nEscolha uma opção:");
             menu
         }
-        Msg::InvalidOption => "Essa não é uma das opções.".into(),
+        Msg::InvalidOption => "Essa não é uma das opções: digite o número de uma delas.".into(),
         Msg::AskCredentials => "Digite usuário e senha na mesma linha (ex.: usuario1 123):".into(),
         Msg::CredentialsUsage => "Digite um nome de usuário, um espaço e a senha \
              (ex.: usuario1 123), ou uma linha vazia para voltar:"
@@ -159,14 +181,54 @@ Qualquer outra coisa é dita na sala."
             "O servidor recusou o seu certificado de cliente ({detail}): peça ao seu professor \
              um certificado que este servidor aceite."
         ),
-        Msg::ConnectionLost { detail: None } => "A conexão com o servidor caiu.".into(),
+        Msg::ConnectionLost { detail: None } => {
+            "A conexão com o servidor caiu: rode o cliente de novo para reconectar.".into()
+        }
         Msg::ConnectionLost {
             detail: Some(detail),
-        } => format!("A conexão com o servidor caiu ({detail})."),
+        } => format!("A conexão com o servidor caiu ({detail}): rode o cliente de novo para reconectar."),
         Msg::UnknownLine { line } => {
             format!("(o servidor mandou uma linha que este cliente não entende: {line})")
         }
     }
+}
+
+/// `RECUSADO: <por quê>. Nada foi enviado. <o que fazer>` para um
+/// certificado verificado contra `anchors` ("pela CA de ca.pem", "por
+/// nenhuma CA em que este sistema confia") para o nome `name`.
+fn refused(problem: &CertProblem, name: &str, anchors: &str) -> String {
+    let pin = "fixe o próprio certificado do servidor: --cert-pin ARQUIVO, \
+               sendo ARQUIVO o cert.pem do servidor";
+    let (why, next) = match problem {
+        CertProblem::UnknownIssuer => (
+            format!(
+                "o certificado do servidor não foi assinado {anchors} (é autoassinado, \
+                 ou feito por outra CA)"
+            ),
+            format!("Se este é o servidor da turma, {pin}."),
+        ),
+        CertProblem::WrongName => (
+            format!("o certificado do servidor não é para o nome {name}"),
+            format!("Dê um nome que ele tenha com --server-name NOME, ou {pin}."),
+        ),
+        CertProblem::Expired => (
+            "o certificado do servidor expirou".to_string(),
+            "Peça ao dono do servidor que o renove.".to_string(),
+        ),
+        CertProblem::NotValidYet => (
+            "o certificado do servidor ainda não é válido".to_string(),
+            "Confira a data e a hora deste computador.".to_string(),
+        ),
+        CertProblem::Revoked => (
+            "o certificado do servidor foi revogado pela CA dele".to_string(),
+            "Peça ao dono do servidor um novo.".to_string(),
+        ),
+        CertProblem::Other(detail) => (
+            format!("o certificado do servidor para {name} foi recusado ({detail})"),
+            format!("Se este é o servidor da turma, {pin}."),
+        ),
+    };
+    format!("RECUSADO: {why}. Nada foi enviado. {next}")
 }
 
 /// As salas, uma por linha, ou uma dica quando não há nenhuma.
@@ -188,27 +250,38 @@ fn room_list(rooms: &[RoomInfo]) -> String {
 /// Uma frase por código de erro.
 fn error(code: ErrCode) -> &'static str {
     match code {
-        ErrCode::BadArgs => "Falta ou sobra algo nesse comando.",
+        ErrCode::BadArgs => "Falta ou sobra algo nesse comando: confira e tente de novo.",
         ErrCode::BadName => "Nomes têm de 1 a 32 caracteres: letras A-Z, dígitos, _, - e pontos.",
         ErrCode::BadPassword => "Senhas têm de 1 a 128 bytes, sem caracteres de controle.",
-        ErrCode::UserExists => "Esse nome de usuário já existe.",
-        ErrCode::BadCredentials => "Usuário ou senha incorretos.",
+        ErrCode::UserExists => {
+            "Esse nome de usuário já existe: escolha outro, ou entre se for seu."
+        }
+        ErrCode::BadCredentials => {
+            "Usuário ou senha incorretos: confira os dois e tente de novo, ou registre-se antes."
+        }
         ErrCode::AlreadyLoggedIn => "Você já está logado.",
         ErrCode::RateLimited => "Muito rápido: espere um pouco e tente de novo.",
         ErrCode::NotLoggedIn => "Faça login primeiro.",
-        ErrCode::RoomExists => "Já existe uma sala com esse nome.",
-        ErrCode::NoSuchRoom => "Não existe sala com esse nome.",
-        ErrCode::BadRoomPassword => "Senha incorreta para essa sala.",
+        ErrCode::RoomExists => {
+            "Já existe uma sala com esse nome: entre nela, ou escolha outro nome."
+        }
+        ErrCode::NoSuchRoom => "Não existe sala com esse nome: liste as salas, ou crie-a.",
+        ErrCode::BadRoomPassword => {
+            "Senha incorreta ou ausente: essa sala é privada; entre com o nome e a senha dela \
+             (ex.: sala_privada senhasecreta)."
+        }
         ErrCode::AlreadyInRoom => "Você já está nessa sala.",
-        ErrCode::NotInRoom => "Você não está em nenhuma sala.",
+        ErrCode::NotInRoom => "Você não está em nenhuma sala: entre em uma antes.",
         ErrCode::BadText => "Mensagens não podem ser vazias nem conter caracteres de controle.",
-        ErrCode::NoSuchUser => "Não existe usuário com esse nome.",
+        ErrCode::NoSuchUser => "Não existe usuário com esse nome: confira como se escreve.",
         ErrCode::UnknownCommand => "O servidor não entendeu esse comando.",
-        ErrCode::LineTooLong => "Essa linha é longa demais (no máximo 4096 bytes).",
-        ErrCode::BadEncoding => "Essa linha não era UTF-8 válido.",
+        ErrCode::LineTooLong => {
+            "Essa linha é longa demais (no máximo 4096 bytes): mande-a em partes menores."
+        }
+        ErrCode::BadEncoding => "Essa linha não era UTF-8 válido: configure o terminal para UTF-8.",
         ErrCode::ServerError => "O servidor não conseguiu fazer isso agora; tente de novo.",
         ErrCode::TooManyRooms => {
-            "Há salas demais, ou você já é dono de todas as salas que pode ter."
+            "Há salas demais, ou você já é dono de todas as salas que pode ter: entre em uma sala existente."
         }
         ErrCode::RegistrationClosed => {
             "Este servidor não aceita novas contas; peça uma ao professor."
@@ -221,13 +294,20 @@ fn error(code: ErrCode) -> &'static str {
 fn bye(reason: ByeReason) -> &'static str {
     match reason {
         ByeReason::Quit => "Sessão encerrada, como você pediu.",
-        ByeReason::Shutdown => "O servidor está sendo desligado.",
-        ByeReason::LoginTimeout => "Você não fez login a tempo; o servidor fechou a conexão.",
+        ByeReason::Shutdown => {
+            "O servidor está sendo desligado: rode o cliente de novo quando ele voltar."
+        }
+        ByeReason::LoginTimeout => {
+            "Você não fez login a tempo; o servidor fechou a conexão: rode o cliente de novo."
+        }
         ByeReason::LoggedInElsewhere => "Você entrou em outro lugar; esta sessão foi encerrada.",
         ByeReason::SlowConsumer => {
-            "O servidor derrubou esta conexão: ela não estava lendo rápido o bastante."
+            "O servidor derrubou esta conexão: ela não estava lendo rápido o bastante. Rode o \
+             cliente de novo."
         }
         ByeReason::TooManyConnections => "O servidor está lotado; tente mais tarde.",
-        ByeReason::Idle => "O servidor encerrou a sessão: nada foi enviado por tempo demais.",
+        ByeReason::Idle => {
+            "O servidor encerrou a sessão: nada foi enviado por tempo demais. Rode o cliente de novo."
+        }
     }
 }

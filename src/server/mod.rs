@@ -294,7 +294,10 @@ pub fn run_with(
         let _ = socket.shutdown(std::net::Shutdown::Both);
     }
     let open = state.hub.close_all(ByeReason::Shutdown);
-    log::info!("shutting down: closing {open} connections");
+    log::info!(
+        "shutting down: closing {open} connection{}",
+        if open == 1 { "" } else { "s" }
+    );
     let mut all_done = wait_for_connections(&state, SHUTDOWN_FLUSH);
     if !all_done {
         let stuck = state.hub.cut_all();
