@@ -31,8 +31,6 @@
 //!   thread, and the UI loop that alone owns the terminal.
 //! - [`i18n`]: every sentence the client shows, in English and Brazilian
 //!   Portuguese.
-//! - [`loadgen`]: the load generator (`--bin loadgen`): a few mio event
-//!   loops driving thousands of TLS clients, and what they measure.
 //!
 //! # Threads
 //!
@@ -61,7 +59,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod i18n;
-pub mod loadgen;
 pub mod oneshot;
 pub mod protocol;
 pub mod server;

@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 
 use super::conn::Conn;
-use crate::protocol::{ByeReason, ErrCode, ServerLine};
+use chat::protocol::{ByeReason, ErrCode, ServerLine};
 
 /// How many times a `JOIN` answered `NO_SUCH_ROOM` is sent again.
 pub const JOIN_RETRIES: u32 = 1000;

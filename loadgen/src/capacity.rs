@@ -28,8 +28,8 @@ use super::proc::ProcSample;
 use super::progress::Progress;
 use super::report::ErrorLog;
 use super::script::{self, Script, Step};
-use crate::error::{Error, Result};
-use crate::protocol::ServerLine;
+use chat::error::{Error, Result};
+use chat::protocol::ServerLine;
 
 /// What to run.
 #[derive(Debug, Clone)]

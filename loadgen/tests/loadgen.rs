@@ -5,12 +5,13 @@
 //! No timing assertions: these runs share the machine with everything else
 //! `cargo test` runs, so only counts are checked.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::time::Duration;
 
-use chat::loadgen::{self, CapacityConfig, FanoutConfig, FanoutReport, LoginsConfig, Target};
 use chat::Config;
+use loadgen::{CapacityConfig, FanoutConfig, FanoutReport, LoginsConfig, Target};
 
 /// A target for `server`, trusting the test CA.
 fn target(server: &support::TestServer) -> Target {

@@ -23,7 +23,7 @@ use super::proc::ProcSample;
 use super::progress::Progress;
 use super::report::ErrorLog;
 use super::script::{self, Script, Step};
-use crate::error::{Error, Result};
+use chat::error::{Error, Result};
 
 /// What to run.
 #[derive(Debug, Clone)]

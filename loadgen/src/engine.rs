@@ -25,7 +25,7 @@ use mio::{Events, Poll, Token};
 
 use super::clock;
 use super::conn::{for_each_line, Conn, ReadEnd, Target};
-use crate::error::{Error, Result};
+use chat::error::{Error, Result};
 
 /// Ciphertext read from one connection per event before the worker moves
 /// on to the next one (fairness between connections of one worker).

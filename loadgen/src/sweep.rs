@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::accounting::Percentiles;
 use super::conn::Target;
 use super::fanout::{self, FanoutConfig, FanoutReport};
-use crate::error::{Error, Result};
+use chat::error::{Error, Result};
 
 /// One room size's result.
 #[derive(Debug, Clone, Serialize, Deserialize)]

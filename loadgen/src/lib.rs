@@ -1,6 +1,11 @@
 //! The load generator: many protocol-v1 clients over TLS, driven from a few
 //! threads, measuring what the server delivers and losing count of nothing.
 //!
+//! A package of its own in the repository's workspace, depending on the
+//! server's library (`chat`): its TLS client configuration, its reply
+//! parser, its error type. So building the server or the client compiles
+//! none of the crates used only here (mio, hdrhistogram, serde, plotters).
+//!
 //! `cargo run --release --bin loadgen -- <scenario> ...` runs one of:
 //!
 //! - [`fanout`]: rooms × members, some members sending (at a rate, or flat
@@ -44,6 +49,9 @@
 //! once per loop turn and the phase they read. So the load generator takes
 //! no lock per message, and its cost per delivery is decrypting and
 //! scanning one line.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod accounting;
 pub mod capacity;

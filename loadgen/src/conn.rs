@@ -28,7 +28,7 @@ use mio::{Interest, Registry, Token};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
-use crate::error::{Error, Result};
+use chat::error::{Error, Result};
 
 /// Where the load goes, and how to trust it.
 #[derive(Debug, Clone)]
@@ -51,19 +51,19 @@ impl Target {
     ///
     /// [`Error::Tls`] when the CA file cannot be used or the name is invalid.
     pub fn new(addr: SocketAddr, ca: &Path, server_name: &str) -> Result<Target> {
-        let mut config = (*crate::tls::client_config(ca)?).clone();
+        let mut config = (*chat::tls::client_config(ca)?).clone();
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Target {
             addr,
             tls: Arc::new(config),
-            server_name: crate::tls::server_name(server_name)?,
+            server_name: chat::tls::server_name(server_name)?,
         })
     }
 }
 
 /// Longest line the load generator accepts from the server (the protocol's
 /// limit); a longer one means something is badly wrong.
-const MAX_LINE: usize = crate::protocol::line::DEFAULT_MAX_LINE;
+const MAX_LINE: usize = chat::protocol::line::DEFAULT_MAX_LINE;
 
 /// A TLS connection owned by a worker's event loop.
 pub struct Conn {

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 /// One `MSG` line, borrowed from the receive buffer.
 ///
 /// The load generator's hot path reads millions of these per second, so it
-/// does not allocate: [`ServerLine::parse`](crate::protocol::ServerLine::parse)
+/// does not allocate: [`ServerLine::parse`](chat::protocol::ServerLine::parse)
 /// (which owns its strings) is used for every other line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsgLine<'a> {
@@ -302,7 +302,7 @@ impl Latency {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ServerLine;
+    use chat::protocol::ServerLine;
 
     /// Feeds `seqs` to a fresh tracker.
     fn track(seqs: &[u64]) -> SeqTracker {

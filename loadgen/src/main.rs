@@ -10,8 +10,8 @@
 //!
 //! The server's per-connection message rate limit must be raised for
 //! anything flat out (`server --msg-rate 1000000 --msg-burst 1000000`):
-//! see `docs/BENCHMARKS.md`. Everything else is in the library
-//! (`chat::loadgen`); this file parses options and prints the report.
+//! see `docs/BENCHMARKS.md`. Everything else is in this package's library
+//! (`loadgen`); this file parses options and prints the report.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -21,11 +21,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use chat::loadgen::{
-    self, CapacityConfig, EngineOptions, FanoutConfig, LoginsConfig, RegisterFloodConfig,
-    SetupOptions, Target,
-};
 use chat::{Error, Result};
+use loadgen::{
+    CapacityConfig, EngineOptions, FanoutConfig, LoginsConfig, RegisterFloodConfig, SetupOptions,
+    Target,
+};
 
 /// Load generator for the chat server (protocol v1 over TLS).
 //
