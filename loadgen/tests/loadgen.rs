@@ -204,3 +204,19 @@ fn the_binary_does_not_mind_a_closed_stdout() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `loadgen --help` opens with what it is, not with the package's
+/// description.
+#[test]
+fn help_opens_with_its_own_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        help.lines().next(),
+        Some("Load generator for the chat server (protocol v1 over TLS)")
+    );
+}

@@ -595,7 +595,12 @@ impl ServerBinary {
     /// Starts this build's server on `db` with `options`, and waits until
     /// it listens.
     pub fn start(db: &Path, options: &[&str]) -> ServerBinary {
-        Self::start_binary(env!("CARGO_BIN_EXE_server"), db, options)
+        // `option_env!`: this module is shared with the load generator's
+        // tests, a package that has no `server` binary of its own.
+        let Some(binary) = option_env!("CARGO_BIN_EXE_server") else {
+            panic!("ServerBinary::start is for the chat package's tests, which build the server");
+        };
+        Self::start_binary(binary, db, options)
     }
 
     /// [`ServerBinary::start`] with another build of the server (for a
