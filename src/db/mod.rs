@@ -48,7 +48,7 @@
 //! recipient's socket. Delivery is therefore three steps: [`Db::claim_dms`]
 //! reads a piece without deleting it, the caller queues the lines and a
 //! writer marker, and when the marker says they were written,
-//! [`ClaimedDms::delete`] (or [`ClaimedDms::delete_when_written`]) removes
+//! [`ClaimedDms::delete`] (or [`ClaimedDms::delete_later`]) removes
 //! exactly those rows. If the marker fails, the claim is dropped and
 //! released: the rows stay, and come again at the next login. A crash in
 //! between can therefore deliver a DM twice, never lose one.
@@ -355,24 +355,12 @@ enum Request {
         /// Gets the DMs, oldest first; they stay stored.
         reply: Reply<Vec<StoredDm>>,
     },
-    /// [`ClaimedDms::delete`], and the DB thread's own deletions when a
-    /// marker of [`Request::DeleteWhenWritten`] is signalled.
+    /// [`ClaimedDms::delete`] and [`ClaimedDms::delete_later`].
     DeleteDms {
         /// The rows to delete (their claims end with them).
         ids: Vec<i64>,
         /// Gets `Ok(())` after the commit; `None` when nobody waits.
         reply: Option<Reply<()>>,
-    },
-    /// [`ClaimedDms::delete_when_written`]: the DB thread keeps the marker
-    /// and deletes the rows when it is signalled, or releases them if the
-    /// writer goes away first.
-    DeleteWhenWritten {
-        /// The connection the rows were claimed for.
-        conn: u64,
-        /// The rows.
-        ids: Vec<i64>,
-        /// The recipient's writer marker, queued after the rows' lines.
-        written: oneshot::Receiver<()>,
     },
     /// A claim dropped without deleting: the rows are no longer in flight
     /// to `conn` (rows since taken over by another connection stay its).
@@ -831,7 +819,8 @@ impl Db {
 /// Stored DMs claimed for delivery to one connection, by [`Db::claim_dms`].
 ///
 /// Settle it with [`ClaimedDms::delete`] once the lines are written, or
-/// hand it to the DB thread with [`ClaimedDms::delete_when_written`].
+/// queue it in the recipient's outbox behind them, where the writer settles
+/// it with [`ClaimedDms::delete_later`] once they are written.
 /// Dropped unsettled (the lines could not be written, or the caller gave
 /// up), it releases its rows without deleting them: they stay stored and
 /// come again at the next login. So no path can lose one.
@@ -894,28 +883,19 @@ impl ClaimedDms {
         })
     }
 
-    /// Hands the claim to the DB thread together with the recipient's
-    /// writer marker (queued after the lines) and returns at once: the DB
-    /// thread deletes the rows when the marker is signalled, or releases
-    /// them if the writer goes away first. For a thread that must not wait
-    /// on another client's writer.
-    ///
-    /// # Errors
-    ///
-    /// [`DbError::Failed`] if the DB thread is gone (the rows stay stored).
-    pub fn delete_when_written(mut self, written: oneshot::Receiver<()>) -> Result<(), DbError> {
+    /// The lines are written: delete the rows, without waiting for the
+    /// commit (only, like any request, for room in the database's queue).
+    /// For the recipient's writer thread, which has its client to serve; if
+    /// the deletion fails, the rows stay stored and come again (at least
+    /// once).
+    pub fn delete_later(mut self) {
         let ids = self.take_ids();
-        if ids.is_empty() {
-            return Ok(());
+        if !ids.is_empty() {
+            let _ = self
+                .db
+                .requests
+                .send(Request::DeleteDms { ids, reply: None });
         }
-        self.db
-            .requests
-            .send(Request::DeleteWhenWritten {
-                conn: self.conn,
-                ids,
-                written,
-            })
-            .map_err(|_| stopped())
     }
 
     /// The rows' ids, leaving the claim empty (settled).
@@ -1135,32 +1115,25 @@ mod tests {
         assert_eq!(texts(&db.claim_dms("eli", 8, 10).unwrap()), ["dm 1"]);
     }
 
-    /// Handed over with a writer marker: deleted once it is signalled,
-    /// released (still stored) if the writer goes away instead.
+    /// Settled by a writer without waiting: deleted once it says the lines
+    /// were written (`delete_later`), released (still stored) if it goes
+    /// away instead (the claim dropped).
     #[test]
-    fn delete_when_written_follows_the_marker() {
+    fn delete_later_deletes_and_a_dropped_claim_releases() {
         let (_dir, db, _thread, _) = fresh(50);
         db.register("fay", hash("f"), 0).unwrap();
         db.store_dm("fay", "ann", 1, "one").unwrap();
-        let (written, marker) = oneshot::channel();
-        db.claim_dms("fay", 1, 10)
-            .unwrap()
-            .delete_when_written(marker)
-            .unwrap();
+        let claim = db.claim_dms("fay", 1, 10).unwrap();
         // In flight to connection 1: not offered to it again.
         assert!(db.claim_dms("fay", 1, 10).unwrap().is_empty());
-        written.send(()).unwrap();
-        // The DB thread looks at its markers before each batch, so a
-        // request sent after the signal finds the row deleted.
+        claim.delete_later();
+        // Requests are served in order, so a request sent after the
+        // deletion finds the row deleted.
         assert!(db.claim_dms("fay", 2, 10).unwrap().is_empty());
 
         db.store_dm("fay", "ann", 2, "two").unwrap();
-        let (writer, marker) = oneshot::channel::<()>();
-        db.claim_dms("fay", 1, 10)
-            .unwrap()
-            .delete_when_written(marker)
-            .unwrap();
-        drop(writer);
+        let claim = db.claim_dms("fay", 1, 10).unwrap();
+        drop(claim);
         let back = db.claim_dms("fay", 1, 10).unwrap();
         assert_eq!(texts(&back), ["two"], "released when the writer went away");
     }

@@ -49,30 +49,18 @@
 //! # What the thread keeps besides the connection
 //!
 //! The limits it enforces ([`Limits`]), and the stored DMs in flight: which
-//! rows are claimed by which connection, and the writer markers handed to
-//! it by threads that must not wait for another client's writer. Only this
-//! thread touches them, so they need no lock; a claim and the requests
-//! around it are ordered like everything else here. While it holds
-//! markers, the thread wakes every [`MARKER_POLL`] to look at them, and
-//! before each batch: a signalled marker becomes the deletion of its rows,
-//! a dropped one (the writer went away) their release.
+//! rows are claimed by which connection. Only this thread touches them, so
+//! they need no lock; a claim and the requests around it are ordered like
+//! everything else here.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::schema;
 use super::{DbError, Limits, Reply, Request, StoredDm, UserRecord, MAX_BATCH};
 use crate::error::{Error, Result};
-use crate::oneshot::{self, TryRecvError};
-
-/// How often the DB thread looks at the writer markers it holds for
-/// [`Request::DeleteWhenWritten`] while it has any (it never waits for them:
-/// a marker only says when rows may be deleted). With none, the thread
-/// sleeps until a request comes.
-const MARKER_POLL: Duration = Duration::from_millis(10);
 
 /// An answer waiting for the batch's COMMIT. It is called with the COMMIT's
 /// outcome and then sends either the request's own result or the COMMIT's
@@ -82,17 +70,6 @@ const MARKER_POLL: Duration = Duration::from_millis(10);
 /// types (`String`, `Option<UserRecord>`, `Vec<StoredDm>`, …) and a `Vec`
 /// needs one type: the closure hides the difference.
 type HeldReply = Box<dyn FnOnce(&Result<(), DbError>)>;
-
-/// Stored DMs written to a recipient's outbox by a thread that would not
-/// wait for the writer, with the marker queued after them.
-struct Pending {
-    /// The connection they were claimed for.
-    conn: u64,
-    /// The rows.
-    ids: Vec<i64>,
-    /// Signalled when they are written; closed if the writer went away.
-    written: oneshot::Receiver<()>,
-}
 
 /// What the DB thread keeps besides the connection: the limits it
 /// enforces, and the stored DMs in flight (see "Stored DMs" in `mod.rs`).
@@ -104,8 +81,6 @@ pub(super) struct Worker {
     /// Stored DM id → the connection it is in flight to. An id is here from
     /// its claim until its deletion or release.
     claims: HashMap<i64, u64>,
-    /// Claims waiting for a writer marker (`DeleteWhenWritten`).
-    pending: Vec<Pending>,
 }
 
 /// The DB thread's body: serve batches of requests until every `Db` handle
@@ -124,29 +99,8 @@ pub(super) fn run(conn: Connection, queue: Receiver<Request>, limits: Limits) ->
     // `recv` blocks until a request arrives. It returns `Err` only when the
     // queue is empty *and* every sender (every `Db` handle) has been
     // dropped. So the loop ends only after the last queued request has been
-    // served: a graceful stop loses nothing. While writer markers are held,
-    // the wait is cut short now and then to look at them.
-    loop {
-        let first = if worker.pending.is_empty() {
-            queue.recv().ok()
-        } else {
-            match queue.recv_timeout(MARKER_POLL) {
-                Ok(request) => Some(request),
-                Err(RecvTimeoutError::Timeout) => {
-                    worker.settle_markers(&mut batch);
-                    if !batch.is_empty() {
-                        worker.run_batch(std::mem::take(&mut batch));
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => None,
-            }
-        };
-        let Some(first) = first else { break };
-        // Markers first: a request sent after a marker was signalled then
-        // finds its rows deleted (the tests rely on it, and so may a login
-        // that follows a delivery).
-        worker.settle_markers(&mut batch);
+    // served: a graceful stop loses nothing.
+    while let Ok(first) = queue.recv() {
         batch.push(first);
         // Take whatever else is already waiting, without waiting for more:
         // `try_recv` never blocks. Requests that arrive while this batch
@@ -160,18 +114,6 @@ pub(super) fn run(conn: Connection, queue: Receiver<Request>, limits: Limits) ->
         worker.run_batch(std::mem::take(&mut batch));
     }
 
-    // Rows whose marker has been signalled are deleted; the others stay
-    // stored and are delivered again at the next login (at least once).
-    worker.settle_markers(&mut batch);
-    if !batch.is_empty() {
-        worker.run_batch(batch);
-    }
-    if !worker.pending.is_empty() {
-        log::info!(
-            "db: {} pieces of stored DMs not yet confirmed written; they stay stored",
-            worker.pending.len()
-        );
-    }
     log::debug!("db thread: every handle dropped, closing the database");
     worker
         .conn
@@ -186,32 +128,7 @@ impl Worker {
             conn,
             limits,
             claims: HashMap::new(),
-            pending: Vec::new(),
         }
-    }
-
-    /// Looks at every held writer marker without waiting: a signalled one
-    /// becomes a deletion in `batch`, one whose writer went away becomes a
-    /// release, the others stay held.
-    fn settle_markers(&mut self, batch: &mut Vec<Request>) {
-        self.pending
-            .retain_mut(|pending| match pending.written.try_recv() {
-                Ok(()) => {
-                    batch.push(Request::DeleteDms {
-                        ids: std::mem::take(&mut pending.ids),
-                        reply: None,
-                    });
-                    false
-                }
-                Err(TryRecvError::Closed) => {
-                    batch.push(Request::ReleaseDms {
-                        conn: pending.conn,
-                        ids: std::mem::take(&mut pending.ids),
-                    });
-                    false
-                }
-                Err(TryRecvError::Empty) => true,
-            });
     }
 
     /// Runs one batch of requests in one transaction, commits, and only then
@@ -229,7 +146,6 @@ impl Worker {
             conn,
             limits,
             claims,
-            pending,
         } = self;
         // IMMEDIATE takes the write lock now, so we find out at BEGIN (not
         // half way through) if another process holds it too long.
@@ -239,7 +155,7 @@ impl Worker {
                 let error = DbError::from(e);
                 log::error!("db: cannot begin a transaction for {size} requests: {error}");
                 for request in batch {
-                    request.fail(&error, claims, pending);
+                    request.fail(&error, claims);
                 }
                 return;
             }
@@ -248,7 +164,6 @@ impl Worker {
         let mut step = Step {
             limits: *limits,
             claims,
-            pending,
             claimed: Vec::new(),
             newest: HashMap::new(),
         };
@@ -279,7 +194,7 @@ impl Worker {
             Some(error) => {
                 // The requests we did not get to share the batch's fate.
                 for request in requests {
-                    request.fail(&error, step.claims, step.pending);
+                    request.fail(&error, step.claims);
                 }
                 Err(error)
             }
@@ -312,8 +227,6 @@ struct Step<'a> {
     limits: Limits,
     /// The worker's DMs in flight.
     claims: &'a mut HashMap<i64, u64>,
-    /// The worker's held markers.
-    pending: &'a mut Vec<Pending>,
     /// DM ids claimed in this batch, to forget if it does not commit.
     claimed: Vec<i64>,
     /// Per room (its name in lower case): the name as given and the
@@ -501,18 +414,6 @@ impl Step<'_> {
             Request::DeleteDms { ids, reply } => {
                 let result = self.delete(tx, &ids);
                 reply.map(|reply| hold(reply, result))
-            }
-            Request::DeleteWhenWritten { conn, ids, written } => {
-                // Settled now if the writer was quick, so that the requests
-                // after this one in the batch see the outcome.
-                match written.try_recv() {
-                    Ok(()) => {
-                        let _ = self.delete(tx, &ids);
-                    }
-                    Err(TryRecvError::Closed) => release(self.claims, conn, &ids),
-                    Err(TryRecvError::Empty) => self.pending.push(Pending { conn, ids, written }),
-                }
-                None
             }
             Request::ReleaseDms { conn, ids } => {
                 release(self.claims, conn, &ids);
@@ -725,9 +626,9 @@ fn hold<T: 'static>(reply: Reply<T>, result: Result<T, DbError>) -> HeldReply {
 
 impl Request {
     /// Answers a request that never ran with `error`. A request about
-    /// stored DMs in flight (`claims`, `pending`) still changes them as it
-    /// would have: a release still releases, and a marker is still held.
-    fn fail(self, error: &DbError, claims: &mut HashMap<i64, u64>, pending: &mut Vec<Pending>) {
+    /// stored DMs in flight (`claims`) still changes them as it would have:
+    /// a release still releases.
+    fn fail(self, error: &DbError, claims: &mut HashMap<i64, u64>) {
         // Like in `hold`: a send fails only if the caller has gone.
         match self {
             Request::Register { reply, .. } | Request::CreateRoom { reply, .. } => {
@@ -760,9 +661,6 @@ impl Request {
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(error.clone()));
                 }
-            }
-            Request::DeleteWhenWritten { conn, ids, written } => {
-                pending.push(Pending { conn, ids, written });
             }
             Request::ReleaseDms { conn, ids } => release(claims, conn, &ids),
             Request::AppendHistory { room, seq, .. } => {

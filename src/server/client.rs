@@ -56,6 +56,12 @@ pub enum Outgoing {
     /// the kernel). If the writer stops first, the channel is dropped
     /// unsignalled, and its waiter hears that instead.
     Mark(oneshot::Sender<()>),
+    /// Nothing to send: stored DMs whose lines were queued just before,
+    /// handed over by another client's thread. Once they are written, the
+    /// writer deletes them from the database; if they never are (the
+    /// queue is discarded, the writer stops), dropping the claim releases
+    /// them, still stored.
+    Claim(crate::db::ClaimedDms),
 }
 
 /// How a client's connection ends, once decided. Set once: the first
@@ -129,7 +135,13 @@ impl Client {
     /// client is then closed as a slow consumer, here, in the one place that
     /// policy lives) or the writer is gone (the connection is ending).
     pub fn send(&self, item: Outgoing) -> bool {
-        match self.outbox.try_send(item) {
+        self.judge(self.outbox.try_send(item))
+    }
+
+    /// The one place the slow-consumer policy lives: a send that found the
+    /// outbox full closes the client. Returns whether the item was queued.
+    fn judge(&self, sent: Result<(), TrySendError<Outgoing>>) -> bool {
+        match sent {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.slow_consumer();
@@ -200,15 +212,8 @@ impl Client {
             }
             self.outbox.try_send(Outgoing::Dm(line))
         };
-        match sent {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                // Closed after the gate is released: `close` takes it too.
-                self.slow_consumer();
-                false
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        }
+        // Judged once the gate is released: closing takes it too.
+        self.judge(sent)
     }
 
     /// Waits, with no lock held, until the outbox is back under its low
@@ -224,6 +229,12 @@ impl Client {
             }
         }
         self.closing().is_none()
+    }
+
+    /// True when at most half of each bound of the outbox is in use (see
+    /// [`Client::wait_for_writer`]).
+    pub fn below_low_water(&self) -> bool {
+        self.outbox.below_low_water()
     }
 
     /// The most lines and bytes of one piece of a long reply: a quarter of
@@ -274,16 +285,6 @@ impl Client {
     /// marker is not a line and fits even in a full outbox.
     pub fn mark(&self) -> oneshot::Receiver<()> {
         self.outbox.mark()
-    }
-
-    /// Lines waiting in the outbox now.
-    pub fn queued(&self) -> usize {
-        self.outbox.load().0
-    }
-
-    /// `(lines, bytes)` waiting in the outbox now.
-    pub fn load(&self) -> (usize, usize) {
-        self.outbox.load()
     }
 
     /// How the connection is ending, if that is decided.

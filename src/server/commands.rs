@@ -461,8 +461,7 @@ impl Session {
     /// thousands arrives as the client reads, and is never the reason it is
     /// dropped as a slow consumer.
     fn deliver_stored_dms(&self, state: &State, name: &Name) {
-        let piece = (state.config.queue_lines / 4).max(1);
-        let piece_bytes = state.config.queue_bytes / 4;
+        let (piece, piece_bytes) = self.client.piece();
         if !self.client.wait_for_writer() {
             return;
         }
@@ -831,18 +830,16 @@ fn dm_lines(dms: &[StoredDm], budget: usize) -> Vec<String> {
 /// of the kind.)
 ///
 /// This runs on the sender's thread, which must not wait for another
-/// client's writer: the rows are handed to the DB thread with the
-/// recipient's marker ([`crate::db::ClaimedDms::delete_when_written`]),
-/// which deletes them once written, or releases them if the writer goes
-/// away. And only into an outbox at most half full: stored DMs are never
+/// client's writer: the claim is queued behind the lines
+/// ([`Outgoing::Claim`]), and the recipient's writer deletes the rows once
+/// they are written, or releases them if it never writes them. And only into an outbox at most half full: stored DMs are never
 /// the reason a client is dropped as a slow consumer; what does not fit
 /// waits for the next login.
 fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
-    let piece = (state.config.queue_lines / 4).max(1);
-    let (lines, bytes) = recipient.load();
-    if lines > state.config.queue_lines / 2 || bytes > state.config.queue_bytes / 2 {
+    if !recipient.below_low_water() {
         return;
     }
+    let (piece, piece_bytes) = recipient.piece();
     let mut claim = match state.db.claim_dms(name, recipient.id, piece) {
         Ok(claim) => claim,
         Err(e) => return log::error!("could not load stored DMs for {name}: {e:?}"),
@@ -855,7 +852,7 @@ fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
     // stored DM must never be why a client is dropped. What does not fit
     // is released, still stored, for the next delivery.
     let mut queued = 0;
-    for line in dm_lines(claim.dms(), state.config.queue_bytes / 4) {
+    for line in dm_lines(claim.dms(), piece_bytes) {
         if !recipient.offer(Outgoing::Owned(line)) {
             break;
         }
@@ -865,9 +862,9 @@ fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
     if queued == 0 {
         return;
     }
-    if let Err(e) = claim.delete_when_written(recipient.mark()) {
-        log::error!("stored DMs for {name} not handed over: {e:?}");
-    }
+    // Not a line: it always fits. If the writer is gone, the claim comes
+    // back and is dropped here, which releases it.
+    recipient.offer(Outgoing::Claim(claim));
 }
 
 /// Stores the `DM` lines that a session's writer took but could not write

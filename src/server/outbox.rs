@@ -87,12 +87,12 @@ impl Count {
 }
 
 /// The bytes an item adds to the count: its length for a line, `None` for
-/// a wake-up or a marker, which are not counted.
+/// a wake-up, a marker or a claim, which are not counted.
 fn weight(item: &Outgoing) -> Option<u64> {
     let len = match item {
         Outgoing::Shared(line) => line.len(),
         Outgoing::Owned(line) | Outgoing::Dm(line) => line.len(),
-        Outgoing::Wake | Outgoing::Mark(_) => return None,
+        Outgoing::Wake | Outgoing::Mark(_) | Outgoing::Claim(_) => return None,
     };
     Some(len as u64)
 }

@@ -82,6 +82,9 @@ struct Batch {
     marks: Vec<oneshot::Sender<()>>,
     /// The `DM` lines among them, handed back if they are not written.
     dms: Vec<String>,
+    /// Stored DMs among them, deleted once written (see
+    /// [`Outgoing::Claim`]).
+    claims: Vec<crate::db::ClaimedDms>,
 }
 
 impl Batch {
@@ -96,6 +99,7 @@ impl Batch {
             }
             Outgoing::Wake => {}
             Outgoing::Mark(written) => self.marks.push(written),
+            Outgoing::Claim(claim) => self.claims.push(claim),
         }
     }
 }
@@ -164,9 +168,11 @@ pub fn run(
                 );
                 batch.plain.clear();
                 unsent.append(&mut batch.dms);
-                // What these markers stood for will never be written: their
-                // waiters hear that the writer is gone, not that it wrote.
+                // What these markers and claims stood for will never be
+                // written: their waiters hear that the writer is gone, not
+                // that it wrote, and the claimed DMs stay stored.
                 batch.marks.clear();
+                batch.claims.clear();
             }
             Some(_) => {
                 for _ in 0..queue_lines {
@@ -213,12 +219,11 @@ pub fn run(
         // 4. Write with the lock released, by the batch's deadline. The
         //    reader keeps reading meanwhile.
         if !wire.is_empty() {
-            let allowed = write_timeout;
-            let deadline = Instant::now() + allowed;
-            if let Err(e) = write_by(&socket, &wire, deadline, allowed) {
+            let deadline = Instant::now() + write_timeout;
+            if let Err(e) = write_by(&socket, &wire, deadline, write_timeout) {
                 if e.kind() == ErrorKind::TimedOut {
                     log::info!(
-                        "conn {} ({}): a batch was not written within {allowed:?}; closing",
+                        "conn {} ({}): a batch was not written within {write_timeout:?}; closing",
                         client.id,
                         client.display_name()
                     );
@@ -229,12 +234,16 @@ pub fn run(
             }
             wire.clear();
         }
-        // Everything queued before these markers, and these DMs, are now in
-        // the kernel's hands. (On a failed write above the markers are
-        // dropped instead, and their waiters hear that the writer is gone;
-        // the DMs are handed back below.)
+        // Everything queued before these markers, these DMs and these
+        // claimed stored DMs is now in the kernel's hands. (On a failed
+        // write above the markers and claims are dropped instead: their
+        // waiters hear that the writer is gone, the claimed DMs stay
+        // stored; the DMs are handed back below.)
         for written in batch.marks.drain(..) {
             let _ = written.send(());
+        }
+        for claim in batch.claims.drain(..) {
+            claim.delete_later();
         }
         batch.dms.clear();
         if closing.is_some() {
