@@ -57,6 +57,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod doorbell;
 pub mod error;
 pub mod i18n;
 pub mod oneshot;

@@ -72,7 +72,7 @@ use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crate::doorbell::Sender;
 use rusqlite::{Connection, ErrorCode};
 
 use crate::config::Config;
@@ -453,7 +453,7 @@ pub fn open_with(
         .map_err(|e| Error::Db(format!("reading rooms from {}: {e}", path.display())))?;
 
     // Bounded: see REQUEST_QUEUE_CAPACITY.
-    let (requests, queue) = crossbeam_channel::bounded(REQUEST_QUEUE_CAPACITY);
+    let (requests, queue) = crate::doorbell::bounded(REQUEST_QUEUE_CAPACITY);
     // The connection *moves* into the thread: from here on no other thread
     // can touch it, which the compiler checks for us.
     let handle = std::thread::Builder::new()
@@ -1261,7 +1261,7 @@ mod tests {
     fn stopped_thread_gives_errors() {
         let (_dir, db, _thread, _) = fresh(50);
         // Simulate a dead thread: a handle whose queue has no receiver.
-        let (requests, queue) = crossbeam_channel::bounded(1);
+        let (requests, queue) = crate::doorbell::bounded(1);
         drop(queue);
         let dead = Db { requests };
         let stopped = Err(DbError::Failed(THREAD_STOPPED.into()));

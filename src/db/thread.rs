@@ -9,7 +9,8 @@
 //! fsync, and the critical section would be as slow as the disk. Instead the
 //! connection lives here, and the rest of the server talks to this thread
 //! through a queue of [`Request`]s. This is the "manager task" pattern of
-//! the tokio tutorial, done with a std thread and a crossbeam channel.
+//! the tokio tutorial, done with a std thread and a queue whose consumer
+//! sleeps without spinning (`doorbell.rs`).
 //!
 //! # Why the queue is bounded
 //!
@@ -55,7 +56,7 @@
 
 use std::collections::HashMap;
 
-use crossbeam_channel::Receiver;
+use crate::doorbell::Receiver;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::schema;

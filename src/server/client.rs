@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::TrySendError;
 
+use crate::doorbell::Wake;
 use crate::oneshot;
 use crate::protocol::{ByeReason, Name, ServerLine};
 
@@ -136,6 +137,16 @@ impl Client {
     /// policy lives) or the writer is gone (the connection is ending).
     pub fn send(&self, item: Outgoing) -> bool {
         self.judge(self.outbox.try_send(item))
+    }
+
+    /// Like [`Client::send`], for a broadcast under a room's lock: if the
+    /// writer was asleep, the duty to wake it is added to `wakes`, to be
+    /// rung once the lock is released (see `doorbell.rs`).
+    pub fn send_quietly(&self, item: Outgoing, wakes: &mut Vec<Wake>) -> bool {
+        let sent = self.outbox.send_quietly(item).map(|wake| {
+            wakes.extend(wake);
+        });
+        self.judge(sent)
     }
 
     /// The one place the slow-consumer policy lives: a send that found the

@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
 use crate::db::RoomRecord;
+use crate::doorbell::Wake;
 use crate::protocol::{ByeReason, LeftReason, Name, ServerLine, Timestamp};
 
 use super::client::{Client, Closing, Outgoing};
@@ -196,9 +197,27 @@ impl Room {
             user: client.display_name().to_string(),
             reason,
         });
-        for member in &state.members {
-            member.send(Outgoing::Shared(line.clone()));
-        }
+        let wakes = broadcast(&state.members, &line);
+        drop(state);
+        ring(wakes);
+    }
+}
+
+/// Queues `line` for every member, under the room's lock that the caller
+/// holds, and returns the writers to wake once it is released: a wake-up
+/// is a system call, and the room's other senders should not wait for it.
+fn broadcast(members: &[Arc<Client>], line: &Arc<str>) -> Vec<Wake> {
+    let mut wakes = Vec::new();
+    for member in members {
+        member.send_quietly(Outgoing::Shared(line.clone()), &mut wakes);
+    }
+    wakes
+}
+
+/// Wakes the writers a [`broadcast`] found asleep.
+fn ring(wakes: Vec<Wake>) {
+    for wake in wakes {
+        wake.ring();
     }
 }
 
@@ -387,9 +406,7 @@ impl Hub {
             room: room.name.to_string(),
             user,
         });
-        for member in &state.members {
-            member.send(Outgoing::Shared(joined.clone()));
-        }
+        let wakes = broadcast(&state.members, &joined);
         for h in &state.history {
             client.answer(&ServerLine::History {
                 room: room.name.to_string(),
@@ -405,6 +422,7 @@ impl Hub {
         state.members.push(client.clone());
         room.online.store(state.members.len(), Ordering::Relaxed);
         drop(state);
+        ring(wakes);
         *cell = Some(room.clone());
         Ok(())
     }
@@ -439,9 +457,7 @@ impl Hub {
             text,
         };
         let wire = shared(&line);
-        for member in &state.members {
-            member.send(Outgoing::Shared(wire.clone()));
-        }
+        let wakes = broadcast(&state.members, &wire);
         let ServerLine::Msg {
             room: name,
             user,
@@ -461,6 +477,9 @@ impl Hub {
                 text: text.clone(),
             });
         }
+        drop(state);
+        drop(cell);
+        ring(wakes);
         Some(Said {
             room: name,
             seq,

@@ -37,14 +37,23 @@
 //!   stops reading the client's lines while the outbox is above its low
 //!   water mark ([`Outbox::below_low_water`]), and queues a long reply in
 //!   pieces ([`Outbox::piece`]), waiting for the writer between them.
+//!
+//! # How the writer waits
+//!
+//! The channel is a [`doorbell`](crate::doorbell) queue: the writer sleeps
+//! without spinning when its outbox is empty, and the sender that finds it
+//! asleep wakes it with one system call; the others pay nothing. A
+//! broadcast uses [`Outbox::send_quietly`], which hands that wake-up back
+//! to be rung once the room's lock is released.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{RecvTimeoutError, TryRecvError, TrySendError};
 
 use super::client::Outgoing;
+use crate::doorbell::{self, Receiver, Sender, Wake};
 use crate::oneshot;
 
 /// Lines and bytes waiting, packed in one word (see the module's doc).
@@ -122,7 +131,7 @@ pub struct OutboxReceiver {
 /// A new outbox holding at most `lines` lines and `bytes` bytes, and the
 /// writer's end.
 pub fn outbox(lines: usize, bytes: usize) -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (tx, rx) = doorbell::unbounded();
     let count = Arc::new(Count::default());
     let cap = |n: usize| (n as u64).min(u64::from(u32::MAX));
     let outbox = Outbox {
@@ -142,7 +151,18 @@ impl Outbox {
     /// `Full` when the client is not keeping up; `Disconnected` when its
     /// writer has gone.
     pub fn try_send(&self, item: Outgoing) -> Result<(), TrySendError<Outgoing>> {
-        self.send_within(item, self.bound)
+        self.send_within(item, self.bound, Sender::try_send)
+    }
+
+    /// Like [`Outbox::try_send`], for a broadcast under a room's lock: a
+    /// writer that was asleep is not woken here, but handed back as a
+    /// [`Wake`] to ring once the lock is released.
+    ///
+    /// # Errors
+    ///
+    /// As [`Outbox::try_send`].
+    pub fn send_quietly(&self, item: Outgoing) -> Result<Option<Wake>, TrySendError<Outgoing>> {
+        self.send_within(item, self.bound, Sender::send_quietly)
     }
 
     /// Queues one of the client's own replies: counted, but never refused
@@ -154,29 +174,37 @@ impl Outbox {
     /// `Disconnected` when the writer has gone.
     pub fn push(&self, item: Outgoing) -> Result<(), TrySendError<Outgoing>> {
         let unbounded = (u64::from(u32::MAX), u64::from(u32::MAX));
-        self.send_within(item, unbounded)
+        self.send_within(item, unbounded, Sender::try_send)
     }
 
-    /// Reserves the item's place in the count within `bound`, then sends it.
-    fn send_within(&self, item: Outgoing, bound: (u64, u64)) -> Result<(), TrySendError<Outgoing>> {
+    /// Reserves the item's place in the count within `bound` (lines only:
+    /// wake-ups, markers and claims always fit), then queues it with
+    /// `send`. The queue itself is unbounded, so `send` fails only when the
+    /// writer has gone; the reservation is then given back.
+    fn send_within<R>(
+        &self,
+        item: Outgoing,
+        bound: (u64, u64),
+        send: impl FnOnce(&Sender<Outgoing>, Outgoing) -> Result<R, TrySendError<Outgoing>>,
+    ) -> Result<R, TrySendError<Outgoing>> {
         let bytes = weight(&item);
         if let Some(bytes) = bytes {
             if !self.count.reserve(bytes, bound) {
                 return Err(TrySendError::Full(item));
             }
         }
-        self.tx.send(item).map_err(|e| {
+        send(&self.tx, item).map_err(|e| {
             if let Some(bytes) = bytes {
                 self.count.release(bytes);
             }
-            TrySendError::Disconnected(e.0)
+            TrySendError::Disconnected(e.into_inner())
         })
     }
 
     /// Wakes the writer. The wake-up is not a line: it is queued even on a
     /// full outbox.
     pub fn wake(&self) {
-        let _ = self.tx.send(Outgoing::Wake);
+        let _ = self.tx.try_send(Outgoing::Wake);
     }
 
     /// Queues a marker (not a line, so even on a full outbox) and returns
@@ -185,7 +213,7 @@ impl Outbox {
     /// once and the channel is disconnected.
     pub fn mark(&self) -> oneshot::Receiver<()> {
         let (taken, told) = oneshot::channel();
-        let _ = self.tx.send(Outgoing::Mark(taken));
+        let _ = self.tx.try_send(Outgoing::Mark(taken));
         told
     }
 
@@ -226,14 +254,19 @@ impl OutboxReceiver {
         self.rx.recv().map(|item| self.taken(item))
     }
 
-    /// Waits at most `timeout` for the next item.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Outgoing, RecvTimeoutError> {
-        self.rx.recv_timeout(timeout).map(|item| self.taken(item))
+    /// Waits until `deadline` at most for the next item.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Outgoing, RecvTimeoutError> {
+        self.rx.recv_deadline(deadline).map(|item| self.taken(item))
     }
 
     /// The next item if one is waiting.
     pub fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
         self.rx.try_recv().map(|item| self.taken(item))
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
     }
 
     /// Every item waiting now, taken one by one.
