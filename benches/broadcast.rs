@@ -5,16 +5,18 @@
 //! `cargo bench --bench broadcast`. The throughput is in deliveries (one
 //! line into one member's outbox), so the figure is directly comparable with
 //! the load generator's deliveries per second; the difference between the
-//! two is the cost of the writer threads, TLS and the sockets.
+//! two is the cost of the writer threads, TLS and the sockets. No writer
+//! thread runs here, so no writer is ever asleep and the broadcast never
+//! writes to a socket itself: this is the queueing alone.
 
 use std::hint::black_box;
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use chat::protocol::Name;
 use chat::server::client::Client;
 use chat::server::hub::{Hub, Room};
-use chat::server::outbox;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// A connected loopback socket, only so that a `Client` can be built (the
@@ -27,34 +29,43 @@ fn socket(listener: &TcpListener) -> Arc<TcpStream> {
 }
 
 /// A room with `members` logged-in members; returns the hub, a member to
-/// speak with, and every member's outbox receiver (to drain).
-fn room_of(members: usize) -> (Hub, Arc<Client>, Vec<outbox::OutboxReceiver>) {
+/// speak with, and every member (to drain their outboxes).
+fn room_of(members: usize) -> (Hub, Arc<Client>, Vec<Arc<Client>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    // A TLS session per client, only so that a `Client` can be built (no
+    // handshake ever runs).
+    let config = chat::tls::server_config(Path::new("cert.pem"), Path::new("key.pem"))
+        .expect("the bundled certificate");
     let hub = Hub::new(0, Vec::new());
     hub.add_room(Room::new(Name::parse("sala").expect("name"), None));
     let room = hub.room("sala").expect("room");
-    let mut receivers = Vec::new();
-    let mut speaker = None;
+    let mut clients = Vec::new();
     for i in 0..members {
-        let (tx, rx) = outbox::outbox(1 << 20, usize::MAX);
+        let tls = rustls::ServerConnection::new(config.clone()).expect("session");
         let peer = listener.local_addr().expect("addr");
-        let client = Arc::new(Client::new(i as u64, peer, tx, socket(&listener)));
+        let client = Arc::new(Client::new(
+            i as u64,
+            peer,
+            Arc::new(Mutex::new(tls)),
+            socket(&listener),
+            (1 << 20, usize::MAX),
+        ));
         client.set_user(Name::parse(&format!("user{i}")).expect("name"));
         hub.join(&client, &room).expect("join");
-        receivers.push(rx);
-        speaker.get_or_insert(client);
+        clients.push(client);
     }
-    for rx in &receivers {
-        rx.try_iter().for_each(drop); // JOINED and OK JOIN lines
+    for client in &clients {
+        client.pen().discard(); // JOINED and OK JOIN lines
     }
-    (hub, speaker.expect("at least one member"), receivers)
+    let speaker = clients.first().cloned().expect("at least one member");
+    (hub, speaker, clients)
 }
 
 /// One SAY to rooms of 10, 100 and 1,000 members.
 fn say(c: &mut Criterion) {
     let mut group = c.benchmark_group("say");
     for members in [10, 100, 1000] {
-        let (hub, speaker, receivers) = room_of(members);
+        let (hub, speaker, clients) = room_of(members);
         group.throughput(Throughput::Elements(members as u64));
         group.bench_function(format!("{members} members"), |b| {
             b.iter(|| {
@@ -62,8 +73,8 @@ fn say(c: &mut Criterion) {
                 black_box(said);
                 // Drain so that no outbox fills up; this is the writers'
                 // share of the work, done here in the same loop.
-                for rx in &receivers {
-                    rx.try_iter().for_each(drop);
+                for client in &clients {
+                    client.pen().discard();
                 }
             })
         });

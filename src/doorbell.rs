@@ -164,6 +164,14 @@ impl<T> std::fmt::Debug for Sender<T> {
     }
 }
 
+impl<T> std::fmt::Debug for Waiter<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiter")
+            .field("queued", &self.rx.len())
+            .finish()
+    }
+}
+
 impl<T> std::fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
@@ -194,6 +202,11 @@ impl Wake {
         if let Some(bell) = self.0.take() {
             bell.wake();
         }
+    }
+
+    /// Takes the bell out without ringing it.
+    fn defuse(mut self) -> Arc<Bell> {
+        self.0.take().expect("a wake-up holds its bell until rung")
     }
 }
 
@@ -245,6 +258,22 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Hands back a duty to wake that the caller did not need after all (it
+    /// did the consumer's work itself): the consumer counts as asleep
+    /// again, and is woken at once if an item arrived meanwhile. This is
+    /// the consumer's own "announce, then look again" (steps 2 and 3 of the
+    /// module's doc), done on its behalf, so the same argument holds.
+    pub fn rearm(&self, wake: Wake) {
+        let bell = wake.defuse();
+        bell.asleep.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if !self.tx.is_empty() {
+            bell.ring();
+        }
+    }
+}
+
 /// The consuming side: one thread waits on it (the first that does).
 pub struct Receiver<T> {
     /// The queue.
@@ -287,9 +316,14 @@ impl<T> Receiver<T> {
             .unwrap_or(Err(RecvTimeoutError::Timeout))
     }
 
-    /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+    /// A handle that waits for items without taking them, for a consumer
+    /// that takes its items under a lock of its own (`writer.rs`). The
+    /// thread that waits on it is the consumer that producers wake.
+    pub fn waiter(&self) -> Waiter<T> {
+        Waiter {
+            rx: self.rx.clone(),
+            bell: self.bell.clone(),
+        }
     }
 
     /// The next item if one is waiting; never blocks.
@@ -299,6 +333,31 @@ impl<T> Receiver<T> {
     /// `Empty` or `Disconnected`.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         self.rx.try_recv()
+    }
+}
+
+/// Waits for a queue's items without taking them (see
+/// [`Receiver::waiter`]). It keeps the queue connected while it lives.
+pub struct Waiter<T> {
+    /// The queue (a second receiving end that never takes).
+    rx: crossbeam_channel::Receiver<T>,
+    /// The bell its producers ring.
+    bell: Arc<Bell>,
+}
+
+impl<T> Waiter<T> {
+    /// Waits until an item is queued (`true`) or `deadline` passes
+    /// (`false`). Never returns for a queue whose senders are all gone and
+    /// that stays empty, unless there is a deadline.
+    pub fn wait(&self, deadline: Option<Instant>) -> bool {
+        self.bell
+            .wait(|| (!self.rx.is_empty()).then_some(()), deadline)
+            .is_some()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
     }
 }
 

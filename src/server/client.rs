@@ -29,12 +29,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::TrySendError;
 
+use rustls::ServerConnection;
+
 use crate::doorbell::Wake;
 use crate::oneshot;
 use crate::protocol::{ByeReason, Name, ServerLine};
 
 use super::hub::Room;
-use super::outbox::Outbox;
+use super::outbox::{self, Outbox};
+use super::writer::Pen;
 
 /// One item of an outbox.
 #[derive(Debug)]
@@ -78,6 +81,35 @@ pub enum Closing {
     Silent,
 }
 
+/// A client whose writer thread was asleep when a broadcast queued a line
+/// for it; the broadcaster holds the duty to wake it.
+#[derive(Debug)]
+pub struct Asleep {
+    /// The client.
+    client: Arc<Client>,
+    /// The duty to wake its writer.
+    wake: Wake,
+}
+
+impl Asleep {
+    /// Once no lock is held: writes what is queued for the client without
+    /// waiting, if it can (the writer sleeps on), and otherwise wakes the
+    /// writer to do it (see `writer.rs`).
+    pub fn write_or_wake(self) {
+        let Asleep { client, wake } = self;
+        if client.closing().is_none() && client.pen.try_write() {
+            client.outbox.rearm(wake);
+        } else {
+            wake.ring();
+        }
+    }
+
+    /// Once no lock is held: wakes the writer.
+    pub fn wake(self) {
+        self.wake.ring();
+    }
+}
+
 /// The shared handle of one connection.
 #[derive(Debug)]
 pub struct Client {
@@ -87,8 +119,12 @@ pub struct Client {
     pub id: u64,
     /// The peer's address, for logs only (behind ngrok it is the tunnel's).
     pub peer: SocketAddr,
-    /// Where lines for this client go; the writer thread holds the other end.
+    /// Where lines for this client go; the pen holds the other end.
     outbox: Outbox,
+    /// The writing side: the TLS session, the socket and what is being
+    /// written, for the writer thread and for a broadcaster that finds it
+    /// asleep (`writer.rs`).
+    pen: Pen,
     /// Set once when the connection must end; read by the writer before and
     /// after each batch, and by the reader between lines.
     closing: OnceLock<Closing>,
@@ -115,12 +151,21 @@ pub struct Client {
 }
 
 impl Client {
-    /// A handle for a freshly accepted connection.
-    pub fn new(id: u64, peer: SocketAddr, outbox: Outbox, socket: Arc<TcpStream>) -> Self {
+    /// A handle for a freshly accepted connection, with an outbox of at
+    /// most `queue` lines and bytes.
+    pub fn new(
+        id: u64,
+        peer: SocketAddr,
+        tls: Arc<Mutex<ServerConnection>>,
+        socket: Arc<TcpStream>,
+        queue: (usize, usize),
+    ) -> Self {
+        let (outbox, receiver) = outbox::outbox(queue.0, queue.1);
         Client {
             id,
             peer,
             outbox,
+            pen: Pen::new(tls, socket.clone(), receiver),
             closing: OnceLock::new(),
             dm_gate: Mutex::new(()),
             socket,
@@ -140,13 +185,23 @@ impl Client {
     }
 
     /// Like [`Client::send`], for a broadcast under a room's lock: if the
-    /// writer was asleep, the duty to wake it is added to `wakes`, to be
-    /// rung once the lock is released (see `doorbell.rs`).
-    pub fn send_quietly(&self, item: Outgoing, wakes: &mut Vec<Wake>) -> bool {
+    /// writer was asleep, the client is added to `asleep`, to be written to
+    /// or woken once the lock is released ([`Asleep::write_or_wake`]).
+    pub fn send_quietly(self: &Arc<Self>, item: Outgoing, asleep: &mut Vec<Asleep>) -> bool {
         let sent = self.outbox.send_quietly(item).map(|wake| {
-            wakes.extend(wake);
+            if let Some(wake) = wake {
+                asleep.push(Asleep {
+                    client: self.clone(),
+                    wake,
+                });
+            }
         });
         self.judge(sent)
+    }
+
+    /// The writing side: the writer thread's, shared with broadcasters.
+    pub fn pen(&self) -> &Pen {
+        &self.pen
     }
 
     /// The one place the slow-consumer policy lives: a send that found the

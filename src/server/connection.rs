@@ -52,7 +52,7 @@ use crate::tls;
 use super::admission::{HandshakePermit, NotLoggedIn};
 use super::client::{bye_text, Client, Closing};
 use super::commands::{Flow, Session};
-use super::{outbox, sync, writer, Slot, State, READER_STACK, WRITER_STACK};
+use super::{sync, writer, Slot, State, READER_STACK, WRITER_STACK};
 
 /// How many bytes one `read` may take from the socket. Chat lines are
 /// short: a read of 2 KiB takes a couple of dozen of them at once, and a
@@ -276,24 +276,26 @@ pub(super) fn handshake(
 
     // Both long-lived threads are started from here, so that neither
     // spends stack on starting a thread either.
-    let (tx, rx) = outbox::outbox(state.config.queue_lines, state.config.queue_bytes);
-    let client = Arc::new(Client::new(id, peer, tx, socket.clone()));
     let tls = Arc::new(Mutex::new(conn));
+    let queue = (state.config.queue_lines, state.config.queue_bytes);
+    let client = Arc::new(Client::new(id, peer, tls.clone(), socket.clone(), queue));
     let writer = {
-        let (tls, client, writer_socket) = (tls.clone(), client.clone(), socket.clone());
+        let client = client.clone();
         let (timeout, lines) = (state.config.write_timeout, state.config.queue_lines);
         thread::Builder::new()
             .name(format!("conn-{id}-writer"))
             .stack_size(WRITER_STACK)
-            .spawn(move || writer::run(tls, writer_socket, rx, client, timeout, lines))
+            .spawn(move || writer::run(client, timeout, lines))
     };
     let writer = match writer {
         Ok(handle) => handle,
         Err(e) => {
-            // No writer: the failed spawn dropped its clone of the session,
+            // No writer: the failed spawn dropped its clone of the client,
+            // and dropping ours drops the client's share of the session,
             // so this thread owns it alone again and can write the BYE
             // itself, with no lock held across the socket write.
             log::error!("conn {id}: cannot spawn a writer thread: {e}");
+            drop(client);
             if let Ok(conn) = Arc::try_unwrap(tls) {
                 let mut conn = conn.into_inner().expect("tls lock poisoned");
                 refuse(&mut conn, &socket, ByeReason::TooManyConnections);

@@ -34,13 +34,12 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::db::RoomRecord;
-use crate::doorbell::Wake;
 use crate::protocol::{ByeReason, LeftReason, Name, ServerLine, Timestamp};
 
-use super::client::{Client, Closing, Outgoing};
+use super::client::{Asleep, Client, Closing, Outgoing};
 use super::sync;
 
 /// A chat room.
@@ -73,7 +72,18 @@ struct RoomState {
     /// The sequence number of the next message. Stored with each message,
     /// it orders history in the database however the writes are batched.
     next_seq: u64,
+    /// When the last line was broadcast here: how busy the room is (see
+    /// [`QUIET_GAP`]).
+    last_broadcast: Option<Instant>,
 }
+
+/// A broadcast that comes at least this long after the previous one in its
+/// room writes itself to the members whose writers sleep, instead of waking
+/// them (see "The pen" in `writer.rs`): the room is quiet, and a wake-up per
+/// member per line would cost more than the writes. Closer together, the
+/// room is busy: the writers are woken, and each takes a batch of lines
+/// with one `write`, which is cheaper than a write per line per member.
+const QUIET_GAP: Duration = Duration::from_millis(1);
 
 /// One message of a room's history.
 #[derive(Debug, Clone)]
@@ -151,6 +161,7 @@ impl Room {
                 members: Vec::new(),
                 history: VecDeque::new(),
                 next_seq: 1,
+                last_broadcast: None,
             }),
         }
     }
@@ -197,27 +208,48 @@ impl Room {
             user: client.display_name().to_string(),
             reason,
         });
-        let wakes = broadcast(&state.members, &line);
+        let wakes = broadcast(&mut state, &line);
         drop(state);
         ring(wakes);
     }
 }
 
-/// Queues `line` for every member, under the room's lock that the caller
-/// holds, and returns the writers to wake once it is released: a wake-up
-/// is a system call, and the room's other senders should not wait for it.
-fn broadcast(members: &[Arc<Client>], line: &Arc<str>) -> Vec<Wake> {
-    let mut wakes = Vec::new();
-    for member in members {
-        member.send_quietly(Outgoing::Shared(line.clone()), &mut wakes);
-    }
-    wakes
+/// The members a broadcast found with their writers asleep, to be served
+/// once the room's lock is released: a write or a wake-up is a system
+/// call, and the room's other senders should not wait for it.
+#[must_use = "sleeping writers are served by ring()"]
+struct Asleeps {
+    /// Those members.
+    members: Vec<Asleep>,
+    /// Whether the room was quiet (see [`QUIET_GAP`]).
+    quiet: bool,
 }
 
-/// Wakes the writers a [`broadcast`] found asleep.
-fn ring(wakes: Vec<Wake>) {
-    for wake in wakes {
-        wake.ring();
+/// Queues `line` for every member, under the room's lock that the caller
+/// holds; returns the members to serve once it is released.
+fn broadcast(state: &mut RoomState, line: &Arc<str>) -> Asleeps {
+    let now = Instant::now();
+    let quiet = state
+        .last_broadcast
+        .is_none_or(|last| now.duration_since(last) >= QUIET_GAP);
+    state.last_broadcast = Some(now);
+    let mut members = Vec::new();
+    for member in &state.members {
+        member.send_quietly(Outgoing::Shared(line.clone()), &mut members);
+    }
+    Asleeps { members, quiet }
+}
+
+/// Serves the members a [`broadcast`] found asleep: in a quiet room the
+/// broadcaster writes to them itself if it can, in a busy one it wakes
+/// their writers.
+fn ring(asleep: Asleeps) {
+    for member in asleep.members {
+        if asleep.quiet {
+            member.write_or_wake();
+        } else {
+            member.wake();
+        }
     }
 }
 
@@ -406,7 +438,7 @@ impl Hub {
             room: room.name.to_string(),
             user,
         });
-        let wakes = broadcast(&state.members, &joined);
+        let wakes = broadcast(&mut state, &joined);
         for h in &state.history {
             client.answer(&ServerLine::History {
                 room: room.name.to_string(),
@@ -457,7 +489,7 @@ impl Hub {
             text,
         };
         let wire = shared(&line);
-        let wakes = broadcast(&state.members, &wire);
+        let wakes = broadcast(&mut state, &wire);
         let ServerLine::Msg {
             room: name,
             user,

@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{RecvTimeoutError, TryRecvError, TrySendError};
+use crossbeam_channel::{TryRecvError, TrySendError};
 
 use super::client::Outgoing;
 use crate::doorbell::{self, Receiver, Sender, Wake};
@@ -128,6 +128,24 @@ pub struct OutboxReceiver {
     count: Arc<Count>,
 }
 
+/// The writer thread's handle for waiting until something is queued (see
+/// [`OutboxReceiver::waiter`]).
+#[derive(Debug)]
+pub struct OutboxWaiter(doorbell::Waiter<Outgoing>);
+
+impl OutboxWaiter {
+    /// Waits until something is queued, or until `deadline` if there is
+    /// one (then `false`). Takes nothing.
+    pub fn wait(&self, deadline: Option<Instant>) -> bool {
+        self.0.wait(deadline)
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A new outbox holding at most `lines` lines and `bytes` bytes, and the
 /// writer's end.
 pub fn outbox(lines: usize, bytes: usize) -> (Outbox, OutboxReceiver) {
@@ -201,6 +219,14 @@ impl Outbox {
         })
     }
 
+    /// Hands back the duty to wake the writer, for a writer that turned out
+    /// not to need it: a broadcaster did its work (`writer.rs`). The writer
+    /// counts as asleep again, and is woken after all if a line arrived
+    /// meanwhile.
+    pub fn rearm(&self, wake: Wake) {
+        self.tx.rearm(wake);
+    }
+
     /// Wakes the writer. The wake-up is not a line: it is queued even on a
     /// full outbox.
     pub fn wake(&self) {
@@ -248,30 +274,15 @@ impl OutboxReceiver {
         item
     }
 
-    /// Waits for the next item; `Err` once every sender is gone and the
-    /// channel is empty.
-    pub fn recv(&self) -> Result<Outgoing, crossbeam_channel::RecvError> {
-        self.rx.recv().map(|item| self.taken(item))
-    }
-
-    /// Waits until `deadline` at most for the next item.
-    pub fn recv_deadline(&self, deadline: Instant) -> Result<Outgoing, RecvTimeoutError> {
-        self.rx.recv_deadline(deadline).map(|item| self.taken(item))
+    /// The handle with which the writer thread waits for lines without
+    /// taking them: it takes them once it holds the pen (`writer.rs`).
+    pub fn waiter(&self) -> OutboxWaiter {
+        OutboxWaiter(self.rx.waiter())
     }
 
     /// The next item if one is waiting.
     pub fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
         self.rx.try_recv().map(|item| self.taken(item))
-    }
-
-    /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
-    /// Every item waiting now, taken one by one.
-    pub fn try_iter(&self) -> impl Iterator<Item = Outgoing> + '_ {
-        std::iter::from_fn(|| self.try_recv().ok())
     }
 }
 
@@ -292,7 +303,7 @@ mod tests {
         assert!(tx.try_send(line(1)).is_ok());
         assert!(tx.try_send(line(1)).is_ok());
         assert!(matches!(tx.try_send(line(1)), Err(TrySendError::Full(_))));
-        rx.recv().expect("a line");
+        rx.try_recv().expect("a line");
         assert!(tx.try_send(line(1)).is_ok());
         assert_eq!(tx.load(), (2, 2));
     }
@@ -324,7 +335,7 @@ mod tests {
         assert!(!tx.below_low_water());
         assert!(matches!(tx.try_send(line(1)), Err(TrySendError::Full(_))));
         for _ in 0..4 {
-            rx.recv().expect("a line");
+            rx.try_recv().expect("a line");
         }
         assert!(tx.below_low_water(), "2 of 4 lines is the low water mark");
         assert_eq!(tx.piece(), (1, 250));
@@ -350,8 +361,8 @@ mod tests {
         tx.try_send(line(1)).expect("room");
         let marker = tx.mark();
         assert!(marker.try_recv().is_err(), "not taken yet");
-        assert!(matches!(rx.recv(), Ok(Outgoing::Owned(_))));
-        match rx.recv() {
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Owned(_))));
+        match rx.try_recv() {
             Ok(Outgoing::Mark(taken)) => taken.send(()).expect("waiter alive"),
             other => panic!("expected the marker, got {other:?}"),
         }

@@ -1,51 +1,69 @@
-//! The writer thread of one client: drains the outbox, seals the lines into
-//! TLS records, writes them to the socket. It is the only thread that ever
-//! writes to this client's socket.
+//! Writing to one client: its writer thread, and the "pen" that thread
+//! shares with whoever finds it asleep.
 //!
 //! # Sharing one TLS session with the reader
 //!
 //! A rustls connection is one state machine for both directions; it is not
-//! full-duplex. The reader and this writer therefore share it behind a
+//! full-duplex. The reader and the writing side therefore share it behind a
 //! `Mutex`, with one rule: **the lock guards only in-memory steps.** Here
 //! that is "put plaintext into rustls and take the encrypted bytes out into
-//! a `Vec`". The blocking `write` to the socket happens *after* the lock is
+//! a `Vec`". The `write` to the socket happens *after* the lock is
 //! released. The reader does the same on its side: it blocks in `read` with
 //! no lock, then locks only to feed rustls the bytes it got. Neither thread
 //! can hold the lock while waiting for the network, so neither can stall the
 //! other: a writer blocked on a peer that does not read never keeps the
 //! reader from decrypting what that peer sends.
 //!
-//! Because only this thread writes to the socket, TLS records leave in the
-//! order rustls sealed them, which TLS requires.
+//! # The pen: one writer at a time, and it need not be the writer thread
+//!
+//! At classroom rates nearly every line finds its writer thread asleep,
+//! and waking a thread costs two context switches, more than sealing the
+//! line and writing it. So a broadcast that finds a member's writer asleep
+//! (it holds the duty to wake it, see `doorbell.rs`) first tries to do the
+//! writer's work itself, once it has released the room's lock
+//! ([`Pen::try_write`]): take what is queued, seal it, and hand it to the
+//! kernel with a **non-blocking** `send`. If all of it went, the writer
+//! sleeps on, never having been woken; if anything is left (the socket's
+//! buffer was full, or someone else holds the pen), the broadcaster wakes
+//! the writer thread after all, and it finishes the job with its blocking
+//! write and its deadline. Either way a broadcast never waits for a client.
+//!
+//! What they share is the [`Desk`]: the lines taken and not yet sealed, the
+//! bytes sealed and not yet written, and what must happen once they are
+//! (markers, DMs, stored-DM claims). Whoever holds its lock is the only one
+//! writing to this socket, so TLS records leave in the order rustls sealed
+//! them, which TLS requires. A broadcaster only ever *tries* the lock and
+//! holds it for memory steps and one non-blocking `send`; the writer thread
+//! holds it across its blocking write, and a broadcaster that finds it
+//! taken simply leaves the line to the thread that holds it.
 //!
 //! # Coalescing
 //!
-//! After one blocking `recv`, the writer takes everything else already
-//! queued (up to [`MAX_BATCH`] bytes) and seals it as one piece: a busy room
-//! costs one TLS record and one `write` syscall per batch, not per line.
-
+//! Whoever holds the pen takes everything already queued (up to
+//! [`MAX_BATCH`] bytes) and seals it as one piece: a busy room costs one
+//! `write` per batch, not per line.
 //!
 //! # A deadline per batch
 //!
-//! A batch must be in the kernel's hands within `--write-timeout` of its
-//! first `write`, or the client is closed. A timeout on each `write` call
-//! would not do: a peer that reads a trickle lets every call make a little
-//! progress, and held the writer (and the memory of its queue) for minutes.
+//! A batch must be in the kernel's hands within `--write-timeout` of the
+//! writer thread's first `write`, or the client is closed. A timeout on
+//! each `write` call would not do: a peer that reads a trickle lets every
+//! call make a little progress, and held the writer (and the memory of its
+//! queue) for minutes.
 //!
 //! # Nothing acknowledged is lost
 //!
 //! A `DM` line ([`Outgoing::Dm`]) was acknowledged to its sender as
-//! delivered. The writer keeps the DMs of the batch it is writing; when it
-//! stops, it returns those it did not write (a failed write, a slow
-//! consumer's discarded queue, whatever is still in the outbox), and the
-//! session stores them for the recipient's next login.
+//! delivered. The desk keeps the DMs of what it has taken until they are
+//! written; when the writer thread stops, it returns those that were not (a
+//! failed write, a slow consumer's discarded queue, whatever is still in
+//! the outbox), and the session stores them for the recipient's next login.
 
 use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
 use rustls::ServerConnection;
 
 use crate::protocol::{ByeReason, ServerLine};
@@ -59,7 +77,7 @@ use crate::oneshot;
 /// never a memory problem.
 pub const MAX_BATCH: usize = 64 * 1024;
 
-/// What each of the writer's two buffers (plaintext and sealed) may keep
+/// What each of the desk's two buffers (plaintext and sealed) may keep
 /// once the client has been quiet for [`IDLE_AFTER`]. A batch can need up
 /// to [`MAX_BATCH`] (a `JOIN`'s history replay, a busy room), but keeping
 /// that much for every idle client after one burst would cost 10,000
@@ -69,22 +87,58 @@ const KEEP_WHILE_IDLE: usize = 4 * 1024;
 /// How long the writer waits with large buffers before giving them back.
 /// Not at once: a busy writer often finds its outbox empty for an instant,
 /// and shrinking then, to grow again for the next batch, cost a quarter of
-/// the flat-out throughput (measured: 4.78 → 3.6 M deliveries/s).
+/// the flat-out throughput (see docs/BENCHMARKS.md).
 const IDLE_AFTER: Duration = Duration::from_secs(1);
 
-/// What the writer has taken from the outbox and not yet written.
+/// What must happen once some bytes are written: markers to signal, DMs
+/// that then count as delivered, stored DMs to delete.
 #[derive(Default)]
-struct Batch {
-    /// The plaintext of its lines.
-    plain: Vec<u8>,
+struct Pending {
     /// Markers, signalled once the bytes queued before them are written
     /// to the socket (see [`Outgoing::Mark`]).
     marks: Vec<oneshot::Sender<()>>,
-    /// The `DM` lines among them, handed back if they are not written.
+    /// The `DM` lines, handed back if they are not written.
     dms: Vec<String>,
-    /// Stored DMs among them, deleted once written (see
-    /// [`Outgoing::Claim`]).
+    /// Stored DMs, deleted once written (see [`Outgoing::Claim`]).
     claims: Vec<crate::db::ClaimedDms>,
+}
+
+impl Pending {
+    /// Moves everything of `other` after what is here.
+    fn append(&mut self, other: &mut Pending) {
+        self.marks.append(&mut other.marks);
+        self.dms.append(&mut other.dms);
+        self.claims.append(&mut other.claims);
+    }
+
+    /// The bytes these stood for are in the kernel's hands.
+    fn written(&mut self) {
+        for written in self.marks.drain(..) {
+            let _ = written.send(());
+        }
+        for claim in self.claims.drain(..) {
+            claim.delete_later();
+        }
+        self.dms.clear();
+    }
+
+    /// The bytes these stood for will never be written: the markers'
+    /// waiters hear that the writer is gone, not that it wrote; the claimed
+    /// DMs stay stored. The DMs are returned, to be stored.
+    fn abandoned(&mut self) -> Vec<String> {
+        self.marks.clear();
+        self.claims.clear();
+        std::mem::take(&mut self.dms)
+    }
+}
+
+/// Lines taken from the outbox and not yet sealed.
+#[derive(Default)]
+struct Batch {
+    /// Their plaintext.
+    plain: Vec<u8>,
+    /// What happens once they are written.
+    pending: Pending,
 }
 
 impl Batch {
@@ -95,42 +149,239 @@ impl Batch {
             Outgoing::Owned(line) => self.plain.extend_from_slice(line.as_bytes()),
             Outgoing::Dm(line) => {
                 self.plain.extend_from_slice(line.as_bytes());
-                self.dms.push(line);
+                self.pending.dms.push(line);
             }
             Outgoing::Wake => {}
-            Outgoing::Mark(written) => self.marks.push(written),
-            Outgoing::Claim(claim) => self.claims.push(claim),
+            Outgoing::Mark(written) => self.pending.marks.push(written),
+            Outgoing::Claim(claim) => self.pending.claims.push(claim),
         }
     }
 }
 
-/// Runs the writer until the connection closes, and returns the `DM` lines
-/// it took but did not write (see the module's doc). `socket` is this
-/// thread's own clone of the connection's socket.
-pub fn run(
+/// What the holder of the pen works on (see the module's doc).
+struct Desk {
+    /// The outbox's receiving end; `None` once the writer thread has
+    /// stopped, which disconnects the outbox: from then on nothing more
+    /// can be queued for this client, and a marker says at once that it
+    /// will never be written.
+    outbox: Option<OutboxReceiver>,
+    /// Taken from the outbox, not sealed yet.
+    batch: Batch,
+    /// Sealed into TLS records, not yet (all) written: the front of the
+    /// stream, to be written before anything sealed later.
+    wire: Vec<u8>,
+    /// What happens once `wire` is written.
+    sealed: Pending,
+}
+
+impl Desk {
+    /// Takes what is queued, up to [`MAX_BATCH`] bytes; returns how many
+    /// items it took.
+    fn fill(&mut self) -> usize {
+        self.take(usize::MAX, MAX_BATCH)
+    }
+
+    /// Takes at most `items` items of what is queued, and stops once the
+    /// batch holds `bytes`; returns how many it took.
+    fn take(&mut self, items: usize, bytes: usize) -> usize {
+        let Some(outbox) = &self.outbox else {
+            return 0;
+        };
+        let mut taken = 0;
+        while taken < items && self.batch.plain.len() < bytes {
+            match outbox.try_recv() {
+                Ok(item) => {
+                    self.batch.push(item);
+                    taken += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        taken
+    }
+
+    /// Seals the batch into `wire` (and a `close_notify` after it if
+    /// asked), under the TLS lock: memory only, no I/O.
+    fn seal(&mut self, tls: &Mutex<ServerConnection>, close_notify: bool) -> io::Result<()> {
+        let mut conn = tls
+            .lock()
+            .expect("tls lock poisoned: the reader panicked mid-record");
+        if !self.batch.plain.is_empty() {
+            // The buffer limit was lifted after the handshake, so this
+            // takes all of `plain`; a batch is at most MAX_BATCH plus a line.
+            conn.writer().write_all(&self.batch.plain)?;
+        }
+        if close_notify {
+            conn.send_close_notify();
+        }
+        while conn.wants_write() {
+            conn.write_tls(&mut self.wire)?;
+        }
+        drop(conn);
+        self.batch.plain.clear();
+        self.sealed.append(&mut self.batch.pending);
+        Ok(())
+    }
+
+    /// `wire` is in the kernel's hands.
+    fn written(&mut self) {
+        self.wire.clear();
+        self.sealed.written();
+    }
+
+    /// True if either buffer holds more than [`KEEP_WHILE_IDLE`].
+    fn is_big(&self) -> bool {
+        self.batch.plain.capacity().max(self.wire.capacity()) > KEEP_WHILE_IDLE
+    }
+
+    /// Gives a burst's memory back.
+    fn shrink(&mut self) {
+        self.batch.plain.shrink_to(KEEP_WHILE_IDLE);
+        self.wire.shrink_to(KEEP_WHILE_IDLE);
+    }
+}
+
+/// The writing side of one connection, held by its [`Client`]: the TLS
+/// session (shared with the reader), the socket, and the desk with the
+/// outbox's receiving end.
+pub struct Pen {
+    /// The TLS session; its lock guards memory-only steps.
     tls: Arc<Mutex<ServerConnection>>,
+    /// The connection's socket.
     socket: Arc<TcpStream>,
-    outbox: OutboxReceiver,
-    client: Arc<Client>,
-    write_timeout: Duration,
-    queue_lines: usize,
-) -> Vec<String> {
+    /// The right to write, and what the writer works on.
+    desk: Mutex<Desk>,
+}
+
+impl std::fmt::Debug for Pen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pen").finish_non_exhaustive()
+    }
+}
+
+impl Pen {
+    /// The pen of a connection.
+    pub fn new(
+        tls: Arc<Mutex<ServerConnection>>,
+        socket: Arc<TcpStream>,
+        outbox: OutboxReceiver,
+    ) -> Self {
+        Pen {
+            tls,
+            socket,
+            desk: Mutex::new(Desk {
+                outbox: Some(outbox),
+                batch: Batch::default(),
+                wire: Vec::new(),
+                sealed: Pending::default(),
+            }),
+        }
+    }
+
+    /// Takes everything queued and drops it unwritten: for the benchmark of
+    /// the broadcast path, which measures the queueing without the
+    /// writers' share of the work.
+    pub fn discard(&self) {
+        let desk = self.desk.lock().expect("desk lock poisoned");
+        if let Some(outbox) = &desk.outbox {
+            while outbox.try_recv().is_ok() {}
+        }
+    }
+
+    /// Does the writer thread's work now, from another thread, if that
+    /// needs no waiting: takes the pen (if free), takes what is queued,
+    /// seals it and sends it without blocking. Returns `true` if everything
+    /// taken went to the kernel; `false` if the writer thread must be woken
+    /// to finish (the pen was taken, the writer had bytes left over, the
+    /// socket's buffer was full, the send failed).
+    pub fn try_write(&self) -> bool {
+        let mut desk = match self.desk.try_lock() {
+            Ok(desk) => desk,
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return false,
+        };
+        if !desk.wire.is_empty() {
+            // A late batch: the writer thread's, with its deadline.
+            return false;
+        }
+        if desk.fill() == 0 {
+            return true;
+        }
+        if desk.seal(&self.tls, false).is_err() {
+            return false;
+        }
+        match send_now(&self.socket, &desk.wire) {
+            Ok(n) if n == desk.wire.len() => {
+                desk.written();
+                // The writer thread does not see this batch: a burst's
+                // memory is given back here rather than after a quiet
+                // second.
+                if desk.is_big() {
+                    desk.shrink();
+                }
+                true
+            }
+            Ok(n) => {
+                desk.wire.drain(..n);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Sends what the socket's buffer takes of `data` now, without waiting;
+/// returns how much it took (0 when it is full).
+#[cfg(unix)]
+fn send_now(socket: &TcpStream, data: &[u8]) -> io::Result<usize> {
+    use nix::sys::socket::{send, MsgFlags};
+    // MSG_DONTWAIT makes this one call non-blocking without touching the
+    // socket's mode, which the reader and the writer thread rely on.
+    match send(
+        std::os::fd::AsRawFd::as_raw_fd(socket),
+        data,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+    ) {
+        Ok(n) => Ok(n),
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Elsewhere the writer thread does all the writing.
+#[cfg(not(unix))]
+fn send_now(_socket: &TcpStream, _data: &[u8]) -> io::Result<usize> {
+    Ok(0)
+}
+
+/// Runs the writer thread until the connection closes, and returns the
+/// `DM` lines that were taken but not written (see the module's doc).
+pub fn run(client: Arc<Client>, write_timeout: Duration, queue_lines: usize) -> Vec<String> {
+    let pen = client.pen();
+    let socket = &*pen.socket;
+    let Some(outbox) = pen
+        .desk
+        .lock()
+        .expect("desk lock poisoned")
+        .outbox
+        .as_ref()
+        .map(OutboxReceiver::waiter)
+    else {
+        return Vec::new();
+    };
     // What a single `write` call may block; `write_by` shortens it for the
     // rest of a batch that is late.
     if let Err(e) = socket.set_write_timeout(Some(write_timeout)) {
         log::warn!("conn {}: cannot set a write timeout: {e}", client.id);
     }
-    let mut batch = Batch::default();
-    let mut wire: Vec<u8> = Vec::new();
     // DMs taken but not written, returned when the writer stops.
     let mut unsent: Vec<String> = Vec::new();
-    // Whether the last batch took more than one item (see step 1).
-    let mut busy = false;
+    // Whether the last batch took more than one item, and whether the
+    // desk's buffers are worth giving back after a quiet second.
+    let (mut busy, mut big) = (false, false);
     loop {
-        // 1. Wait for work (unless we already know we are closing), then
-        //    take whatever else is already queued. `recv` cannot fail: it
-        //    does only once every sender is gone, and `client`, which this
-        //    thread holds, owns one.
+        // 1. Wait until something is queued, unless we already know we are
+        //    closing. (A broadcaster may write it before we get the pen:
+        //    then there is nothing to do, and we wait again.)
         if client.closing().is_none() {
             // A writer whose last batch had several lines is in a busy
             // room: before it sleeps, it gives the threads that feed it one
@@ -140,32 +391,18 @@ pub fn run(
             if busy && outbox.is_empty() {
                 std::thread::yield_now();
             }
-            let first = if batch.plain.capacity().max(wire.capacity()) > KEEP_WHILE_IDLE {
-                match outbox.recv_deadline(Instant::now() + IDLE_AFTER) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        // Quiet for a while: give the burst's memory back,
-                        // then wait as long as it takes.
-                        batch.plain.shrink_to(KEEP_WHILE_IDLE);
-                        wire.shrink_to(KEEP_WHILE_IDLE);
-                        outbox.recv().ok()
-                    }
-                    other => other.ok(),
-                }
-            } else {
-                outbox.recv().ok()
-            };
-            batch.push(first.expect("the client holds a sender of its own outbox"));
-            let mut items = 1;
-            while batch.plain.len() < MAX_BATCH {
-                match outbox.try_recv() {
-                    Ok(item) => {
-                        batch.push(item);
-                        items += 1;
-                    }
-                    Err(_) => break,
-                }
+            let deadline = big.then(|| Instant::now() + IDLE_AFTER);
+            if !outbox.wait(deadline) {
+                // Quiet for a while: give the burst's memory back.
+                let mut desk = pen.desk.lock().expect("desk lock poisoned");
+                desk.shrink();
+                big = false;
+                continue;
             }
-            busy = items > 1;
+        }
+        let mut desk = pen.desk.lock().expect("desk lock poisoned");
+        if client.closing().is_none() {
+            busy = desk.fill() > 1;
         }
 
         // 2. Closing? A slow consumer's queue is thrown away (it is the
@@ -181,21 +418,11 @@ pub fn run(
                     client.id,
                     client.display_name()
                 );
-                batch.plain.clear();
-                unsent.append(&mut batch.dms);
-                // What these markers and claims stood for will never be
-                // written: their waiters hear that the writer is gone, not
-                // that it wrote, and the claimed DMs stay stored.
-                batch.marks.clear();
-                batch.claims.clear();
+                desk.batch.plain.clear();
+                unsent.append(&mut desk.batch.pending.abandoned());
             }
             Some(_) => {
-                for _ in 0..queue_lines {
-                    match outbox.try_recv() {
-                        Ok(item) => batch.push(item),
-                        Err(_) => break,
-                    }
-                }
+                desk.take(queue_lines, usize::MAX);
             }
             None => {}
         }
@@ -204,38 +431,23 @@ pub fn run(
                 reason,
                 text: bye_text(reason).into(),
             };
-            batch.plain.extend_from_slice(format!("{bye}\n").as_bytes());
+            desk.batch
+                .plain
+                .extend_from_slice(format!("{bye}\n").as_bytes());
         }
 
-        // 3. Seal under the lock: memory only, no I/O.
-        {
-            let mut conn = tls
-                .lock()
-                .expect("tls lock poisoned: the reader panicked mid-record");
-            if !batch.plain.is_empty() {
-                // The buffer limit was lifted after the handshake, so this
-                // takes all of `plain`; a batch is at most MAX_BATCH plus a line.
-                if let Err(e) = conn.writer().write_all(&batch.plain) {
-                    log::debug!("conn {}: rustls refused plaintext: {e}", client.id);
-                    break;
-                }
-            }
-            if closing.is_some() {
-                conn.send_close_notify();
-            }
-            while conn.wants_write() {
-                if conn.write_tls(&mut wire).is_err() {
-                    break;
-                }
-            }
+        // 3. Seal under the TLS lock: memory only, no I/O.
+        if let Err(e) = desk.seal(&pen.tls, closing.is_some()) {
+            log::debug!("conn {}: rustls refused plaintext: {e}", client.id);
+            break;
         }
-        batch.plain.clear();
 
-        // 4. Write with the lock released, by the batch's deadline. The
-        //    reader keeps reading meanwhile.
-        if !wire.is_empty() {
+        // 4. Write by the batch's deadline, holding the pen (broadcasters
+        //    leave this client's lines to us meanwhile) but not the TLS
+        //    lock: the reader keeps reading.
+        if !desk.wire.is_empty() {
             let deadline = Instant::now() + write_timeout;
-            if let Err(e) = write_by(&socket, &wire, deadline, write_timeout) {
+            if let Err(e) = write_by(socket, &desk.wire, deadline, write_timeout) {
                 if e.kind() == ErrorKind::TimedOut {
                     log::info!(
                         "conn {} ({}): a batch was not written within {write_timeout:?}; closing",
@@ -247,20 +459,10 @@ pub fn run(
                 }
                 break;
             }
-            wire.clear();
         }
-        // Everything queued before these markers, these DMs and these
-        // claimed stored DMs is now in the kernel's hands. (On a failed
-        // write above the markers and claims are dropped instead: their
-        // waiters hear that the writer is gone, the claimed DMs stay
-        // stored; the DMs are handed back below.)
-        for written in batch.marks.drain(..) {
-            let _ = written.send(());
-        }
-        for claim in batch.claims.drain(..) {
-            claim.delete_later();
-        }
-        batch.dms.clear();
+        // Everything sealed so far is in the kernel's hands.
+        desk.written();
+        big = desk.is_big();
         if closing.is_some() {
             break;
         }
@@ -269,14 +471,20 @@ pub fn run(
     // in `read` (for example after a failed write).
     let _ = socket.shutdown(Shutdown::Both);
     // Once `closing` is set no DM can be queued any more (`Client::send_dm`),
-    // so what is in the outbox now is all there will ever be.
+    // so what is on the desk and in the outbox now is all there will ever be.
     client.close(Closing::Silent);
-    unsent.append(&mut batch.dms);
-    while let Ok(item) = outbox.try_recv() {
-        if let Outgoing::Dm(line) = item {
-            unsent.push(line);
+    let mut desk = pen.desk.lock().expect("desk lock poisoned");
+    unsent.append(&mut desk.sealed.abandoned());
+    unsent.append(&mut desk.batch.pending.abandoned());
+    if let Some(queued) = desk.outbox.take() {
+        while let Ok(item) = queued.try_recv() {
+            if let Outgoing::Dm(line) = item {
+                unsent.push(line);
+            }
         }
     }
+    // `queued` and `outbox` (the waiting handle) are dropped: the outbox is
+    // disconnected, and whatever is queued from now on is refused.
     unsent
 }
 
