@@ -378,6 +378,20 @@ enum Request {
     },
 }
 
+impl Request {
+    /// Does somebody wait for this request's answer? Those that nobody
+    /// waits for may have their commit delayed a little (see the DB
+    /// thread's "Why history may wait a little").
+    fn awaited(&self) -> bool {
+        !matches!(
+            self,
+            Request::AppendHistory { .. }
+                | Request::DeleteDms { reply: None, .. }
+                | Request::ReleaseDms { .. }
+        )
+    }
+}
+
 /// A cheap, cloneable handle to the database. Every connection thread holds
 /// one; the DB thread stops after the last one is dropped.
 ///
@@ -1253,6 +1267,38 @@ mod tests {
         let (db, _thread, _) = open(&dir.path().join("chat.db"), 50).unwrap();
         assert_eq!(db.user("EVE").unwrap().unwrap().name, "eve");
         assert_eq!(db.claim_dms("eve", 1, 100).unwrap().len(), 1);
+    }
+
+    /// Only the requests nobody waits for may wait for company before
+    /// their commit.
+    #[test]
+    fn what_nobody_waits_for() {
+        let (reply, _answer) = oneshot::channel();
+        assert!(Request::Flush { reply }.awaited());
+        let (reply, _answer) = oneshot::channel();
+        let awaited_delete = Request::DeleteDms {
+            ids: vec![1],
+            reply: Some(reply),
+        };
+        assert!(awaited_delete.awaited());
+        let history = Request::AppendHistory {
+            room: "r".into(),
+            seq: 1,
+            time_ms: 0,
+            user: "u".into(),
+            text: "t".into(),
+        };
+        assert!(!history.awaited());
+        assert!(!Request::DeleteDms {
+            ids: vec![1],
+            reply: None
+        }
+        .awaited());
+        assert!(!Request::ReleaseDms {
+            conn: 1,
+            ids: vec![1]
+        }
+        .awaited());
     }
 
     /// Once the DB thread is gone, methods return an error instead of

@@ -30,6 +30,19 @@
 //! request and nobody waits longer than before; under heavy load batches
 //! grow by themselves, which is exactly when the saving matters.
 //!
+//! # Why history may wait a little
+//!
+//! Some requests nobody waits for: a message for the room's history (it
+//! was already broadcast), a stored DM to delete because it was delivered,
+//! a claim to release. A batch made only of those does not commit at once:
+//! it waits up to [`LAZY_COMMIT`] for more, and commits as soon as a request
+//! that somebody waits for arrives. In a classroom, where messages arrive
+//! a few milliseconds apart, that turns one fsync per message into one per
+//! handful, and the database thread's share of each delivery with it. What
+//! it risks is only what was never acknowledged: a crash in that window
+//! loses the last milliseconds of history, as it could before by losing
+//! the queue (docs/RELIABILITY.md, "Durability, precisely").
+//!
 //! # Why reply only after COMMIT
 //!
 //! Until COMMIT returns, the batch's changes can still vanish (a crash, a
@@ -55,6 +68,7 @@
 //! everything else here.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::doorbell::Receiver;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -84,6 +98,10 @@ pub(super) struct Worker {
     claims: HashMap<i64, u64>,
 }
 
+/// How long a batch that nobody waits for may wait for more requests
+/// before it commits (see "Why history may wait a little").
+const LAZY_COMMIT: Duration = Duration::from_millis(10);
+
 /// The DB thread's body: serve batches of requests until every `Db` handle
 /// is dropped, then close the database.
 ///
@@ -102,15 +120,21 @@ pub(super) fn run(conn: Connection, queue: Receiver<Request>, limits: Limits) ->
     // dropped. So the loop ends only after the last queued request has been
     // served: a graceful stop loses nothing.
     while let Ok(first) = queue.recv() {
+        // If nobody waits for this batch, it may wait for company.
+        let lazy_until = Instant::now() + LAZY_COMMIT;
+        let mut awaited = first.awaited();
         batch.push(first);
-        // Take whatever else is already waiting, without waiting for more:
-        // `try_recv` never blocks. Requests that arrive while this batch
-        // runs simply form the next batch.
+        // Take whatever else is already waiting: `try_recv` never blocks.
+        // Requests that arrive while this batch runs form the next batch.
         while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
+            let next = if awaited {
+                queue.try_recv().ok()
+            } else {
+                queue.recv_deadline(lazy_until).ok()
+            };
+            let Some(request) = next else { break };
+            awaited |= request.awaited();
+            batch.push(request);
         }
         worker.run_batch(std::mem::take(&mut batch));
     }
