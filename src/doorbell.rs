@@ -346,12 +346,14 @@ pub struct Waiter<T> {
 }
 
 impl<T> Waiter<T> {
-    /// Waits until an item is queued (`true`) or `deadline` passes
-    /// (`false`). Never returns for a queue whose senders are all gone and
-    /// that stays empty, unless there is a deadline.
-    pub fn wait(&self, deadline: Option<Instant>) -> bool {
+    /// Waits until an item is queued or `done()` holds (`true`), or until
+    /// `deadline` passes (`false`). Whoever makes `done()` true must then
+    /// queue something or ring, like any producer, so that a sleeping
+    /// consumer looks again. Never returns for a queue whose senders are
+    /// all gone and that stays empty, unless there is a deadline.
+    pub fn wait(&self, deadline: Option<Instant>, done: impl Fn() -> bool) -> bool {
         self.bell
-            .wait(|| (!self.rx.is_empty()).then_some(()), deadline)
+            .wait(|| (!self.rx.is_empty() || done()).then_some(()), deadline)
             .is_some()
     }
 
@@ -447,6 +449,38 @@ mod tests {
         );
         wake.ring();
         assert_eq!(consumer.join().expect("consumer"), Ok(7));
+    }
+
+    /// A waiter also wakes for its own condition when a producer rings,
+    /// though the item that was queued with it was taken by someone else.
+    #[test]
+    fn a_waiter_wakes_for_its_condition() {
+        use std::sync::atomic::AtomicBool;
+        let (tx, rx) = unbounded::<u32>();
+        let waiter = rx.waiter();
+        let done = Arc::new(AtomicBool::new(false));
+        let seen = done.clone();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let consumer = thread::spawn(move || {
+            started_tx.send(()).expect("test alive");
+            // A deadline, so that a lost wake-up fails instead of hanging.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            waiter.wait(Some(deadline), || seen.load(Ordering::SeqCst))
+        });
+        started.recv().expect("consumer started");
+        let bell = tx.bell.0.clone();
+        let start = Instant::now();
+        while !bell.asleep.load(Ordering::Relaxed) {
+            assert!(start.elapsed() < Duration::from_secs(10), "never slept");
+            thread::yield_now();
+        }
+        // Set the condition, queue the wake-up, and let another take it
+        // before the consumer looks: it must still wake and see `done`.
+        done.store(true, Ordering::SeqCst);
+        let wake = tx.send_quietly(1).expect("sent").expect("it was asleep");
+        assert_eq!(rx.try_recv(), Ok(1), "taken by someone else");
+        wake.ring();
+        assert!(consumer.join().expect("consumer"), "woke for its condition");
     }
 
     /// The consumer wakes at its deadline with nothing, and sees the last

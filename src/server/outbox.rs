@@ -134,10 +134,12 @@ pub struct OutboxReceiver {
 pub struct OutboxWaiter(doorbell::Waiter<Outgoing>);
 
 impl OutboxWaiter {
-    /// Waits until something is queued, or until `deadline` if there is
-    /// one (then `false`). Takes nothing.
-    pub fn wait(&self, deadline: Option<Instant>) -> bool {
-        self.0.wait(deadline)
+    /// Waits until something is queued or `closing()` holds, or until
+    /// `deadline` if there is one (then `false`). Takes nothing. The
+    /// closing flag counts because the wake-up queued with it may be taken
+    /// by a broadcaster holding the pen before the writer sees it.
+    pub fn wait(&self, deadline: Option<Instant>, closing: impl Fn() -> bool) -> bool {
+        self.0.wait(deadline, closing)
     }
 
     /// True when nothing is queued.

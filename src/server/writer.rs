@@ -392,7 +392,7 @@ pub fn run(client: Arc<Client>, write_timeout: Duration, queue_lines: usize) -> 
                 std::thread::yield_now();
             }
             let deadline = big.then(|| Instant::now() + IDLE_AFTER);
-            if !outbox.wait(deadline) {
+            if !outbox.wait(deadline, || client.closing().is_some()) {
                 // Quiet for a while: give the burst's memory back.
                 let mut desk = pen.desk.lock().expect("desk lock poisoned");
                 desk.shrink();
