@@ -412,11 +412,17 @@ mod tests {
             .collect();
         drop(tx);
         let mut next = [0u64; 4];
-        // Ends only when every producer has gone and the queue is empty:
-        // a lost wake-up would hang here (and the test harness time out).
-        while let Ok((p, i)) = rx.recv() {
-            assert_eq!(i, next[p], "producer {p} out of order");
-            next[p] += 1;
+        // Ends when every producer has gone and the queue is empty; a lost
+        // wake-up would leave the consumer asleep until the deadline.
+        loop {
+            match rx.recv_deadline(Instant::now() + Duration::from_secs(10)) {
+                Ok((p, i)) => {
+                    assert_eq!(i, next[p], "producer {p} out of order");
+                    next[p] += 1;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("a wake-up was lost"),
+            }
         }
         for producer in producers {
             producer.join().expect("producer");
