@@ -10,7 +10,10 @@
 //!   line becomes its own TLS record, as a real client that writes one line
 //!   at a time produces;
 //! - **flush** → `write_tls` while rustls has records to send; if the socket
-//!   is full, ask the poller for a writable event and finish then.
+//!   is full, ask the poller for a writable event and finish then. A
+//!   scenario either lets the worker flush once per event (lines sent in
+//!   the same event then share one `write`), or writes each line out as it
+//!   sends it ([`Conn::send_now`]: one record, one `write` per line).
 //!
 //! mio's readiness is edge-triggered: a readable event is not repeated
 //! until new data arrives, so every read goes on until `WouldBlock`.
@@ -85,6 +88,9 @@ pub struct Conn {
     /// Set by [`Conn::close`]: the worker closes the connection after the
     /// current event.
     closing: bool,
+    /// Successful `write`s to the socket so far (each may carry several
+    /// TLS records), so that a scenario can check the shape it sends in.
+    writes: u64,
 }
 
 /// What a read found, besides lines.
@@ -150,6 +156,7 @@ impl Conn {
             token,
             wants_writable: true,
             closing: false,
+            writes: 0,
         })
     }
 
@@ -163,6 +170,45 @@ impl Conn {
         // `client_session`) it takes the whole line; it fails only on a
         // connection that is already closed, whose lines go nowhere anyway.
         let _ = self.tls.writer().write_all(&self.line);
+    }
+
+    /// Queues one line as one TLS record, as [`Conn::send`], and writes it
+    /// to the socket at once: one line, one record, one `write`, the shape
+    /// of a client that writes each line as it is typed. Whatever the
+    /// socket does not take now (it is full) waits for the worker's flush
+    /// on the next writable event; [`Conn::has_unsent`] tells the caller
+    /// to hold its next line until then, as a blocking client would.
+    pub fn send_now(&mut self, line: &str) {
+        self.send(line);
+        // An error is left for the worker's flush to meet and report.
+        let _ = self.write_out();
+    }
+
+    /// True while TLS records wait for room in the socket.
+    pub fn has_unsent(&self) -> bool {
+        self.tls.wants_write()
+    }
+
+    /// Successful `write`s to the socket so far, handshake and setup
+    /// included.
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// Writes queued records until done or the socket is full; true when
+    /// nothing is left.
+    fn write_out(&mut self) -> io::Result<bool> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut self.socket) {
+                Ok(_) => self.writes += 1,
+                // Still connecting, or the send buffer is full.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Asks the worker to close this connection after the current event.
@@ -245,16 +291,7 @@ impl Conn {
     ///
     /// The socket error (e.g. the server reset the connection).
     pub fn flush(&mut self, registry: &Registry) -> io::Result<()> {
-        while self.tls.wants_write() {
-            match self.tls.write_tls(&mut self.socket) {
-                Ok(_) => {}
-                // Still connecting, or the send buffer is full.
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::NotConnected => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.write_out()?;
         let want = self.tls.wants_write();
         if want != self.wants_writable {
             let interest = if want {

@@ -16,6 +16,8 @@
 //! - [`logins`]: connect + TLS + `REGISTER` + `LOGIN` + `QUIT` in a loop;
 //!   cycles per second and their latency.
 //! - [`sweep`]: fanout in one room of growing size, with an SVG chart.
+//! - [`rate_sweep`]: fanout in the same rooms at a rising send rate; the
+//!   server's CPU per delivery and the p99 latency, with an SVG chart.
 //! - [`flood`]: connections flooding `REGISTER` while one client logs in;
 //!   that login's latency and the server's memory.
 //!
@@ -64,6 +66,7 @@ pub mod logins;
 pub mod options;
 pub mod proc;
 pub mod progress;
+pub mod rate_sweep;
 pub mod report;
 pub mod script;
 pub mod sweep;
@@ -74,4 +77,5 @@ pub use fanout::{FanoutConfig, FanoutReport};
 pub use flood::{RegisterFloodConfig, RegisterFloodReport};
 pub use logins::{LoginsConfig, LoginsReport};
 pub use options::{EngineOptions, SetupOptions};
+pub use rate_sweep::RateSweepReport;
 pub use sweep::SweepReport;
