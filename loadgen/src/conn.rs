@@ -15,6 +15,11 @@
 //!   the same event then share one `write`), or writes each line out as it
 //!   sends it ([`Conn::send_now`]: one record, one `write` per line).
 //!
+//! Over WebSocket (a [`Target::websocket`]), the session offers ALPN
+//! `http/1.1`, upgrades with `GET /ws` first, and each line travels as one
+//! masked text frame (still one TLS record); [`WsCodec`] does the framing
+//! between rustls's plaintext and the lines, and nothing else changes.
+//!
 //! mio's readiness is edge-triggered: a readable event is not repeated
 //! until new data arrives, so every read goes on until `WouldBlock`.
 //!
@@ -31,6 +36,7 @@ use mio::{Interest, Registry, Token};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
+use super::ws::{Received, WsCodec};
 use chat::error::{Error, Result};
 
 /// Where the load goes, and how to trust it.
@@ -43,6 +49,9 @@ pub struct Target {
     pub tls: Arc<ClientConfig>,
     /// The name the certificate must match (and the SNI sent).
     pub server_name: ServerName<'static>,
+    /// `Some(host:port)`: speak protocol v1 over WebSocket (`GET /ws` on
+    /// that host) instead of plain lines.
+    pub websocket: Option<String>,
 }
 
 impl Target {
@@ -60,7 +69,27 @@ impl Target {
             addr,
             tls: Arc::new(config),
             server_name: chat::tls::server_name(server_name)?,
+            websocket: None,
         })
+    }
+
+    /// The same server over WebSocket: the TLS session offers ALPN
+    /// `http/1.1` (which routes it to the server's HTTP side, as a
+    /// browser's would) and each connection upgrades with `GET /ws`, with
+    /// the `Host` and `Origin` of the server's name and port.
+    pub fn websocket(&self) -> Target {
+        let mut config = (*self.tls).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Target {
+            addr: self.addr,
+            tls: Arc::new(config),
+            server_name: self.server_name.clone(),
+            websocket: Some(format!(
+                "{}:{}",
+                self.server_name.to_str(),
+                self.addr.port()
+            )),
+        }
     }
 }
 
@@ -91,6 +120,10 @@ pub struct Conn {
     /// Successful `write`s to the socket so far (each may carry several
     /// TLS records), so that a scenario can check the shape it sends in.
     writes: u64,
+    /// The WebSocket framing, over a [`Target::websocket`].
+    ws: Option<WsCodec>,
+    /// Scratch for decrypted bytes on their way into `ws`.
+    plain: Vec<u8>,
 }
 
 /// What a read found, besides lines.
@@ -147,16 +180,30 @@ impl Conn {
         registry
             .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| Error::io("register a socket", e))?;
-        let tls = client_session(target)?;
+        let mut tls = client_session(target)?;
+        let mut line = Vec::with_capacity(256);
+        let ws = match &target.websocket {
+            None => None,
+            Some(host) => {
+                let mut ws = WsCodec::start(host).map_err(Error::Config)?;
+                // The upgrade request waits in rustls until its handshake
+                // is done, then leaves first.
+                ws.take_outgoing(&mut line);
+                let _ = tls.writer().write_all(&line);
+                Some(ws)
+            }
+        };
         Ok(Conn {
             socket,
             tls,
             inbox: Vec::with_capacity(4096),
-            line: Vec::with_capacity(256),
+            line,
             token,
             wants_writable: true,
             closing: false,
             writes: 0,
+            ws,
+            plain: Vec::new(),
         })
     }
 
@@ -164,8 +211,17 @@ impl Conn {
     /// written to the socket until [`Conn::flush`].
     pub fn send(&mut self, line: &str) {
         self.line.clear();
-        self.line.extend_from_slice(line.as_bytes());
-        self.line.push(b'\n');
+        match &mut self.ws {
+            None => {
+                self.line.extend_from_slice(line.as_bytes());
+                self.line.push(b'\n');
+            }
+            Some(ws) => {
+                // One text frame, no LF: still one write into rustls.
+                ws.send_line(line);
+                ws.take_outgoing(&mut self.line);
+            }
+        }
         // Writing into rustls only buffers, and without a buffer limit (see
         // `client_session`) it takes the whole line; it fails only on a
         // connection that is already closed, whose lines go nowhere anyway.
@@ -257,9 +313,28 @@ impl Conn {
             let plain = state.plaintext_bytes_to_read();
             let closed = state.peer_has_closed();
             if plain > 0 {
-                let old = self.inbox.len();
-                self.inbox.resize(old + plain, 0);
-                self.tls.reader().read_exact(&mut self.inbox[old..])?;
+                match &mut self.ws {
+                    None => {
+                        let old = self.inbox.len();
+                        self.inbox.resize(old + plain, 0);
+                        self.tls.reader().read_exact(&mut self.inbox[old..])?;
+                    }
+                    Some(ws) => {
+                        self.plain.resize(plain, 0);
+                        self.tls.reader().read_exact(&mut self.plain)?;
+                        let seen = ws.receive(&self.plain, &mut self.inbox)?;
+                        // Pongs and the reply to a close go out with the
+                        // worker's flush.
+                        self.line.clear();
+                        ws.take_outgoing(&mut self.line);
+                        if !self.line.is_empty() {
+                            let _ = self.tls.writer().write_all(&self.line);
+                        }
+                        if let Received::Closed(_) = seen {
+                            return Ok((ReadEnd::Closed, false));
+                        }
+                    }
+                }
             }
             if closed {
                 return Ok((ReadEnd::Closed, false));
@@ -390,6 +465,7 @@ mod tests {
             addr: "127.0.0.1:9".parse().unwrap(),
             tls: Arc::new(tls),
             server_name: ServerName::try_from("localhost").unwrap(),
+            websocket: None,
         };
         let mut session = client_session(&target).unwrap();
         let line = [b'x'; 3000];

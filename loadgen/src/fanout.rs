@@ -110,6 +110,8 @@ pub struct FanoutConfig {
     pub shape: Shape,
     /// What frees a place in a sender's window.
     pub ack: Ack,
+    /// Plain lines over TLS, or WebSocket text frames over TLS.
+    pub transport: Transport,
     /// Threads, progress, the server's pid (its RSS, threads and CPU are
     /// reported), the name prefix.
     pub engine: EngineOptions,
@@ -133,6 +135,7 @@ impl Default for FanoutConfig {
             stalled: 0,
             shape: Shape::PerLine,
             ack: Ack::Next,
+            transport: Transport::Line,
             engine: EngineOptions::default(),
             setup: SetupOptions::default(),
         }
@@ -159,6 +162,17 @@ pub enum Ack {
     Next,
     /// The sender's own echo.
     Own,
+}
+
+/// How the members reach the server (see [`Target::websocket`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// Protocol v1 lines over TLS, as the terminal client speaks it.
+    Line,
+    /// Protocol v1 over WebSocket over TLS, as the web client speaks it:
+    /// one text frame per line.
+    Ws,
 }
 
 /// One sender's receipts by its next member, shared between the worker
@@ -650,6 +664,8 @@ pub struct FanoutReport {
     pub shape: Shape,
     /// What freed a place in a sender's window.
     pub ack: Ack,
+    /// Lines or WebSocket frames.
+    pub transport: Transport,
     /// Message text size, bytes.
     pub size: usize,
     /// Load-generator threads.
@@ -746,6 +762,10 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
         ..Shared::default()
     });
     let total = cfg.rooms * cfg.members;
+    let target = match cfg.transport {
+        Transport::Line => target.clone(),
+        Transport::Ws => target.websocket(),
+    };
     let started = Instant::now();
 
     // Each worker gets every `threads`-th member, so rooms are spread over
@@ -931,6 +951,7 @@ fn account(plan: &Plan, members: &[Member]) -> FanoutReport {
         window: cfg.window,
         shape: cfg.shape,
         ack: cfg.ack,
+        transport: cfg.transport,
         size: cfg.size,
         threads: cfg.engine.threads,
         ready: 0,

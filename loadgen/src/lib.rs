@@ -27,6 +27,8 @@
 //!   share of the connections, and the `Session` trait scenarios implement.
 //! - [`conn`]: one non-blocking TLS connection (rustls, `tlsclient-mio`
 //!   style) and the [`Target`] it connects to.
+//! - [`ws`]: protocol v1 over WebSocket for a connection (`--transport
+//!   ws`): tungstenite's upgrade and frames over an in-memory stream.
 //! - [`options`]: what every scenario config shares ([`EngineOptions`]:
 //!   threads, progress, server pid, name prefix; [`SetupOptions`]: batches
 //!   and the setup time limit), with their defaults in one place.
@@ -70,6 +72,7 @@ pub mod rate_sweep;
 pub mod report;
 pub mod script;
 pub mod sweep;
+pub mod ws;
 
 pub use capacity::{CapacityConfig, CapacityReport};
 pub use conn::Target;

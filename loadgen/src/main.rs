@@ -23,7 +23,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use chat::{Error, Result};
-use loadgen::fanout::{Ack, Shape};
+use loadgen::fanout::{Ack, Shape, Transport};
 use loadgen::{
     CapacityConfig, EngineOptions, FanoutConfig, LoginsConfig, RegisterFloodConfig, SetupOptions,
     Target,
@@ -189,6 +189,10 @@ struct FanoutArgs {
     /// of the message, or the sender's own echo.
     #[arg(long, value_enum, default_value_t = AckArg::Next)]
     ack: AckArg,
+    /// Protocol v1 as lines over TLS, or over WebSocket (ALPN http/1.1,
+    /// GET /ws, one text frame per line), as a browser speaks it.
+    #[arg(long, value_enum, default_value_t = TransportArg::Line)]
+    transport: TransportArg,
     /// Connection batches.
     #[command(flatten)]
     setup: SetupArgs,
@@ -210,6 +214,15 @@ const FANOUT_ROOMS: (usize, usize, usize) = (1, 100, 10);
 /// The room shape `sweep-rate` runs when not told: a class, ten rooms of
 /// 20 members, every member sending.
 const RATE_ROOMS: (usize, usize, usize) = (10, 20, 20);
+
+/// `--transport`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TransportArg {
+    /// Lines over TLS, as the terminal client.
+    Line,
+    /// WebSocket over TLS, as the web client.
+    Ws,
+}
 
 impl FanoutArgs {
     /// The library's config; `rooms` gives the rooms, members and senders
@@ -235,6 +248,10 @@ impl FanoutArgs {
             ack: match self.ack {
                 AckArg::Next => Ack::Next,
                 AckArg::Own => Ack::Own,
+            },
+            transport: match self.transport {
+                TransportArg::Line => Transport::Line,
+                TransportArg::Ws => Transport::Ws,
             },
             engine: common.engine(),
             setup: self.setup.apply(FanoutConfig::default().setup),

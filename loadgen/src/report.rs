@@ -5,7 +5,7 @@ use std::fmt::{self, Display, Write};
 
 use super::accounting::Percentiles;
 use super::capacity::CapacityReport;
-use super::fanout::{Ack, FanoutReport, Shape};
+use super::fanout::{Ack, FanoutReport, Shape, Transport};
 use super::flood::RegisterFloodReport;
 use super::logins::LoginsReport;
 use super::proc::ProcSample;
@@ -152,7 +152,11 @@ impl Display for FanoutReport {
         .row(
             "shape",
             format!(
-                "{}, window freed by {}",
+                "{}{}, window freed by {}",
+                match self.transport {
+                    Transport::Line => "",
+                    Transport::Ws => "WebSocket, ",
+                },
                 match self.shape {
                     Shape::PerLine => "one record and one write per line",
                     Shape::Coalesce => "lines coalesced per event",
