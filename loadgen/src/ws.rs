@@ -59,10 +59,11 @@ impl Write for Pipe {
     }
 }
 
-/// Where the WebSocket session is.
+/// Where the WebSocket session is. Both live states are boxed: a
+/// connection carries the small pointer, the session is on the heap.
 enum State {
     /// The upgrade request is sent (or queued); waiting for `101`.
-    Upgrading(MidHandshake<ClientHandshake<Pipe>>),
+    Upgrading(Box<MidHandshake<ClientHandshake<Pipe>>>),
     /// Upgraded: frames both ways.
     Open(Box<WebSocket<Pipe>>),
     /// The server closed the session, or it failed.
@@ -105,7 +106,7 @@ impl WsCodec {
         // The first round writes the request into the pipe and then waits
         // for the response: "interrupted" is the expected outcome.
         let state = match mid.handshake() {
-            Err(HandshakeError::Interrupted(mid)) => State::Upgrading(mid),
+            Err(HandshakeError::Interrupted(mid)) => State::Upgrading(Box::new(mid)),
             Ok((ws, _)) => State::Open(Box::new(ws)),
             Err(HandshakeError::Failure(e)) => return Err(format!("WebSocket upgrade: {e}")),
         };
@@ -164,10 +165,10 @@ impl WsCodec {
             let State::Upgrading(mid) = std::mem::replace(&mut self.state, State::Closed) else {
                 unreachable!("matched just above");
             };
-            match mid.handshake() {
+            match (*mid).handshake() {
                 Ok((ws, _response)) => self.state = State::Open(Box::new(ws)),
                 Err(HandshakeError::Interrupted(mid)) => {
-                    self.state = State::Upgrading(mid);
+                    self.state = State::Upgrading(Box::new(mid));
                     return Ok(Received::Open);
                 }
                 Err(HandshakeError::Failure(e)) => {
