@@ -4,6 +4,7 @@
 #   bash docs/bench.sh                # all scenarios, 3 runs each (median)
 #   RUNS=1 bash docs/bench.sh fanout  # one group only: fanout capacity logins sweep rate-sweep
 #   bash docs/bench.sh real-logins    # logins at the real argon2 cost (not in "all")
+#   bash docs/bench.sh ws-fanout      # 1 x 100 over WebSocket and over lines, in turn (not in "all")
 #   bash docs/bench.sh register-flood # a LOGIN under a REGISTER flood, real argon2 (not in "all")
 #   bash docs/bench.sh hash-memory    # RSS of 300 parallel REGISTER+LOGIN, real argon2 (not in "all")
 #   SERVER=path/to/server bash docs/bench.sh register-flood   # another build (e.g. an older one)
@@ -110,6 +111,15 @@ for group in $GROUPS_TO_RUN; do
         fanout fanout-1x100 --rooms 1 --members 100 --senders 10 --window 32 --duration 10
         fanout fanout-10x50 --rooms 10 --members 50 --senders 5 --window 32 --duration 10
         ;;
+    ws-fanout)
+        # Issue 13's row: the same fanout by browsers' transport (ALPN
+        # http/1.1, GET /ws, one text frame per line) and by the terminal
+        # client's, in turn on one server. Needs a server with --web on.
+        start_server default-queue
+        fanout fanout-1x100-line --rooms 1 --members 100 --senders 10 --window 32 --duration 10
+        fanout fanout-1x100-ws --rooms 1 --members 100 --senders 10 --window 32 --duration 10 \
+            --transport ws
+        ;;
     rate-sweep)
         # CPU per delivery against the send rate per member, in a class's
         # rooms (10 x 20, every member sending). 50 msg/s x 200 members is
@@ -187,7 +197,7 @@ for group in $GROUPS_TO_RUN; do
             --svg docs/img/sweep.svg --out docs/img/sweep.json
         ;;
     *)
-        echo "unknown group $group (fanout capacity logins sweep rate-sweep real-logins register-flood hash-memory)" >&2
+        echo "unknown group $group (fanout capacity logins sweep rate-sweep ws-fanout real-logins register-flood hash-memory)" >&2
         exit 2
         ;;
     esac

@@ -92,7 +92,8 @@ pub struct FanoutConfig {
     pub senders: usize,
     /// Messages per second per sender; 0 means flat out (window-limited).
     pub rate: f64,
-    /// Most messages a sender has in flight (sent, own echo not yet back).
+    /// Most messages a sender has in flight: sent, and not yet freed as
+    /// [`FanoutConfig::ack`] says (nor refused).
     pub window: usize,
     /// Length of the measure window.
     pub duration: Duration,
@@ -1095,8 +1096,9 @@ fn worker(
     let mut resumed = false;
     let mut drained = false;
     // With a rate, senders wake on a timer; flat out, they are driven by
-    // their echoes and the timeout only bounds how late a phase change is
-    // noticed.
+    // the receipts that free their windows (an event on their own socket,
+    // or the waker when the receipt was another worker's), and the timeout
+    // only bounds how late a phase change is noticed.
     let tick = if cfg.rate > 0.0 {
         Duration::from_millis(1)
     } else {

@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use chat::Config;
-use loadgen::fanout::{Ack, Shape};
+use loadgen::fanout::{Ack, Shape, Transport};
 use loadgen::{CapacityConfig, EngineOptions, FanoutConfig, FanoutReport, LoginsConfig, Target};
 
 /// A target for `server`, trusting the test CA.
@@ -320,6 +320,36 @@ fn the_shape_options_reach_the_run() {
     let out = run(&["--ack", "sideways"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sideways"));
+}
+
+/// `--transport ws`: the same fanout over WebSocket (ALPN `http/1.1`,
+/// `GET /ws`, one text frame per line), every message to every member,
+/// one write per line.
+///
+/// Ignored until the server's `/ws` endpoint (issue 13) is in this build:
+/// then run it with `cargo test -p loadgen --test loadgen -- --ignored`
+/// (and drop the `ignore`). The framing itself is unit-tested in `ws.rs`.
+#[test]
+#[ignore = "needs the server's WebSocket endpoint (issue 13)"]
+fn fanout_over_websocket_delivers_every_message() {
+    let cfg = FanoutConfig {
+        rooms: 2,
+        members: 4,
+        senders: 2,
+        window: 8,
+        messages: Some(200),
+        transport: Transport::Ws,
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_secs(1),
+        ..FanoutConfig::default()
+    };
+    let report = fanout(100_000, 100_000, |_| {}, &cfg);
+    assert_eq!(report.transport, Transport::Ws, "{report}");
+    assert_eq!(report.ready, 8, "{report}");
+    assert_eq!(report.sent, 2 * 2 * 200, "{report}");
+    assert_all_delivered(&report);
+    assert_eq!(report.sender_writes, report.sent, "{report}");
+    assert_eq!(report.acks, report.sent, "{report}");
 }
 
 /// 50 idle clients held for a second are all still there.
