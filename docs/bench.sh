@@ -2,8 +2,9 @@
 # Re-runs every benchmark of docs/BENCHMARKS.md and prints the numbers.
 #
 #   bash docs/bench.sh                # all scenarios, 3 runs each (median)
-#   RUNS=1 bash docs/bench.sh fanout  # one group only: fanout capacity logins sweep
+#   RUNS=1 bash docs/bench.sh fanout  # one group only: fanout capacity logins sweep rate-sweep
 #   bash docs/bench.sh real-logins    # logins at the real argon2 cost (not in "all")
+#   bash docs/bench.sh ws-fanout      # 1 x 100 over WebSocket and over lines, in turn (not in "all")
 #   bash docs/bench.sh register-flood # a LOGIN under a REGISTER flood, real argon2 (not in "all")
 #   bash docs/bench.sh hash-memory    # RSS of 300 parallel REGISTER+LOGIN, real argon2 (not in "all")
 #   SERVER=path/to/server bash docs/bench.sh register-flood   # another build (e.g. an older one)
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 PORT=${PORT:-23457}
 OUT=target/bench
-GROUPS_TO_RUN=${*:-fanout capacity logins sweep}
+GROUPS_TO_RUN=${*:-fanout capacity logins sweep rate-sweep}
 mkdir -p "$OUT" docs/img
 
 cargo build --release --bin server --bin loadgen
@@ -44,19 +45,23 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$DB_DIR"' EXIT
 
-# A fresh server and database; waits until it listens. With an argument
-# ("real"), the server runs with its production defaults instead of the
-# load-test options, plus any options after "real".
+# A fresh server and database; waits until it listens. Without an
+# argument, the load-test options: fast hashing, every rate limit raised,
+# outboxes of 65,536 lines. "default-queue": the same with the server's
+# default outbox (--queue-lines), as the issue-12 fanout rows require.
+# "real": the server's production defaults plus any options after "real".
 start_server() {
     stop_server
     rm -f "$DB_DIR"/bench.db*
     local options=(--fast-hash --msg-rate 1000000 --msg-burst 1000000
         --line-rate 1000000 --line-burst 1000000
         --register-rate 1000000 --register-burst 1000000
-        --queue-lines 65536 --max-connections 20000 --history 0)
-    if [ "${1:-}" = real ]; then
-        options=("${@:2}")
-    fi
+        --max-connections 20000 --history 0)
+    case "${1:-}" in
+    real) options=("${@:2}") ;;
+    default-queue) ;;
+    *) options+=(--queue-lines 65536) ;;
+    esac
     "$SERVER" --addr "127.0.0.1:$PORT" --db "$DB_DIR/bench.db" \
         --cert cert.pem --key key.pem "${options[@]}" \
         >"$OUT/server.log" 2>&1 &
@@ -89,16 +94,40 @@ fanout() {
             "server $(field "$OUT/$name-$i.json" cpu_us_per_delivery) us CPU/delivery"
     done
     echo "$name median: $(for i in $(seq "$RUNS"); do field "$OUT/$name-$i.json" deliveries_per_s; done | median) deliveries/s," \
-        "p99 $(for i in $(seq "$RUNS"); do field "$OUT/$name-$i.json" p99_ms; done | median) ms"
+        "p99 $(for i in $(seq "$RUNS"); do field "$OUT/$name-$i.json" p99_ms; done | median) ms," \
+        "server $(for i in $(seq "$RUNS"); do field "$OUT/$name-$i.json" cpu_us_per_delivery; done | median) us CPU/delivery"
 }
 
 for group in $GROUPS_TO_RUN; do
     case $group in
     fanout)
-        start_server
-        fanout fanout-1x100 --rooms 1 --members 100 --senders 10 --duration 10
-        fanout fanout-10x50 --rooms 10 --members 50 --senders 5 --duration 10
+        # Issue 12's three rows, in its shapes (the load generator's
+        # defaults): one TLS record and one write per line, 32 messages in
+        # flight per flat-out sender, a window freed by the next member's
+        # receipt. The server's default outbox: a flat-out run must not
+        # need a bigger one.
+        start_server default-queue
         fanout fanout-10x20-rate2 --rooms 10 --members 20 --senders 20 --rate 2 --duration 10
+        fanout fanout-1x100 --rooms 1 --members 100 --senders 10 --window 32 --duration 10
+        fanout fanout-10x50 --rooms 10 --members 50 --senders 5 --window 32 --duration 10
+        ;;
+    ws-fanout)
+        # Issue 13's row: the same fanout by browsers' transport (ALPN
+        # http/1.1, GET /ws, one text frame per line) and by the terminal
+        # client's, in turn on one server. Needs a server with --web on.
+        start_server default-queue
+        fanout fanout-1x100-line --rooms 1 --members 100 --senders 10 --window 32 --duration 10
+        fanout fanout-1x100-ws --rooms 1 --members 100 --senders 10 --window 32 --duration 10 \
+            --transport ws
+        ;;
+    rate-sweep)
+        # CPU per delivery against the send rate per member, in a class's
+        # rooms (10 x 20, every member sending). 50 msg/s x 200 members is
+        # 10,000 SAY/s: the server's rate limits are raised (start_server).
+        start_server default-queue
+        "$LOADGEN" --addr "127.0.0.1:$PORT" --ca cert.pem --server-pid "$SERVER_PID" -q \
+            sweep-rate --rates 1,2,5,10,50 --rooms 10 --members 20 --senders 20 --duration 10 \
+            --svg docs/img/rate-sweep.svg --out docs/img/rate-sweep.json
         ;;
     capacity)
         for i in $(seq "$RUNS"); do
@@ -168,7 +197,7 @@ for group in $GROUPS_TO_RUN; do
             --svg docs/img/sweep.svg --out docs/img/sweep.json
         ;;
     *)
-        echo "unknown group $group (fanout capacity logins sweep real-logins register-flood hash-memory)" >&2
+        echo "unknown group $group (fanout capacity logins sweep rate-sweep ws-fanout real-logins register-flood hash-memory)" >&2
         exit 2
         ;;
     esac

@@ -10,7 +10,15 @@
 //!   line becomes its own TLS record, as a real client that writes one line
 //!   at a time produces;
 //! - **flush** → `write_tls` while rustls has records to send; if the socket
-//!   is full, ask the poller for a writable event and finish then.
+//!   is full, ask the poller for a writable event and finish then. A
+//!   scenario either lets the worker flush once per event (lines sent in
+//!   the same event then share one `write`), or writes each line out as it
+//!   sends it ([`Conn::send_now`]: one record, one `write` per line).
+//!
+//! Over WebSocket (a [`Target::websocket`]), the session offers ALPN
+//! `http/1.1`, upgrades with `GET /ws` first, and each line travels as one
+//! masked text frame (still one TLS record); [`WsCodec`] does the framing
+//! between rustls's plaintext and the lines, and nothing else changes.
 //!
 //! mio's readiness is edge-triggered: a readable event is not repeated
 //! until new data arrives, so every read goes on until `WouldBlock`.
@@ -28,6 +36,7 @@ use mio::{Interest, Registry, Token};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
+use super::ws::{Received, WsCodec};
 use chat::error::{Error, Result};
 
 /// Where the load goes, and how to trust it.
@@ -40,6 +49,9 @@ pub struct Target {
     pub tls: Arc<ClientConfig>,
     /// The name the certificate must match (and the SNI sent).
     pub server_name: ServerName<'static>,
+    /// `Some(host:port)`: speak protocol v1 over WebSocket (`GET /ws` on
+    /// that host) instead of plain lines.
+    pub websocket: Option<String>,
 }
 
 impl Target {
@@ -57,7 +69,27 @@ impl Target {
             addr,
             tls: Arc::new(config),
             server_name: chat::tls::server_name(server_name)?,
+            websocket: None,
         })
+    }
+
+    /// The same server over WebSocket: the TLS session offers ALPN
+    /// `http/1.1` (which routes it to the server's HTTP side, as a
+    /// browser's would) and each connection upgrades with `GET /ws`, with
+    /// the `Host` and `Origin` of the server's name and port.
+    pub fn websocket(&self) -> Target {
+        let mut config = (*self.tls).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Target {
+            addr: self.addr,
+            tls: Arc::new(config),
+            server_name: self.server_name.clone(),
+            websocket: Some(format!(
+                "{}:{}",
+                self.server_name.to_str(),
+                self.addr.port()
+            )),
+        }
     }
 }
 
@@ -85,6 +117,13 @@ pub struct Conn {
     /// Set by [`Conn::close`]: the worker closes the connection after the
     /// current event.
     closing: bool,
+    /// Successful `write`s to the socket so far (each may carry several
+    /// TLS records), so that a scenario can check the shape it sends in.
+    writes: u64,
+    /// The WebSocket framing, over a [`Target::websocket`].
+    ws: Option<WsCodec>,
+    /// Scratch for decrypted bytes on their way into `ws`.
+    plain: Vec<u8>,
 }
 
 /// What a read found, besides lines.
@@ -141,15 +180,30 @@ impl Conn {
         registry
             .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| Error::io("register a socket", e))?;
-        let tls = client_session(target)?;
+        let mut tls = client_session(target)?;
+        let mut line = Vec::with_capacity(256);
+        let ws = match &target.websocket {
+            None => None,
+            Some(host) => {
+                let mut ws = WsCodec::start(host).map_err(Error::Config)?;
+                // The upgrade request waits in rustls until its handshake
+                // is done, then leaves first.
+                ws.take_outgoing(&mut line);
+                let _ = tls.writer().write_all(&line);
+                Some(ws)
+            }
+        };
         Ok(Conn {
             socket,
             tls,
             inbox: Vec::with_capacity(4096),
-            line: Vec::with_capacity(256),
+            line,
             token,
             wants_writable: true,
             closing: false,
+            writes: 0,
+            ws,
+            plain: Vec::new(),
         })
     }
 
@@ -157,12 +211,60 @@ impl Conn {
     /// written to the socket until [`Conn::flush`].
     pub fn send(&mut self, line: &str) {
         self.line.clear();
-        self.line.extend_from_slice(line.as_bytes());
-        self.line.push(b'\n');
+        match &mut self.ws {
+            None => {
+                self.line.extend_from_slice(line.as_bytes());
+                self.line.push(b'\n');
+            }
+            Some(ws) => {
+                // One text frame, no LF: still one write into rustls.
+                ws.send_line(line);
+                ws.take_outgoing(&mut self.line);
+            }
+        }
         // Writing into rustls only buffers, and without a buffer limit (see
         // `client_session`) it takes the whole line; it fails only on a
         // connection that is already closed, whose lines go nowhere anyway.
         let _ = self.tls.writer().write_all(&self.line);
+    }
+
+    /// Queues one line as one TLS record, as [`Conn::send`], and writes it
+    /// to the socket at once: one line, one record, one `write`, the shape
+    /// of a client that writes each line as it is typed. Whatever the
+    /// socket does not take now (it is full) waits for the worker's flush
+    /// on the next writable event; [`Conn::has_unsent`] tells the caller
+    /// to hold its next line until then, as a blocking client would.
+    pub fn send_now(&mut self, line: &str) {
+        self.send(line);
+        // An error is left for the worker's flush to meet and report.
+        let _ = self.write_out();
+    }
+
+    /// True while TLS records wait for room in the socket.
+    pub fn has_unsent(&self) -> bool {
+        self.tls.wants_write()
+    }
+
+    /// Successful `write`s to the socket so far, handshake and setup
+    /// included.
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// Writes queued records until done or the socket is full; true when
+    /// nothing is left.
+    fn write_out(&mut self) -> io::Result<bool> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut self.socket) {
+                Ok(_) => self.writes += 1,
+                // Still connecting, or the send buffer is full.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Asks the worker to close this connection after the current event.
@@ -211,9 +313,28 @@ impl Conn {
             let plain = state.plaintext_bytes_to_read();
             let closed = state.peer_has_closed();
             if plain > 0 {
-                let old = self.inbox.len();
-                self.inbox.resize(old + plain, 0);
-                self.tls.reader().read_exact(&mut self.inbox[old..])?;
+                match &mut self.ws {
+                    None => {
+                        let old = self.inbox.len();
+                        self.inbox.resize(old + plain, 0);
+                        self.tls.reader().read_exact(&mut self.inbox[old..])?;
+                    }
+                    Some(ws) => {
+                        self.plain.resize(plain, 0);
+                        self.tls.reader().read_exact(&mut self.plain)?;
+                        let seen = ws.receive(&self.plain, &mut self.inbox)?;
+                        // Pongs and the reply to a close go out with the
+                        // worker's flush.
+                        self.line.clear();
+                        ws.take_outgoing(&mut self.line);
+                        if !self.line.is_empty() {
+                            let _ = self.tls.writer().write_all(&self.line);
+                        }
+                        if let Received::Closed(_) = seen {
+                            return Ok((ReadEnd::Closed, false));
+                        }
+                    }
+                }
             }
             if closed {
                 return Ok((ReadEnd::Closed, false));
@@ -245,16 +366,7 @@ impl Conn {
     ///
     /// The socket error (e.g. the server reset the connection).
     pub fn flush(&mut self, registry: &Registry) -> io::Result<()> {
-        while self.tls.wants_write() {
-            match self.tls.write_tls(&mut self.socket) {
-                Ok(_) => {}
-                // Still connecting, or the send buffer is full.
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::NotConnected => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.write_out()?;
         let want = self.tls.wants_write();
         if want != self.wants_writable {
             let interest = if want {
@@ -353,6 +465,7 @@ mod tests {
             addr: "127.0.0.1:9".parse().unwrap(),
             tls: Arc::new(tls),
             server_name: ServerName::try_from("localhost").unwrap(),
+            websocket: None,
         };
         let mut session = client_session(&target).unwrap();
         let line = [b'x'; 3000];

@@ -21,11 +21,14 @@
 use std::io;
 use std::time::Duration;
 
-use mio::{Events, Poll, Token};
+use mio::{Events, Poll, Token, Waker};
 
 use super::clock;
 use super::conn::{for_each_line, Conn, ReadEnd, Target};
 use chat::error::{Error, Result};
+
+/// The poller token of a worker's [`Waker`]: no slot has it.
+const WAKE: Token = Token(usize::MAX);
 
 /// Ciphertext read from one connection per event before the worker moves
 /// on to the next one (fairness between connections of one worker).
@@ -114,6 +117,18 @@ impl<S: Session> Worker<S> {
         })
     }
 
+    /// A handle another thread may use to end this worker's current (or
+    /// next) wait in [`Worker::poll`] early: one `eventfd` write. For work
+    /// that no socket event announces, such as a sender whose window was
+    /// freed by a receipt on another worker.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the poller refuses it (one waker per worker).
+    pub fn waker(&self) -> Result<Waker> {
+        Waker::new(self.poll.registry(), WAKE).map_err(|e| Error::io("create a waker", e))
+    }
+
     /// Starts connecting slot `i`. A failure is reported to the session as
     /// [`Closed::Error`], like any other failed connection.
     /// `recv_buffer` fixes the socket's receive buffer (see [`Conn::connect`]).
@@ -152,8 +167,15 @@ impl<S: Session> Worker<S> {
             Err(e) => return Err(Error::io("poll", e)),
         }
         // Collect the tokens first: handling an event needs `&mut self`.
+        // The waker's event only ends the wait: the caller does the work.
         let mut ready: Vec<usize> = std::mem::take(&mut self.again);
-        ready.extend(self.events.iter().map(|e| e.token().0));
+        ready.extend(
+            self.events
+                .iter()
+                .map(|e| e.token())
+                .filter(|&t| t != WAKE)
+                .map(|t| t.0),
+        );
         for i in ready {
             self.handle(i);
         }

@@ -4,9 +4,36 @@
 //! `rooms × members` connections register, log in and join their room. When
 //! every one of them is in (a barrier on an atomic counter), the senders
 //! start: each at `rate` messages a second, or flat out with at most
-//! `window` messages in flight. "In flight" is counted from the sender's own
-//! echoes: a sender is a member of its room, so it receives its own `MSG`
-//! like everyone else, in the room's order.
+//! `window` messages in flight.
+//!
+//! # The shape of the load
+//!
+//! Two choices decide what the server sees from a sender, and both default
+//! to what a room of real clients produces:
+//!
+//! - [`Shape`]: with [`Shape::PerLine`] every line leaves as its own TLS
+//!   record in its own `write` (one TCP segment with `TCP_NODELAY`), and a
+//!   sender whose socket is full holds its next line until the socket has
+//!   room, as a blocking client would. [`Shape::Coalesce`] queues every line
+//!   a sender may send in one event and writes them together, many records
+//!   per `write`: fewer system calls on both sides, a kinder load.
+//! - [`Ack`]: what frees a place in a flat-out sender's window. With
+//!   [`Ack::Next`] it is member `(k + 1) % members` of the room receiving
+//!   sender `k`'s message: the sender waits for the server to deliver to
+//!   somebody else, not for its own echo, which the server may well write
+//!   before the other members' copies. With [`Ack::Own`] it is the sender's
+//!   own echo.
+//!
+//! The next member usually lives on another worker thread. Each sender has
+//! an [`AckCell`] in [`Shared`]: the next member adds to its count, and a
+//! sender that found its window full parks by setting the cell's flag; the
+//! member that frees it clears the flag and wakes the sender's worker with
+//! its `mio::Waker`. Setting the flag and then reading the count again on
+//! one side, adding to the count and then clearing the flag on the other
+//! (all sequentially consistent), means that a wake-up cannot be lost: at
+//! least one of the two sees the other's write.
+//!
+//! Latency is measured at every member's receipt whatever the choices.
 //!
 //! Timeline, driven by the main thread through an atomic phase:
 //!
@@ -16,7 +43,14 @@
 //! ```
 //!
 //! Deliveries per second count the `MSG` lines *received* inside the measure
-//! window; latency percentiles use the messages *sent* inside it. Losses
+//! window; latency percentiles use the messages *sent* inside it. The window
+//! is fixed before it starts (its start and end are published while the
+//! senders warm up), so each worker classifies every receipt by its own
+//! time stamp, and the server's CPU time is read at those same two
+//! instants: CPU per delivery divides the CPU of exactly that window by
+//! the deliveries received in it. (The kernel reports CPU time in ticks of
+//! 10 ms: a run should use some seconds of server CPU, e.g. 10 s at 2 msg/s
+//! per member in rooms of 20.) Losses
 //! are counted over the whole run after the drain: for every (sender,
 //! member) pair, what the server accepted from the sender minus what the
 //! member received ([`SeqTracker`]).
@@ -27,11 +61,12 @@
 //! `BYE SLOW_CONSUMER`. The report shows it as dropped, and what it missed
 //! as lost.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use mio::Waker;
 use serde::Serialize;
 
 use super::accounting::{Latency, MsgLine, Percentiles, Seen, SeqTracker, Stamp};
@@ -57,7 +92,8 @@ pub struct FanoutConfig {
     pub senders: usize,
     /// Messages per second per sender; 0 means flat out (window-limited).
     pub rate: f64,
-    /// Most messages a sender has in flight (sent, own echo not yet back).
+    /// Most messages a sender has in flight: sent, and not yet freed as
+    /// [`FanoutConfig::ack`] says (nor refused).
     pub window: usize,
     /// Length of the measure window.
     pub duration: Duration,
@@ -71,6 +107,12 @@ pub struct FanoutConfig {
     pub messages: Option<u64>,
     /// Members per room that stop reading after joining, until the drain.
     pub stalled: usize,
+    /// How a sender's lines leave: one `write` each, or coalesced.
+    pub shape: Shape,
+    /// What frees a place in a sender's window.
+    pub ack: Ack,
+    /// Plain lines over TLS, or WebSocket text frames over TLS.
+    pub transport: Transport,
     /// Threads, progress, the server's pid (its RSS, threads and CPU are
     /// reported), the name prefix.
     pub engine: EngineOptions,
@@ -92,10 +134,59 @@ impl Default for FanoutConfig {
             size: 64,
             messages: None,
             stalled: 0,
+            shape: Shape::PerLine,
+            ack: Ack::Next,
+            transport: Transport::Line,
             engine: EngineOptions::default(),
             setup: SetupOptions::default(),
         }
     }
+}
+
+/// How a sender's lines leave its socket (see the module's doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// One TLS record and one `write` per line; the next line waits while
+    /// the socket is full.
+    PerLine,
+    /// Every line a sender may send in one event, written together.
+    Coalesce,
+}
+
+/// What frees a place in a sender's window (see the module's doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ack {
+    /// The next member of the room (`(k + 1) % members`, skipping stalled
+    /// members) receiving the message.
+    Next,
+    /// The sender's own echo.
+    Own,
+}
+
+/// How the members reach the server (see [`Target::websocket`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// Protocol v1 lines over TLS, as the terminal client speaks it.
+    Line,
+    /// Protocol v1 over WebSocket over TLS, as the web client speaks it:
+    /// one text frame per line.
+    Ws,
+}
+
+/// One sender's receipts by its next member, shared between the worker
+/// that receives them and the worker that sends. Alone on its cache line:
+/// two senders' counters must not make their workers fight over one line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct AckCell {
+    /// Messages of this sender its next member received.
+    received: AtomicU64,
+    /// Set by the sender when its window is full; whoever clears it wakes
+    /// the sender's worker.
+    parked: AtomicBool,
 }
 
 /// The phases, as stored in [`Shared::phase`].
@@ -155,6 +246,11 @@ struct Shared {
     /// Workers that have seen the Drain phase and published their last
     /// sends: only then are the `sent` totals final.
     drained: AtomicUsize,
+    /// One per sender (room `r`, sender `k` at `r * senders + k`), for
+    /// [`Ack::Next`].
+    acks: Vec<AckCell>,
+    /// One per worker, set by the worker before it opens any connection.
+    wakers: Vec<OnceLock<Waker>>,
 }
 
 /// Fixed facts every worker needs.
@@ -167,6 +263,25 @@ struct Plan {
 }
 
 impl Plan {
+    /// The index in [`Shared::acks`] of the sender with global index `g`.
+    fn ack_slot(&self, g: usize) -> usize {
+        let cfg = &self.cfg;
+        g / cfg.members * cfg.senders + g % cfg.members
+    }
+
+    /// The position in its room of the member whose receipts free the
+    /// window of the sender at position `k`: the next one that reads (the
+    /// stalled members are the last ones), or the sender itself in a room
+    /// of one.
+    fn acker_of(&self, k: usize) -> usize {
+        let readers = self.cfg.members - self.cfg.stalled;
+        if k + 1 < readers {
+            k + 1
+        } else {
+            0
+        }
+    }
+
     /// The global index of a user name of this run, if it is one.
     fn index_of(&self, user: &str) -> Option<usize> {
         user.strip_prefix(self.prefix.as_str())?
@@ -200,6 +315,12 @@ struct Sender {
     rejected: u64,
     /// When message 1 was due (rate mode).
     start_ns: Option<u64>,
+    /// The most messages it ever had in flight, counted as its window is.
+    max_in_flight: u64,
+    /// The connection's write count when it first sent.
+    writes_base: Option<u64>,
+    /// Socket `write`s since it first sent, as of its last send.
+    writes: u64,
 }
 
 /// One member's session.
@@ -223,6 +344,8 @@ struct Member {
 struct Ctx {
     /// The run's facts.
     plan: Arc<Plan>,
+    /// The counters, the senders' ack cells and the workers' wakers.
+    shared: Arc<Shared>,
     /// The phase, read once per loop turn.
     phase: Phase,
     /// The measure window, read once per loop turn.
@@ -292,11 +415,35 @@ impl Member {
         let Some(s) = self.sender.as_mut() else {
             return;
         };
-        let cfg = &ctx.plan.cfg;
+        let plan = &ctx.plan;
+        let cfg = &plan.cfg;
         let limit = cfg.messages.unwrap_or(u64::MAX);
         let window = cfg.window as u64;
+        let cell = &ctx.shared.acks[plan.ack_slot(self.g)];
+        let acked = |s: &Sender| match cfg.ack {
+            Ack::Own => s.echoed,
+            Ack::Next => cell.received.load(Ordering::SeqCst),
+        };
         loop {
-            if s.sent >= limit || s.sent - s.echoed - s.rejected >= window {
+            if s.sent >= limit {
+                return;
+            }
+            if s.sent - acked(s) - s.rejected >= window {
+                if cfg.ack == Ack::Own {
+                    // Its own echo will come as an event on this socket.
+                    return;
+                }
+                // Park, then look again: a receipt that came in between
+                // either is seen now or finds the flag and wakes us.
+                cell.parked.store(true, Ordering::SeqCst);
+                if s.sent - acked(s) - s.rejected >= window {
+                    return;
+                }
+                cell.parked.store(false, Ordering::SeqCst);
+            }
+            if cfg.shape == Shape::PerLine && conn.has_unsent() {
+                // The socket is full: the next line waits for the flush
+                // on its writable event, as a blocking write would.
                 return;
             }
             let now = clock::now_ns();
@@ -320,7 +467,15 @@ impl Member {
                 sent_ns: now,
             }
             .write_text(cfg.size, &mut ctx.text);
-            conn.send(&ctx.text);
+            let base = *s.writes_base.get_or_insert(conn.writes());
+            match cfg.shape {
+                Shape::PerLine => conn.send_now(&ctx.text),
+                Shape::Coalesce => conn.send(&ctx.text),
+            }
+            s.max_in_flight = s.max_in_flight.max(s.sent - acked(s) - s.rejected);
+            // Coalesced lines are written by the worker after this event:
+            // they are counted at the next send.
+            s.writes = conn.writes() - base;
         }
     }
 
@@ -344,6 +499,17 @@ impl Member {
         let seen = self.trackers[k].record(stamp.seq);
         if matches!(seen, Seen::Duplicate) {
             return false;
+        }
+        if plan.cfg.ack == Ack::Next && self.g % members == plan.acker_of(k) {
+            let cell = &ctx.shared.acks[plan.ack_slot(g)];
+            cell.received.fetch_add(1, Ordering::SeqCst);
+            // The load first keeps the swap (a write) off the common path.
+            if cell.parked.load(Ordering::SeqCst) && cell.parked.swap(false, Ordering::SeqCst) {
+                if let Some(waker) = ctx.shared.wakers[g % plan.cfg.engine.threads].get() {
+                    // A failed wake costs at most one loop turn's timeout.
+                    let _ = waker.wake();
+                }
+            }
         }
         ctx.counts.received += 1;
         let (start, end) = ctx.window;
@@ -463,7 +629,7 @@ pub struct MemberLoss {
 /// The server's resources, if `--server-pid` was given.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ServerUsage {
-    /// Before the load (after setup).
+    /// At the start of the measure window.
     pub before: ProcSample,
     /// At the end of the measure window.
     pub after: ProcSample,
@@ -471,6 +637,13 @@ pub struct ServerUsage {
     pub cpu_s: f64,
     /// Server CPU microseconds per delivery in the window.
     pub cpu_us_per_delivery: f64,
+    /// Server CPU as a share of one core over the window, in percent.
+    pub cpu_percent: f64,
+    /// How late the two samples were taken after the window's planned
+    /// start and end, at most, in milliseconds (the main thread's sleep
+    /// overshoot): the CPU and the deliveries cover the same window to
+    /// this precision.
+    pub sample_skew_ms: f64,
 }
 
 /// Everything a fanout run found.
@@ -488,6 +661,12 @@ pub struct FanoutReport {
     pub rate: Option<f64>,
     /// In-flight window per sender.
     pub window: usize,
+    /// How the senders' lines left their sockets.
+    pub shape: Shape,
+    /// What freed a place in a sender's window.
+    pub ack: Ack,
+    /// Lines or WebSocket frames.
+    pub transport: Transport,
     /// Message text size, bytes.
     pub size: usize,
     /// Load-generator threads.
@@ -511,6 +690,15 @@ pub struct FanoutReport {
     pub sent: u64,
     /// `SAY`s refused by the server.
     pub rejected: u64,
+    /// Receipts that freed a place in a window: the next members' receipts
+    /// of the senders' messages ([`Ack::Next`]) or the senders' own echoes
+    /// ([`Ack::Own`]). Each accepted message frees one.
+    pub acks: u64,
+    /// The most messages any sender had in flight (never above `window`).
+    pub max_in_flight: u64,
+    /// Socket `write`s by the senders while sending (one per `SAY` with
+    /// [`Shape::PerLine`] unless a socket was full; fewer when coalesced).
+    pub sender_writes: u64,
     /// Deliveries expected: accepted messages × members of their room.
     pub expected: u64,
     /// Distinct deliveries received.
@@ -568,9 +756,17 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     let shared = Arc::new(Shared {
         measure_start: AtomicU64::new(u64::MAX),
         measure_end: AtomicU64::new(u64::MAX),
+        acks: (0..cfg.rooms * cfg.senders)
+            .map(|_| AckCell::default())
+            .collect(),
+        wakers: (0..cfg.engine.threads).map(|_| OnceLock::new()).collect(),
         ..Shared::default()
     });
     let total = cfg.rooms * cfg.members;
+    let target = match cfg.transport {
+        Transport::Line => target.clone(),
+        Transport::Ws => target.websocket(),
+    };
     let started = Instant::now();
 
     // Each worker gets every `threads`-th member, so rooms are spread over
@@ -605,18 +801,22 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     }
     let setup_s = started.elapsed().as_secs_f64();
 
-    set(Phase::Warmup);
+    // The measure window is planned before the warmup starts, so that every
+    // worker knows it ahead and counts each receipt by its own time stamp;
+    // the server's CPU time is read at its two ends.
     let send_start = clock::now_ns();
-    sleep_showing(cfg.warmup, &mut || show(&mut progress, "warmup"));
-
-    let before = cfg.engine.sample_server();
-    let measure_start = clock::now_ns();
+    let measure_start = send_start + cfg.warmup.as_nanos() as u64;
+    let measure_end = measure_start + cfg.duration.as_nanos() as u64;
     shared.measure_start.store(measure_start, Ordering::Release);
-    set(Phase::Measure);
-    sleep_showing(cfg.duration, &mut || show(&mut progress, "measure"));
-    let measure_end = clock::now_ns();
     shared.measure_end.store(measure_end, Ordering::Release);
+    set(Phase::Warmup);
+    sleep_until_showing(measure_start, &mut || show(&mut progress, "warmup"));
+    let before = cfg.engine.sample_server();
+    let start_skew = clock::now_ns().saturating_sub(measure_start);
+    set(Phase::Measure);
+    sleep_until_showing(measure_end, &mut || show(&mut progress, "measure"));
     let after = cfg.engine.sample_server();
+    let end_skew = clock::now_ns().saturating_sub(measure_end);
     set(Phase::Drain);
 
     // Drain: stop when everything accepted has been received (by members
@@ -677,6 +877,18 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     report.latency = latency.percentiles();
     report.errors = errors.count;
     report.error_samples = errors.samples;
+    report.acks = match cfg.ack {
+        Ack::Next => shared
+            .acks
+            .iter()
+            .map(|c| c.received.load(Ordering::Relaxed))
+            .sum(),
+        Ack::Own => members_out
+            .iter()
+            .filter_map(|m| m.sender.as_ref())
+            .map(|s| s.echoed)
+            .sum(),
+    };
     report.server = match (before, after) {
         (Some(before), Some(after)) => {
             let cpu_s = after.cpu_s - before.cpu_s;
@@ -685,6 +897,8 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
                 after,
                 cpu_s,
                 cpu_us_per_delivery: cpu_s * 1e6 / in_window.max(1) as f64,
+                cpu_percent: cpu_s * 100.0 / window_s,
+                sample_skew_ms: start_skew.max(end_skew) as f64 / 1e6,
             })
         }
         _ => None,
@@ -692,12 +906,16 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     Ok(report)
 }
 
-/// Sleeps for `d`, calling `tick` every 20 ms (the progress line).
-fn sleep_showing(d: Duration, tick: &mut dyn FnMut()) {
-    let end = Instant::now() + d;
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
+/// Sleeps until the [`clock`] reads `end_ns`, calling `tick` every 20 ms
+/// (the progress line).
+fn sleep_until_showing(end_ns: u64, tick: &mut dyn FnMut()) {
+    loop {
+        let left = end_ns.saturating_sub(clock::now_ns());
+        if left == 0 {
+            return;
+        }
         tick();
-        thread::sleep(left.min(Duration::from_millis(20)));
+        thread::sleep(Duration::from_nanos(left).min(Duration::from_millis(20)));
     }
 }
 
@@ -732,6 +950,9 @@ fn account(plan: &Plan, members: &[Member]) -> FanoutReport {
         senders: cfg.senders,
         rate: (cfg.rate > 0.0).then_some(cfg.rate),
         window: cfg.window,
+        shape: cfg.shape,
+        ack: cfg.ack,
+        transport: cfg.transport,
         size: cfg.size,
         threads: cfg.engine.threads,
         ready: 0,
@@ -743,6 +964,9 @@ fn account(plan: &Plan, members: &[Member]) -> FanoutReport {
         drain_complete: false,
         sent: 0,
         rejected: 0,
+        acks: 0,
+        max_in_flight: 0,
+        sender_writes: 0,
         expected: 0,
         received: 0,
         lost: 0,
@@ -763,6 +987,8 @@ fn account(plan: &Plan, members: &[Member]) -> FanoutReport {
         if let Some(s) = &m.sender {
             report.sent += s.sent;
             report.rejected += s.rejected;
+            report.max_in_flight = report.max_in_flight.max(s.max_in_flight);
+            report.sender_writes += s.writes;
         }
         let gone = match &m.state {
             State::Ready => None,
@@ -852,6 +1078,7 @@ fn worker(
         .collect();
     let ctx = Ctx {
         plan: plan.clone(),
+        shared: shared.clone(),
         phase: Phase::Setup,
         window: (u64::MAX, u64::MAX),
         latency: Latency::new(),
@@ -862,12 +1089,16 @@ fn worker(
     };
     let n = sessions.len();
     let mut worker = Worker::new(target, sessions, ctx)?;
+    // Before any connection opens, so before any sender can send: a
+    // receipt on another worker may then always wake this one.
+    let _ = shared.wakers[w].set(worker.waker()?);
     let mut opened = 0;
     let mut resumed = false;
     let mut drained = false;
     // With a rate, senders wake on a timer; flat out, they are driven by
-    // their echoes and the timeout only bounds how late a phase change is
-    // noticed.
+    // the receipts that free their windows (an event on their own socket,
+    // or the waker when the receipt was another worker's), and the timeout
+    // only bounds how late a phase change is noticed.
     let tick = if cfg.rate > 0.0 {
         Duration::from_millis(1)
     } else {

@@ -16,6 +16,8 @@
 //! - [`logins`]: connect + TLS + `REGISTER` + `LOGIN` + `QUIT` in a loop;
 //!   cycles per second and their latency.
 //! - [`sweep`]: fanout in one room of growing size, with an SVG chart.
+//! - [`rate_sweep`]: fanout in the same rooms at a rising send rate; the
+//!   server's CPU per delivery and the p99 latency, with an SVG chart.
 //! - [`flood`]: connections flooding `REGISTER` while one client logs in;
 //!   that login's latency and the server's memory.
 //!
@@ -25,6 +27,8 @@
 //!   share of the connections, and the `Session` trait scenarios implement.
 //! - [`conn`]: one non-blocking TLS connection (rustls, `tlsclient-mio`
 //!   style) and the [`Target`] it connects to.
+//! - [`ws`]: protocol v1 over WebSocket for a connection (`--transport
+//!   ws`): tungstenite's upgrade and frames over an in-memory stream.
 //! - [`options`]: what every scenario config shares ([`EngineOptions`]:
 //!   threads, progress, server pid, name prefix; [`SetupOptions`]: batches
 //!   and the setup time limit), with their defaults in one place.
@@ -64,9 +68,11 @@ pub mod logins;
 pub mod options;
 pub mod proc;
 pub mod progress;
+pub mod rate_sweep;
 pub mod report;
 pub mod script;
 pub mod sweep;
+pub mod ws;
 
 pub use capacity::{CapacityConfig, CapacityReport};
 pub use conn::Target;
@@ -74,4 +80,5 @@ pub use fanout::{FanoutConfig, FanoutReport};
 pub use flood::{RegisterFloodConfig, RegisterFloodReport};
 pub use logins::{LoginsConfig, LoginsReport};
 pub use options::{EngineOptions, SetupOptions};
+pub use rate_sweep::RateSweepReport;
 pub use sweep::SweepReport;

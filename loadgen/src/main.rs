@@ -5,6 +5,7 @@
 //! loadgen capacity --connections 10000 --hold 10 --server-pid $(pidof server)
 //! loadgen logins   --connectors 256 --duration 10
 //! loadgen sweep    --sizes 10,50,100,250,500,1000 --svg docs/img/sweep.svg
+//! loadgen sweep-rate --rates 1,2,5,10,50 --svg docs/img/rate-sweep.svg --server-pid $(pidof server)
 //! loadgen register-flood --attackers 200 --logins 30 --server-pid $(pidof server)
 //! ```
 //!
@@ -18,10 +19,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use chat::{Error, Result};
+use loadgen::fanout::{Ack, Shape, Transport};
 use loadgen::{
     CapacityConfig, EngineOptions, FanoutConfig, LoginsConfig, RegisterFloodConfig, SetupOptions,
     Target,
@@ -115,42 +117,46 @@ enum Scenario {
     Logins(LoginsArgs),
     /// Fanout in one room of each size; JSON and an SVG chart.
     Sweep(SweepArgs),
+    /// Fanout in the same rooms at each send rate; server CPU per delivery
+    /// and p99 latency, JSON and an SVG chart.
+    SweepRate(SweepRateArgs),
     /// Connections flooding REGISTER while one client logs in again and
     /// again; that LOGIN's latency, the server's RSS.
     RegisterFlood(RegisterFloodArgs),
-    /// Redraw a sweep's SVG chart from the JSON it saved with --out.
+    /// Redraw a sweep's (or with --rate a rate sweep's) SVG chart from the
+    /// JSON it saved with --out.
     Chart(ChartArgs),
 }
 
 /// Options of `chart`.
 #[derive(Debug, Args)]
 struct ChartArgs {
-    /// The sweep's JSON (written by `sweep --out`).
+    /// The sweep's JSON (written by `sweep --out` or `sweep-rate --out`).
     #[arg(long)]
     from: PathBuf,
+    /// The JSON is a rate sweep's (`sweep-rate --out`).
+    #[arg(long)]
+    rate: bool,
     /// The chart to write (SVG).
     #[arg(long)]
     svg: PathBuf,
-    /// The chart's title.
-    #[arg(
-        long,
-        default_value = "One room, 10 senders flat out (window 32), 64 B messages"
-    )]
-    title: String,
+    /// The chart's title (a default for each kind of sweep).
+    #[arg(long)]
+    title: Option<String>,
 }
 
 /// Options of `fanout` (and `sweep`).
 #[derive(Debug, Args)]
 struct FanoutArgs {
-    /// Rooms.
-    #[arg(long, default_value_t = 1)]
-    rooms: usize,
-    /// Members per room, senders included.
-    #[arg(long, default_value_t = 100)]
-    members: usize,
-    /// Senders per room.
-    #[arg(long, default_value_t = 10)]
-    senders: usize,
+    /// Rooms [default: 1; sweep-rate: 10].
+    #[arg(long)]
+    rooms: Option<usize>,
+    /// Members per room, senders included [default: 100; sweep-rate: 20].
+    #[arg(long)]
+    members: Option<usize>,
+    /// Senders per room [default: 10; sweep-rate: 20].
+    #[arg(long)]
+    senders: Option<usize>,
     /// Messages per second per sender; 0 = flat out (window-limited).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
@@ -175,18 +181,57 @@ struct FanoutArgs {
     /// Members per room that stop reading after joining (slow consumers).
     #[arg(long, default_value_t = 0)]
     stalled: usize,
+    /// Write each sender's lines together, several TLS records per write,
+    /// instead of one record and one write per line.
+    #[arg(long)]
+    coalesce: bool,
+    /// What frees a place in a sender's window: the next member's receipt
+    /// of the message, or the sender's own echo.
+    #[arg(long, value_enum, default_value_t = AckArg::Next)]
+    ack: AckArg,
+    /// Protocol v1 as lines over TLS, or over WebSocket (ALPN http/1.1,
+    /// GET /ws, one text frame per line), as a browser speaks it.
+    #[arg(long, value_enum, default_value_t = TransportArg::Line)]
+    transport: TransportArg,
     /// Connection batches.
     #[command(flatten)]
     setup: SetupArgs,
 }
 
+/// `--ack`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AckArg {
+    /// Member (k + 1) % members receiving sender k's message.
+    Next,
+    /// The sender's own echo.
+    Own,
+}
+
+/// The room shape `fanout` and `sweep` run when not told: one room of 100,
+/// ten of them sending.
+const FANOUT_ROOMS: (usize, usize, usize) = (1, 100, 10);
+
+/// The room shape `sweep-rate` runs when not told: a class, ten rooms of
+/// 20 members, every member sending.
+const RATE_ROOMS: (usize, usize, usize) = (10, 20, 20);
+
+/// `--transport`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TransportArg {
+    /// Lines over TLS, as the terminal client.
+    Line,
+    /// WebSocket over TLS, as the web client.
+    Ws,
+}
+
 impl FanoutArgs {
-    /// The library's config.
-    fn config(&self, common: &Common) -> FanoutConfig {
+    /// The library's config; `rooms` gives the rooms, members and senders
+    /// not set by an option.
+    fn config(&self, common: &Common, rooms: (usize, usize, usize)) -> FanoutConfig {
         FanoutConfig {
-            rooms: self.rooms,
-            members: self.members,
-            senders: self.senders,
+            rooms: self.rooms.unwrap_or(rooms.0),
+            members: self.members.unwrap_or(rooms.1),
+            senders: self.senders.unwrap_or(rooms.2),
             rate: self.rate,
             window: self.window,
             duration: Duration::from_secs_f64(self.duration),
@@ -195,6 +240,19 @@ impl FanoutArgs {
             size: self.size,
             messages: self.messages,
             stalled: self.stalled,
+            shape: if self.coalesce {
+                Shape::Coalesce
+            } else {
+                Shape::PerLine
+            },
+            ack: match self.ack {
+                AckArg::Next => Ack::Next,
+                AckArg::Own => Ack::Own,
+            },
+            transport: match self.transport {
+                TransportArg::Line => Transport::Line,
+                TransportArg::Ws => Transport::Ws,
+            },
             engine: common.engine(),
             setup: self.setup.apply(FanoutConfig::default().setup),
         }
@@ -289,6 +347,35 @@ impl RegisterFloodArgs {
     }
 }
 
+/// Options of `sweep-rate`.
+#[derive(Debug, Args)]
+struct SweepRateArgs {
+    /// Messages per second per sender to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,5,10,50")]
+    rates: Vec<f64>,
+    /// Write the chart here (SVG).
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Write the sweep's JSON here (besides stdout with --json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The fanout options of each run (--rate is replaced by each rate).
+    #[command(flatten)]
+    fanout: FanoutArgs,
+}
+
+/// The default title of a rate sweep's chart.
+fn rate_title(rooms: usize, members: usize, senders: usize, size: usize) -> String {
+    format!("{rooms} rooms x {members} members, {senders} sending in each, {size} B messages")
+}
+
+/// Writes `report` as pretty JSON to `path`.
+fn write_json<R: Serialize>(report: &R, path: &std::path::Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::Config(format!("cannot write JSON: {e}")))?;
+    std::fs::write(path, text).map_err(|e| Error::io(format!("write {}", path.display()), e))
+}
+
 /// Options of `sweep`.
 #[derive(Debug, Args)]
 struct SweepArgs {
@@ -352,11 +439,23 @@ fn run(options: &Options) -> Result<()> {
         Scenario::Chart(args) => {
             let json = std::fs::read_to_string(&args.from)
                 .map_err(|e| Error::io(format!("read {}", args.from.display()), e))?;
-            let points = loadgen::sweep::points_from_json(&json)?;
-            loadgen::sweep::write_svg(&points, &args.svg, &args.title)
+            if args.rate {
+                let points = loadgen::rate_sweep::points_from_json(&json)?;
+                let title = args
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| "CPU per delivery against the send rate".to_owned());
+                loadgen::rate_sweep::write_svg(&points, &args.svg, &title)
+            } else {
+                let points = loadgen::sweep::points_from_json(&json)?;
+                let title = args.title.clone().unwrap_or_else(|| {
+                    "One room, 10 senders flat out (window 32), 64 B messages".to_owned()
+                });
+                loadgen::sweep::write_svg(&points, &args.svg, &title)
+            }
         }
         Scenario::Fanout(args) => {
-            let report = loadgen::fanout::run(&target()?, &args.config(common))?;
+            let report = loadgen::fanout::run(&target()?, &args.config(common, FANOUT_ROOMS))?;
             print(&report, common.json)
         }
         Scenario::Capacity(args) => {
@@ -372,13 +471,10 @@ fn run(options: &Options) -> Result<()> {
             print(&report, common.json)
         }
         Scenario::Sweep(args) => {
-            let base = args.fanout.config(common);
+            let base = args.fanout.config(common, FANOUT_ROOMS);
             let report = loadgen::sweep::run(&target()?, &base, &args.sizes)?;
             if let Some(path) = &args.out {
-                let text = serde_json::to_string_pretty(&report)
-                    .map_err(|e| Error::Config(format!("cannot write JSON: {e}")))?;
-                std::fs::write(path, text)
-                    .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+                write_json(&report, path)?;
             }
             if let Some(path) = &args.svg {
                 let title = format!(
@@ -386,6 +482,18 @@ fn run(options: &Options) -> Result<()> {
                     base.senders, base.window, base.size
                 );
                 loadgen::sweep::write_svg(&report.points, path, &title)?;
+            }
+            print(&report, common.json)
+        }
+        Scenario::SweepRate(args) => {
+            let base = args.fanout.config(common, RATE_ROOMS);
+            let report = loadgen::rate_sweep::run(&target()?, &base, &args.rates)?;
+            if let Some(path) = &args.out {
+                write_json(&report, path)?;
+            }
+            if let Some(path) = &args.svg {
+                let title = rate_title(base.rooms, base.members, base.senders, base.size);
+                loadgen::rate_sweep::write_svg(&report.points, path, &title)?;
             }
             print(&report, common.json)
         }

@@ -5,10 +5,11 @@ use std::fmt::{self, Display, Write};
 
 use super::accounting::Percentiles;
 use super::capacity::CapacityReport;
-use super::fanout::FanoutReport;
+use super::fanout::{Ack, FanoutReport, Shape, Transport};
 use super::flood::RegisterFloodReport;
 use super::logins::LoginsReport;
 use super::proc::ProcSample;
+use super::rate_sweep::RateSweepReport;
 use super::sweep::SweepReport;
 
 /// How many samples of error text a report keeps.
@@ -148,6 +149,32 @@ impl Display for FanoutReport {
             "setup",
             format!("{:.1} s ({} JOIN retries)", self.setup_s, self.join_retries),
         )
+        .row(
+            "shape",
+            format!(
+                "{}{}, window freed by {}",
+                match self.transport {
+                    Transport::Line => "",
+                    Transport::Ws => "WebSocket, ",
+                },
+                match self.shape {
+                    Shape::PerLine => "one record and one write per line",
+                    Shape::Coalesce => "lines coalesced per event",
+                },
+                match self.ack {
+                    Ack::Next => "the next member's receipt",
+                    Ack::Own => "the sender's own echo",
+                }
+            ),
+        )
+        .row(
+            "in flight / writes",
+            format!(
+                "at most {} per sender; {} sender writes",
+                self.max_in_flight,
+                thousands(self.sender_writes as f64)
+            ),
+        )
         .row("measure window", format!("{:.2} s", self.measure_s))
         .row("deliveries/s", thousands(self.deliveries_per_s))
         .row("sends/s", thousands(self.sends_per_s))
@@ -190,8 +217,8 @@ impl Display for FanoutReport {
             .row(
                 "server CPU",
                 format!(
-                    "{:.2} s in the window, {:.3} us per delivery",
-                    s.cpu_s, s.cpu_us_per_delivery
+                    "{:.2} s in the window ({:.0} % of a core), {:.3} us per delivery",
+                    s.cpu_s, s.cpu_percent, s.cpu_us_per_delivery
                 ),
             );
         }
@@ -345,6 +372,48 @@ impl Display for SweepReport {
                 p.latency.p50_ms,
                 p.latency.p99_ms,
                 p.latency.p999_ms,
+                p.lost,
+                p.dropped
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for RateSweepReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "sweep-rate: {} room(s) x {} members, {} sender(s) per room, {} s per rate",
+            self.rooms, self.members, self.senders, self.duration_s
+        )?;
+        writeln!(
+            f,
+            "{:>8}  {:>12}  {:>11}  {:>9}  {:>9}  {:>9}  {:>7}  {:>6}  {:>7}",
+            "msg/s",
+            "deliveries/s",
+            "us/delivery",
+            "CPU %",
+            "p50 ms",
+            "p99 ms",
+            "refused",
+            "lost",
+            "dropped"
+        )?;
+        let or_dash = |v: Option<f64>, digits: usize| {
+            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+        };
+        for p in &self.points {
+            writeln!(
+                f,
+                "{:>8}  {:>12}  {:>11}  {:>9}  {:>9.3}  {:>9.3}  {:>7}  {:>6}  {:>7}",
+                p.rate,
+                thousands(p.deliveries_per_s),
+                or_dash(p.cpu_us_per_delivery, 2),
+                or_dash(p.cpu_percent, 1),
+                p.latency.p50_ms,
+                p.latency.p99_ms,
+                p.rejected,
                 p.lost,
                 p.dropped
             )?;
