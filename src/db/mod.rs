@@ -382,7 +382,7 @@ impl Request {
     /// Does somebody wait for this request's answer? Those that nobody
     /// waits for may have their commit delayed a little (see the DB
     /// thread's "Why history may wait a little").
-    fn awaited(&self) -> bool {
+    pub(super) fn awaited(&self) -> bool {
         !matches!(
             self,
             Request::AppendHistory { .. }
@@ -486,7 +486,9 @@ pub fn open_with(
 /// - `synchronous=FULL`: the fsync happens at *every* commit, so an account
 ///   we answered `OK` for survives `kill -9` and even a power cut. This is
 ///   the expensive setting; group commit (see `thread.rs`) pays it once per
-///   batch instead of once per request.
+///   batch instead of once per request. The DB thread lowers it to `NORMAL`
+///   for batches that nobody waits for, and raises it back for the next
+///   one somebody does.
 /// - `foreign_keys=ON`: SQLite ignores `REFERENCES` unless asked; we ask,
 ///   so a message can never point at a room that does not exist.
 /// - `busy_timeout`: see [`BUSY_TIMEOUT`].

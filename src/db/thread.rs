@@ -37,11 +37,18 @@
 //! a claim to release. A batch made only of those does not commit at once:
 //! it waits up to [`LAZY_COMMIT`] for more, and commits as soon as a request
 //! that somebody waits for arrives. In a classroom, where messages arrive
-//! a few milliseconds apart, that turns one fsync per message into one per
-//! handful, and the database thread's share of each delivery with it. What
-//! it risks is only what was never acknowledged: a crash in that window
-//! loses the last milliseconds of history, as it could before by losing
-//! the queue (docs/RELIABILITY.md, "Durability, precisely").
+//! a few milliseconds apart, that turns one commit per message into one per
+//! handful, and the database thread's share of each delivery with it.
+//!
+//! Such a batch also commits with `synchronous=NORMAL`: in WAL mode, that
+//! COMMIT writes the log but does not wait for an fsync. The rows survive a
+//! crash of the server (the kernel has them); only a power cut before the
+//! next fsync can lose them, and the next batch that somebody waits for
+//! commits with `synchronous=FULL`, whose fsync makes everything before it
+//! durable too. So an acknowledged request is as durable as ever, and what
+//! may be lost was never acknowledged: the last milliseconds of history,
+//! as a crash could lose before by losing the queue (docs/RELIABILITY.md,
+//! "Durability, precisely").
 //!
 //! # Why reply only after COMMIT
 //!
@@ -96,6 +103,9 @@ pub(super) struct Worker {
     /// Stored DM id → the connection it is in flight to. An id is here from
     /// its claim until its deletion or release.
     claims: HashMap<i64, u64>,
+    /// Whether `synchronous` is `FULL` now (else `NORMAL`): see "Why
+    /// history may wait a little".
+    synchronous_full: bool,
 }
 
 /// How long a batch that nobody waits for may wait for more requests
@@ -153,6 +163,24 @@ impl Worker {
             conn,
             limits,
             claims: HashMap::new(),
+            // As `open_connection` left it.
+            synchronous_full: true,
+        }
+    }
+
+    /// Makes the next COMMIT wait for an fsync (`full`), or not. Changed
+    /// only when it changes: a batch of history after a batch of history
+    /// costs no statement.
+    fn set_synchronous(&mut self, full: bool) {
+        if full == self.synchronous_full {
+            return;
+        }
+        let mode = if full { "FULL" } else { "NORMAL" };
+        match self.conn.pragma_update(None, "synchronous", mode) {
+            Ok(()) => self.synchronous_full = full,
+            // Staying at FULL is always safe; staying at NORMAL is not, and
+            // SQLite cannot refuse this pragma outside a transaction.
+            Err(e) => log::error!("db: cannot set synchronous={mode}: {e}"),
         }
     }
 
@@ -167,10 +195,12 @@ impl Worker {
     ///   the batch remains, and every request gets the error.
     pub(super) fn run_batch(&mut self, batch: Vec<Request>) {
         let size = batch.len();
+        self.set_synchronous(batch.iter().any(Request::awaited));
         let Worker {
             conn,
             limits,
             claims,
+            ..
         } = self;
         // IMMEDIATE takes the write lock now, so we find out at BEGIN (not
         // half way through) if another process holds it too long.
@@ -764,6 +794,39 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(seqs, [1, 2]);
+    }
+
+    /// A batch of history commits without waiting for an fsync, and the
+    /// next batch that somebody waits for with it; both are committed.
+    #[test]
+    fn history_alone_commits_without_fsync() {
+        let (_dir, mut w) = worker(Limits::default());
+        w.conn
+            .execute("INSERT INTO rooms (name, created_ms) VALUES ('r', 0)", [])
+            .unwrap();
+        let synchronous = |w: &Worker| -> i64 {
+            w.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(synchronous(&w), 2, "FULL to begin with");
+        w.run_batch(vec![Request::AppendHistory {
+            room: "r".into(),
+            seq: 1,
+            time_ms: 0,
+            user: "u".into(),
+            text: "t".into(),
+        }]);
+        assert_eq!(synchronous(&w), 1, "NORMAL for history alone");
+        let (ann, ann_answer) = register("ann");
+        w.run_batch(vec![ann]);
+        assert_eq!(synchronous(&w), 2, "FULL again for an account");
+        assert_eq!(ann_answer.try_recv().unwrap(), Ok("ann".into()));
+        let messages: i64 = w
+            .conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(messages, 1);
     }
 
     /// If the COMMIT fails, every request of the batch gets the error and
