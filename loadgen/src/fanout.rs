@@ -159,7 +159,10 @@ pub enum Shape {
 #[serde(rename_all = "kebab-case")]
 pub enum Ack {
     /// The next member of the room (`(k + 1) % members`, skipping stalled
-    /// members) receiving the message.
+    /// members) receiving the message. If the server drops that member,
+    /// its sender's window never frees again and the sender stops (the
+    /// report shows the drop): runs meant to drop members that are not
+    /// the stalled ones are clearer with [`Ack::Own`].
     Next,
     /// The sender's own echo.
     Own,
