@@ -29,6 +29,9 @@
 //! - [`oneshot`]: the reply channel a thread waits on for one answer.
 //! - [`client`]: the terminal client: a pure menu state machine, the network
 //!   thread, and the UI loop that alone owns the terminal.
+//! - [`web`]: the same port for browsers (ALPN `http/1.1`): the web
+//!   client, protocol v1 over WebSocket, the teacher's status page and
+//!   `/metrics`.
 //! - [`i18n`]: every sentence the client shows, in English and Brazilian
 //!   Portuguese.
 //!
@@ -63,6 +66,7 @@ pub mod oneshot;
 pub mod protocol;
 pub mod server;
 pub mod tls;
+pub mod web;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -243,6 +243,11 @@ impl Client {
         self.outbox.piece()
     }
 
+    /// Lines waiting in the outbox now (for `/metrics`).
+    pub fn queued_lines(&self) -> usize {
+        self.outbox.load().0
+    }
+
     /// Decides that the connection ends, and wakes both of its threads.
     ///
     /// Only the first call has an effect. The order matters: the flag is set
