@@ -627,7 +627,9 @@ function addMessage({ time, user, text, kind = "" }) {
   const body = document.createElement("span");
   body.className = "text";
   body.textContent = text;
-  item.append(stamp, author, body);
+  // The spaces between the parts are text too: copied text and screen
+  // readers get "10:42 ana: hello", not "10:42ana:hello".
+  item.append(stamp, " ", author, " ", body);
   appendToLog(item);
 }
 
