@@ -105,10 +105,11 @@ pub struct Config {
     /// logged once as the status page's full address.
     pub status_token: Option<String>,
     /// How long an HTTP request head may take to arrive, from its first
-    /// byte (from the handshake, for the first request). Default 10 s: a
-    /// peer that dribbles a head byte by byte is cut at this deadline.
+    /// byte. Default 10 s: a peer that dribbles a head byte by byte is cut
+    /// at this deadline.
     pub http_head_timeout: Duration,
-    /// How long a kept-alive HTTP connection may wait for its next request.
+    /// How long an HTTP connection may wait for its next request (its
+    /// first one, too).
     /// Default 15 s, and at most that: idle browser connections must not
     /// hold threads.
     pub http_idle_timeout: Duration,
@@ -350,5 +351,37 @@ mod tests {
             ..Config::default()
         };
         c.validate().expect("a year is allowed");
+    }
+
+    /// The web side's options: an idle HTTP connection is let go within
+    /// 15 s at most, and a given status token is long and URL-safe.
+    #[test]
+    fn web_options_are_checked() {
+        let c = Config {
+            http_idle_timeout: Duration::from_secs(16),
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("--http-idle-timeout must be at most 15"), "{e}");
+        for bad in [
+            "short",
+            "has spaces in it, long enough",
+            "semi;colon-0123456789",
+        ] {
+            let c = Config {
+                status_token: Some(bad.into()),
+                ..Config::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("--status-token must be at least 16"),
+                "{bad}: {e}"
+            );
+        }
+        let c = Config {
+            status_token: Some("a-good_Token-0123".into()),
+            ..Config::default()
+        };
+        c.validate().expect("a good token");
     }
 }

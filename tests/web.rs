@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
-use support::{pki, TestClient, TestServer, WAIT};
+use support::{
+    error_line, pki, run_to_exit, wait_for_log, ServerBinary, TestClient, TestServer, WAIT,
+};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
 
@@ -568,4 +570,54 @@ fn metrics_parse_back() {
     assert!(samples
         .keys()
         .any(|k| k.starts_with("chat_db_commit_seconds_bucket")));
+}
+
+/// The server binary logs the status page's whole address, with a fresh
+/// random token, right after `listening on`; that token opens the page.
+/// A bad `--status-token` or `--http-idle-timeout` is one clear line and
+/// a failure status.
+#[test]
+fn the_binary_logs_the_status_address_and_checks_its_options() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = ServerBinary::start(&dir.path().join("chat.db"), &["--fast-hash"]);
+    let line = wait_for_log(&server.log, "status page: ");
+    let url = line
+        .split("status page: ")
+        .nth(1)
+        .expect("an address")
+        .trim();
+    let prefix = format!("https://localhost:{}/status?token=", server.addr.port());
+    let token = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
+    assert_eq!(token.len(), 32, "{token}");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+    let mut tls = browser(server.addr);
+    assert_eq!(
+        get(&mut tls, &format!("/status.json?token={token}"), &[]).status,
+        200
+    );
+    assert_eq!(
+        get(&mut tls, "/status.json?token=0123456789abcdef", &[]).status,
+        401
+    );
+
+    for (options, expected) in [
+        (
+            ["--status-token", "short"],
+            "--status-token must be at least 16",
+        ),
+        (
+            ["--http-idle-timeout", "16"],
+            "--http-idle-timeout must be at most 15",
+        ),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+        cmd.args(options)
+            .arg("--db")
+            .arg(dir.path().join("other.db"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let out = run_to_exit(cmd);
+        let line = error_line(&out);
+        assert!(line.contains(expected), "{line}");
+    }
 }

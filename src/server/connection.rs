@@ -265,12 +265,11 @@ pub(super) fn handshake(
     // is served HTTP on a thread of its own; every other connection (no
     // ALPN: the terminal client, `openssl s_client`) is a v1 client.
     if conn.alpn_protocol() == Some(tls::ALPN_HTTP) {
-        let ready = Instant::now();
         let spawned = thread::Builder::new()
             .name(format!("conn-{id}-http"))
             .stack_size(READER_STACK)
             .spawn(move || {
-                crate::web::serve(state, conn, socket, (id, peer), slot, over_limit, ready);
+                crate::web::serve(state, conn, socket, (id, peer), slot, over_limit);
             });
         if let Err(e) = spawned {
             log::error!("conn {id}: cannot start a thread: {e}");

@@ -295,8 +295,8 @@ pub fn run_with(
     // ALPN `http/1.1` and browsers get HTTP (see `tls::ALPN_HTTP`).
     let site = if config.web {
         tls.offer_alpn(vec![crate::tls::ALPN_HTTP.to_vec()]);
-        Some(crate::web::Site::start(
-            addr,
+        Some(crate::web::Site::new(
+            addr.port(),
             config.status_token.as_deref(),
         )?)
     } else {
@@ -335,6 +335,9 @@ pub fn run_with(
     // Stopped (and joined) when this guard drops, right after the accept loop.
     let expiry_watch = state.tls.watch_expiry()?;
     log::info!("listening on {addr}");
+    if let Some(site) = &state.site {
+        site.announce();
+    }
 
     accept_loop(&listener, &state);
     drop(listener);

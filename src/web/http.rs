@@ -8,13 +8,15 @@
 //!   without reading further. So is one with more than [`MAX_HEADERS`]
 //!   header lines.
 //! - **Time**: the whole head must arrive by one deadline, fixed when its
-//!   first byte arrives (`--http-head-timeout`, 10 s). Every read waits
+//!   first byte arrives (`--http-head-timeout`, 10 s after it). Every read waits
 //!   only for the time left until it, so a peer that dribbles one byte
 //!   every few seconds is cut at the deadline, exactly like a silent one;
 //!   the deadline is not reset by each byte.
-//! - **Keep-alive**: between two requests the connection may wait for the
-//!   next one's first byte for `--http-idle-timeout` (≤ 15 s), then it is
-//!   closed: an idle browser tab does not hold a thread for long.
+//! - **Keep-alive**: before its first request and between two requests,
+//!   the connection may wait for the next head's first byte for
+//!   `--http-idle-timeout` (≤ 15 s), then it is closed: an idle browser
+//!   tab (or a socket a browser opened ahead of need) does not hold a
+//!   thread for long.
 //!
 //! Requests carry no body here (every route is a `GET`): a request that
 //! announces one is answered and the connection closed, so its body is
@@ -229,9 +231,8 @@ pub struct Conn<'a> {
 
 impl Conn<'_> {
     /// Reads the next request head. Waits for its first byte until
-    /// `idle_deadline`; from then on the whole head must be in by
-    /// `head_timeout` after that byte (or by `head_deadline`, if given:
-    /// the first request's deadline counts from the handshake).
+    /// `idle_deadline`; from then on the whole head must be in within
+    /// `head_timeout` of that byte, a deadline fixed once.
     ///
     /// # Errors
     ///
@@ -240,13 +241,14 @@ impl Conn<'_> {
         &mut self,
         idle_deadline: Instant,
         head_timeout: Duration,
-        head_deadline: Option<Instant>,
     ) -> Result<Request, ReadError> {
-        let mut deadline = head_deadline.unwrap_or(idle_deadline);
-        let mut started = !self.pending.is_empty();
-        if started && head_deadline.is_none() {
-            deadline = Instant::now() + head_timeout;
-        }
+        // Bytes of this head that came with the previous request's start
+        // the head's clock now.
+        let mut deadline = if self.pending.is_empty() {
+            None
+        } else {
+            Some(Instant::now() + head_timeout)
+        };
         loop {
             if !self.pending.is_empty() {
                 if let Some(request) = self.parse()? {
@@ -256,30 +258,19 @@ impl Conn<'_> {
                     return Err(ReadError::TooLarge);
                 }
             }
-            match self.fill(deadline) {
-                Ok(0) => {
-                    return Err(if started {
-                        ReadError::Failed("closed in a request head".into())
-                    } else {
-                        ReadError::Done
-                    })
+            let started = deadline.is_some();
+            match self.fill(deadline.unwrap_or(idle_deadline)) {
+                Ok(0) if started => {
+                    return Err(ReadError::Failed("closed in a request head".into()))
                 }
+                Ok(0) => return Err(ReadError::Done),
                 Ok(_) => {}
-                Err(e) if tls::is_timeout(&e) => {
-                    return Err(if started {
-                        ReadError::TimedOut
-                    } else {
-                        ReadError::Done
-                    });
-                }
+                Err(e) if tls::is_timeout(&e) && started => return Err(ReadError::TimedOut),
+                Err(e) if tls::is_timeout(&e) => return Err(ReadError::Done),
                 Err(e) => return Err(ReadError::Failed(e.to_string())),
             }
-            if !started {
-                started = true;
-                if head_deadline.is_none() {
-                    deadline = Instant::now() + head_timeout;
-                }
-            }
+            // The head's first byte fixes its deadline.
+            deadline.get_or_insert_with(|| Instant::now() + head_timeout);
         }
     }
 

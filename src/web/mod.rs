@@ -53,29 +53,37 @@ pub struct Site {
     pub token: Token,
     /// The ngrok tunnel's address, cached.
     pub ngrok: status::Ngrok,
+    /// The port the server listens on.
+    port: u16,
 }
 
 impl Site {
-    /// The web side of a server listening on `addr`: makes the token (or
-    /// takes `--status-token`) and logs the status page's address.
+    /// The web side of a server listening on port `port`: makes the token
+    /// (or takes `--status-token`).
     ///
     /// # Errors
     ///
     /// [`Error::Config`] if no random token can be made.
-    pub fn start(addr: SocketAddr, given: Option<&str>) -> Result<Site> {
+    pub fn new(port: u16, given: Option<&str>) -> Result<Site> {
         let token = Token::new(given).map_err(Error::Config)?;
+        Ok(Site {
+            token,
+            ngrok: status::Ngrok::new(port),
+            port,
+        })
+    }
+
+    /// Logs the status page's whole address, token included, once, right
+    /// after the server's `listening on` line.
+    pub fn announce(&self) {
         // The one log line that shows the token, on purpose: it is how the
         // teacher gets it (as Jupyter prints its link). Nothing else ever
         // logs it, nor any token a request brings.
         log::info!(
             "status page: https://localhost:{}/status?token={}",
-            addr.port(),
-            token.reveal()
+            self.port,
+            self.token.reveal()
         );
-        Ok(Site {
-            token,
-            ngrok: status::Ngrok::new(addr.port()),
-        })
     }
 }
 
@@ -91,8 +99,7 @@ enum Next {
 
 /// Runs on the `conn-N-http` thread: serves requests until the connection
 /// ends or upgrades to WebSocket. `over_limit`: the server was full when
-/// it arrived, every request gets 503. `ready`: when the handshake ended
-/// (the first request's head deadline counts from it).
+/// it arrived, every request gets 503.
 pub(crate) fn serve(
     state: Arc<State>,
     mut tls: ServerConnection,
@@ -100,7 +107,6 @@ pub(crate) fn serve(
     (id, peer): (u64, SocketAddr),
     slot: Slot,
     over_limit: bool,
-    ready: Instant,
 ) {
     let _watched = state.watch_http(id, &socket);
     let counted = state.metrics.connection(Kind::Http);
@@ -110,10 +116,9 @@ pub(crate) fn serve(
         pending: Vec::new(),
     };
     let head_timeout = state.config.http_head_timeout;
-    let mut first = Some(ready + head_timeout);
     let upgraded = loop {
         let idle = Instant::now() + state.config.http_idle_timeout;
-        let request = match conn.read_head(idle, head_timeout, first.take()) {
+        let request = match conn.read_head(idle, head_timeout) {
             Ok(request) => request,
             Err(ReadError::Done) => break None,
             Err(ReadError::TimedOut) => {
