@@ -500,6 +500,10 @@ fn a_websocket_client_chats_with_a_line_client() {
         Message::Pong(p) => assert_eq!(&p[..], b"are you there"),
         other => panic!("expected a pong, got {other:?}"),
     }
+    // A LF inside a message never makes two commands of it.
+    send(&mut ws, "SAY x\nQUIT");
+    let refused = text(&mut ws);
+    assert!(refused.starts_with("ERR BAD_TEXT "), "{refused}");
     // QUIT: the BYE line, then a close frame carrying its reason.
     send(&mut ws, "QUIT");
     assert!(text(&mut ws).starts_with("BYE QUIT"));

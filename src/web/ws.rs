@@ -16,7 +16,8 @@
 //!   plaintext rustls decrypted; it unmasks, reassembles fragments, checks
 //!   UTF-8, and answers pings and close frames itself; each text message
 //!   becomes one line for the same line splitter a terminal client's
-//!   bytes go to. So a message longer than `--max-line` is refused exactly
+//!   bytes go to (a LF inside a message never makes it two lines: see
+//!   [`push_line`]). So a message longer than `--max-line` is refused exactly
 //!   like a long line (`ERR LINE_TOO_LONG`, the connection lives on), and
 //!   the message size tungstenite buffers is bounded by [`hard_limit`].
 
@@ -210,14 +211,8 @@ impl Decoder {
         let mut ended = None;
         loop {
             match self.ws.read() {
-                Ok(Message::Text(text)) => {
-                    lines.push(text.as_bytes());
-                    lines.push(b"\n");
-                }
-                Ok(Message::Binary(bytes)) => {
-                    lines.push(&bytes);
-                    lines.push(b"\n");
-                }
+                Ok(Message::Text(text)) => push_line(lines, text.as_bytes()),
+                Ok(Message::Binary(bytes)) => push_line(lines, &bytes),
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Ok(Message::Close(_)) => {
                     ended = Some("the peer closed the WebSocket".to_string());
@@ -250,6 +245,24 @@ impl Decoder {
             ended,
         }
     }
+}
+
+/// Hands one message to the line splitter as one line: its bytes, then a
+/// LF. A LF inside the message would make it two lines (two commands from
+/// one message), so it goes in as a CR instead: the line then holds a
+/// control character, and is refused as such (`ERR BAD_TEXT`, or the
+/// command's own error) like the same line on the line protocol.
+fn push_line(lines: &mut LineSplitter, message: &[u8]) {
+    if message.contains(&b'\n') {
+        let kept: Vec<u8> = message
+            .iter()
+            .map(|&b| if b == b'\n' { b'\r' } else { b })
+            .collect();
+        lines.push(&kept);
+    } else {
+        lines.push(message);
+    }
+    lines.push(b"\n");
 }
 
 #[cfg(test)]
@@ -307,6 +320,20 @@ mod tests {
             OpCode::Control(tungstenite::protocol::frame::coding::Control::Pong)
         );
         assert_eq!(&replies[replies.len() - len as usize..], b"hi");
+    }
+
+    /// A message holding a LF stays one line (with a CR in it), never two.
+    #[test]
+    fn a_lf_inside_a_message_does_not_make_two_lines() {
+        let mut lines = LineSplitter::new(64);
+        let mut decoder = Decoder::new(64, &[]);
+        decoder.push(&client_frame(OpCode::Data(Data::Text), b"SAY a\nQUIT"));
+        assert!(decoder.decode(&mut lines).ended.is_none());
+        assert_eq!(
+            lines.next_event(),
+            Some(LineEvent::Line("SAY a\rQUIT".into()))
+        );
+        assert_eq!(lines.next_event(), None);
     }
 
     /// The server's text frame holds the line without its LF.
