@@ -625,3 +625,49 @@ fn the_binary_logs_the_status_address_and_checks_its_options() {
         assert!(line.contains(expected), "{line}");
     }
 }
+
+/// A certificate reload (SIGHUP) keeps the ALPN offer: after it, a browser
+/// still negotiates `http/1.1` and a client without ALPN still gets `HELLO`.
+#[test]
+fn a_certificate_reload_keeps_alpn() {
+    let files = chat::tls::TlsFiles::new(&pki().cert, &pki().key);
+    let tls = chat::server::ServerTls::load(files).expect("load");
+    let server = TestServer::start_tls(tls.clone());
+    assert_eq!(
+        browser(server.addr).conn.alpn_protocol(),
+        Some(&b"http/1.1"[..])
+    );
+    tls.reload().expect("reload");
+    assert_eq!(
+        browser(server.addr).conn.alpn_protocol(),
+        Some(&b"http/1.1"[..]),
+        "after the reload"
+    );
+    let mut v1 = TestClient::connect(server.addr);
+    assert!(v1.line().starts_with("HELLO 1 chat-server/"));
+}
+
+/// A close frame from the browser ends the session: the room hears the
+/// user leave, and the server answers the close.
+#[test]
+fn a_close_frame_from_the_browser_ends_the_session() {
+    let s = server(|_| {});
+    let mut ana = s.user_in("ana", "lobby");
+    let mut ws = websocket(s.addr);
+    for line in ["REGISTER web pw", "LOGIN web pw"] {
+        send(&mut ws, line);
+        assert!(text(&mut ws).starts_with("OK "));
+    }
+    send(&mut ws, "JOIN lobby");
+    while !text(&mut ws).starts_with("OK JOIN") {}
+    ana.expect("JOINED lobby web");
+    ws.close(None).expect("close");
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("expected the close handshake to complete, got {e}"),
+        }
+    }
+    ana.expect("LEFT lobby web quit");
+}
