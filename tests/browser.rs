@@ -88,6 +88,10 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
     ] {
         control(&tab, role, name);
     }
+    let shots = screenshot_dir();
+    phone_size(&tab, true);
+    save_screenshot(&tab, &shots.join("login-pt-phone.png"));
+    phone_size(&tab, false);
     // ...and English ones in English.
     choose_language(&tab, "en");
 
@@ -192,8 +196,13 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
     // The member list came from WHO.
     wait_for(&tab, "the member list", &text_contains("In the room (2)"));
 
-    let shots = screenshot_dir();
     save_screenshot(&tab, &shots.join("chat.png"));
+    // On a phone, the student folds the panels away to see the chat.
+    for panel in ["Direct message", "Rooms"] {
+        control(&tab, "DisclosureTriangle", panel)
+            .click()
+            .expect("fold a panel");
+    }
     phone_size(&tab, true);
     save_screenshot(&tab, &shots.join("chat-phone.png"));
     phone_size(&tab, false);

@@ -560,8 +560,16 @@ function drawRooms() {
     const meta = document.createElement("span");
     meta.className = "meta";
     const kind = t(state.lang, room.private ? "private" : "public");
-    meta.textContent = `${room.private ? "🔒 " : ""}${kind}, ${t(state.lang, "online", { count: room.online })}`;
-    item.append(button, meta);
+    meta.textContent = `${kind}, ${t(state.lang, "online", { count: room.online })}`;
+    if (room.private) {
+      // A padlock drawn by style.css; the word "private" says it in text.
+      const lock = document.createElement("span");
+      lock.className = "lock";
+      lock.setAttribute("aria-hidden", "true");
+      item.append(button, lock, meta);
+    } else {
+      item.append(button, meta);
+    }
     list.append(item);
   }
   $("no-rooms").hidden = state.rooms.length > 0 || !state.loggedIn;
