@@ -41,6 +41,8 @@
 //!  accept loop ──spawn──▶ conn-N-tls: TLS handshake; starts the two below, then ends
 //!                         conn-N: read lines, run commands ──try_send──▶ outboxes
 //!                         conn-N-writer: outbox → TLS records → socket
+//!                         (a browser, ALPN http/1.1: conn-N-http serves HTTP; after a
+//!                          WebSocket upgrade it is that client's reader, with a writer as above)
 //!  db: owns SQLite; others send it requests with a reply channel
 //!  hash-0..3: argon2; connection threads send requests with a reply channel
 //! ```

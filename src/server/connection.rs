@@ -16,6 +16,12 @@
 //!   on exit: SessionGuard (leave room, log out, forget) ; join writer
 //! ```
 //!
+//! A connection whose handshake negotiated ALPN `http/1.1` (a browser) is
+//! handed to a `conn-N-http` thread instead (`web::serve`); if it upgrades
+//! to WebSocket, that thread becomes its reader here ([`websocket`]), with
+//! a WebSocket decoder in front of the line splitter and a writer that
+//! frames each line: the rest is this file and `writer.rs` unchanged.
+//!
 //! The handshake thread owns the connection until the handshake is done,
 //! so the handshake needs no lock. It then starts the two threads that live
 //! as long as the client and ends, taking with it the stack pages and the

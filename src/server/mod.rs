@@ -18,6 +18,11 @@
 //!                                          └──────────────┘
 //! ```
 //!
+//! A browser's connection (ALPN `http/1.1`) goes from `conn-N-tls` to a
+//! `conn-N-http` thread instead of the two above (`crate::web`); after a
+//! WebSocket upgrade that thread is the client's reader, with a writer of
+//! its own, like any client.
+//!
 //! The accept loop only accepts: it never does a handshake, a login or a
 //! database call, so one slow client cannot delay the next connection. It
 //! waits only for a free handshake place (`--max-handshakes`, see

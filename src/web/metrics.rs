@@ -73,7 +73,7 @@ struct Recent {
 
 /// Every counter of one server.
 pub struct Metrics {
-    /// When the server started (uptime, and the seconds of [`Recent`]).
+    /// When the server started (uptime, and the seconds of `Recent`).
     pub started: Instant,
     /// Line-protocol connections now.
     terminal: AtomicI64,

@@ -4,7 +4,7 @@
 //! A connection arrives here when its TLS handshake negotiated ALPN
 //! `http/1.1` (`tls::ALPN_HTTP`, see `server::connection`). Its
 //! `conn-N-http` thread then reads requests one at a time and answers
-//! them ([`serve`]):
+//! them (`serve`):
 //!
 //! | route | what |
 //! |---|---|

@@ -95,7 +95,7 @@ const NGROK_MAX_ANSWER: u64 = 256 * 1024;
 /// The public address of an ngrok TCP tunnel to this server's port, from
 /// the agent's local API, cached for a few seconds.
 ///
-/// A look-up takes at most [`NGROK_BUDGET`], and only one request at a
+/// A look-up takes at most a second (`NGROK_BUDGET`), and only one request at a
 /// time makes it: the others meanwhile get the cached answer at once. So
 /// no status request waits more than a second for it, and a page that
 /// refreshes every 2 s costs the agent one request every 5 s.

@@ -17,7 +17,7 @@
 //!   UTF-8, and answers pings and close frames itself; each text message
 //!   becomes one line for the same line splitter a terminal client's
 //!   bytes go to (a LF inside a message never makes it two lines: see
-//!   [`push_line`]). So a message longer than `--max-line` is refused exactly
+//!   `push_line`). So a message longer than `--max-line` is refused exactly
 //!   like a long line (`ERR LINE_TOO_LONG`, the connection lives on), and
 //!   the message size tungstenite buffers is bounded by [`hard_limit`].
 
