@@ -320,6 +320,16 @@ fn errors_have_their_statuses() {
     assert_eq!(reply.status, 431);
     assert_security_headers(&reply);
 
+    // A much larger head, sent whole before reading: the 431 still
+    // arrives (the server reads what follows instead of resetting).
+    let mut tls = browser(s.addr);
+    let huge = format!(
+        "GET / HTTP/1.1\r\nX-Huge: {}\r\n\r\n",
+        "h".repeat(256 * 1024)
+    );
+    tls.write_all(huge.as_bytes()).expect("send");
+    assert_eq!(read_reply(&mut tls).status, 431);
+
     let mut tls = browser(s.addr);
     tls.write_all(b"HELLO THERE\r\n\r\n").expect("send");
     assert_eq!(read_reply(&mut tls).status, 400);

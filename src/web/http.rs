@@ -36,6 +36,14 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// The most header lines a request may have.
 pub const MAX_HEADERS: usize = 48;
 
+/// How long a connection closed after an error response reads (and
+/// throws away) what its peer still sends, so that the response is not
+/// destroyed by a reset (see [`Conn::close`]).
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// The most bytes read (and thrown away) while lingering.
+pub const LINGER_BYTES: usize = 1024 * 1024;
+
 /// The headers every response carries, and why (`docs/WEB.md`, "Security
 /// headers and why"): only this server's own files run in the page, no
 /// inline script or style (an injected `<script>` would not run); the
@@ -375,9 +383,34 @@ impl Conn<'_> {
     }
 
     /// Ends the TLS session politely (close_notify) and the socket.
-    pub fn close(&mut self, timeout: Duration) {
+    ///
+    /// With `linger` (a response was just sent, and the peer may still be
+    /// sending: the rest of a 64 KiB head that got 431, say), the socket's
+    /// sending side is shut first and what still arrives is read and
+    /// thrown away for a moment ([`LINGER`], at most [`LINGER_BYTES`]).
+    /// Closing a socket with unread bytes makes the kernel send a reset,
+    /// which may destroy the response before the peer reads it; nginx's
+    /// `lingering_close` exists for the same reason.
+    pub fn close(&mut self, timeout: Duration, linger: bool) {
         self.tls.send_close_notify();
         let _ = self.flush(timeout);
+        if linger {
+            let _ = self.socket.shutdown(std::net::Shutdown::Write);
+            let deadline = Instant::now() + LINGER;
+            let mut drained = 0;
+            let mut chunk = [0u8; 4096];
+            let mut socket = self.socket;
+            while drained < LINGER_BYTES {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+                    break;
+                }
+                match socket.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        }
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
 }

@@ -120,12 +120,12 @@ pub(crate) fn serve(
         let idle = Instant::now() + state.config.http_idle_timeout;
         let request = match conn.read_head(idle, head_timeout) {
             Ok(request) => request,
-            Err(ReadError::Done) => break None,
+            Err(ReadError::Done) => break Ok(false),
             Err(ReadError::TimedOut) => {
                 log::info!(
                     "conn {id} ({peer}): HTTP request head not in within {head_timeout:?}; cut"
                 );
-                break None;
+                break Ok(false);
             }
             Err(ReadError::TooLarge) => {
                 respond(
@@ -135,7 +135,7 @@ pub(crate) fn serve(
                     &Response::text(431, "Request head too large.\n"),
                     false,
                 );
-                break None;
+                break Ok(true);
             }
             Err(ReadError::Malformed(e)) => {
                 log::info!("conn {id} ({peer}): bad HTTP request: {e}");
@@ -146,22 +146,24 @@ pub(crate) fn serve(
                     &Response::text(400, "Bad request.\n"),
                     false,
                 );
-                break None;
+                break Ok(true);
             }
             Err(ReadError::Failed(e)) => {
                 log::debug!("conn {id} ({peer}): HTTP connection ended: {e}");
-                break None;
+                break Ok(false);
             }
         };
         match answer(&state, &mut conn, &request, over_limit, id) {
             Next::KeepGoing => {}
-            Next::Close => break None,
-            Next::Upgrade(already, not_logged_in) => break Some((already, not_logged_in)),
+            Next::Close => break Ok(true),
+            Next::Upgrade(already, not_logged_in) => break Err((already, not_logged_in)),
         }
     };
+    // `Ok(answered)`: the connection ends, after a response (the peer may
+    // still be sending: linger) or not. `Err`: it was upgraded.
     match upgraded {
-        None => conn.close(Duration::from_secs(2)),
-        Some((already, not_logged_in)) => {
+        Ok(answered) => conn.close(Duration::from_secs(2), answered),
+        Err((already, not_logged_in)) => {
             drop(counted);
             drop(_watched);
             log::info!("conn {id} ({peer}): WebSocket open");
