@@ -681,3 +681,28 @@ fn a_close_frame_from_the_browser_ends_the_session() {
     }
     ana.expect("LEFT lobby web quit");
 }
+
+/// A WebSocket that has not logged in counts toward
+/// `--max-unauthenticated`: with the one place taken by a line client, an
+/// upgrade gets 503.
+#[test]
+fn an_upgrade_needs_a_place_among_the_unauthenticated() {
+    let s = server(|c| c.max_unauthenticated = 1);
+    let mut v1 = TestClient::connect(s.addr);
+    assert!(v1.line().starts_with("HELLO "), "holds the one place");
+    let port = s.addr.port();
+    let mut tls = browser(s.addr);
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: https://localhost:{port}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).expect("send");
+    assert_eq!(read_reply(&mut tls).status, 503);
+    // Once the line client logs in, its place is free for a browser.
+    v1.send("REGISTER ana pw");
+    v1.expect("OK REGISTER ana");
+    v1.send("LOGIN ana pw");
+    v1.expect("OK LOGIN ana");
+    let _ws = websocket(s.addr);
+}
