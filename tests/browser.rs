@@ -206,6 +206,9 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
     phone_size(&tab, true);
     save_screenshot(&tab, &shots.join("chat-phone.png"));
     phone_size(&tab, false);
+    control(&tab, "DisclosureTriangle", "Rooms")
+        .click()
+        .expect("unfold the rooms");
 
     // The teacher's status page, in a second tab, sees both students.
     let status = browser.new_tab().expect("a second tab");
@@ -249,6 +252,35 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
         .expect("type a message");
     tab.press_key("Enter").expect("press Enter");
     carol.expect_msg("sala", "ana", "voltei");
+
+    // A room created in the form appears in the list; leaving and logging
+    // out are seen by the room.
+    control(&tab, "DisclosureTriangle", "Create a room")
+        .click()
+        .expect("open the create form");
+    control(&tab, "textbox", "Room name")
+        .type_into("nova")
+        .expect("type the room's name");
+    control(&tab, "button", "Create")
+        .click()
+        .expect("click Create");
+    wait_for(
+        &tab,
+        "the new room",
+        &text_contains("Public room nova created."),
+    );
+    control(&tab, "button", "nova");
+    control(&tab, "button", "Leave the room")
+        .click()
+        .expect("click Leave the room");
+    carol.expect("LEFT sala ana leave");
+    control(&tab, "button", "sala").click().expect("join again");
+    carol.expect("JOINED sala ana");
+    control(&tab, "button", "Log out")
+        .click()
+        .expect("click Log out");
+    carol.expect("LEFT sala ana quit");
+    control(&tab, "button", "Log in");
 
     let refused = watch.csp.lock().unwrap().clone();
     assert!(

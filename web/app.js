@@ -456,6 +456,11 @@ function onErr(entry = { command: "" }, code, text) {
       showError(sentence);
       setBusy(false);
       break;
+    case "SAY":
+      addNotice(sentence, "error");
+      // Not said: the text goes back into the field, to be sent again.
+      if ($("message").value === "") $("message").value = entry.text;
+      break;
     case "JOIN":
       if (code === "BAD_ROOM_PASSWORD") {
         askRoomPassword(entry.room, sentence);
@@ -752,7 +757,7 @@ $("composer").addEventListener("submit", (event) => {
   const input = $("message");
   const text = input.value;
   if (text.trim() === "" || !state.room) return;
-  if (send(`SAY ${text}`, { command: "SAY" })) input.value = "";
+  if (send(`SAY ${text}`, { command: "SAY", text })) input.value = "";
 });
 
 $("leave").addEventListener("click", () => send("LEAVE", { command: "LEAVE" }));
