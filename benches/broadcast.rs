@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use chat::protocol::Name;
 use chat::server::client::Client;
 use chat::server::hub::{Hub, Room};
+use chat::server::writer::Framing;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// A connected loopback socket, only so that a `Client` can be built (the
@@ -49,6 +50,7 @@ fn room_of(members: usize) -> (Hub, Arc<Client>, Vec<Arc<Client>>) {
             Arc::new(Mutex::new(tls)),
             socket(&listener),
             (1 << 20, usize::MAX),
+            Framing::Lines,
         ));
         client.set_user(Name::parse(&format!("user{i}")).expect("name"));
         hub.join(&client, &room).expect("join");

@@ -95,7 +95,32 @@ pub struct Config {
     pub mailbox: usize,
     /// Messages kept on disk per room, newest first. Default 10,000.
     pub history_keep: usize,
+    /// Whether the port also serves browsers (`--web on|off`). Default on:
+    /// the server offers ALPN `http/1.1`, and a connection that negotiates
+    /// it is served HTTP and WebSocket (`docs/WEB.md`). Off: no ALPN is
+    /// offered and every connection is a line-protocol client.
+    pub web: bool,
+    /// The token that opens `/status`, `/status.json` and `/metrics`
+    /// (`--status-token`). Default `None`: a random one at each start,
+    /// logged once as the status page's full address.
+    pub status_token: Option<String>,
+    /// How long an HTTP request head may take to arrive, from its first
+    /// byte. Default 10 s: a peer that dribbles a head byte by byte is cut
+    /// at this deadline.
+    pub http_head_timeout: Duration,
+    /// How long an HTTP connection may wait for its next request (its
+    /// first one, too).
+    /// Default 15 s, and at most that: idle browser connections must not
+    /// hold threads.
+    pub http_idle_timeout: Duration,
 }
+
+/// The longest `--http-idle-timeout`: idle browser connections each hold
+/// a thread, so they are let go after at most this long.
+pub const MAX_HTTP_IDLE: Duration = Duration::from_secs(15);
+
+/// The shortest `--status-token`: shorter is guessable.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// Outbox lines needed beyond `history`: room for the messages that may
 /// arrive while a `JOIN`'s history replay is being written.
@@ -134,6 +159,10 @@ impl Default for Config {
             queue_bytes: 1_048_576,
             mailbox: 1000,
             history_keep: 10_000,
+            web: true,
+            status_token: None,
+            http_head_timeout: Duration::from_secs(10),
+            http_idle_timeout: MAX_HTTP_IDLE,
         }
     }
 }
@@ -224,6 +253,25 @@ impl Config {
         seconds("login-timeout", self.login_timeout)?;
         seconds("idle-timeout", self.idle_timeout)?;
         seconds("write-timeout", self.write_timeout)?;
+        seconds("http-head-timeout", self.http_head_timeout)?;
+        seconds("http-idle-timeout", self.http_idle_timeout)?;
+        if self.http_idle_timeout > MAX_HTTP_IDLE {
+            return Err(Error::Config(format!(
+                "--http-idle-timeout must be at most {} (idle browser connections hold threads), got {}",
+                MAX_HTTP_IDLE.as_secs(),
+                self.http_idle_timeout.as_secs()
+            )));
+        }
+        if let Some(token) = &self.status_token {
+            // Sent in a URL, a cookie and a header: letters, digits, `-`
+            // and `_` only, so it never needs escaping anywhere.
+            let fine = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+            if token.len() < MIN_TOKEN_LEN || !token.chars().all(fine) {
+                return Err(Error::Config(format!(
+                    "--status-token must be at least {MIN_TOKEN_LEN} characters of A-Z a-z 0-9 - _"
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -303,5 +351,37 @@ mod tests {
             ..Config::default()
         };
         c.validate().expect("a year is allowed");
+    }
+
+    /// The web side's options: an idle HTTP connection is let go within
+    /// 15 s at most, and a given status token is long and URL-safe.
+    #[test]
+    fn web_options_are_checked() {
+        let c = Config {
+            http_idle_timeout: Duration::from_secs(16),
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("--http-idle-timeout must be at most 15"), "{e}");
+        for bad in [
+            "short",
+            "has spaces in it, long enough",
+            "semi;colon-0123456789",
+        ] {
+            let c = Config {
+                status_token: Some(bad.into()),
+                ..Config::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("--status-token must be at least 16"),
+                "{bad}: {e}"
+            );
+        }
+        let c = Config {
+            status_token: Some("a-good_Token-0123".into()),
+            ..Config::default()
+        };
+        c.validate().expect("a good token");
     }
 }

@@ -29,6 +29,9 @@
 //! - [`oneshot`]: the reply channel a thread waits on for one answer.
 //! - [`client`]: the terminal client: a pure menu state machine, the network
 //!   thread, and the UI loop that alone owns the terminal.
+//! - [`web`]: the same port for browsers (ALPN `http/1.1`): the web
+//!   client, protocol v1 over WebSocket, the teacher's status page and
+//!   `/metrics`.
 //! - [`i18n`]: every sentence the client shows, in English and Brazilian
 //!   Portuguese.
 //!
@@ -38,6 +41,8 @@
 //!  accept loop ──spawn──▶ conn-N-tls: TLS handshake; starts the two below, then ends
 //!                         conn-N: read lines, run commands ──try_send──▶ outboxes
 //!                         conn-N-writer: outbox → TLS records → socket
+//!                         (a browser, ALPN http/1.1: conn-N-http serves HTTP; after a
+//!                          WebSocket upgrade it is that client's reader, with a writer as above)
 //!  db: owns SQLite; others send it requests with a reply channel
 //!  hash-0..3: argon2; connection threads send requests with a reply channel
 //! ```
@@ -64,6 +69,7 @@ pub mod oneshot;
 pub mod protocol;
 pub mod server;
 pub mod tls;
+pub mod web;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -284,6 +284,30 @@ pub fn load_server(files: &TlsFiles, now: OffsetDateTime) -> Result<ServerTlsCon
     })
 }
 
+/// The one application protocol the server offers in ALPN when its web
+/// side is on (`--web on`): HTTP/1.1, never `h2`.
+///
+/// This is the routing rule of the port. A browser offers `h2` and
+/// `http/1.1`; the server picks `http/1.1` and the connection is served
+/// HTTP (`web`). The terminal client and `openssl s_client` offer no ALPN
+/// at all: nothing is negotiated, and the connection gets protocol v1 as
+/// it always did, `HELLO` first. A client that offers ALPN with no
+/// protocol in common (only `h2`, say) is refused by rustls during the
+/// handshake with the `no_application_protocol` alert, as RFC 7301 asks.
+pub const ALPN_HTTP: &[u8] = b"http/1.1";
+
+/// `config` with `protocols` as the ALPN protocols it offers (none: ALPN is
+/// not offered). A `ServerConfig` is immutable once shared, so this makes
+/// a copy (a few `Arc` clones) unless the caller held the only one.
+pub fn with_alpn(config: Arc<ServerConfig>, protocols: &[Vec<u8>]) -> Arc<ServerConfig> {
+    if config.alpn_protocols == protocols {
+        return config;
+    }
+    let mut config = Arc::unwrap_or_clone(config);
+    config.alpn_protocols = protocols.to_vec();
+    Arc::new(config)
+}
+
 /// Builds the server's TLS config from a certificate chain file and a key
 /// file, without client certificates: [`load_server`] at the current time.
 ///

@@ -135,6 +135,28 @@ struct Options {
     /// Messages kept in the database per room (the newest).
     #[arg(long, default_value_t = 10_000)]
     history_keep: usize,
+    /// Serve browsers on the same port (ALPN http/1.1): the web client, /status, /metrics.
+    #[arg(long, value_enum, default_value_t = Web::On)]
+    web: Web,
+    /// The token of /status, /status.json and /metrics (default: a random one per start,
+    /// logged as the status page's address). At least 16 of A-Z a-z 0-9 - _.
+    #[arg(long, value_name = "TOKEN")]
+    status_token: Option<String>,
+    /// Seconds an HTTP request head may take to arrive, from its first byte.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    http_head_timeout: u64,
+    /// Seconds a kept-alive HTTP connection may wait for its next request (at most 15).
+    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    http_idle_timeout: u64,
+}
+
+/// `--web`: serve browsers on the chat port too?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Web {
+    /// Offer ALPN `http/1.1`: browsers get HTTP and WebSocket (the default).
+    On,
+    /// Offer no ALPN: every connection is a line-protocol client.
+    Off,
 }
 
 /// The subcommands: jobs on the database that run and exit.
@@ -197,6 +219,10 @@ impl Options {
             queue_bytes: self.queue_bytes,
             mailbox: self.mailbox,
             history_keep: self.history_keep,
+            web: self.web == Web::On,
+            status_token: self.status_token.clone(),
+            http_head_timeout: Duration::from_secs(self.http_head_timeout),
+            http_idle_timeout: Duration::from_secs(self.http_idle_timeout),
             ..Config::default()
         }
     }

@@ -257,7 +257,7 @@ impl Worker {
             // `commit` drops the transaction, which rolls it back: nothing
             // of the batch remains, matching the error every request is
             // about to get.
-            None => tx.commit().map_err(DbError::from),
+            None => crate::web::metrics::timed_commit(|| tx.commit()).map_err(DbError::from),
         };
         if let Err(error) = &outcome {
             log::error!("db: batch of {size} requests not committed: {error}");

@@ -37,7 +37,7 @@ use crate::protocol::{ByeReason, Name, ServerLine};
 
 use super::hub::Room;
 use super::outbox::{self, Outbox};
-use super::writer::Pen;
+use super::writer::{Framing, Pen};
 
 /// One item of an outbox.
 #[derive(Debug)]
@@ -152,20 +152,22 @@ pub struct Client {
 
 impl Client {
     /// A handle for a freshly accepted connection, with an outbox of at
-    /// most `queue` lines and bytes.
+    /// most `queue` lines and bytes, whose lines go on the wire as
+    /// `framing` says.
     pub fn new(
         id: u64,
         peer: SocketAddr,
         tls: Arc<Mutex<ServerConnection>>,
         socket: Arc<TcpStream>,
         queue: (usize, usize),
+        framing: Framing,
     ) -> Self {
         let (outbox, receiver) = outbox::outbox(queue.0, queue.1);
         Client {
             id,
             peer,
             outbox,
-            pen: Pen::new(tls, socket.clone(), receiver),
+            pen: Pen::new(tls, socket.clone(), receiver, framing),
             closing: OnceLock::new(),
             dm_gate: Mutex::new(()),
             socket,
@@ -307,6 +309,11 @@ impl Client {
     /// the outbox, queued when it is under its low water mark.
     pub fn piece(&self) -> (usize, usize) {
         self.outbox.piece()
+    }
+
+    /// Lines waiting in the outbox now (for `/metrics`).
+    pub fn queued_lines(&self) -> usize {
+        self.outbox.load().0
     }
 
     /// Decides that the connection ends, and wakes both of its threads.

@@ -62,6 +62,9 @@ pub struct Session {
     /// Every line's rate limit of this connection; owned by this thread
     /// alone, like `bucket`.
     lines: TokenBucket,
+    /// `/metrics`' count of `ERR RATE_LIMITED` answers (a handle on the
+    /// server's counter).
+    rate_limited: prometheus_client::metrics::counter::Counter,
 }
 
 /// The `HELP` text, one `INFO` line each.
@@ -90,6 +93,7 @@ impl Session {
             client,
             bucket: TokenBucket::new(config.msg_burst, config.msg_rate, now),
             lines: TokenBucket::new(config.line_burst, config.line_rate, now),
+            rate_limited: state.metrics.rate_limited.clone(),
         }
     }
 
@@ -139,6 +143,9 @@ impl Session {
 
     /// Queues `ERR <code> <text>`.
     fn err(&self, code: ErrCode, text: impl Into<String>) {
+        if code == ErrCode::RateLimited {
+            self.rate_limited.inc();
+        }
         self.reply(ServerLine::Err {
             code,
             text: text.into(),
@@ -366,6 +373,7 @@ impl Session {
             return;
         }
         let Some(attempt) = state.login_attempts.begin(user.key(), Instant::now()) else {
+            state.metrics.logins_failed.inc();
             self.err(
                 ErrCode::RateLimited,
                 "Too many failed logins for this name; wait a minute.",
@@ -392,6 +400,7 @@ impl Session {
                     self.client.id,
                     self.client.peer
                 );
+                state.metrics.logins_failed.inc();
                 self.err(ErrCode::BadCredentials, BAD_CREDENTIALS_TEXT);
                 return;
             }
@@ -432,6 +441,7 @@ impl Session {
         // free before the client can read `OK LOGIN`.
         state.unauthenticated.remove(self.client.id);
         state.hub.login(&self.client, &welcome);
+        state.metrics.logins_ok.inc();
         // Ended once the session is made (or refused, above): until then a
         // parallel attempt for this name still finds this one in progress.
         attempt.succeeded(Instant::now());
@@ -716,6 +726,13 @@ impl Session {
             self.err(ErrCode::NotInRoom, "Join a room first: JOIN <room>.");
             return;
         };
+        state.metrics.said(
+            &said.room,
+            state
+                .hub
+                .room(&said.room.to_ascii_lowercase())
+                .map_or(0, |r| r.online()),
+        );
         // Stored after the room's lock is released: the database queue may
         // make us wait, and nobody else should. The sequence number keeps
         // the stored order equal to the order members saw.
@@ -743,6 +760,7 @@ impl Session {
                 text: text.clone(),
             };
             if recipient.send_dm(format!("{line}\n")) {
+                state.metrics.dms_delivered.inc();
                 self.ok("DM", format!("{} delivered", recipient.display_name()));
                 return;
             }
@@ -770,6 +788,7 @@ impl Session {
             }
             Err(e) => return self.server_error("store dm", &e),
         }
+        state.metrics.dms_stored.inc();
         self.ok("DM", format!("{} stored", record.name));
         // The recipient may have logged in between our look at the online
         // map and the commit, and its login may have claimed its stored DMs

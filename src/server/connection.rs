@@ -16,6 +16,12 @@
 //!   on exit: SessionGuard (leave room, log out, forget) ; join writer
 //! ```
 //!
+//! A connection whose handshake negotiated ALPN `http/1.1` (a browser) is
+//! handed to a `conn-N-http` thread instead (`web::serve`); if it upgrades
+//! to WebSocket, that thread becomes its reader here ([`websocket`]), with
+//! a WebSocket decoder in front of the line splitter and a writer that
+//! frames each line: the rest is this file and `writer.rs` unchanged.
+//!
 //! The handshake thread owns the connection until the handshake is done,
 //! so the handshake needs no lock. It then starts the two threads that live
 //! as long as the client and ends, taking with it the stack pages and the
@@ -49,9 +55,13 @@ use rustls::ServerConnection;
 use crate::protocol::{ByeReason, LeftReason, LineSplitter, ServerLine};
 use crate::tls;
 
+use crate::web::metrics::Kind;
+use crate::web::ws::Decoder;
+
 use super::admission::{HandshakePermit, NotLoggedIn};
 use super::client::{bye_text, Client, Closing};
 use super::commands::{Flow, Session};
+use super::writer::Framing;
 use super::{sync, writer, Slot, State, READER_STACK, WRITER_STACK};
 
 /// How many bytes one `read` may take from the socket. Chat lines are
@@ -238,6 +248,7 @@ pub(super) fn handshake(
     drop(handshake_place);
     if let Err(e) = handshake {
         log::info!("conn {id} ({peer}): handshake failed: {e}");
+        state.metrics.handshake_failed(failure_cause(&e));
         return;
     }
     // With --client-ca, the verified client certificate says which
@@ -256,6 +267,21 @@ pub(super) fn handshake(
     // From here on the writer coalesces lines and bounds its own batches, so
     // rustls need not cap the plaintext it buffers.
     conn.set_buffer_limit(None);
+    // One port, two protocols: a browser negotiated `http/1.1` in ALPN and
+    // is served HTTP on a thread of its own; every other connection (no
+    // ALPN: the terminal client, `openssl s_client`) is a v1 client.
+    if conn.alpn_protocol() == Some(tls::ALPN_HTTP) {
+        let spawned = thread::Builder::new()
+            .name(format!("conn-{id}-http"))
+            .stack_size(READER_STACK)
+            .spawn(move || {
+                crate::web::serve(state, conn, socket, (id, peer), slot, over_limit);
+            });
+        if let Err(e) = spawned {
+            log::error!("conn {id}: cannot start a thread: {e}");
+        }
+        return;
+    }
     if over_limit || state.shutdown.is_triggered() {
         let reason = if over_limit {
             ByeReason::TooManyConnections
@@ -276,32 +302,10 @@ pub(super) fn handshake(
 
     // Both long-lived threads are started from here, so that neither
     // spends stack on starting a thread either.
-    let tls = Arc::new(Mutex::new(conn));
-    let queue = (state.config.queue_lines, state.config.queue_bytes);
-    let client = Arc::new(Client::new(id, peer, tls.clone(), socket.clone(), queue));
-    let writer = {
-        let client = client.clone();
-        let (timeout, lines) = (state.config.write_timeout, state.config.queue_lines);
-        thread::Builder::new()
-            .name(format!("conn-{id}-writer"))
-            .stack_size(WRITER_STACK)
-            .spawn(move || writer::run(client, timeout, lines))
-    };
-    let writer = match writer {
-        Ok(handle) => handle,
-        Err(e) => {
-            // No writer: the failed spawn dropped its clone of the client,
-            // and dropping ours drops the client's share of the session,
-            // so this thread owns it alone again and can write the BYE
-            // itself, with no lock held across the socket write.
-            log::error!("conn {id}: cannot spawn a writer thread: {e}");
-            drop(client);
-            if let Ok(conn) = Arc::try_unwrap(tls) {
-                let mut conn = conn.into_inner().expect("tls lock poisoned");
-                refuse(&mut conn, &socket, ByeReason::TooManyConnections);
-            }
-            return;
-        }
+    let Some((client, tls, writer)) =
+        start_writer(&state, conn, &socket, (id, peer), Framing::Lines)
+    else {
+        return;
     };
     let established = Established {
         client: client.clone(),
@@ -321,7 +325,7 @@ pub(super) fn handshake(
         .stack_size(READER_STACK)
         .spawn(move || {
             if let Ok(established) = take_over.recv() {
-                session(state, established);
+                session(state, established, None);
             }
         });
     match spawned {
@@ -339,9 +343,110 @@ pub(super) fn handshake(
     }
 }
 
-/// Runs on the `conn-N` thread: reads and handles lines until the
-/// connection ends, then cleans up and waits for the writer.
-fn session(state: Arc<State>, established: Established) {
+/// A client whose writer runs: its handle, the TLS session it shares with
+/// the writer, and the writer thread.
+type Started = (
+    Arc<Client>,
+    Arc<Mutex<ServerConnection>>,
+    thread::JoinHandle<Vec<String>>,
+);
+
+/// Starts a connection's writer thread with `framing`; returns the
+/// client's handle, the shared TLS session and the writer. If the thread
+/// cannot be started, the client is told `BYE TOO_MANY_CONNECTIONS` (as a
+/// line) and `None` is returned.
+fn start_writer(
+    state: &State,
+    conn: ServerConnection,
+    socket: &Arc<TcpStream>,
+    (id, peer): (u64, SocketAddr),
+    framing: Framing,
+) -> Option<Started> {
+    let tls = Arc::new(Mutex::new(conn));
+    let queue = (state.config.queue_lines, state.config.queue_bytes);
+    let client = Arc::new(Client::new(
+        id,
+        peer,
+        tls.clone(),
+        socket.clone(),
+        queue,
+        framing,
+    ));
+    let writer = {
+        let client = client.clone();
+        let (timeout, lines) = (state.config.write_timeout, state.config.queue_lines);
+        thread::Builder::new()
+            .name(format!("conn-{id}-writer"))
+            .stack_size(WRITER_STACK)
+            .spawn(move || writer::run(client, timeout, lines))
+    };
+    match writer {
+        Ok(handle) => Some((client, tls, handle)),
+        Err(e) => {
+            // No writer: the failed spawn dropped its clone of the client,
+            // and dropping ours drops the client's share of the session,
+            // so this thread owns it alone again and can write the BYE
+            // itself, with no lock held across the socket write.
+            log::error!("conn {id}: cannot spawn a writer thread: {e}");
+            drop(client);
+            if let Ok(conn) = Arc::try_unwrap(tls) {
+                let mut conn = conn.into_inner().expect("tls lock poisoned");
+                refuse(&mut conn, socket, ByeReason::TooManyConnections);
+            }
+            None
+        }
+    }
+}
+
+/// Runs on a `conn-N-http` thread whose request was upgraded to WebSocket
+/// (`web::serve`): the connection becomes an ordinary chat client. Its
+/// writer frames each line as a text message; this thread becomes its
+/// reader, with a WebSocket decoder in front of the line splitter. The
+/// login deadline counts from the upgrade. `already`: what the peer sent
+/// behind its upgrade request.
+pub(crate) fn websocket(
+    state: Arc<State>,
+    conn: ServerConnection,
+    socket: Arc<TcpStream>,
+    (id, peer): (u64, SocketAddr),
+    (slot, not_logged_in): (Slot, NotLoggedIn),
+    already: Vec<u8>,
+) {
+    let Some((client, tls, writer)) =
+        start_writer(&state, conn, &socket, (id, peer), Framing::WebSocket)
+    else {
+        return;
+    };
+    let decoder = Decoder::new(state.config.max_line, &already);
+    let established = Established {
+        client,
+        tls,
+        socket,
+        writer,
+        accepted: Instant::now(),
+        slot,
+        not_logged_in,
+    };
+    session(state, established, Some(decoder));
+}
+
+/// The handshake failure's cause, as `/metrics` counts it.
+fn failure_cause(e: &crate::error::Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("timed out") {
+        "timeout"
+    } else if text.contains("closed") {
+        "closed"
+    } else {
+        "tls"
+    }
+}
+
+/// Runs on the `conn-N` thread (or, for a WebSocket, on the `conn-N-http`
+/// thread): reads and handles lines until the connection ends, then
+/// cleans up and waits for the writer. `decoder`: the WebSocket frame
+/// decoder in front of the line splitter, for a browser.
+fn session(state: Arc<State>, established: Established, decoder: Option<Decoder>) {
     let Established {
         client,
         tls,
@@ -352,6 +457,12 @@ fn session(state: Arc<State>, established: Established) {
         not_logged_in: _not_logged_in,
     } = established;
     let id = client.id;
+    let kind = if decoder.is_some() {
+        Kind::WebSocket
+    } else {
+        Kind::Terminal
+    };
+    let _counted = state.metrics.connection(kind);
     state.hub.add_conn(client.clone());
     // Dropped last, when this function returns.
     let _registered = Registered {
@@ -369,8 +480,11 @@ fn session(state: Arc<State>, established: Established) {
 
     let mut session = Session::new(client.clone(), &state);
     session.hello();
-    read_loop(&state, &mut session, &socket, &tls, accepted);
+    read_loop(&state, &mut session, (&socket, &tls), accepted, decoder);
 
+    if client.closing() == Some(Closing::Bye(ByeReason::SlowConsumer)) {
+        state.metrics.slow_consumers.inc();
+    }
     drop(guard);
     drop(session);
     match writer.join() {
@@ -383,9 +497,9 @@ fn session(state: Arc<State>, established: Established) {
 fn read_loop(
     state: &State,
     session: &mut Session,
-    socket: &TcpStream,
-    tls: &Mutex<ServerConnection>,
+    (socket, tls): (&TcpStream, &Mutex<ServerConnection>),
     accepted: Instant,
+    mut decoder: Option<Decoder>,
 ) {
     let client = session.client.clone();
     let id = client.id;
@@ -403,10 +517,19 @@ fn read_loop(
     // With TLS 1.3 a client may send its first lines in the same packet as
     // its last handshake message; rustls has already decrypted them during
     // the handshake. Take them now, or they would wait for the next read.
-    drain_plaintext(&mut tls.lock().expect("tls lock poisoned"), &mut splitter);
-    // Set when the peer sent close_notify or broke the TLS stream: the
-    // lines already decrypted are still handled, then the loop ends.
-    let mut finished = false;
+    // Set when the peer sent close_notify or broke the TLS stream (or
+    // closed its WebSocket): the lines already decrypted are still
+    // handled, then the loop ends.
+    let mut finished = {
+        let mut conn = tls.lock().expect("tls lock poisoned");
+        let ended = drain_plaintext(&mut conn, &mut splitter, decoder.as_mut());
+        let wants_write = conn.wants_write();
+        drop(conn);
+        if wants_write {
+            client.nudge();
+        }
+        ended
+    };
     loop {
         // 1. Lines, strictly in order.
         while let Some(event) = splitter.next_event() {
@@ -490,11 +613,12 @@ fn read_loop(
         // 4. Decrypt under the lock: memory only.
         let (peer_closed, tls_error, wants_write) = {
             let mut conn = tls.lock().expect("tls lock poisoned: the writer panicked");
-            let (closed, error) = decrypt(&mut conn, &buf[..n], &mut splitter);
+            let (closed, error) = decrypt(&mut conn, &buf[..n], &mut splitter, decoder.as_mut());
             (closed, error, conn.wants_write())
         };
         if wants_write {
-            // An alert or a key update for the writer to send.
+            // An alert, a key update, or a WebSocket pong or close reply
+            // for the writer to send.
             client.nudge();
         }
         if let Some(e) = &tls_error {
@@ -507,12 +631,13 @@ fn read_loop(
 /// Feeds received bytes to rustls and moves the plaintext into the line
 /// splitter (a memory-only step, fine under the TLS lock; the lines are
 /// handled after the lock is released).
-/// Returns whether the peer sent `close_notify`, and a TLS error if the
-/// bytes were bad.
+/// Returns whether the peer sent `close_notify` (or closed its WebSocket),
+/// and a TLS error if the bytes were bad.
 fn decrypt(
     conn: &mut ServerConnection,
     mut data: &[u8],
     lines: &mut LineSplitter,
+    mut decoder: Option<&mut Decoder>,
 ) -> (bool, Option<rustls::Error>) {
     let mut closed = false;
     while !data.is_empty() {
@@ -523,13 +648,40 @@ fn decrypt(
             Ok(io_state) => closed |= io_state.peer_has_closed(),
             Err(e) => return (closed, Some(e)),
         }
-        drain_plaintext(conn, lines);
+        closed |= drain_plaintext(conn, lines, decoder.as_deref_mut());
     }
     (closed, None)
 }
 
-/// Moves the plaintext rustls holds into the line splitter.
-fn drain_plaintext(conn: &mut ServerConnection, lines: &mut LineSplitter) {
+/// Moves the plaintext rustls holds into the line splitter, through the
+/// WebSocket decoder if there is one (whose answers, a pong or the reply
+/// to a close, go straight back into rustls: whole frames, sealed in
+/// order with the writer's under the same lock). Returns whether the
+/// WebSocket is over.
+fn drain_plaintext(
+    conn: &mut ServerConnection,
+    lines: &mut LineSplitter,
+    decoder: Option<&mut Decoder>,
+) -> bool {
+    let Some(decoder) = decoder else {
+        take_plaintext(conn, |chunk| lines.push(chunk));
+        return false;
+    };
+    take_plaintext(conn, |chunk| decoder.push(chunk));
+    let decoded = decoder.decode(lines);
+    if !decoded.reply.is_empty() {
+        // Into rustls's plaintext buffer (memory only); the writer seals
+        // and sends it once nudged.
+        let _ = conn.writer().write_all(&decoded.reply);
+    }
+    if let Some(why) = &decoded.ended {
+        log::debug!("WebSocket ended: {why}");
+    }
+    decoded.ended.is_some()
+}
+
+/// Hands every piece of plaintext rustls holds to `take`.
+fn take_plaintext(conn: &mut ServerConnection, mut take: impl FnMut(&[u8])) {
     let mut reader = conn.reader();
     // `fill_buf` lends rustls's own buffer: no copy, and no buffer on this
     // thread's stack. An error is WouldBlock (no more plaintext for now)
@@ -539,7 +691,7 @@ fn drain_plaintext(conn: &mut ServerConnection, lines: &mut LineSplitter) {
             break;
         }
         let n = chunk.len();
-        lines.push(chunk);
+        take(chunk);
         reader.consume(n);
     }
 }

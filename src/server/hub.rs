@@ -535,4 +535,28 @@ impl Hub {
                 .collect(),
         )
     }
+
+    // ----- for the status page and /metrics -----------------------------
+
+    /// Every user online with the room they are in, sorted by name. The
+    /// handles are copied out first, so no two of the hub's locks are ever
+    /// held together here.
+    pub fn users_online(&self) -> Vec<(String, Option<String>)> {
+        let clients: Vec<Arc<Client>> = self.users_lock().values().cloned().collect();
+        let mut users: Vec<(String, Option<String>)> = clients
+            .iter()
+            .map(|c| {
+                let room = sync::lock(&c.room).as_ref().map(|r| r.name.to_string());
+                (c.display_name().to_string(), room)
+            })
+            .collect();
+        users.sort();
+        users
+    }
+
+    /// The most lines waiting in one connection's outbox now.
+    pub fn outbox_depth_max(&self) -> usize {
+        let clients: Vec<Arc<Client>> = self.conns_lock().values().cloned().collect();
+        clients.iter().map(|c| c.queued_lines()).max().unwrap_or(0)
+    }
 }

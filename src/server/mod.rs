@@ -18,6 +18,11 @@
 //!                                          └──────────────┘
 //! ```
 //!
+//! A browser's connection (ALPN `http/1.1`) goes from `conn-N-tls` to a
+//! `conn-N-http` thread instead of the two above (`crate::web`); after a
+//! WebSocket upgrade that thread is the client's reader, with a writer of
+//! its own, like any client.
+//!
 //! The accept loop only accepts: it never does a handshake, a login or a
 //! database call, so one slow client cannot delay the next connection. It
 //! waits only for a free handshake place (`--max-handshakes`, see
@@ -27,18 +32,18 @@
 //! spawn is logged and the socket closed (or, once the handshake is done,
 //! the client told `BYE TOO_MANY_CONNECTIONS`), never a panic.
 
-mod admission;
+pub(crate) mod admission;
 pub mod capacity;
 pub mod client;
 mod commands;
-mod connection;
+pub(crate) mod connection;
 pub mod hub;
 pub mod outbox;
 pub mod rate_limit;
 pub mod reload;
 mod shutdown;
 mod sync;
-mod writer;
+pub mod writer;
 
 pub use client::bye_text;
 pub use reload::ServerTls;
@@ -141,6 +146,41 @@ pub(crate) struct State {
     /// `--max-connections`, lowered if the operating system's limits allow
     /// fewer (see `capacity`).
     max_connections: usize,
+    /// The counters behind `/metrics` and the status page.
+    pub(crate) metrics: crate::web::metrics::Metrics,
+    /// The web side's token and caches; `None` with `--web off`.
+    pub(crate) site: Option<crate::web::Site>,
+    /// Sockets of HTTP connections (not upgraded), so that shutdown can
+    /// close an idle kept-alive one at once.
+    http: Mutex<HashMap<u64, Arc<TcpStream>>>,
+}
+
+impl State {
+    /// Connections in their TLS handshake now.
+    pub(crate) fn handshaking_now(&self) -> usize {
+        sync::lock(&self.handshaking).len()
+    }
+
+    /// Keeps an HTTP connection's socket where shutdown can find it until
+    /// the guard is dropped.
+    pub(crate) fn watch_http(&self, id: u64, socket: &Arc<TcpStream>) -> HttpWatch<'_> {
+        sync::lock(&self.http).insert(id, socket.clone());
+        HttpWatch { state: self, id }
+    }
+}
+
+/// An HTTP connection known to shutdown; see [`State::watch_http`].
+pub(crate) struct HttpWatch<'a> {
+    /// The state holding the registry.
+    state: &'a State,
+    /// The connection's number.
+    id: u64,
+}
+
+impl Drop for HttpWatch<'_> {
+    fn drop(&mut self) {
+        sync::lock(&self.state.http).remove(&self.id);
+    }
 }
 
 /// A count of live connection threads that one can wait on.
@@ -154,7 +194,7 @@ struct LiveCount {
 
 /// One live connection; dropping it (when the thread ends, or when the
 /// spawn failed and the closure was dropped) gives the place back.
-struct Slot {
+pub(crate) struct Slot {
     /// The state holding the count.
     state: Arc<State>,
 }
@@ -256,6 +296,18 @@ pub fn run_with(
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("read the listener's address", e))?;
+    // One port, two protocols: with the web side on, the handshake offers
+    // ALPN `http/1.1` and browsers get HTTP (see `tls::ALPN_HTTP`).
+    let site = if config.web {
+        tls.offer_alpn(vec![crate::tls::ALPN_HTTP.to_vec()]);
+        Some(crate::web::Site::new(
+            addr.port(),
+            config.status_token.as_deref(),
+        )?)
+    } else {
+        tls.offer_alpn(Vec::new());
+        None
+    };
     let state = Arc::new(State {
         hub: hub::Hub::new(config.history, rooms),
         login_attempts: AttemptLimit::new(config.login_failures),
@@ -275,6 +327,9 @@ pub fn run_with(
         live: LiveCount::default(),
         handshaking: Mutex::new(HashMap::new()),
         max_connections,
+        metrics: crate::web::metrics::Metrics::new(),
+        site,
+        http: Mutex::new(HashMap::new()),
     });
     // The accept loop may be waiting for a handshake place rather than in
     // `accept`: the connection `trigger` makes to the listener would not
@@ -285,12 +340,18 @@ pub fn run_with(
     // Stopped (and joined) when this guard drops, right after the accept loop.
     let expiry_watch = state.tls.watch_expiry()?;
     log::info!("listening on {addr}");
+    if let Some(site) = &state.site {
+        site.announce();
+    }
 
     accept_loop(&listener, &state);
     drop(listener);
     drop(expiry_watch);
 
     for socket in sync::lock(&state.handshaking).values() {
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+    }
+    for socket in sync::lock(&state.http).values() {
         let _ = socket.shutdown(std::net::Shutdown::Both);
     }
     let open = state.hub.close_all(ByeReason::Shutdown);

@@ -72,6 +72,9 @@ struct Inner {
     files: Option<TlsFiles>,
     /// The config new handshakes use, and its leaf certificate.
     current: RwLock<Current>,
+    /// The ALPN protocols every config of this holder offers, a reloaded
+    /// one included (see [`ServerTls::offer_alpn`]). Empty: none.
+    alpn: RwLock<Vec<Vec<u8>>>,
 }
 
 /// One generation of the TLS identity.
@@ -102,6 +105,7 @@ impl ServerTls {
                     config: loaded.config,
                     leaf: Some(loaded.leaf),
                 }),
+                alpn: RwLock::new(Vec::new()),
             }),
         };
         tls.check_expiry(OffsetDateTime::now_utc());
@@ -115,6 +119,7 @@ impl ServerTls {
             inner: Arc::new(Inner {
                 files: None,
                 current: RwLock::new(Current { config, leaf: None }),
+                alpn: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -123,6 +128,21 @@ impl ServerTls {
     /// clone; the caller keeps the clone for the whole connection.
     pub fn current(&self) -> Arc<ServerConfig> {
         self.read().config.clone()
+    }
+
+    /// Makes the current config, and every config a reload builds from now
+    /// on, offer `protocols` in ALPN (`--web on`: `http/1.1`, see
+    /// `tls::ALPN_HTTP`; empty: offer none). Called once by the server at
+    /// start, before it accepts anything.
+    pub fn offer_alpn(&self, protocols: Vec<Vec<u8>>) {
+        let mut alpn = self
+            .inner
+            .alpn
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = self.write();
+        current.config = tls::with_alpn(current.config.clone(), &protocols);
+        *alpn = protocols;
     }
 
     /// The current leaf certificate's subject, serial and expiry, if known.
@@ -159,8 +179,14 @@ impl ServerTls {
         let leaf = loaded.leaf.clone();
         // The swap: one pointer under the write lock. The old config is
         // freed when the last connection using it ends.
+        let alpn = self
+            .inner
+            .alpn
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         *self.write() = Current {
-            config: loaded.config,
+            config: tls::with_alpn(loaded.config, &alpn),
             leaf: Some(loaded.leaf),
         };
         self.check_expiry(OffsetDateTime::now_utc());

@@ -43,6 +43,14 @@
 //! [`MAX_BATCH`] bytes) and seals it as one piece: a busy room costs one
 //! `write` per batch, not per line.
 //!
+//! # Framing: lines or WebSocket frames
+//!
+//! A WebSocket client (`GET /ws`, see `web::ws`) is served by this same
+//! code; only how a line is put into the batch differs ([`Framing`]): a
+//! terminal client gets the line and its LF, a WebSocket client one text
+//! frame holding the line without its LF. Everything else (the outbox,
+//! coalescing, sealing, the deadline, the `BYE`) is the same code.
+//!
 //! # A deadline per batch
 //!
 //! A batch must be in the kernel's hands within `--write-timeout` of the
@@ -90,6 +98,35 @@ const KEEP_WHILE_IDLE: usize = 4 * 1024;
 /// the flat-out throughput (see docs/BENCHMARKS.md).
 const IDLE_AFTER: Duration = Duration::from_secs(1);
 
+/// How this client's lines go on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// Protocol v1 as it is: each line with its LF.
+    #[default]
+    Lines,
+    /// Protocol v1 over WebSocket: each line (without its LF) in one text
+    /// frame; the `BYE` is followed by a close frame carrying its reason.
+    WebSocket,
+}
+
+impl Framing {
+    /// Appends one line (given with its LF) to `out`.
+    fn append(self, out: &mut Vec<u8>, line: &[u8]) {
+        match self {
+            Framing::Lines => out.extend_from_slice(line),
+            Framing::WebSocket => crate::web::ws::append_text(out, line),
+        }
+    }
+
+    /// Appends what ends the connection after its `BYE` line: nothing for
+    /// the line protocol, a close frame for WebSocket.
+    fn append_close(self, out: &mut Vec<u8>, reason: ByeReason) {
+        if self == Framing::WebSocket {
+            crate::web::ws::append_close(out, reason);
+        }
+    }
+}
+
 /// What must happen once some bytes are written: markers to signal, DMs
 /// that then count as delivered, stored DMs to delete.
 #[derive(Default)]
@@ -135,6 +172,8 @@ impl Pending {
 /// Lines taken from the outbox and not yet sealed.
 #[derive(Default)]
 struct Batch {
+    /// How lines are appended to `plain`.
+    framing: Framing,
     /// Their plaintext.
     plain: Vec<u8>,
     /// What happens once they are written.
@@ -145,10 +184,10 @@ impl Batch {
     /// Appends one outbox item.
     fn push(&mut self, item: Outgoing) {
         match item {
-            Outgoing::Shared(line) => self.plain.extend_from_slice(line.as_bytes()),
-            Outgoing::Owned(line) => self.plain.extend_from_slice(line.as_bytes()),
+            Outgoing::Shared(line) => self.framing.append(&mut self.plain, line.as_bytes()),
+            Outgoing::Owned(line) => self.framing.append(&mut self.plain, line.as_bytes()),
             Outgoing::Dm(line) => {
-                self.plain.extend_from_slice(line.as_bytes());
+                self.framing.append(&mut self.plain, line.as_bytes());
                 self.pending.dms.push(line);
             }
             Outgoing::Wake => {}
@@ -260,18 +299,23 @@ impl std::fmt::Debug for Pen {
 }
 
 impl Pen {
-    /// The pen of a connection.
+    /// The pen of a connection whose lines go on the wire as `framing`
+    /// says.
     pub fn new(
         tls: Arc<Mutex<ServerConnection>>,
         socket: Arc<TcpStream>,
         outbox: OutboxReceiver,
+        framing: Framing,
     ) -> Self {
         Pen {
             tls,
             socket,
             desk: Mutex::new(Desk {
                 outbox: Some(outbox),
-                batch: Batch::default(),
+                batch: Batch {
+                    framing,
+                    ..Batch::default()
+                },
                 wire: Vec::new(),
                 sealed: Pending::default(),
             }),
@@ -431,9 +475,9 @@ pub fn run(client: Arc<Client>, write_timeout: Duration, queue_lines: usize) -> 
                 reason,
                 text: bye_text(reason).into(),
             };
-            desk.batch
-                .plain
-                .extend_from_slice(format!("{bye}\n").as_bytes());
+            let framing = desk.batch.framing;
+            framing.append(&mut desk.batch.plain, format!("{bye}\n").as_bytes());
+            framing.append_close(&mut desk.batch.plain, reason);
         }
 
         // 3. Seal under the TLS lock: memory only, no I/O.

@@ -1,0 +1,540 @@
+//! The web client in a real browser: Debian's headless Chromium, driven over
+//! the DevTools protocol, against the real server binary.
+//!
+//! One story, told the way a student lives it: open the page, register and
+//! log in through the form, join a room by clicking its button, chat with a
+//! student on the line protocol in both directions, see a message made of
+//! HTML shown as text, lose the connection when the server restarts and
+//! find oneself back in the room. Screenshots of the chat (desktop and
+//! phone sizes) and of the teacher's `/status` page are saved under
+//! `target/screenshots/`.
+//!
+//! Controls are found the way a screen reader finds them: by their role and
+//! accessible name (`User name`, `Log in`, `Message`, a room's name), with
+//! the browser's own accessibility tree, never by CSS class or id. Every
+//! wait is for a condition, with a timeout.
+//!
+//! `#[ignore]`d, because it needs Chromium: CI runs it after
+//! `apt-get install -y chromium`, with
+//! `cargo test --test browser -- --ignored`. Without `/usr/bin/chromium` it
+//! prints why and passes.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use headless_chrome::browser::tab::element::Element;
+use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::protocol::cdp::{Accessibility, Emulation, Page, DOM};
+use headless_chrome::util::Wait;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use support::{listening_addr, log_lines, pki, send_signal, TestClient};
+
+/// Debian's Chromium (`apt-get install -y chromium`).
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The longest any one condition is waited for.
+const WAIT: Duration = Duration::from_secs(20);
+/// The token of the status page, given to the server with `--status-token`.
+const STATUS_TOKEN: &str = "browser-test-status-token";
+/// A message made of HTML: the page must show these characters.
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+#[test]
+#[ignore = "needs Chromium: apt-get install -y chromium; cargo test --test browser -- --ignored"]
+fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
+    if !Path::new(CHROMIUM).exists() {
+        println!("skipped: {CHROMIUM} is missing (apt-get install -y chromium)");
+        return;
+    }
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let db = db_dir.path().join("chat.db");
+    let mut server = Server::start(&db, "127.0.0.1:0");
+    let addr = server.addr;
+    let origin = format!("https://localhost:{}", addr.port());
+
+    // bob, on the line protocol, waits in room `sala`.
+    let mut bob = TestClient::connect(addr);
+    bob.expect_prefix("HELLO 1 ");
+    for line in [
+        "REGISTER bob pw-bob",
+        "LOGIN bob pw-bob",
+        "CREATE cofre chave do cofre",
+        "CREATE sala",
+    ] {
+        bob.send(line);
+        bob.expect_prefix("OK ");
+    }
+    bob.join("sala");
+
+    let profile = tempfile::tempdir().expect("temp dir");
+    let browser = launch(profile.path());
+    let tab = browser.new_tab().expect("a tab");
+    let watch = watch(&tab);
+    tab.navigate_to(&format!("{origin}/"))
+        .and_then(|tab| tab.wait_until_navigated())
+        .expect("open the web client");
+
+    // The login form's controls carry Portuguese names in Portuguese...
+    choose_language(&tab, "pt");
+    for (role, name) in [
+        ("textbox", "Usuário"),
+        ("textbox", "Senha"),
+        ("button", "Registrar"),
+        ("button", "Entrar"),
+    ] {
+        control(&tab, role, name);
+    }
+    let shots = screenshot_dir();
+    phone_size(&tab, true);
+    save_screenshot(&tab, &shots.join("login-pt-phone.png"));
+    phone_size(&tab, false);
+    // ...and English ones in English.
+    choose_language(&tab, "en");
+
+    // Register, then log in, through the form.
+    control(&tab, "textbox", "User name")
+        .type_into("ana")
+        .expect("type the user name");
+    control(&tab, "textbox", "Password")
+        .type_into("segredo da ana")
+        .expect("type the password");
+    control(&tab, "button", "Register")
+        .click()
+        .expect("click Register");
+    wait_for(
+        &tab,
+        "the account created",
+        &text_contains("Account ana created"),
+    );
+    control(&tab, "button", "Log in")
+        .click()
+        .expect("click Log in");
+    wait_for(&tab, "the login", &text_contains("Logged in as ana."));
+
+    // A private room asks its password before joining.
+    control(&tab, "button", "cofre")
+        .click()
+        .expect("click the private room");
+    control(&tab, "textbox", "Password of the room")
+        .type_into("chave do cofre")
+        .expect("type the room's password");
+    control(&tab, "button", "Join").click().expect("click Join");
+    wait_for(
+        &tab,
+        "the private room",
+        &text_contains("You are in cofre."),
+    );
+
+    // The room list shows `sala`, as a button named by the room alone.
+    control(&tab, "button", "sala")
+        .click()
+        .expect("click the room");
+    bob.expect("JOINED sala ana");
+    wait_for(&tab, "the joined room", &text_contains("You are in sala."));
+
+    // The browser says something; bob reads it.
+    control(&tab, "textbox", "Message")
+        .type_into("olá do navegador")
+        .expect("type a message");
+    tab.press_key("Enter").expect("press Enter");
+    bob.expect_msg("sala", "ana", "olá do navegador");
+
+    // bob answers; the page shows his name, his text and its time.
+    bob.send("SAY oi, ana!");
+    let time = bob.expect_timed("MSG sala", "bob oi, ana!");
+    wait_for(
+        &tab,
+        "bob's message",
+        &message_shown("bob", "oi, ana!", &time),
+    );
+
+    // A message made of HTML is shown as those characters: no element is
+    // made from it, no script runs.
+    bob.send(&format!("SAY {XSS}"));
+    let time = bob.expect_timed("MSG sala", &format!("bob {XSS}"));
+    wait_for(
+        &tab,
+        "the HTML message as text",
+        &message_shown("bob", XSS, &time),
+    );
+    assert_eq!(
+        eval(&tab, "document.querySelectorAll('img').length"),
+        serde_json::json!(0),
+        "the message made an <img> element"
+    );
+    assert!(
+        !watch.dialog.load(Ordering::SeqCst),
+        "a script from a message ran"
+    );
+
+    // Direct messages, both ways: bob's is delivered at once; the page's
+    // says it was delivered.
+    bob.send("DM ana psst, ana");
+    bob.expect("OK DM ana delivered");
+    wait_for(&tab, "bob's DM", &text_contains("DM from bob: psst, ana"));
+    control(&tab, "DisclosureTriangle", "Direct message")
+        .click()
+        .expect("open the direct message form");
+    control(&tab, "textbox", "To (user name)")
+        .type_into("bob")
+        .expect("type the recipient");
+    control(&tab, "textbox", "Direct message text")
+        .type_into("oi, bob")
+        .expect("type the DM");
+    tab.press_key("Enter").expect("press Enter");
+    bob.expect_timed("DM ana", "oi, bob");
+    wait_for(
+        &tab,
+        "the DM's receipt",
+        &text_contains("Direct message delivered to bob."),
+    );
+
+    // The member list came from WHO.
+    wait_for(&tab, "the member list", &text_contains("In the room (2)"));
+
+    save_screenshot(&tab, &shots.join("chat.png"));
+    // On a phone, the student folds the panels away to see the chat.
+    for panel in ["Direct message", "Rooms"] {
+        control(&tab, "DisclosureTriangle", panel)
+            .click()
+            .expect("fold a panel");
+    }
+    phone_size(&tab, true);
+    save_screenshot(&tab, &shots.join("chat-phone.png"));
+    phone_size(&tab, false);
+    control(&tab, "DisclosureTriangle", "Rooms")
+        .click()
+        .expect("unfold the rooms");
+
+    // The teacher's status page, in a second tab, sees both students.
+    let status = browser.new_tab().expect("a second tab");
+    status
+        .navigate_to(&format!("{origin}/status?token={STATUS_TOKEN}"))
+        .and_then(|tab| tab.wait_until_navigated())
+        .expect("open the status page");
+    wait_for(&status, "ana on the status page", &text_contains("ana"));
+    wait_for(&status, "bob on the status page", &text_contains("bob"));
+    save_screenshot(&status, &shots.join("status.png"));
+    status.close(false).expect("close the status tab");
+
+    // The server stops: the page says why and that it is trying again.
+    server.stop();
+    wait_for(
+        &tab,
+        "the BYE reason",
+        &text_contains("The server is shutting down."),
+    );
+    wait_for(
+        &tab,
+        "the lost connection",
+        &text_contains("connection to the server was lost"),
+    );
+    // It starts again on the same port: the page comes back by itself,
+    // logs in again with the password it kept in memory, and rejoins `sala`.
+    let server = Server::start(&db, &addr.to_string());
+    wait_for(&tab, "the reconnection", &text_contains("Connected again"));
+    let mut carol = server.connect();
+    for line in ["REGISTER carol pw-carol", "LOGIN carol pw-carol"] {
+        carol.send(line);
+        carol.expect_prefix("OK ");
+    }
+    carol.join("sala");
+    carol.send("WHO");
+    let mut members = carol.lines_until(|line| line.starts_with("OK WHO"));
+    members.sort();
+    assert_eq!(members, ["OK WHO 2", "USER ana", "USER carol"]);
+    control(&tab, "textbox", "Message")
+        .type_into("voltei")
+        .expect("type a message");
+    tab.press_key("Enter").expect("press Enter");
+    carol.expect_msg("sala", "ana", "voltei");
+
+    // A room created in the form appears in the list; leaving and logging
+    // out are seen by the room.
+    control(&tab, "DisclosureTriangle", "Create a room")
+        .click()
+        .expect("open the create form");
+    control(&tab, "textbox", "Room name")
+        .type_into("nova")
+        .expect("type the room's name");
+    control(&tab, "button", "Create")
+        .click()
+        .expect("click Create");
+    wait_for(
+        &tab,
+        "the new room",
+        &text_contains("Public room nova created."),
+    );
+    control(&tab, "button", "nova");
+    control(&tab, "button", "Leave the room")
+        .click()
+        .expect("click Leave the room");
+    carol.expect("LEFT sala ana leave");
+    control(&tab, "button", "sala").click().expect("join again");
+    carol.expect("JOINED sala ana");
+    control(&tab, "button", "Log out")
+        .click()
+        .expect("click Log out");
+    carol.expect("LEFT sala ana quit");
+    control(&tab, "button", "Log in");
+
+    let refused = watch.csp.lock().unwrap().clone();
+    assert!(
+        refused.is_empty(),
+        "the page broke its Content-Security-Policy: {refused:?}"
+    );
+}
+
+/// The server binary with the web on, the test PKI's certificate, fast
+/// hashing and a known status token; killed when dropped. (The support
+/// module's `ServerBinary` always listens on port 0; a restart here must
+/// come back on the port the page knows.)
+struct Server {
+    child: Child,
+    log: mpsc::Receiver<String>,
+    addr: std::net::SocketAddr,
+}
+
+impl Server {
+    fn start(db: &Path, addr: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--addr", addr, "--web", "on", "--fast-hash"])
+            .args(["--status-token", STATUS_TOKEN])
+            .arg("--cert")
+            .arg(&pki().cert)
+            .arg("--key")
+            .arg(&pki().key)
+            .arg("--db")
+            .arg(db)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let log = log_lines(&mut child);
+        let addr = listening_addr(&log);
+        Server { child, log, addr }
+    }
+
+    /// Stops it the way Ctrl-C does (every client gets `BYE SHUTDOWN`)
+    /// and waits until it has.
+    fn stop(&mut self) {
+        send_signal(&self.child, "-TERM");
+        support::wait_for_log(&self.log, "server stopped");
+        self.child.wait().expect("wait for the server to exit");
+    }
+
+    fn connect(&self) -> TestClient {
+        let mut client = TestClient::connect(self.addr);
+        client.expect_prefix("HELLO 1 ");
+        client
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Headless Chromium with a fresh profile in `profile`, offline: nothing
+/// but the test's server is ever contacted. The dev certificate is signed
+/// by the tests' own CA, which Chromium does not know: hence
+/// `--ignore-certificate-errors`.
+fn launch(profile: &Path) -> Browser {
+    let options = LaunchOptions {
+        path: Some(PathBuf::from(CHROMIUM)),
+        headless: true,
+        sandbox: false,
+        enable_gpu: false,
+        ignore_certificate_errors: true,
+        user_data_dir: Some(profile.to_path_buf()),
+        window_size: Some((1100, 720)),
+        idle_browser_timeout: Duration::from_secs(120),
+        args: [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--ignore-certificate-errors",
+        ]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .collect(),
+        ..LaunchOptions::default()
+    };
+    Browser::new(options).expect("start Chromium")
+}
+
+/// What the page did that it must never do, as the browser reports it.
+#[derive(Default)]
+struct Watch {
+    /// Raised if the page ever opened an `alert` (or any dialog).
+    dialog: AtomicBool,
+    /// The browser's console messages about the Content-Security-Policy
+    /// (an inline script or style, a request to another host, refused).
+    csp: Mutex<Vec<String>>,
+}
+
+fn watch(tab: &Tab) -> Arc<Watch> {
+    let watch = Arc::new(Watch::default());
+    let seen = watch.clone();
+    tab.enable_log().expect("enable the console log");
+    tab.add_event_listener(Arc::new(move |event: &Event| match event {
+        Event::PageJavascriptDialogOpening(_) => seen.dialog.store(true, Ordering::SeqCst),
+        Event::LogEntryAdded(added)
+            if added.params.entry.text.contains("Content Security Policy") =>
+        {
+            seen.csp
+                .lock()
+                .unwrap()
+                .push(added.params.entry.text.clone());
+        }
+        _ => {}
+    }))
+    .expect("listen to the page");
+    watch
+}
+
+/// The control with this role and accessible name, as the browser's
+/// accessibility tree has it (hidden controls are not in it), waited for.
+fn control<'a>(tab: &'a Tab, role: &str, name: &str) -> Element<'a> {
+    let found = Wait::with_timeout(WAIT).until(|| {
+        let root = tab.get_document().ok()?.node_id;
+        let nodes = tab
+            .call_method(Accessibility::QueryAXTree {
+                node_id: Some(root),
+                backend_node_id: None,
+                object_id: None,
+                accessible_name: Some(name.to_string()),
+                role: Some(role.to_string()),
+            })
+            .ok()?
+            .nodes;
+        let backend = nodes
+            .iter()
+            .filter(|node| !node.ignored)
+            .find_map(|node| node.backend_dom_node_id)?;
+        let pushed = tab
+            .call_method(DOM::PushNodesByBackendIdsToFrontend {
+                backend_node_ids: vec![backend],
+            })
+            .ok()?;
+        Element::new(tab, *pushed.node_ids.first()?).ok()
+    });
+    found.unwrap_or_else(|_| panic!("no {role} named {name:?} within {WAIT:?}"))
+}
+
+/// Picks a language in the page's language menu.
+fn choose_language(tab: &Tab, lang: &str) {
+    eval(
+        tab,
+        &format!(
+            "(() => {{ const menu = document.getElementById('language'); \
+             menu.value = {}; menu.dispatchEvent(new Event('change')); return true; }})()",
+            js_string(lang)
+        ),
+    );
+}
+
+/// A JavaScript condition: the page's visible text contains `text`.
+fn text_contains(text: &str) -> String {
+    format!("document.body.innerText.includes({})", js_string(text))
+}
+
+/// A JavaScript condition: the message list has an entry by `user` with
+/// exactly `text`, stamped with `time`.
+fn message_shown(user: &str, text: &str, time: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('[role=log] li')].some(li => \
+           li.querySelector('.author')?.textContent === {} && \
+           li.querySelector('.text')?.textContent === {} && \
+           li.querySelector('time')?.dateTime === {})",
+        js_string(&format!("{user}:")),
+        js_string(text),
+        js_string(time),
+    )
+}
+
+/// Waits until the JavaScript `condition` is true in `tab`.
+fn wait_for(tab: &Tab, what: &str, condition: &str) {
+    let met = Wait::with_timeout(WAIT).until(|| {
+        tab.evaluate(condition, false)
+            .ok()?
+            .value
+            .filter(|value| value == &serde_json::Value::Bool(true))
+    });
+    assert!(
+        met.is_ok(),
+        "{what}: `{condition}` still false after {WAIT:?}; the page says:\n{}",
+        eval(tab, "document.body.innerText")
+    );
+}
+
+/// The value of a JavaScript expression in `tab`.
+fn eval(tab: &Tab, expression: &str) -> serde_json::Value {
+    tab.evaluate(expression, false)
+        .expect("evaluate")
+        .value
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// `text` as a JavaScript string literal (JSON's string syntax is valid
+/// JavaScript).
+fn js_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
+}
+
+/// A phone-sized viewport (390 × 844, touch), or back to the window's own.
+fn phone_size(tab: &Tab, phone: bool) {
+    if phone {
+        tab.call_method(Emulation::SetDeviceMetricsOverride {
+            width: 390,
+            height: 844,
+            device_scale_factor: 1.0,
+            mobile: true,
+            scale: None,
+            screen_width: None,
+            screen_height: None,
+            position_x: None,
+            position_y: None,
+            dont_set_visible_size: None,
+            screen_orientation: None,
+            viewport: None,
+            display_feature: None,
+            device_posture: None,
+        })
+        .expect("phone-sized viewport");
+    } else {
+        tab.call_method(Emulation::ClearDeviceMetricsOverride(None))
+            .expect("back to the window's size");
+    }
+}
+
+/// `target/screenshots/`, created if needed.
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+/// A PNG of what `tab` shows now.
+fn save_screenshot(tab: &Tab, path: &Path) {
+    let png = tab
+        .capture_screenshot(Page::CaptureScreenshotFormatOption::Png, None, None, true)
+        .expect("screenshot");
+    std::fs::write(path, png).expect("write the screenshot");
+    println!("saved {}", path.display());
+}
