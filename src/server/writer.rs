@@ -23,7 +23,6 @@
 //! After one blocking `recv`, the writer takes everything else already
 //! queued (up to [`MAX_BATCH`] bytes) and seals it as one piece: a busy room
 //! costs one TLS record and one `write` syscall per batch, not per line.
-
 //!
 //! # Framing: lines or WebSocket frames
 //!
@@ -32,6 +31,7 @@
 //! terminal client gets the line and its LF, a WebSocket client one text
 //! frame holding the line without its LF. Everything else (the outbox,
 //! coalescing, sealing, the deadline, the `BYE`) is the same code.
+
 //!
 //! # A deadline per batch
 //!
