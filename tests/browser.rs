@@ -2,11 +2,14 @@
 //! the DevTools protocol, against the real server binary.
 //!
 //! One story, told the way a student lives it: open the page, register and
-//! log in through the form, join a room by clicking its button, chat with a
-//! student on the line protocol in both directions, see a message made of
-//! HTML shown as text, lose the connection when the server restarts and
-//! find oneself back in the room. Screenshots of the chat (desktop and
-//! phone sizes) and of the teacher's `/status` page are saved under
+//! log in through the form, answer a private room's password prompt, join a
+//! room by clicking its button, chat with a student on the line protocol in
+//! both directions, see a message made of HTML shown as text, exchange
+//! direct messages, lose the connection when the server restarts and find
+//! oneself back in the room, create a room, leave, log out. All along, the
+//! browser must report no Content-Security-Policy violation and no dialog.
+//! Screenshots of the chat (desktop and phone sizes), of the login form in
+//! Portuguese and of the teacher's `/status` page are saved under
 //! `target/screenshots/`.
 //!
 //! Controls are found the way a screen reader finds them: by their role and
@@ -192,6 +195,13 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
         "the DM's receipt",
         &text_contains("Direct message delivered to bob."),
     );
+
+    // In Portuguese, the message field is `Mensagem`; a room is still
+    // named by its name alone.
+    choose_language(&tab, "pt");
+    control(&tab, "textbox", "Mensagem");
+    control(&tab, "button", "sala");
+    choose_language(&tab, "en");
 
     // The member list came from WHO.
     wait_for(&tab, "the member list", &text_contains("In the room (2)"));

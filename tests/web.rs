@@ -706,3 +706,20 @@ fn an_upgrade_needs_a_place_among_the_unauthenticated() {
     v1.expect("OK LOGIN ana");
     let _ws = websocket(s.addr);
 }
+
+/// The login timeout applies to a WebSocket client from its upgrade, and
+/// ends it as it ends a terminal client: the `BYE` line, then a close
+/// frame carrying the reason.
+#[test]
+fn a_websocket_that_does_not_log_in_gets_bye_login_timeout() {
+    let s = server(|c| c.login_timeout = Duration::from_secs(1));
+    let started = Instant::now();
+    let mut ws = websocket(s.addr);
+    let bye = text(&mut ws);
+    assert!(bye.starts_with("BYE LOGIN_TIMEOUT "), "{bye}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    match ws.read() {
+        Ok(Message::Close(Some(frame))) => assert_eq!(frame.reason.as_str(), "LOGIN_TIMEOUT"),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}

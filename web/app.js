@@ -36,6 +36,8 @@ const QUIET_MS = 30_000;
 const PONG_WAIT_MS = 30_000;
 /** A PING after this long without sending, so a reader is not idle-timed-out. */
 const KEEPALIVE_MS = 5 * 60_000;
+/** The room list is asked for again this often while it is on screen. */
+const ROOMS_REFRESH_MS = 30_000;
 /** The message list keeps at most this many entries. */
 const MAX_LOG_ENTRIES = 500;
 
@@ -717,6 +719,18 @@ $("logout").addEventListener("click", () => {
 });
 
 $("refresh-rooms").addEventListener("click", () => send("ROOMS", { command: "ROOMS" }));
+
+// Other people create rooms and come and go: the list is asked for again
+// when the Rooms panel is opened, and every 30 s while it is open in a tab
+// that is on screen (a hidden tab asks for nothing).
+$("rooms-panel").addEventListener("toggle", () => {
+  if ($("rooms-panel").open && state.loggedIn) send("ROOMS", { command: "ROOMS" });
+});
+setInterval(() => {
+  if (state.loggedIn && $("rooms-panel").open && document.visibilityState === "visible") {
+    send("ROOMS", { command: "ROOMS" });
+  }
+}, ROOMS_REFRESH_MS);
 
 $("join-form").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -42,6 +42,16 @@ function duration(seconds) {
   return (h ? `${h} h ` : "") + (h || m ? `${m} min ` : "") + `${s} s`;
 }
 
+/**
+ * A limit as the option that sets it: `idle_timeout_secs`, 1800 becomes
+ * `--idle-timeout`, `1800 s`.
+ */
+function limit(key, value) {
+  const seconds = key.endsWith("_secs");
+  const option = "--" + key.replace(/_secs$/, "").replaceAll("_", "-");
+  return [option, seconds ? `${value} s` : value];
+}
+
 function show(data) {
   const cert = data.certificate;
   fill(document.getElementById("server"), pairs([
@@ -62,7 +72,7 @@ function show(data) {
   fill(document.getElementById("rooms"),
     data.rooms.map((r) => row([r.name, r.private ? "yes" : "no", r.members, r.messages_last_minute])));
   fill(document.getElementById("limits"),
-    pairs(Object.entries(data.limits)));
+    pairs(Object.entries(data.limits).map(([key, value]) => limit(key, value))));
   const connect = document.getElementById("connect");
   if (data.public_address) {
     document.getElementById("public-address").textContent = data.public_address;

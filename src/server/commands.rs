@@ -726,13 +726,7 @@ impl Session {
             self.err(ErrCode::NotInRoom, "Join a room first: JOIN <room>.");
             return;
         };
-        state.metrics.said(
-            &said.room,
-            state
-                .hub
-                .room(&said.room.to_ascii_lowercase())
-                .map_or(0, |r| r.online()),
-        );
+        state.metrics.said_in(&state.hub, &said.room);
         // Stored after the room's lock is released: the database queue may
         // make us wait, and nobody else should. The sequence number keeps
         // the stored order equal to the order members saw.

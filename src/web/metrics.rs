@@ -187,6 +187,15 @@ impl Metrics {
             .inc();
     }
 
+    /// A `SAY` in `room` (its name): counts it, and the room's members as
+    /// its deliveries.
+    pub fn said_in(&self, hub: &crate::server::hub::Hub, room: &str) {
+        let members = hub
+            .room(&room.to_ascii_lowercase())
+            .map_or(0, |r| r.online());
+        self.said(room, members);
+    }
+
     /// A `SAY` in `room` (its name) reached `members` members.
     pub fn said(&self, room: &str, members: usize) {
         self.messages_said.inc();

@@ -97,6 +97,18 @@ enum Next {
     Upgrade(Vec<u8>, crate::server::admission::NotLoggedIn),
 }
 
+/// How an HTTP connection's loop of requests ends.
+enum End {
+    /// The peer closed, went quiet, or broke the connection: close.
+    Quietly,
+    /// A response that ends the connection was sent; the peer may still
+    /// be sending, so close lingering (see `http::Conn::close`).
+    AfterResponse,
+    /// Upgraded to WebSocket: what the peer sent behind its request, and
+    /// its place among the connections not logged in.
+    Upgraded(Vec<u8>, crate::server::admission::NotLoggedIn),
+}
+
 /// Runs on the `conn-N-http` thread: serves requests until the connection
 /// ends or upgrades to WebSocket. `over_limit`: the server was full when
 /// it arrived, every request gets 503.
@@ -108,7 +120,7 @@ pub(crate) fn serve(
     slot: Slot,
     over_limit: bool,
 ) {
-    let _watched = state.watch_http(id, &socket);
+    let watched = state.watch_http(id, &socket);
     let counted = state.metrics.connection(Kind::Http);
     let mut conn = Conn {
         tls: &mut tls,
@@ -116,16 +128,16 @@ pub(crate) fn serve(
         pending: Vec::new(),
     };
     let head_timeout = state.config.http_head_timeout;
-    let upgraded = loop {
+    let end = loop {
         let idle = Instant::now() + state.config.http_idle_timeout;
         let request = match conn.read_head(idle, head_timeout) {
             Ok(request) => request,
-            Err(ReadError::Done) => break Ok(false),
+            Err(ReadError::Done) => break End::Quietly,
             Err(ReadError::TimedOut) => {
                 log::info!(
                     "conn {id} ({peer}): HTTP request head not in within {head_timeout:?}; cut"
                 );
-                break Ok(false);
+                break End::Quietly;
             }
             Err(ReadError::TooLarge) => {
                 respond(
@@ -135,7 +147,7 @@ pub(crate) fn serve(
                     &Response::text(431, "Request head too large.\n"),
                     false,
                 );
-                break Ok(true);
+                break End::AfterResponse;
             }
             Err(ReadError::Malformed(e)) => {
                 log::info!("conn {id} ({peer}): bad HTTP request: {e}");
@@ -146,26 +158,27 @@ pub(crate) fn serve(
                     &Response::text(400, "Bad request.\n"),
                     false,
                 );
-                break Ok(true);
+                break End::AfterResponse;
             }
             Err(ReadError::Failed(e)) => {
                 log::debug!("conn {id} ({peer}): HTTP connection ended: {e}");
-                break Ok(false);
+                break End::Quietly;
             }
         };
         match answer(&state, &mut conn, &request, over_limit, id) {
             Next::KeepGoing => {}
-            Next::Close => break Ok(true),
-            Next::Upgrade(already, not_logged_in) => break Err((already, not_logged_in)),
+            Next::Close => break End::AfterResponse,
+            Next::Upgrade(already, not_logged_in) => break End::Upgraded(already, not_logged_in),
         }
     };
-    // `Ok(answered)`: the connection ends, after a response (the peer may
-    // still be sending: linger) or not. `Err`: it was upgraded.
-    match upgraded {
-        Ok(answered) => conn.close(Duration::from_secs(2), answered),
-        Err((already, not_logged_in)) => {
+    match end {
+        End::Quietly => conn.close(Duration::from_secs(2), false),
+        End::AfterResponse => conn.close(Duration::from_secs(2), true),
+        End::Upgraded(already, not_logged_in) => {
+            // From here it is a chat client: counted and found by shutdown
+            // as one (`connection::session`).
             drop(counted);
-            drop(_watched);
+            drop(watched);
             log::info!("conn {id} ({peer}): WebSocket open");
             connection::websocket(
                 state,

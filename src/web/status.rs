@@ -100,6 +100,8 @@ const NGROK_MAX_ANSWER: u64 = 256 * 1024;
 /// no status request waits more than a second for it, and a page that
 /// refreshes every 2 s costs the agent one request every 5 s.
 pub struct Ngrok {
+    /// Where the agent's API answers ([`NGROK_API`], or a test's).
+    api: SocketAddr,
     /// This server's port: the tunnel must forward to it.
     port: u16,
     /// The last answer and when it was fetched.
@@ -109,9 +111,15 @@ pub struct Ngrok {
 }
 
 impl Ngrok {
-    /// A cache for the tunnel to `port`.
+    /// A cache for the tunnel to `port`, asking the agent on this machine.
     pub fn new(port: u16) -> Self {
+        Ngrok::asking(NGROK_API.parse().expect("a socket address"), port)
+    }
+
+    /// A cache for the tunnel to `port`, asking the agent at `api`.
+    pub fn asking(api: SocketAddr, port: u16) -> Self {
         Ngrok {
+            api,
             port,
             cached: Mutex::new(None),
             asking: AtomicBool::new(false),
@@ -136,18 +144,17 @@ impl Ngrok {
             // Someone is asking now: the previous answer will do.
             return current.and_then(|(_, answer)| answer);
         }
-        let answer = ask_agent(self.port);
+        let answer = ask_agent(self.api, self.port);
         *lock() = Some((Instant::now(), answer.clone()));
         self.asking.store(false, Ordering::Release);
         answer
     }
 }
 
-/// Asks the agent for its tunnels; `None` on any failure.
-fn ask_agent(port: u16) -> Option<String> {
+/// Asks the agent at `api` for its tunnels; `None` on any failure.
+fn ask_agent(api: SocketAddr, port: u16) -> Option<String> {
     let deadline = Instant::now() + NGROK_BUDGET;
-    let addr: SocketAddr = NGROK_API.parse().ok()?;
-    let mut socket = TcpStream::connect_timeout(&addr, NGROK_BUDGET).ok()?;
+    let mut socket = TcpStream::connect_timeout(&api, NGROK_BUDGET).ok()?;
     let left = || {
         deadline
             .saturating_duration_since(Instant::now())
@@ -197,6 +204,61 @@ pub fn tunnel_to(tunnels: &Value, port: u16) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake agent that answers `body` to one request, then closes.
+    fn agent(body: &'static str) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes());
+        });
+        addr
+    }
+
+    /// The agent's answer gives the address, and it is cached.
+    #[test]
+    fn the_agent_is_asked_and_its_answer_kept() {
+        let api = agent(
+            r#"{"tunnels":[{"public_url":"tcp://0.tcp.sa.ngrok.io:19876","config":{"addr":"localhost:12345"}}]}"#,
+        );
+        let ngrok = Ngrok::asking(api, 12345);
+        assert_eq!(
+            ngrok.public_address().as_deref(),
+            Some("0.tcp.sa.ngrok.io:19876")
+        );
+        // The fake agent answered once and is gone: this comes from the cache.
+        assert_eq!(
+            ngrok.public_address().as_deref(),
+            Some("0.tcp.sa.ngrok.io:19876")
+        );
+    }
+
+    /// An agent that accepts and never answers costs at most about a
+    /// second, and gives no address; no agent at all gives none at once.
+    #[test]
+    fn a_silent_or_absent_agent_costs_at_most_a_second() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let silent = Ngrok::asking(listener.local_addr().expect("addr"), 12345);
+        let started = Instant::now();
+        assert_eq!(silent.public_address(), None);
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
+        drop(listener);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let absent_addr = closed.local_addr().expect("addr");
+        drop(closed);
+        let absent = Ngrok::asking(absent_addr, 12345);
+        let started = Instant::now();
+        assert_eq!(absent.public_address(), None);
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
 
     /// The TCP tunnel to our port is found; others are not.
     #[test]
