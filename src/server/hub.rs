@@ -80,10 +80,13 @@ struct RoomState {
 /// A broadcast that comes at least this long after the previous one in its
 /// room writes itself to the members whose writers sleep, instead of waking
 /// them (see "The pen" in `writer.rs`): the room is quiet, and a wake-up per
-/// member per line would cost more than the writes. Closer together, the
-/// room is busy: the writers are woken, and each takes a batch of lines
-/// with one `write`, which is cheaper than a write per line per member.
-const QUIET_GAP: Duration = Duration::from_millis(1);
+/// member per line would cost more than the writes. Closer together (a room
+/// busier than 200 lines a second), the writers are woken: by the time a
+/// woken writer runs, more lines are waiting, and it writes them all with
+/// one `write`, which is cheaper than a write per line per member
+/// (docs/BENCHMARKS.md, "Where the time goes", has the measurements that
+/// chose the gap).
+const QUIET_GAP: Duration = Duration::from_millis(5);
 
 /// One message of a room's history.
 #[derive(Debug, Clone)]
