@@ -324,13 +324,8 @@ fn the_shape_options_reach_the_run() {
 
 /// `--transport ws`: the same fanout over WebSocket (ALPN `http/1.1`,
 /// `GET /ws`, one text frame per line), every message to every member,
-/// one write per line.
-///
-/// Ignored until the server's `/ws` endpoint (issue 13) is in this build:
-/// then run it with `cargo test -p loadgen --test loadgen -- --ignored`
-/// (and drop the `ignore`). The framing itself is unit-tested in `ws.rs`.
+/// one write per line. The framing itself is unit-tested in `ws.rs`.
 #[test]
-#[ignore = "needs the server's WebSocket endpoint (issue 13)"]
 fn fanout_over_websocket_delivers_every_message() {
     let cfg = FanoutConfig {
         rooms: 2,
