@@ -27,6 +27,8 @@
 //! - [`config`]: every limit, with its default and why.
 //! - [`error`]: the library's error type.
 //! - [`oneshot`]: the reply channel a thread waits on for one answer.
+//! - [`doorbell`]: the queue a writer thread or the database thread sleeps
+//!   on without spinning, woken with one system call.
 //! - [`client`]: the terminal client: a pure menu state machine, the network
 //!   thread, and the UI loop that alone owns the terminal.
 //! - [`web`]: the same port for browsers (ALPN `http/1.1`): the web
