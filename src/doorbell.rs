@@ -56,6 +56,15 @@
 //! system call, until the consumer sleeps again. A spurious wake-up (which
 //! `park` allows) only costs one more turn of the loop.
 //!
+//! # Dozing
+//!
+//! The database thread gathers requests that nobody waits for (history) for
+//! a few milliseconds before it commits them. While it does, it *dozes*
+//! ([`Receiver::doze_until`]): a request somebody waits for rings it as
+//! usual, but one sent with [`Sender::send_lazily`] does not, because the
+//! doze's end will take it anyway. A classroom's messages then cost the
+//! database thread one wake-up per batch, not one per message.
+//!
 //! # Ringing later
 //!
 //! A broadcast queues a line for every member of a room while holding the
@@ -77,6 +86,9 @@ struct Bell {
     /// True while the consumer is (about to be) parked and nobody has
     /// claimed the duty to wake it.
     asleep: AtomicBool,
+    /// The same for a light sleep ([`Receiver::doze_until`]), from which
+    /// only an urgent send wakes the consumer, not [`Sender::send_lazily`].
+    dozing: AtomicBool,
     /// The consumer thread: the first thread that waits.
     sleeper: OnceLock<Thread>,
 }
@@ -97,10 +109,39 @@ impl Bell {
         }
     }
 
-    /// Rings if the consumer is asleep.
+    /// Rings if the consumer is asleep or dozing.
     fn ring(&self) {
+        // `claim` has ordered the push before these reads.
+        if self.claim()
+            || (self.dozing.load(Ordering::Relaxed) && self.dozing.swap(false, Ordering::Relaxed))
+        {
+            self.wake();
+        }
+    }
+
+    /// Rings if the consumer is asleep, but lets it doze.
+    fn ring_lazily(&self) {
         if self.claim() {
             self.wake();
+        }
+    }
+
+    /// The consumer's light sleep (see [`Receiver::doze_until`]).
+    fn doze(&self, deadline: Instant, mut look: impl FnMut() -> bool) {
+        let me = self.sleeper.get_or_init(thread::current);
+        debug_assert_eq!(me.id(), thread::current().id(), "one consumer only");
+        loop {
+            // Announce, then look: the same argument as for `wait`, with
+            // urgent senders only.
+            self.dozing.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let now = Instant::now();
+            if look() || now >= deadline {
+                self.dozing.store(false, Ordering::Relaxed);
+                return;
+            }
+            thread::park_timeout(deadline - now);
+            self.dozing.store(false, Ordering::Relaxed);
         }
     }
 
@@ -231,6 +272,20 @@ impl<T> Sender<T> {
         Ok(())
     }
 
+    /// Queues `item` and wakes the consumer only if it is fully asleep,
+    /// not if it dozes ([`Receiver::doze_until`]): for an item that can
+    /// wait until the doze ends. Blocks only on a bounded queue that is
+    /// full.
+    ///
+    /// # Errors
+    ///
+    /// The item back, when the consumer has gone.
+    pub fn send_lazily(&self, item: T) -> Result<(), SendError<T>> {
+        self.tx.send(item)?;
+        self.bell.0.ring_lazily();
+        Ok(())
+    }
+
     /// Queues `item` without ever blocking, and wakes the consumer if it
     /// sleeps.
     ///
@@ -314,6 +369,15 @@ impl<T> Receiver<T> {
         self.bell
             .wait(take, deadline)
             .unwrap_or(Err(RecvTimeoutError::Timeout))
+    }
+
+    /// Dozes until `deadline`: sleeps, but is woken early by an urgent send
+    /// ([`Sender::send`], [`Sender::try_send`]), not by
+    /// [`Sender::send_lazily`]. `look` takes what is queued and says
+    /// whether to stop dozing; it is called after the doze is announced
+    /// (so that no urgent item is missed) and after every wake-up.
+    pub fn doze_until(&self, deadline: Instant, look: impl FnMut() -> bool) {
+        self.bell.doze(deadline, look);
     }
 
     /// A handle that waits for items without taking them, for a consumer
@@ -487,6 +551,42 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(1), "taken by someone else");
         wake.ring();
         assert!(consumer.join().expect("consumer"), "woke for its condition");
+    }
+
+    /// A dozing consumer sleeps through lazy sends and wakes for an urgent
+    /// one; lazy items sent while it dozes are taken by its next look.
+    #[test]
+    fn a_doze_is_broken_by_urgent_sends_only() {
+        let (tx, rx) = unbounded::<&str>();
+        let (report_tx, report) = std::sync::mpsc::channel();
+        let consumer = thread::spawn(move || {
+            let mut got = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            rx.doze_until(deadline, || {
+                while let Ok(item) = rx.try_recv() {
+                    got.push(item);
+                }
+                got.contains(&"urgent")
+            });
+            report_tx.send(()).expect("test alive");
+            (got, Instant::now() < deadline)
+        });
+        let bell = tx.bell.0.clone();
+        let start = Instant::now();
+        while !bell.dozing.load(Ordering::Relaxed) {
+            assert!(start.elapsed() < Duration::from_secs(10), "never dozed");
+            thread::yield_now();
+        }
+        tx.send_lazily("lazy").expect("sent");
+        assert!(
+            bell.dozing.load(Ordering::Relaxed),
+            "a lazy send lets it doze"
+        );
+        tx.send("urgent").expect("sent");
+        report.recv().expect("the consumer woke");
+        let (got, early) = consumer.join().expect("consumer");
+        assert_eq!(got, ["lazy", "urgent"]);
+        assert!(early, "woken by the urgent send, not by the deadline");
     }
 
     /// The consumer wakes at its deadline with nothing, and sees the last

@@ -737,7 +737,7 @@ impl Db {
         text: &str,
     ) -> Result<(), DbError> {
         self.requests
-            .send(Request::AppendHistory {
+            .send_lazily(Request::AppendHistory {
                 room: room.to_owned(),
                 seq,
                 time_ms,
@@ -910,7 +910,7 @@ impl ClaimedDms {
             let _ = self
                 .db
                 .requests
-                .send(Request::DeleteDms { ids, reply: None });
+                .send_lazily(Request::DeleteDms { ids, reply: None });
         }
     }
 
@@ -929,7 +929,7 @@ impl Drop for ClaimedDms {
         if !ids.is_empty() {
             // Nobody waits for the answer; if the DB thread is gone, its
             // in-memory claims are gone with it anyway.
-            let _ = self.db.requests.send(Request::ReleaseDms {
+            let _ = self.db.requests.send_lazily(Request::ReleaseDms {
                 conn: self.conn,
                 ids,
             });

@@ -36,9 +36,11 @@
 //! was already broadcast), a stored DM to delete because it was delivered,
 //! a claim to release. A batch made only of those does not commit at once:
 //! it waits up to [`LAZY_COMMIT`] for more, and commits as soon as a request
-//! that somebody waits for arrives. In a classroom, where messages arrive
-//! a few milliseconds apart, that turns one commit per message into one per
-//! handful, and the database thread's share of each delivery with it.
+//! that somebody waits for arrives. It waits dozing (`doorbell.rs`): the
+//! requests nobody waits for are sent lazily and do not wake it. In a
+//! classroom, where messages arrive a few milliseconds apart, that turns
+//! one commit and one wake-up per message into one per handful, and the
+//! database thread's share of each delivery with it.
 //!
 //! Such a batch also commits with `synchronous=NORMAL`: in WAL mode, that
 //! COMMIT writes the log but does not wait for an fsync. The rows survive a
@@ -130,21 +132,19 @@ pub(super) fn run(conn: Connection, queue: Receiver<Request>, limits: Limits) ->
     // dropped. So the loop ends only after the last queued request has been
     // served: a graceful stop loses nothing.
     while let Ok(first) = queue.recv() {
-        // If nobody waits for this batch, it may wait for company.
         let lazy_until = Instant::now() + LAZY_COMMIT;
         let mut awaited = first.awaited();
         batch.push(first);
         // Take whatever else is already waiting: `try_recv` never blocks.
         // Requests that arrive while this batch runs form the next batch.
-        while batch.len() < MAX_BATCH {
-            let next = if awaited {
-                queue.try_recv().ok()
-            } else {
-                queue.recv_deadline(lazy_until).ok()
-            };
-            let Some(request) = next else { break };
-            awaited |= request.awaited();
-            batch.push(request);
+        take_waiting(&queue, &mut batch, &mut awaited);
+        // If nobody waits for this batch, it may wait for company: doze,
+        // woken early only by a request somebody waits for.
+        if !awaited && batch.len() < MAX_BATCH {
+            queue.doze_until(lazy_until, || {
+                take_waiting(&queue, &mut batch, &mut awaited);
+                awaited || batch.len() >= MAX_BATCH
+            });
         }
         worker.run_batch(std::mem::take(&mut batch));
     }
@@ -154,6 +154,20 @@ pub(super) fn run(conn: Connection, queue: Receiver<Request>, limits: Limits) ->
         .conn
         .close()
         .map_err(|(_, e)| Error::Db(format!("closing the database: {e}")))
+}
+
+/// Moves the requests waiting in `queue` into `batch` (up to
+/// [`MAX_BATCH`]), noting whether somebody waits for any of them.
+fn take_waiting(queue: &Receiver<Request>, batch: &mut Vec<Request>, awaited: &mut bool) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(request) => {
+                *awaited |= request.awaited();
+                batch.push(request);
+            }
+            Err(_) => break,
+        }
+    }
 }
 
 impl Worker {
