@@ -18,6 +18,7 @@
 //! - [`sweep`]: fanout in one room of growing size, with an SVG chart.
 //! - [`rate_sweep`]: fanout in the same rooms at a rising send rate; the
 //!   server's CPU per delivery and the p99 latency, with an SVG chart.
+//! - [`chart`]: the two-panel SVG chart both sweeps draw.
 //! - [`flood`]: connections flooding `REGISTER` while one client logs in;
 //!   that login's latency and the server's memory.
 //!
@@ -59,6 +60,7 @@
 
 pub mod accounting;
 pub mod capacity;
+pub mod chart;
 pub mod clock;
 pub mod conn;
 pub mod engine;

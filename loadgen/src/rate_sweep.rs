@@ -11,10 +11,10 @@
 
 use std::path::Path;
 
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::accounting::Percentiles;
+use super::chart::{self, TwoPanels};
 use super::conn::Target;
 use super::fanout::{self, FanoutConfig, FanoutReport};
 use chat::error::{Error, Result};
@@ -132,93 +132,19 @@ pub fn points_from_json(json: &str) -> Result<Vec<RatePoint>> {
 /// [`Error::Config`] if there are no points; [`Error::Io`] if the file
 /// cannot be written.
 pub fn write_svg(points: &[RatePoint], path: &Path, title: &str) -> Result<()> {
-    if points.is_empty() {
-        return Err(Error::Config("a sweep with no points has no chart".into()));
-    }
-    let draw_err = |e: &dyn std::fmt::Display| {
-        Error::io(
-            format!("draw {}", path.display()),
-            std::io::Error::other(e.to_string()),
-        )
+    let panels = TwoPanels {
+        title,
+        x_desc: "messages per second per member",
+        x_label: |x| format!("{x}"),
+        top_caption: "server CPU per delivery (µs)",
+        top_desc: "µs per delivery",
+        top: points
+            .iter()
+            .filter_map(|p| Some((p.rate, p.cpu_us_per_delivery?)))
+            .collect(),
+        p99: points.iter().map(|p| (p.rate, p.latency.p99_ms)).collect(),
     };
-    let x_min = points.iter().map(|p| p.rate).fold(f64::MAX, f64::min);
-    let x_max = points.iter().map(|p| p.rate).fold(0.0, f64::max);
-    let (x_lo, x_hi) = (x_min * 0.8, x_max * 1.25);
-    let cpu: Vec<(f64, f64)> = points
-        .iter()
-        .filter_map(|p| Some((p.rate, p.cpu_us_per_delivery?)))
-        .collect();
-    let c_max = cpu.iter().map(|&(_, c)| c).fold(1.0, f64::max);
-    let l_max = points
-        .iter()
-        .map(|p| p.latency.p99_ms)
-        .fold(0.001, f64::max);
-    let l_min = points
-        .iter()
-        .map(|p| p.latency.p99_ms)
-        .fold(f64::MAX, f64::min)
-        .max(0.001);
-
-    let root = SVGBackend::new(path, (900, 720)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
-    let root = root
-        .titled(title, ("sans-serif", 22))
-        .map_err(|e| draw_err(&e))?;
-    let (top, bottom) = root.split_vertically(340);
-
-    let mut chart = ChartBuilder::on(&top)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .caption("server CPU per delivery (µs)", ("sans-serif", 16))
-        .build_cartesian_2d((x_lo..x_hi).log_scale(), 0.0..c_max * 1.15)
-        .map_err(|e| draw_err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("messages per second per member")
-        .y_desc("µs per delivery")
-        .x_label_formatter(&|x| format!("{x}"))
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    draw_line(&mut chart, cpu, BLUE).map_err(|e| draw_err(&e))?;
-
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .caption("p99 latency (ms, logarithmic)", ("sans-serif", 16))
-        .build_cartesian_2d(
-            (x_lo..x_hi).log_scale(),
-            (l_min / 2.0..l_max * 2.0).log_scale(),
-        )
-        .map_err(|e| draw_err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("messages per second per member")
-        .y_desc("p99 ms")
-        .x_label_formatter(&|x| format!("{x}"))
-        .y_label_formatter(&|y| format!("{y}"))
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    let series: Vec<(f64, f64)> = points.iter().map(|p| (p.rate, p.latency.p99_ms)).collect();
-    draw_line(&mut chart, series, RED).map_err(|e| draw_err(&e))?;
-    root.present().map_err(|e| draw_err(&e))?;
-    Ok(())
-}
-
-/// Draws `series` into `chart` as a line with a dot on each point.
-fn draw_line<Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<LogCoord<f64>, Y>>,
-    series: Vec<(f64, f64)>,
-    color: RGBColor,
-) -> std::result::Result<(), DrawingAreaErrorKind<std::io::Error>> {
-    chart.draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))?;
-    chart.draw_series(
-        series
-            .into_iter()
-            .map(|(x, y)| Circle::new((x, y), 4, color.filled())),
-    )?;
-    Ok(())
+    chart::write_svg(&panels, path)
 }
 
 #[cfg(test)]
