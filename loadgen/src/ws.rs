@@ -20,8 +20,7 @@
 //! rustls. An empty pipe reads as "would block", which tungstenite's
 //! handshake and reader treat as "come back with more bytes".
 
-use std::collections::VecDeque;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind};
 
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::ClientHandshake;
@@ -29,35 +28,9 @@ use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
-/// The bytes between rustls and tungstenite.
-#[derive(Debug, Default)]
-pub struct Pipe {
-    /// Plaintext from the server not yet read by tungstenite.
-    input: VecDeque<u8>,
-    /// What tungstenite wrote, for rustls to send.
-    output: Vec<u8>,
-}
-
-impl Read for Pipe {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.input.is_empty() {
-            // More may come with the next TLS record: never "end of stream".
-            return Err(ErrorKind::WouldBlock.into());
-        }
-        self.input.read(buf)
-    }
-}
-
-impl Write for Pipe {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+/// The bytes between rustls and tungstenite (the server's own pipe, used
+/// from the client's side).
+pub use chat::web::ws::Pipe;
 
 /// Where the WebSocket session is. Both live states are boxed: a
 /// connection carries the small pointer, the session is on the heap.

@@ -133,13 +133,14 @@ pub fn append_close(out: &mut Vec<u8>, reason: ByeReason) {
 /// The bytes between rustls and tungstenite: the reader pushes plaintext
 /// in, tungstenite reads it out and writes its answers (pongs, the close
 /// reply) to `output`. Reading an empty pipe is "would block", never the
-/// end of the stream: more may come with the next TLS record.
-#[derive(Default)]
-struct Pipe {
+/// end of the stream: more may come with the next TLS record. (The load
+/// generator's WebSocket clients use the same pipe, from the other side.)
+#[derive(Debug, Default)]
+pub struct Pipe {
     /// Plaintext received and not yet read by tungstenite.
-    input: VecDeque<u8>,
+    pub input: VecDeque<u8>,
     /// Frames tungstenite wrote, for the reader to hand to rustls.
-    output: Vec<u8>,
+    pub output: Vec<u8>,
 }
 
 impl Read for Pipe {
