@@ -148,15 +148,17 @@ impl Pending {
         self.claims.append(&mut other.claims);
     }
 
-    /// The bytes these stood for are in the kernel's hands.
-    fn written(&mut self) {
+    /// The bytes these stood for are in the kernel's hands. Returns the
+    /// claimed stored DMs, to be deleted once the desk's lock is released:
+    /// asking the DB thread may wait for room in its queue, and nobody
+    /// waits while holding the desk for anything but the socket.
+    #[must_use = "the claimed DMs must be deleted (`delete_later`)"]
+    fn written(&mut self) -> Vec<crate::db::ClaimedDms> {
         for written in self.marks.drain(..) {
             let _ = written.send(());
         }
-        for claim in self.claims.drain(..) {
-            claim.delete_later();
-        }
         self.dms.clear();
+        std::mem::take(&mut self.claims)
     }
 
     /// The bytes these stood for will never be written: the markers'
@@ -262,10 +264,12 @@ impl Desk {
         Ok(())
     }
 
-    /// `wire` is in the kernel's hands.
-    fn written(&mut self) {
+    /// `wire` is in the kernel's hands; returns the claimed stored DMs to
+    /// delete once the desk is released (see [`Pending::written`]).
+    #[must_use = "the claimed DMs must be deleted (`delete_later`)"]
+    fn written(&mut self) -> Vec<crate::db::ClaimedDms> {
         self.wire.clear();
-        self.sealed.written();
+        self.sealed.written()
     }
 
     /// True if either buffer holds more than [`KEEP_WHILE_IDLE`].
@@ -355,13 +359,15 @@ impl Pen {
         }
         match send_now(&self.socket, &desk.wire) {
             Ok(n) if n == desk.wire.len() => {
-                desk.written();
+                let claims = desk.written();
                 // The writer thread does not see this batch: a burst's
                 // memory is given back here rather than after a quiet
                 // second.
                 if desk.is_big() {
                     desk.shrink();
                 }
+                drop(desk);
+                delete_later(claims);
                 true
             }
             Ok(n) => {
@@ -370,6 +376,14 @@ impl Pen {
             }
             Err(_) => false,
         }
+    }
+}
+
+/// Asks the DB thread to delete stored DMs that were written, with no
+/// lock held.
+fn delete_later(claims: Vec<crate::db::ClaimedDms>) {
+    for claim in claims {
+        claim.delete_later();
     }
 }
 
@@ -505,8 +519,10 @@ pub fn run(client: Arc<Client>, write_timeout: Duration, queue_lines: usize) -> 
             }
         }
         // Everything sealed so far is in the kernel's hands.
-        desk.written();
+        let claims = desk.written();
         big = desk.is_big();
+        drop(desk);
+        delete_later(claims);
         if closing.is_some() {
             break;
         }
