@@ -25,9 +25,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use headless_chrome::browser::tab::element::Element;
@@ -35,7 +34,7 @@ use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::{Accessibility, Emulation, Page, DOM};
 use headless_chrome::util::Wait;
 use headless_chrome::{Browser, LaunchOptions, Tab};
-use support::{listening_addr, log_lines, pki, send_signal, TestClient};
+use support::{send_signal, ServerBinary, TestClient};
 
 /// Debian's Chromium (`apt-get install -y chromium`).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -55,7 +54,7 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
     }
     let db_dir = tempfile::tempdir().expect("temp dir");
     let db = db_dir.path().join("chat.db");
-    let mut server = Server::start(&db, "127.0.0.1:0");
+    let server = start_server(&db, "127.0.0.1:0");
     let addr = server.addr;
     let origin = format!("https://localhost:{}", addr.port());
 
@@ -232,7 +231,7 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
     status.close(false).expect("close the status tab");
 
     // The server stops: the page says why and that it is trying again.
-    server.stop();
+    stop_server(server);
     wait_for(
         &tab,
         "the BYE reason",
@@ -245,7 +244,7 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
     );
     // It starts again on the same port: the page comes back by itself,
     // logs in again with the password it kept in memory, and rejoins `sala`.
-    let server = Server::start(&db, &addr.to_string());
+    let server = start_server(&db, &addr.to_string());
     wait_for(&tab, "the reconnection", &text_contains("Connected again"));
     let mut carol = server.connect();
     for line in ["REGISTER carol pw-carol", "LOGIN carol pw-carol"] {
@@ -299,58 +298,22 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
     );
 }
 
-/// The server binary with the web on, the test PKI's certificate, fast
-/// hashing and a known status token; killed when dropped. (The support
-/// module's `ServerBinary` always listens on port 0; a restart here must
-/// come back on the port the page knows.)
-struct Server {
-    child: Child,
-    log: mpsc::Receiver<String>,
-    addr: std::net::SocketAddr,
+/// The server binary with the web on, fast hashing and a known status
+/// token, on `addr` (a restart comes back on the port the page knows).
+fn start_server(db: &Path, addr: &str) -> ServerBinary {
+    ServerBinary::start_at(
+        db,
+        addr,
+        &["--web", "on", "--fast-hash", "--status-token", STATUS_TOKEN],
+    )
 }
 
-impl Server {
-    fn start(db: &Path, addr: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--addr", addr, "--web", "on", "--fast-hash"])
-            .args(["--status-token", STATUS_TOKEN])
-            .arg("--cert")
-            .arg(&pki().cert)
-            .arg("--key")
-            .arg(&pki().key)
-            .arg("--db")
-            .arg(db)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server binary");
-        let log = log_lines(&mut child);
-        let addr = listening_addr(&log);
-        Server { child, log, addr }
-    }
-
-    /// Stops it the way Ctrl-C does (every client gets `BYE SHUTDOWN`)
-    /// and waits until it has.
-    fn stop(&mut self) {
-        send_signal(&self.child, "-TERM");
-        support::wait_for_log(&self.log, "server stopped");
-        self.child.wait().expect("wait for the server to exit");
-    }
-
-    fn connect(&self) -> TestClient {
-        let mut client = TestClient::connect(self.addr);
-        client.expect_prefix("HELLO 1 ");
-        client
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Stops the server the way Ctrl-C does (every client gets `BYE
+/// SHUTDOWN`) and waits until it has.
+fn stop_server(server: ServerBinary) {
+    send_signal(server.child(), "-TERM");
+    support::wait_for_log(&server.log, "server stopped");
+    server.wait_for_exit();
 }
 
 /// Headless Chromium with a fresh profile in `profile`, offline: nothing

@@ -603,11 +603,27 @@ impl ServerBinary {
         Self::start_binary(binary, db, options)
     }
 
+    /// [`ServerBinary::start`] on a given address (a restart that must come
+    /// back on the port its clients know).
+    pub fn start_at(db: &Path, addr: &str, options: &[&str]) -> ServerBinary {
+        let Some(binary) = option_env!("CARGO_BIN_EXE_server") else {
+            panic!(
+                "ServerBinary::start_at is for the chat package's tests, which build the server"
+            );
+        };
+        Self::spawn(binary, addr, db, options)
+    }
+
     /// [`ServerBinary::start`] with another build of the server (for a
     /// measurement against an older one).
     pub fn start_binary(binary: &str, db: &Path, options: &[&str]) -> ServerBinary {
+        Self::spawn(binary, "127.0.0.1:0", db, options)
+    }
+
+    /// Starts `binary` on `addr` and waits until it listens.
+    fn spawn(binary: &str, addr: &str, db: &Path, options: &[&str]) -> ServerBinary {
         let mut child = std::process::Command::new(binary)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", addr])
             .args(options)
             .arg("--cert")
             .arg(&pki().cert)
