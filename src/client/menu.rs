@@ -247,6 +247,14 @@ impl Menu {
             ServerLine::Hello { .. } | ServerLine::Pong { .. } | ServerLine::Info { .. } => {
                 Vec::new()
             }
+            // Moderation lines: shown as they are until the menu learns them.
+            ServerLine::Kicked { .. }
+            | ServerLine::Topic { .. }
+            | ServerLine::Closed { .. }
+            | ServerLine::Notice { .. }
+            | ServerLine::Banned { .. } => vec![self.show(Msg::UnknownLine {
+                line: line.to_string(),
+            })],
             ServerLine::Msg {
                 room, user, text, ..
             } => {
@@ -269,7 +277,7 @@ impl Menu {
             ServerLine::Left { user, reason, .. } => {
                 let user = user.clone();
                 vec![self.show(match reason {
-                    LeftReason::Leave => Msg::UserLeft { user },
+                    LeftReason::Leave | LeftReason::Kick => Msg::UserLeft { user },
                     LeftReason::Quit => Msg::UserDisconnected { user },
                 })]
             }

@@ -12,6 +12,7 @@
 //! | 0 | a new, empty file, or a database made by the Python original of the course (tables `users(username, …)` and `rooms(…, is_private, …)`) |
 //! | 1 | the layout of [`CREATE_SCHEMA_V1`] |
 //! | 2 | rooms get an owner (`rooms.owner_id`, `NULL` for the rooms made before it), for `--rooms-per-user` |
+//! | 3 | moderation: the admin role (`users.admin`), room topics, bans, suspensions, and the moderation log |
 //!
 //! A new file is made at version 1 and then migrated like an old one, so
 //! there is one way to reach each version and the migrations are exercised
@@ -34,7 +35,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::error::{Error, Result};
 
 /// The schema version this code creates and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The layout of version 1, created in one go on an empty file (and then
 /// migrated to version 2 by [`MIGRATE_1_TO_2`]).
@@ -92,6 +93,53 @@ pub const MIGRATE_1_TO_2: &str = "
 ALTER TABLE rooms ADD COLUMN owner_id INTEGER NULL REFERENCES users(id);
 CREATE INDEX rooms_owner_id ON rooms (owner_id);
 PRAGMA user_version = 2;
+";
+
+/// Version 2 → 3: moderation.
+///
+/// - `users.admin`: 1 for an admin (granted only by `server user admin`).
+/// - `rooms.topic*`: the room's topic, who set it and when; `NULL` for none.
+/// - `bans`: one row per user banned from a room; `until_ms` `NULL` means
+///   until lifted. An expired row is simply ignored (and replaced by the
+///   next ban): expiry is decided when it matters, at `JOIN`, with no timer.
+/// - `suspensions`: one row per suspended account, the same way.
+/// - `moderation`: every moderation action, for the teacher to read later:
+///   when, who, what, to whom, in which room, why, until when.
+///
+/// Every existing row is kept as it is: the new columns have defaults and
+/// the new tables start empty.
+pub const MIGRATE_2_TO_3: &str = "
+ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE rooms ADD COLUMN topic TEXT NULL;
+ALTER TABLE rooms ADD COLUMN topic_by TEXT NULL;
+ALTER TABLE rooms ADD COLUMN topic_ms INTEGER NULL;
+CREATE TABLE bans (
+    room_id    INTEGER NOT NULL REFERENCES rooms(id),
+    user_id    INTEGER NOT NULL REFERENCES users(id),
+    until_ms   INTEGER NULL,
+    by_user    TEXT    NOT NULL,
+    reason     TEXT    NOT NULL DEFAULT '',
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+);
+CREATE TABLE suspensions (
+    user_id    INTEGER NOT NULL PRIMARY KEY REFERENCES users(id),
+    until_ms   INTEGER NULL,
+    by_user    TEXT    NOT NULL,
+    reason     TEXT    NOT NULL DEFAULT '',
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE moderation (
+    id       INTEGER PRIMARY KEY,
+    time_ms  INTEGER NOT NULL,
+    actor    TEXT    NOT NULL,
+    action   TEXT    NOT NULL,
+    target   TEXT    NULL,
+    room     TEXT    NULL,
+    reason   TEXT    NULL,
+    until_ms INTEGER NULL
+);
+PRAGMA user_version = 3;
 ";
 
 /// Whether a table of the given name exists.
@@ -244,8 +292,12 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         migrate_0_to_1(&tx)
             .map_err(|e| Error::Db(format!("migrating to schema version 1: {e}")))?;
     }
-    tx.execute_batch(MIGRATE_1_TO_2)
-        .map_err(|e| Error::Db(format!("migrating to schema version 2: {e}")))?;
+    if version < 2 {
+        tx.execute_batch(MIGRATE_1_TO_2)
+            .map_err(|e| Error::Db(format!("migrating to schema version 2: {e}")))?;
+    }
+    tx.execute_batch(MIGRATE_2_TO_3)
+        .map_err(|e| Error::Db(format!("migrating to schema version 3: {e}")))?;
     tx.commit()?;
     Ok(())
 }
@@ -517,6 +569,59 @@ mod tests {
         assert_eq!(user_version(&path), SCHEMA_VERSION);
     }
 
+    /// A version-2 file (the layout before moderation) keeps every account,
+    /// room, message and stored DM, and gains the moderation columns and
+    /// tables with nothing in them.
+    #[test]
+    fn migrates_a_version_2_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(CREATE_SCHEMA_V1).unwrap();
+            conn.execute_batch(MIGRATE_1_TO_2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (name, password_hash, created_ms) VALUES ('Ana', 'h1', 5);
+                 INSERT INTO rooms (name, password_hash, created_ms, owner_id) VALUES ('sala', NULL, 6, 1);
+                 INSERT INTO messages (room_id, seq, time_ms, user, text) VALUES (1, 1, 7, 'Ana', 'oi');
+                 INSERT INTO dms (to_user_id, from_user, time_ms, text) VALUES (1, 'bob', 8, 'psst');",
+            )
+            .unwrap();
+        }
+        assert_eq!(user_version(&path), 2);
+        drop(open(&path, 50).unwrap());
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        let conn = Connection::open(&path).unwrap();
+        let user: (String, String, i64, i64) = conn
+            .query_row(
+                "SELECT name, password_hash, created_ms, admin FROM users",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(user, ("Ana".into(), "h1".into(), 5, 0));
+        let room: (String, i64, Option<String>) = conn
+            .query_row("SELECT name, owner_id, topic FROM rooms", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(room, ("sala".into(), 1, None));
+        let text: String = conn
+            .query_row("SELECT text FROM messages WHERE seq = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(text, "oi");
+        let dm: String = conn
+            .query_row("SELECT text FROM dms", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(dm, "psst");
+        for table in ["bans", "suspensions", "moderation"] {
+            let n: i64 = conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0, "{table}");
+        }
+    }
+
     /// A file from a newer server is refused, not damaged.
     #[test]
     fn newer_schema_is_refused() {
@@ -528,7 +633,7 @@ mod tests {
             .unwrap();
         let err = open(&path, 50).unwrap_err().to_string();
         assert!(
-            err.contains("database schema version 7 is newer than this server (2)"),
+            err.contains("database schema version 7 is newer than this server (3)"),
             "{err}"
         );
         assert_eq!(user_version(&path), 7);

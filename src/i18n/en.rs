@@ -288,6 +288,11 @@ fn error(code: ErrCode) -> &'static str {
             "This server does not take new accounts; ask the teacher for one."
         }
         ErrCode::MailboxFull => "That user has too many messages waiting; try again later.",
+        ErrCode::NotAllowed => "You may not do that here.",
+        ErrCode::Banned => "You are banned from that room.",
+        ErrCode::NotBanned => "That user is not banned from this room.",
+        ErrCode::Suspended => "Your account is suspended.",
+        ErrCode::NotSuspended => "That account is not suspended.",
     }
 }
 
@@ -308,5 +313,6 @@ fn bye(reason: ByeReason) -> &'static str {
         ByeReason::Idle => {
             "The server closed this session: nothing was sent for too long. Run the client again."
         }
+        ByeReason::Suspended => "An admin suspended your account.",
     }
 }

@@ -287,6 +287,11 @@ fn error(code: ErrCode) -> &'static str {
             "Este servidor não aceita novas contas; peça uma ao professor."
         }
         ErrCode::MailboxFull => "Esse usuário tem mensagens demais esperando; tente mais tarde.",
+        ErrCode::NotAllowed => "Você não pode fazer isso aqui.",
+        ErrCode::Banned => "Você foi banido dessa sala.",
+        ErrCode::NotBanned => "Esse usuário não está banido desta sala.",
+        ErrCode::Suspended => "Sua conta está suspensa.",
+        ErrCode::NotSuspended => "Essa conta não está suspensa.",
     }
 }
 
@@ -309,5 +314,6 @@ fn bye(reason: ByeReason) -> &'static str {
         ByeReason::Idle => {
             "O servidor encerrou a sessão: nada foi enviado por tempo demais. Rode o cliente de novo."
         }
+        ByeReason::Suspended => "Um administrador suspendeu sua conta.",
     }
 }

@@ -67,6 +67,15 @@ const BAD_TEXT_TEXT: &str = "Text must not be blank or contain control character
 /// PING [<token>]
 /// HELP
 /// QUIT
+/// KICK <user> [<reason>]
+/// BAN <user> [<minutes>] [<reason>]
+/// UNBAN <user>
+/// BANS
+/// TOPIC [<topic>]
+/// CLOSE <room>
+/// SUSPEND <user> [<minutes>] [<reason>]
+/// UNSUSPEND <user>
+/// ANNOUNCE <text>
 /// ```
 ///
 /// `Debug` and `Display` show passwords: log [`Command::keyword`] instead.
@@ -129,7 +138,62 @@ pub enum Command {
     Help,
     /// End the session.
     Quit,
+    /// Put a member out of the sender's room.
+    Kick {
+        /// The member, in any case.
+        user: Name,
+        /// Why, already checked against the text rules.
+        reason: Option<String>,
+    },
+    /// Keep a user out of the sender's room, for a while or until lifted.
+    Ban {
+        /// The account, in any case.
+        user: Name,
+        /// How long, 1 to [`MAX_MINUTES`]; `None` until lifted.
+        minutes: Option<u32>,
+        /// Why, already checked against the text rules.
+        reason: Option<String>,
+    },
+    /// Lift a ban in the sender's room.
+    Unban {
+        /// The account, in any case.
+        user: Name,
+    },
+    /// List the bans of the sender's room.
+    Bans,
+    /// Read the topic of the sender's room (`None`), or set it.
+    Topic {
+        /// The new topic, already checked against the text rules.
+        topic: Option<String>,
+    },
+    /// Delete a room with its history, bans and topic.
+    Close {
+        /// The room, in any case.
+        room: Name,
+    },
+    /// Keep an account from logging in, for a while or until lifted.
+    Suspend {
+        /// The account, in any case.
+        user: Name,
+        /// How long, 1 to [`MAX_MINUTES`]; `None` until lifted.
+        minutes: Option<u32>,
+        /// Why, already checked against the text rules.
+        reason: Option<String>,
+    },
+    /// Lift a suspension.
+    Unsuspend {
+        /// The account, in any case.
+        user: Name,
+    },
+    /// Say something to every logged-in connection.
+    Announce {
+        /// The notice, already checked against the text rules.
+        text: String,
+    },
 }
+
+/// The longest ban or suspension with a duration, in minutes: a year.
+pub const MAX_MINUTES: u32 = 525_600;
 
 /// Why a line is not a valid command: the `ERR` reply to send.
 ///
@@ -235,6 +299,55 @@ fn no_args(
     }
 }
 
+/// Reads the `<user>` of a moderation command: a name that breaks the rules
+/// cannot belong to anybody (`NO_SUCH_USER`, as for `DM`).
+fn target(word: &str) -> Result<Name, ParseError> {
+    Name::parse(word).map_err(|_| ParseError::new(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT))
+}
+
+/// Checks an optional `<reason>`: present means non-empty and within the
+/// text rules. A bad reason is `BAD_ARGS`, the code the contract lists for
+/// `KICK`, `BAN` and `SUSPEND` (it has no `BAD_TEXT` for them).
+fn reason(rest: Option<&str>, usage: &'static str) -> Result<Option<String>, ParseError> {
+    match rest {
+        None => Ok(None),
+        Some(text) if !text.is_empty() && is_valid_text(text) => Ok(Some(text.to_owned())),
+        Some(_) => Err(bad_args(usage)),
+    }
+}
+
+/// Reads `<user> [<minutes>] [<reason>]` (`BAN`, `SUSPEND`). The word after
+/// the user is the duration if it is all ASCII digits, and must then be
+/// 1 to [`MAX_MINUTES`]; any other word starts the reason.
+fn timed(
+    args: Option<&str>,
+    usage: &'static str,
+) -> Result<(Name, Option<u32>, Option<String>), ParseError> {
+    let (user, rest) = word_and_optional_rest(args, usage)?;
+    let user = target(user)?;
+    let Some(rest) = rest else {
+        return Ok((user, None, None));
+    };
+    let (word, after) = split_word(rest);
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok((user, None, reason(Some(rest), usage)?));
+    }
+    let minutes = word
+        .parse::<u32>()
+        .ok()
+        .filter(|m| (1..=MAX_MINUTES).contains(m))
+        .ok_or(bad_args(usage))?;
+    Ok((user, Some(minutes), reason(after, usage)?))
+}
+
+/// Reads a command whose only argument is one `<user>`.
+fn one_user(args: Option<&str>, usage: &'static str) -> Result<Name, ParseError> {
+    match word_and_optional_rest(args, usage)? {
+        (user, None) => target(user),
+        (_, Some(_)) => Err(bad_args(usage)),
+    }
+}
+
 impl Command {
     /// Parses one line, without its LF.
     ///
@@ -259,7 +372,10 @@ impl Command {
     /// | bad name or password in `LOGIN` | `BAD_CREDENTIALS` ([`BAD_CREDENTIALS_TEXT`]) |
     /// | bad name in `JOIN` | `NO_SUCH_ROOM` |
     /// | bad name in `DM` | `NO_SUCH_USER` |
-    /// | bad text in `SAY`, `DM` | `BAD_TEXT` |
+    /// | bad text in `SAY`, `DM`, `TOPIC`, `ANNOUNCE` | `BAD_TEXT` |
+    /// | bad name in `KICK`, `BAN`, `UNBAN`, `SUSPEND`, `UNSUSPEND` | `NO_SUCH_USER` |
+    /// | bad name in `CLOSE` | `NO_SUCH_ROOM` |
+    /// | bad `<minutes>` (0, over [`MAX_MINUTES`]) or bad `<reason>` | `BAD_ARGS` |
     ///
     /// ```
     /// # use chat::protocol::{Command, ErrCode};
@@ -373,6 +489,68 @@ impl Command {
             }),
             "HELP" => no_args(args, Command::Help, "Usage: HELP (no arguments)"),
             "QUIT" => no_args(args, Command::Quit, "Usage: QUIT (no arguments)"),
+            "KICK" => {
+                const USAGE: &str = "Usage: KICK <user> [<reason>]";
+                let (user, rest) = word_and_optional_rest(args, USAGE)?;
+                Ok(Command::Kick {
+                    user: target(user)?,
+                    reason: reason(rest, USAGE)?,
+                })
+            }
+            "BAN" => {
+                let (user, minutes, reason) =
+                    timed(args, "Usage: BAN <user> [<minutes>] [<reason>]")?;
+                Ok(Command::Ban {
+                    user,
+                    minutes,
+                    reason,
+                })
+            }
+            "UNBAN" => Ok(Command::Unban {
+                user: one_user(args, "Usage: UNBAN <user>")?,
+            }),
+            "BANS" => no_args(args, Command::Bans, "Usage: BANS (no arguments)"),
+            "TOPIC" => match args {
+                None => Ok(Command::Topic { topic: None }),
+                Some("") => Err(bad_args("Usage: TOPIC [<topic>]")),
+                Some(topic) if is_valid_text(topic) => Ok(Command::Topic {
+                    topic: Some(topic.to_owned()),
+                }),
+                Some(_) => Err(ParseError::new(BadText, BAD_TEXT_TEXT)),
+            },
+            "CLOSE" => {
+                const USAGE: &str = "Usage: CLOSE <room>";
+                match word_and_optional_rest(args, USAGE)? {
+                    (room, None) => Ok(Command::Close {
+                        room: Name::parse(room)
+                            .map_err(|_| ParseError::new(NoSuchRoom, NO_SUCH_ROOM_TEXT))?,
+                    }),
+                    (_, Some(_)) => Err(bad_args(USAGE)),
+                }
+            }
+            "SUSPEND" => {
+                let (user, minutes, reason) =
+                    timed(args, "Usage: SUSPEND <user> [<minutes>] [<reason>]")?;
+                Ok(Command::Suspend {
+                    user,
+                    minutes,
+                    reason,
+                })
+            }
+            "UNSUSPEND" => Ok(Command::Unsuspend {
+                user: one_user(args, "Usage: UNSUSPEND <user>")?,
+            }),
+            "ANNOUNCE" => {
+                let text = args
+                    .filter(|t| !t.is_empty())
+                    .ok_or(bad_args("Usage: ANNOUNCE <text>"))?;
+                if !is_valid_text(text) {
+                    return Err(ParseError::new(BadText, BAD_TEXT_TEXT));
+                }
+                Ok(Command::Announce {
+                    text: text.to_owned(),
+                })
+            }
             _ => Err(ParseError::new(
                 UnknownCommand,
                 "Unknown command. Type HELP for the list of commands.",
@@ -396,6 +574,15 @@ impl Command {
             Command::Ping { .. } => "PING",
             Command::Help => "HELP",
             Command::Quit => "QUIT",
+            Command::Kick { .. } => "KICK",
+            Command::Ban { .. } => "BAN",
+            Command::Unban { .. } => "UNBAN",
+            Command::Bans => "BANS",
+            Command::Topic { .. } => "TOPIC",
+            Command::Close { .. } => "CLOSE",
+            Command::Suspend { .. } => "SUSPEND",
+            Command::Unsuspend { .. } => "UNSUSPEND",
+            Command::Announce { .. } => "ANNOUNCE",
         }
     }
 }
@@ -417,16 +604,48 @@ impl fmt::Display for Command {
                     None => Ok(()),
                 }
             }
-            Command::Say { text } => write!(f, " {text}"),
+            Command::Say { text } | Command::Announce { text } => write!(f, " {text}"),
             Command::Dm { user, text } => write!(f, " {user} {text}"),
+            Command::Kick { user, reason } => {
+                write!(f, " {user}")?;
+                write_optional(f, reason.as_deref())
+            }
+            Command::Ban {
+                user,
+                minutes,
+                reason,
+            }
+            | Command::Suspend {
+                user,
+                minutes,
+                reason,
+            } => {
+                write!(f, " {user}")?;
+                if let Some(minutes) = minutes {
+                    write!(f, " {minutes}")?;
+                }
+                write_optional(f, reason.as_deref())
+            }
+            Command::Unban { user } | Command::Unsuspend { user } => write!(f, " {user}"),
+            Command::Topic { topic } => write_optional(f, topic.as_deref()),
+            Command::Close { room } => write!(f, " {room}"),
             Command::Ping { token: Some(token) } => write!(f, " {token}"),
             Command::Ping { token: None }
             | Command::Rooms
             | Command::Leave
             | Command::Who
             | Command::Help
-            | Command::Quit => Ok(()),
+            | Command::Quit
+            | Command::Bans => Ok(()),
         }
+    }
+}
+
+/// Writes `" " + text` if there is a text.
+fn write_optional(f: &mut fmt::Formatter<'_>, text: Option<&str>) -> fmt::Result {
+    match text {
+        Some(text) => write!(f, " {text}"),
+        None => Ok(()),
     }
 }
 
@@ -720,6 +939,46 @@ mod tests {
             ),
             (Command::Help, "HELP"),
             (Command::Quit, "QUIT"),
+            (
+                Command::Kick {
+                    user: name("Bob"),
+                    reason: Some("be nice".into()),
+                },
+                "KICK Bob be nice",
+            ),
+            (
+                Command::Ban {
+                    user: name("bob"),
+                    minutes: Some(30),
+                    reason: Some("spam".into()),
+                },
+                "BAN bob 30 spam",
+            ),
+            (
+                Command::Suspend {
+                    user: name("bob"),
+                    minutes: None,
+                    reason: None,
+                },
+                "SUSPEND bob",
+            ),
+            (Command::Unban { user: name("bob") }, "UNBAN bob"),
+            (Command::Unsuspend { user: name("bob") }, "UNSUSPEND bob"),
+            (Command::Bans, "BANS"),
+            (Command::Topic { topic: None }, "TOPIC"),
+            (
+                Command::Topic {
+                    topic: Some("a b".into()),
+                },
+                "TOPIC a b",
+            ),
+            (Command::Close { room: name("Sala") }, "CLOSE Sala"),
+            (
+                Command::Announce {
+                    text: "hi all".into(),
+                },
+                "ANNOUNCE hi all",
+            ),
         ];
         for (cmd, wire) in cases {
             assert_eq!(cmd.to_string(), wire);
@@ -738,6 +997,104 @@ mod tests {
         assert!(!login.keyword().contains("hunter2"));
         assert_eq!(Command::parse("dm a b").unwrap().keyword(), "DM");
         assert_eq!(Command::parse("ping").unwrap().keyword(), "PING");
+    }
+
+    /// The moderation commands: arguments, durations and reasons.
+    #[test]
+    fn moderation() {
+        assert_eq!(
+            Command::parse("kick Bob  flooding"),
+            Ok(Command::Kick {
+                user: name("Bob"),
+                reason: Some(" flooding".into())
+            })
+        );
+        assert_eq!(
+            Command::parse("KICK bob"),
+            Ok(Command::Kick {
+                user: name("bob"),
+                reason: None
+            })
+        );
+        fails("KICK", BadArgs);
+        fails("KICK bob ", BadArgs);
+        fails("KICK bob bad\u{1}reason", BadArgs);
+        fails("KICK b@d", NoSuchUser);
+
+        assert_eq!(
+            Command::parse("BAN bob 10 spam"),
+            Ok(Command::Ban {
+                user: name("bob"),
+                minutes: Some(10),
+                reason: Some("spam".into())
+            })
+        );
+        assert_eq!(
+            Command::parse("BAN bob 525600"),
+            Ok(Command::Ban {
+                user: name("bob"),
+                minutes: Some(MAX_MINUTES),
+                reason: None
+            })
+        );
+        assert_eq!(
+            Command::parse("BAN bob 2nd warning"),
+            Ok(Command::Ban {
+                user: name("bob"),
+                minutes: None,
+                reason: Some("2nd warning".into())
+            })
+        );
+        fails("BAN bob 0", BadArgs);
+        fails("BAN bob 525601", BadArgs);
+        fails("BAN bob 99999999999999999999", BadArgs);
+        fails("BAN bob 10 ", BadArgs);
+        fails("BAN", BadArgs);
+        assert_eq!(
+            Command::parse("suspend eve 1"),
+            Ok(Command::Suspend {
+                user: name("eve"),
+                minutes: Some(1),
+                reason: None
+            })
+        );
+
+        assert_eq!(
+            Command::parse("UNBAN bob"),
+            Ok(Command::Unban { user: name("bob") })
+        );
+        fails("UNBAN bob x", BadArgs);
+        fails("UNSUSPEND", BadArgs);
+        assert_eq!(Command::parse("bans"), Ok(Command::Bans));
+        fails("BANS x", BadArgs);
+
+        assert_eq!(Command::parse("TOPIC"), Ok(Command::Topic { topic: None }));
+        assert_eq!(
+            Command::parse("TOPIC Exam at 10"),
+            Ok(Command::Topic {
+                topic: Some("Exam at 10".into())
+            })
+        );
+        fails("TOPIC ", BadArgs);
+        fails("TOPIC a\u{7}", BadText);
+
+        assert_eq!(
+            Command::parse("CLOSE Sala"),
+            Ok(Command::Close { room: name("Sala") })
+        );
+        fails("CLOSE", BadArgs);
+        fails("CLOSE a b", BadArgs);
+        fails("CLOSE b@d", NoSuchRoom);
+
+        assert_eq!(
+            Command::parse("ANNOUNCE class ends in 5 minutes"),
+            Ok(Command::Announce {
+                text: "class ends in 5 minutes".into()
+            })
+        );
+        fails("ANNOUNCE", BadArgs);
+        fails("ANNOUNCE ", BadArgs);
+        fails("ANNOUNCE \u{1b}[2J", BadText);
     }
 
     /// A ParseError becomes the matching ERR line.

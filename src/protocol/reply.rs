@@ -123,6 +123,17 @@ wire_tokens! {
         /// DM to an offline user whose stored messages reached `--mailbox`;
         /// nothing was stored.
         MailboxFull => "MAILBOX_FULL",
+        /// A moderation command from someone without the role it needs, or
+        /// aimed at oneself or at an admin.
+        NotAllowed => "NOT_ALLOWED",
+        /// JOIN of a room the user is banned from.
+        Banned => "BANNED",
+        /// UNBAN of a user who is not banned from the room.
+        NotBanned => "NOT_BANNED",
+        /// LOGIN of a suspended account (with the right password).
+        Suspended => "SUSPENDED",
+        /// UNSUSPEND of an account that is not suspended.
+        NotSuspended => "NOT_SUSPENDED",
     }
 }
 
@@ -150,6 +161,8 @@ wire_tokens! {
         TooManyConnections => "TOO_MANY_CONNECTIONS",
         /// A logged-in client sent no line for `--idle-timeout`.
         Idle => "IDLE",
+        /// An admin suspended this user.
+        Suspended => "SUSPENDED",
     }
 }
 
@@ -159,7 +172,7 @@ wire_tokens! {
     /// # Wire format
     ///
     /// ```text
-    /// LEFT <room> <user> <leave|quit>
+    /// LEFT <room> <user> <leave|quit|kick>
     /// ```
     pub enum LeftReason {
         /// The member sent LEAVE, or JOINed another room.
@@ -167,6 +180,8 @@ wire_tokens! {
         /// The member disconnected, timed out, was dropped or was replaced by
         /// a newer login.
         Quit => "quit",
+        /// The room's owner or an admin put the member out (`KICK`, `BAN`).
+        Kick => "kick",
     }
 }
 
@@ -489,6 +504,75 @@ pub enum ServerLine {
         /// What was sent.
         text: String,
     },
+    /// The receiver was put out of its room; it is in no room now.
+    ///
+    /// ```text
+    /// KICKED sala professor please stop flooding
+    /// ```
+    Kicked {
+        /// The room.
+        room: String,
+        /// Who did it.
+        by: String,
+        /// Why (may be empty).
+        reason: String,
+    },
+    /// A room's topic: set just now (an event to every member), or the
+    /// current one (a data line on `JOIN` and `TOPIC`).
+    ///
+    /// ```text
+    /// TOPIC sala professor 2026-11-30T07:50:09.123Z Exam review until 10:00
+    /// ```
+    Topic {
+        /// The room.
+        room: String,
+        /// Who set it.
+        by: String,
+        /// When it was set.
+        time: Timestamp,
+        /// The topic.
+        topic: String,
+    },
+    /// The receiver's room was closed (deleted); it is in no room now.
+    ///
+    /// ```text
+    /// CLOSED sala professor
+    /// ```
+    Closed {
+        /// The room.
+        room: String,
+        /// Who closed it.
+        by: String,
+    },
+    /// An admin's announcement to every logged-in connection.
+    ///
+    /// ```text
+    /// NOTICE 2026-11-30T07:50:09.123Z professor class ends in five minutes
+    /// ```
+    Notice {
+        /// When it was sent.
+        time: Timestamp,
+        /// Which admin sent it.
+        from: String,
+        /// What it says.
+        text: String,
+    },
+    /// One ban in the answer to `BANS`.
+    ///
+    /// ```text
+    /// BANNED sala bob 2026-11-30T08:50:09.123Z professor
+    /// BANNED sala eve forever professor
+    /// ```
+    Banned {
+        /// The room.
+        room: String,
+        /// Who is banned.
+        user: String,
+        /// When the ban ends; `None` until lifted (`forever`).
+        until: Option<Timestamp>,
+        /// Who banned them.
+        by: String,
+    },
 }
 
 /// Writes `" " + text`, or nothing when `text` is empty (see the module doc).
@@ -562,6 +646,37 @@ impl fmt::Display for ServerLine {
             ServerLine::Dm { from, time, text } => {
                 write!(f, "DM {from} {time}")?;
                 write_trailing(f, text)
+            }
+            ServerLine::Kicked { room, by, reason } => {
+                write!(f, "KICKED {room} {by}")?;
+                write_trailing(f, reason)
+            }
+            ServerLine::Topic {
+                room,
+                by,
+                time,
+                topic,
+            } => {
+                write!(f, "TOPIC {room} {by} {time}")?;
+                write_trailing(f, topic)
+            }
+            ServerLine::Closed { room, by } => write!(f, "CLOSED {room} {by}"),
+            ServerLine::Notice { time, from, text } => {
+                write!(f, "NOTICE {time} {from}")?;
+                write_trailing(f, text)
+            }
+            ServerLine::Banned {
+                room,
+                user,
+                until,
+                by,
+            } => {
+                write!(f, "BANNED {room} {user} ")?;
+                match until {
+                    Some(until) => write!(f, "{until}")?,
+                    None => f.write_str("forever")?,
+                }
+                write!(f, " {by}")
             }
         }
     }
@@ -691,7 +806,9 @@ impl ServerLine {
             "LEFT" => {
                 let room = fields.word()?.to_owned();
                 let user = fields.word()?.to_owned();
-                let reason = LeftReason::from_token(fields.word()?)?;
+                // The compatibility rule: a reason we do not know (one a
+                // later server may add) reads as `leave`.
+                let reason = LeftReason::from_token(fields.word()?).unwrap_or(LeftReason::Leave);
                 fields
                     .is_done()
                     .then_some(ServerLine::Left { room, user, reason })?
@@ -701,6 +818,44 @@ impl ServerLine {
                 time: Timestamp::parse(fields.word()?)?,
                 text: fields.text(),
             },
+            "KICKED" => ServerLine::Kicked {
+                room: fields.word()?.to_owned(),
+                by: fields.word()?.to_owned(),
+                reason: fields.text(),
+            },
+            "TOPIC" => ServerLine::Topic {
+                room: fields.word()?.to_owned(),
+                by: fields.word()?.to_owned(),
+                time: Timestamp::parse(fields.word()?)?,
+                topic: fields.text(),
+            },
+            "CLOSED" => {
+                let room = fields.word()?.to_owned();
+                let by = fields.word()?.to_owned();
+                fields
+                    .is_done()
+                    .then_some(ServerLine::Closed { room, by })?
+            }
+            "NOTICE" => ServerLine::Notice {
+                time: Timestamp::parse(fields.word()?)?,
+                from: fields.word()?.to_owned(),
+                text: fields.text(),
+            },
+            "BANNED" => {
+                let room = fields.word()?.to_owned();
+                let user = fields.word()?.to_owned();
+                let until = match fields.word()? {
+                    "forever" => None,
+                    time => Some(Timestamp::parse(time)?),
+                };
+                let by = fields.word()?.to_owned();
+                fields.is_done().then_some(ServerLine::Banned {
+                    room,
+                    user,
+                    until,
+                    by,
+                })?
+            }
             _ => return None,
         };
         Some(parsed)
@@ -745,8 +900,8 @@ mod tests {
         for &reason in LeftReason::ALL {
             assert_eq!(LeftReason::from_token(reason.as_str()), Some(reason));
         }
-        assert_eq!(ErrCode::ALL.len(), 22);
-        assert_eq!(ByeReason::ALL.len(), 7);
+        assert_eq!(ErrCode::ALL.len(), 27);
+        assert_eq!(ByeReason::ALL.len(), 8);
     }
 
     /// Spot-check tokens against the contract's spelling; tokens are case-sensitive.
@@ -765,6 +920,11 @@ mod tests {
         assert_eq!(ErrCode::MailboxFull.as_str(), "MAILBOX_FULL");
         assert_eq!(ByeReason::Idle.as_str(), "IDLE");
         assert_eq!(LeftReason::Leave.as_str(), "leave");
+        assert_eq!(LeftReason::Kick.as_str(), "kick");
+        assert_eq!(ErrCode::NotAllowed.as_str(), "NOT_ALLOWED");
+        assert_eq!(ErrCode::NotBanned.as_str(), "NOT_BANNED");
+        assert_eq!(ErrCode::NotSuspended.as_str(), "NOT_SUSPENDED");
+        assert_eq!(ByeReason::Suspended.as_str(), "SUSPENDED");
         assert_eq!(ErrCode::from_token("bad_args"), None);
         assert_eq!(LeftReason::from_token("QUIT"), None);
     }
@@ -1013,6 +1173,86 @@ mod tests {
             },
             "DM Alice 2026-11-30T07:50:09.123Z are you\tthere? ",
         );
+        round_trip(
+            ServerLine::Left {
+                room: "sala".into(),
+                user: "bob".into(),
+                reason: LeftReason::Kick,
+            },
+            "LEFT sala bob kick",
+        );
+        round_trip(
+            ServerLine::Kicked {
+                room: "sala".into(),
+                by: "professor".into(),
+                reason: "stop  flooding".into(),
+            },
+            "KICKED sala professor stop  flooding",
+        );
+        round_trip(
+            ServerLine::Kicked {
+                room: "sala".into(),
+                by: "professor".into(),
+                reason: String::new(),
+            },
+            "KICKED sala professor",
+        );
+        round_trip(
+            ServerLine::Topic {
+                room: "sala".into(),
+                by: "professor".into(),
+                time,
+                topic: "Exam\treview".into(),
+            },
+            "TOPIC sala professor 2026-11-30T07:50:09.123Z Exam\treview",
+        );
+        round_trip(
+            ServerLine::Closed {
+                room: "sala".into(),
+                by: "professor".into(),
+            },
+            "CLOSED sala professor",
+        );
+        round_trip(
+            ServerLine::Notice {
+                time,
+                from: "professor".into(),
+                text: "class ends in 5 minutes".into(),
+            },
+            "NOTICE 2026-11-30T07:50:09.123Z professor class ends in 5 minutes",
+        );
+        round_trip(
+            ServerLine::Banned {
+                room: "sala".into(),
+                user: "bob".into(),
+                until: Some(time),
+                by: "professor".into(),
+            },
+            "BANNED sala bob 2026-11-30T07:50:09.123Z professor",
+        );
+        round_trip(
+            ServerLine::Banned {
+                room: "sala".into(),
+                user: "bob".into(),
+                until: None,
+                by: "professor".into(),
+            },
+            "BANNED sala bob forever professor",
+        );
+    }
+
+    /// The compatibility rule: a `LEFT` reason a later server may add reads
+    /// as `leave`.
+    #[test]
+    fn unknown_left_reason_is_leave() {
+        assert_eq!(
+            ServerLine::parse("LEFT sala bob banished"),
+            Some(ServerLine::Left {
+                room: "sala".into(),
+                user: "bob".into(),
+                reason: LeftReason::Leave,
+            })
+        );
     }
 
     /// Malformed or unknown lines are refused rather than half-parsed.
@@ -1035,8 +1275,14 @@ mod tests {
             "USER a b",
             "JOINED sala",
             "JOINED  bob",
-            "LEFT sala bob gone",
             "LEFT sala bob quit now",
+            "CLOSED sala",
+            "CLOSED sala bob extra",
+            "BANNED sala bob never professor",
+            "BANNED sala bob forever",
+            "BANNED sala bob forever professor extra",
+            "NOTICE today professor hi",
+            "TOPIC sala professor",
             "MSG sala yesterday alice hi",
             "MSG sala 2026-11-30T07:50:09.123Z",
             "DM alice",

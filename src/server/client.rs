@@ -427,5 +427,6 @@ pub fn bye_text(reason: ByeReason) -> &'static str {
         ByeReason::SlowConsumer => "You stopped reading and too many lines were waiting.",
         ByeReason::TooManyConnections => "The server is full; try again later.",
         ByeReason::Idle => "You sent nothing for too long.",
+        ByeReason::Suspended => "An admin suspended this account.",
     }
 }

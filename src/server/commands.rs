@@ -285,6 +285,16 @@ impl Session {
                 None => self.err(ErrCode::NotInRoom, "You are not in a room."),
             },
             Command::Dm { user, text } => self.dm(state, &user, text),
+            // Moderation is being built: refused plainly until then.
+            Command::Kick { .. }
+            | Command::Ban { .. }
+            | Command::Unban { .. }
+            | Command::Bans
+            | Command::Topic { .. }
+            | Command::Close { .. }
+            | Command::Suspend { .. }
+            | Command::Unsuspend { .. }
+            | Command::Announce { .. } => self.err(ErrCode::NotAllowed, "Not built yet."),
             Command::Ping { token } => self.reply(ServerLine::Pong { token }),
             Command::Help => {
                 let lines = HELP.iter().map(|text| ServerLine::Info {
