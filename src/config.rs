@@ -113,6 +113,9 @@ pub struct Config {
     /// Default 15 s, and at most that: idle browser connections must not
     /// hold threads.
     pub http_idle_timeout: Duration,
+    /// The clock that times messages and decides when bans and
+    /// suspensions end: the system clock, except in tests that move it.
+    pub clock: crate::clock::Clock,
 }
 
 /// The longest `--http-idle-timeout`: idle browser connections each hold
@@ -163,6 +166,7 @@ impl Default for Config {
             status_token: None,
             http_head_timeout: Duration::from_secs(10),
             http_idle_timeout: MAX_HTTP_IDLE,
+            clock: crate::clock::Clock::system(),
         }
     }
 }

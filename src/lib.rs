@@ -25,6 +25,8 @@
 //! - [`accounts`]: accounts made from the server's command line
 //!   (`server user add`), for a server whose registration is closed.
 //! - [`config`]: every limit, with its default and why.
+//! - [`clock`]: the server's clock, which tests can move forward to see a
+//!   ban or a suspension end.
 //! - [`error`]: the library's error type.
 //! - [`oneshot`]: the reply channel a thread waits on for one answer.
 //! - [`doorbell`]: the queue a writer thread or the database thread sleeps
@@ -62,6 +64,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod doorbell;

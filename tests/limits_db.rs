@@ -642,11 +642,11 @@ fn history_file_stops_growing() {
         ..Default::default()
     };
     let (db, thread, _) = chat::db::open_with(&path, 50, limits).expect("open");
-    db.create_room("r", None, "ann", 0).expect("room");
+    let (_, room) = db.create_room("r", None, "ann", 0).expect("room");
     let text = "x".repeat(4091);
     let size_after = |from: u64, to: u64| -> u64 {
         for seq in from..=to {
-            db.append_history("r", seq, 1_733_500_000_000, "alice_the_user", &text)
+            db.append_history((room, "r"), seq, 1_733_500_000_000, "alice_the_user", &text)
                 .expect("append");
         }
         db.flush().expect("flush");

@@ -63,6 +63,7 @@
 //! login. The memory is lost with the process, which is right: after a
 //! restart nothing is in flight.
 
+pub mod moderation;
 mod offline;
 mod schema;
 mod thread;
@@ -79,6 +80,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::oneshot;
 
+pub use moderation::{Action, Moderation};
 pub use offline::{insert_user, user_exists};
 pub use schema::SCHEMA_VERSION;
 
@@ -153,15 +155,56 @@ pub struct UserRecord {
     /// The argon2id PHC string, or a legacy SHA-256 hex string that the
     /// caller upgrades after the next successful login.
     pub password_hash: String,
+    /// Whether the account is an admin (granted by `server user admin`).
+    pub admin: bool,
+    /// When the account's suspension ends, in milliseconds since the epoch
+    /// ([`FOREVER`] until lifted); `None` if it has none. One that has
+    /// ended may still be here: the caller compares with its clock.
+    pub suspended_until: Option<i64>,
+}
+
+/// The end of a ban or a suspension that lasts until lifted.
+pub const FOREVER: i64 = i64::MAX;
+
+/// A room's topic, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRecord {
+    /// Who set it.
+    pub by: String,
+    /// When, in milliseconds since the epoch.
+    pub time_ms: i64,
+    /// The topic.
+    pub text: String,
+}
+
+/// A ban from a room, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRecord {
+    /// The banned account, as registered.
+    pub user: String,
+    /// When it ends, in milliseconds since the epoch ([`FOREVER`] until
+    /// lifted). One that has ended may still be here.
+    pub until_ms: i64,
+    /// Who banned.
+    pub by: String,
 }
 
 /// A room as loaded at start-up, with what the server needs in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRecord {
+    /// The room's row id: what its history and bans refer to.
+    pub id: i64,
     /// The name as created.
     pub name: String,
     /// `None` for a public room; the hash of the room password otherwise.
     pub password_hash: Option<String>,
+    /// The account that created it, as registered; `None` for a room made
+    /// before rooms had owners (or whose owner's account is gone).
+    pub owner: Option<String>,
+    /// Its topic, if one was set.
+    pub topic: Option<TopicRecord>,
+    /// Its bans, ended ones included.
+    pub bans: Vec<BanRecord>,
     /// The last messages (at most the `history` given to [`open`]), oldest
     /// first, ready to be replayed on `JOIN`.
     pub history: Vec<HistoryRecord>,
@@ -216,6 +259,8 @@ pub enum DbError {
     /// [`Limits::max_rooms`] rooms exist, or the creator owns
     /// [`Limits::rooms_per_user`]; nothing was created.
     TooManyRooms,
+    /// `UNBAN`/`UNSUSPEND` of somebody who is not banned or suspended now.
+    NotFound,
     /// SQLite failed, or the DB thread is gone; the text says why. Nothing
     /// of the request remains in the database.
     Failed(String),
@@ -228,6 +273,7 @@ impl fmt::Display for DbError {
             DbError::NoSuchUser => f.write_str("no such user"),
             DbError::MailboxFull => f.write_str("the recipient's mailbox is full"),
             DbError::TooManyRooms => f.write_str("too many rooms"),
+            DbError::NotFound => f.write_str("no such ban or suspension in force"),
             DbError::Failed(msg) => write!(f, "database failed: {msg}"),
         }
     }
@@ -273,8 +319,8 @@ enum Request {
     Room {
         /// The name to look up, in any case.
         name: String,
-        /// Gets the name as stored and the password hash, or `None`.
-        reply: Reply<Option<(String, Option<String>)>>,
+        /// Gets the room (without history), or `None`.
+        reply: Reply<Option<RoomRecord>>,
     },
     /// [`Db::room_counts`].
     RoomCounts {
@@ -311,12 +357,15 @@ enum Request {
         owner: String,
         /// Creation time, milliseconds since the epoch.
         now_ms: i64,
-        /// Gets the stored name, or `Exists` or `TooManyRooms`.
-        reply: Reply<String>,
+        /// Gets the stored name and the new row's id, or `Exists` or
+        /// `TooManyRooms`.
+        reply: Reply<(String, i64)>,
     },
     /// [`Db::append_history`]; nobody waits for it, so it has no reply.
     AppendHistory {
-        /// The room, in any case.
+        /// The room's id.
+        room_id: i64,
+        /// The room's name, for the trimming and the logs.
         room: String,
         /// The message's number in the room.
         seq: u64,
@@ -369,6 +418,13 @@ enum Request {
         conn: u64,
         /// The rows.
         ids: Vec<i64>,
+    },
+    /// [`Db::moderate`].
+    Moderate {
+        /// What, who and when.
+        moderation: Moderation,
+        /// Gets the target account's registered name (`""` if none).
+        reply: Reply<String>,
     },
     /// [`Db::flush`]: does nothing itself, but is answered only after the
     /// batch it is in has committed, and batches run in queue order.
@@ -544,8 +600,8 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Reads every room with its last `history` messages and its next sequence
-/// number.
+/// Reads every room with its last `history` messages, its next sequence
+/// number, its topic and its bans.
 fn load_rooms(conn: &Connection, history: usize) -> rusqlite::Result<Vec<RoomRecord>> {
     // SQLite's LIMIT is an i64; no one keeps more history than that.
     let limit = i64::try_from(history).unwrap_or(i64::MAX);
@@ -554,19 +610,13 @@ fn load_rooms(conn: &Connection, history: usize) -> rusqlite::Result<Vec<RoomRec
     let mut next_seq_stmt = conn.prepare(schema::SELECT_NEXT_SEQ)?;
 
     let rooms = rooms_stmt
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<String>>(2)?,
-            ))
-        })?
+        .query_map([], room_record)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
 
     let mut records = Vec::with_capacity(rooms.len());
-    for (id, name, password_hash) in rooms {
-        let history = history_stmt
-            .query_map((id, limit), |row| {
+    for mut room in rooms {
+        room.history = history_stmt
+            .query_map((room.id, limit), |row| {
                 Ok(HistoryRecord {
                     seq: row.get(0)?,
                     time_ms: row.get(1)?,
@@ -575,15 +625,43 @@ fn load_rooms(conn: &Connection, history: usize) -> rusqlite::Result<Vec<RoomRec
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let next_seq: u64 = next_seq_stmt.query_row([id], |row| row.get(0))?;
-        records.push(RoomRecord {
-            name,
-            password_hash,
-            history,
-            next_seq,
-        });
+        room.next_seq = next_seq_stmt.query_row([room.id], |row| row.get(0))?;
+        room.bans = room_bans(conn, room.id)?;
+        records.push(room);
     }
     Ok(records)
+}
+
+/// A room from a row of [`schema::SELECT_ROOM`] or [`schema::SELECT_ROOMS`],
+/// without history or bans yet.
+fn room_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRecord> {
+    let topic = match (row.get(4)?, row.get(5)?, row.get(6)?) {
+        (Some(text), Some(by), Some(time_ms)) => Some(TopicRecord { by, time_ms, text }),
+        _ => None,
+    };
+    Ok(RoomRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        password_hash: row.get(2)?,
+        owner: row.get(3)?,
+        topic,
+        bans: Vec::new(),
+        history: Vec::new(),
+        next_seq: 1,
+    })
+}
+
+/// The bans of one room, ended ones included.
+fn room_bans(conn: &Connection, room_id: i64) -> rusqlite::Result<Vec<BanRecord>> {
+    conn.prepare_cached(schema::SELECT_ROOM_BANS)?
+        .query_map([room_id], |row| {
+            Ok(BanRecord {
+                user: row.get(0)?,
+                until_ms: row.get::<_, Option<i64>>(1)?.unwrap_or(FOREVER),
+                by: row.get(2)?,
+            })
+        })?
+        .collect()
 }
 
 impl Db {
@@ -633,13 +711,13 @@ impl Db {
         })
     }
 
-    /// Looks a room up by name, in any letter case: its name as stored and
-    /// its password hash (`None` for a public room).
+    /// Looks a room up by name, in any letter case, with its bans and
+    /// without its history.
     ///
     /// # Errors
     ///
     /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
-    pub fn room(&self, name: &str) -> Result<Option<(String, Option<String>)>, DbError> {
+    pub fn room(&self, name: &str) -> Result<Option<RoomRecord>, DbError> {
         self.call(|reply| Request::Room {
             name: name.to_owned(),
             reply,
@@ -708,7 +786,7 @@ impl Db {
         password_hash: Option<String>,
         owner: &str,
         now_ms: i64,
-    ) -> Result<String, DbError> {
+    ) -> Result<(String, i64), DbError> {
         self.call(|reply| Request::CreateRoom {
             name: name.to_owned(),
             password_hash,
@@ -730,7 +808,7 @@ impl Db {
     /// [`DbError::Failed`] only if the DB thread is gone.
     pub fn append_history(
         &self,
-        room: &str,
+        (room_id, room): (i64, &str),
         seq: u64,
         time_ms: i64,
         user: &str,
@@ -738,6 +816,7 @@ impl Db {
     ) -> Result<(), DbError> {
         self.requests
             .send_lazily(Request::AppendHistory {
+                room_id,
                 room: room.to_owned(),
                 seq,
                 time_ms,
@@ -745,6 +824,19 @@ impl Db {
                 text: text.to_owned(),
             })
             .map_err(|_| stopped())
+    }
+
+    /// Does one moderation action and logs it, both committed before this
+    /// returns (see [`moderation`]). Returns the target account's name as
+    /// registered (`""` for an action without one).
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::NoSuchUser`] if the target account does not exist;
+    /// [`DbError::NotFound`] to lift a ban or suspension not in force;
+    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    pub fn moderate(&self, moderation: Moderation) -> Result<String, DbError> {
+        self.call(|reply| Request::Moderate { moderation, reply })
     }
 
     /// Stores a direct message for an offline user; committed before this
@@ -1010,11 +1102,13 @@ mod tests {
     fn create_rooms() {
         let (dir, db, thread, _) = fresh(50);
         assert_eq!(
-            db.create_room("Lobby", None, "ann", 1),
+            db.create_room("Lobby", None, "ann", 1)
+                .map(|(name, _)| name),
             Ok("Lobby".to_string())
         );
         assert_eq!(
-            db.create_room("vault", Some(hash("v")), "ann", 2),
+            db.create_room("vault", Some(hash("v")), "ann", 2)
+                .map(|(name, _)| name),
             Ok("vault".to_string())
         );
         assert_eq!(
@@ -1041,11 +1135,17 @@ mod tests {
     #[test]
     fn history_survives_reopen() {
         let (dir, db, thread, _) = fresh(3);
-        db.create_room("lobby", None, "ann", 0).unwrap();
+        let (_, lobby) = db.create_room("lobby", None, "ann", 0).unwrap();
         db.create_room("empty", None, "ann", 0).unwrap();
         for seq in 1..=5 {
-            db.append_history("LOBBY", seq, 1000 + seq as i64, "ann", &format!("m{seq}"))
-                .unwrap();
+            db.append_history(
+                (lobby, "LOBBY"),
+                seq,
+                1000 + seq as i64,
+                "ann",
+                &format!("m{seq}"),
+            )
+            .unwrap();
         }
         // Graceful stop: drop the handle, the thread writes what is queued.
         drop(db);
@@ -1069,8 +1169,9 @@ mod tests {
     #[test]
     fn flush_waits_for_commit() {
         let (dir, db, _thread, _) = fresh(50);
-        db.create_room("lobby", None, "ann", 0).unwrap();
-        db.append_history("lobby", 1, 5, "ann", "hello").unwrap();
+        let (_, lobby) = db.create_room("lobby", None, "ann", 0).unwrap();
+        db.append_history((lobby, "lobby"), 1, 5, "ann", "hello")
+            .unwrap();
         db.flush().unwrap();
         let count: i64 = Connection::open(dir.path().join("chat.db"))
             .unwrap()
@@ -1215,14 +1316,15 @@ mod tests {
             ..Limits::default()
         };
         let (db, _thread, _) = open_with(&path, 2, limits).unwrap();
-        db.create_room("big", None, "ann", 0).unwrap();
-        db.create_room("small", None, "ann", 0).unwrap();
+        let (_, big) = db.create_room("big", None, "ann", 0).unwrap();
+        let (_, small) = db.create_room("small", None, "ann", 0).unwrap();
         for seq in 1..=10 {
-            db.append_history("big", seq, 0, "ann", "m").unwrap();
+            db.append_history((big, "big"), seq, 0, "ann", "m").unwrap();
             db.flush().unwrap();
         }
         for seq in 1..=3 {
-            db.append_history("small", seq, 0, "ann", "m").unwrap();
+            db.append_history((small, "small"), seq, 0, "ann", "m")
+                .unwrap();
         }
         db.flush().unwrap();
         let seqs: Vec<(String, i64)> = Connection::open(&path)
@@ -1284,6 +1386,7 @@ mod tests {
         };
         assert!(awaited_delete.awaited());
         let history = Request::AppendHistory {
+            room_id: 1,
             room: "r".into(),
             seq: 1,
             time_ms: 0,
@@ -1317,7 +1420,7 @@ mod tests {
             dead.register("x", hash("x"), 0),
             stopped.clone().map(|()| String::new())
         );
-        assert_eq!(dead.append_history("r", 1, 0, "u", "t"), stopped);
+        assert_eq!(dead.append_history((1, "r"), 1, 0, "u", "t"), stopped);
         assert_eq!(dead.flush(), stopped);
         // The real one still works.
         db.flush().unwrap();

@@ -199,10 +199,20 @@ pub const COUNT_OWNED_ROOMS: &str =
     "SELECT COUNT(*) FROM rooms WHERE owner_id = (SELECT id FROM users WHERE name = ?1)";
 
 /// Looks an account up by name, in any case; returns the stored spelling.
-pub const SELECT_USER: &str = "SELECT name, password_hash FROM users WHERE name = ?1";
+/// The columns after the first two are the admin flag and the end of the
+/// account's suspension: `NULL` with no suspension row; a row whose end is
+/// `NULL` (until lifted) reads as the largest time there is.
+pub const SELECT_USER: &str = "SELECT u.name, u.password_hash, u.admin,
+         CASE WHEN s.user_id IS NULL THEN NULL ELSE COALESCE(s.until_ms, 9223372036854775807) END
+     FROM users AS u LEFT JOIN suspensions AS s ON s.user_id = u.id
+     WHERE u.name = ?1";
 
-/// One room's name as stored and its password hash, by name in any case.
-pub const SELECT_ROOM: &str = "SELECT name, password_hash FROM rooms WHERE name = ?1";
+/// One room by name in any case: its id, name as stored, password hash,
+/// owner's name (`NULL` for none) and topic, who set it and when.
+pub const SELECT_ROOM: &str =
+    "SELECT r.id, r.name, r.password_hash, o.name, r.topic, r.topic_by, r.topic_ms
+     FROM rooms AS r LEFT JOIN users AS o ON o.id = r.owner_id
+     WHERE r.name = ?1";
 
 /// Replaces a private room's password hash (legacy upgrade).
 pub const UPDATE_ROOM_PASSWORD_HASH: &str =
@@ -211,10 +221,12 @@ pub const UPDATE_ROOM_PASSWORD_HASH: &str =
 /// Replaces an account's password hash (legacy upgrade).
 pub const UPDATE_PASSWORD_HASH: &str = "UPDATE users SET password_hash = ?2 WHERE name = ?1";
 
-/// Appends one message to a room's history; inserts nothing if the room
-/// does not exist (the caller checks the change count).
+/// Appends one message to the history of the room whose id is `?1`;
+/// inserts nothing if that room no longer exists (closed: the caller
+/// checks the change count). By id, not by name, so that a message said
+/// just before a `CLOSE` can never land in a new room of the same name.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room_id, seq, time_ms, user, text)
-     SELECT id, ?2, ?3, ?4, ?5 FROM rooms WHERE name = ?1";
+     SELECT id, ?2, ?3, ?4, ?5 FROM rooms WHERE id = ?1";
 
 /// Stores a direct message for a user; inserts nothing if the recipient is
 /// not registered (the caller reports `NoSuchUser`).
@@ -246,8 +258,12 @@ pub const COUNT_DMS: &str =
 pub const TRIM_HISTORY: &str = "DELETE FROM messages
      WHERE room_id = (SELECT id FROM rooms WHERE name = ?1) AND seq <= ?2";
 
-/// Every room, in the order they were created.
-pub const SELECT_ROOMS: &str = "SELECT id, name, password_hash FROM rooms ORDER BY id";
+/// Every room, in the order they were created, with the columns of
+/// [`SELECT_ROOM`].
+pub const SELECT_ROOMS: &str =
+    "SELECT r.id, r.name, r.password_hash, o.name, r.topic, r.topic_by, r.topic_ms
+     FROM rooms AS r LEFT JOIN users AS o ON o.id = r.owner_id
+     ORDER BY r.id";
 
 /// The last `?2` messages of room `?1`, oldest first: the inner query picks
 /// the newest ones, the outer one puts them back in order.
@@ -259,6 +275,67 @@ pub const SELECT_LAST_MESSAGES: &str = "SELECT seq, time_ms, user, text FROM (
 /// The next free message number of room `?1` (1 for an empty room).
 pub const SELECT_NEXT_SEQ: &str =
     "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE room_id = ?1";
+
+// ----- moderation (version 3) -----------------------------------------
+
+/// An account's id and registered name, by name in any case.
+pub const SELECT_USER_ID: &str = "SELECT id, name FROM users WHERE name = ?1";
+
+/// Bans user `?2` from room `?1` until `?3` (`NULL`: until lifted), by
+/// `?4` for reason `?5` at `?6`; a ban that exists is replaced.
+pub const UPSERT_BAN: &str =
+    "INSERT INTO bans (room_id, user_id, until_ms, by_user, reason, created_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (room_id, user_id) DO UPDATE SET until_ms = excluded.until_ms,
+         by_user = excluded.by_user, reason = excluded.reason, created_ms = excluded.created_ms";
+
+/// Whether user `?2` is banned from room `?1` at time `?3`.
+pub const ACTIVE_BAN: &str = "SELECT 1 FROM bans
+     WHERE room_id = ?1 AND user_id = ?2 AND (until_ms IS NULL OR until_ms > ?3)";
+
+/// Deletes the ban of user `?2` from room `?1`, ended or not.
+pub const DELETE_BAN: &str = "DELETE FROM bans WHERE room_id = ?1 AND user_id = ?2";
+
+/// Suspends user `?1` until `?2` (`NULL`: until lifted), by `?3` for
+/// reason `?4` at `?5`; a suspension that exists is replaced.
+pub const UPSERT_SUSPENSION: &str =
+    "INSERT INTO suspensions (user_id, until_ms, by_user, reason, created_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (user_id) DO UPDATE SET until_ms = excluded.until_ms,
+         by_user = excluded.by_user, reason = excluded.reason, created_ms = excluded.created_ms";
+
+/// Whether user `?2` is suspended at time `?3` (`?1` is not used: the
+/// parameters are those of [`ACTIVE_BAN`]).
+pub const ACTIVE_SUSPENSION: &str = "SELECT 1 FROM suspensions
+     WHERE ?1 IS NOT NULL AND user_id = ?2 AND (until_ms IS NULL OR until_ms > ?3)";
+
+/// Deletes the suspension of user `?2`, ended or not (`?1` as above).
+pub const DELETE_SUSPENSION: &str = "DELETE FROM suspensions WHERE ?1 IS NOT NULL AND user_id = ?2";
+
+/// Sets room `?1`'s topic to `?2`, set by `?3` at `?4`.
+pub const UPDATE_TOPIC: &str =
+    "UPDATE rooms SET topic = ?2, topic_by = ?3, topic_ms = ?4 WHERE id = ?1";
+
+/// Deletes the bans of room `?1` (closing it).
+pub const DELETE_ROOM_BANS: &str = "DELETE FROM bans WHERE room_id = ?1";
+
+/// Deletes the history of room `?1` (closing it).
+pub const DELETE_ROOM_MESSAGES: &str = "DELETE FROM messages WHERE room_id = ?1";
+
+/// Deletes room `?1` itself, its topic with it (closing it).
+pub const DELETE_ROOM: &str = "DELETE FROM rooms WHERE id = ?1";
+
+/// One row of the moderation log: when, who, what, to whom, where, why,
+/// until when.
+pub const INSERT_MODERATION: &str =
+    "INSERT INTO moderation (time_ms, actor, action, target, room, reason, until_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// The bans of room `?1`, ended ones included (the reader decides), oldest
+/// first: the user's registered name, the end, who banned.
+pub const SELECT_ROOM_BANS: &str = "SELECT u.name, b.until_ms, b.by_user
+     FROM bans AS b JOIN users AS u ON u.id = b.user_id
+     WHERE b.room_id = ?1 ORDER BY b.created_ms, u.name";
 
 /// Brings the database to [`SCHEMA_VERSION`], whatever version it is at.
 ///

@@ -334,11 +334,19 @@ impl Step<'_> {
             Request::Room { name, reply } => {
                 let result = tx
                     .prepare_cached(schema::SELECT_ROOM)
-                    .and_then(|mut stmt| {
-                        stmt.query_row([&name], |row| Ok((row.get(0)?, row.get(1)?)))
-                            .optional()
+                    .and_then(|mut stmt| stmt.query_row([&name], super::room_record).optional())
+                    .and_then(|room| {
+                        room.map(|mut room| {
+                            room.bans = super::room_bans(tx, room.id)?;
+                            Ok(room)
+                        })
+                        .transpose()
                     })
                     .map_err(DbError::from);
+                Some(hold(reply, result))
+            }
+            Request::Moderate { moderation, reply } => {
+                let result = in_savepoint(tx, |conn| super::moderation::execute(conn, &moderation));
                 Some(hold(reply, result))
             }
             Request::RoomCounts { owner, reply } => {
@@ -407,12 +415,13 @@ impl Step<'_> {
                     if inserted == 0 {
                         Err(DbError::Exists)
                     } else {
-                        Ok(name.clone())
+                        Ok((name.clone(), conn.last_insert_rowid()))
                     }
                 });
                 Some(hold(reply, result))
             }
             Request::AppendHistory {
+                room_id,
                 room,
                 seq,
                 time_ms,
@@ -422,15 +431,15 @@ impl Step<'_> {
                 let result = in_savepoint(tx, |conn| {
                     let inserted = conn
                         .prepare_cached(schema::INSERT_MESSAGE)?
-                        .execute(params![room, seq, time_ms, user, text])?;
-                    if inserted == 0 {
-                        Err(DbError::Failed(format!("no room named {room:?}")))
-                    } else {
-                        Ok(())
-                    }
+                        .execute(params![room_id, seq, time_ms, user, text])?;
+                    Ok(inserted > 0)
                 });
                 match result {
-                    Ok(()) => {
+                    // Said just before its room was closed: nothing to keep.
+                    Ok(false) => {
+                        log::debug!("db: message {seq} of closed room {room:?} not stored")
+                    }
+                    Ok(true) => {
                         let newest = self
                             .newest
                             .entry(room.to_ascii_lowercase())
@@ -670,6 +679,8 @@ fn find_user(conn: &Connection, name: &str) -> Result<Option<UserRecord>, DbErro
             Ok(UserRecord {
                 name: row.get(0)?,
                 password_hash: row.get(1)?,
+                admin: row.get(2)?,
+                suspended_until: row.get(3)?,
             })
         })
         .optional()?;
@@ -700,7 +711,10 @@ impl Request {
     fn fail(self, error: &DbError, claims: &mut HashMap<i64, u64>) {
         // Like in `hold`: a send fails only if the caller has gone.
         match self {
-            Request::Register { reply, .. } | Request::CreateRoom { reply, .. } => {
+            Request::Register { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Request::CreateRoom { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
             Request::User { reply, .. } => {
@@ -713,6 +727,9 @@ impl Request {
                 let _ = reply.send(Err(error.clone()));
             }
             Request::ClaimDms { reply, .. } => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Request::Moderate { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }
             Request::SetPasswordHash { reply, .. }
@@ -778,6 +795,7 @@ mod tests {
             .execute("INSERT INTO rooms (name, created_ms) VALUES ('r', 0)", [])
             .unwrap();
         let history = |seq| Request::AppendHistory {
+            room_id: 1,
             room: "r".into(),
             seq,
             time_ms: 0,
@@ -825,6 +843,7 @@ mod tests {
         };
         assert_eq!(synchronous(&w), 2, "FULL to begin with");
         w.run_batch(vec![Request::AppendHistory {
+            room_id: 1,
             room: "r".into(),
             seq: 1,
             time_ms: 0,

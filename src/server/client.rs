@@ -141,6 +141,9 @@ pub struct Client {
     socket: Arc<TcpStream>,
     /// The user name, set once at `LOGIN` (as registered, not as typed).
     user: OnceLock<Name>,
+    /// Whether the user is an admin, read once at `LOGIN`: a role given or
+    /// taken meanwhile counts from the user's next login.
+    admin: OnceLock<bool>,
     /// The room the client is in. This mutex is the client's *membership
     /// lock*: every change of membership (join, leave, takeover, disconnect)
     /// happens while holding it, and then the room's own lock, always in
@@ -172,6 +175,7 @@ impl Client {
             dm_gate: Mutex::new(()),
             socket,
             user: OnceLock::new(),
+            admin: OnceLock::new(),
             room: Mutex::new(None),
         }
     }
@@ -368,6 +372,16 @@ impl Client {
     /// Records the user name at login. A connection logs in at most once.
     pub fn set_user(&self, name: Name) {
         let _ = self.user.set(name);
+    }
+
+    /// Records the user's role, once, at `LOGIN`.
+    pub fn set_admin(&self, admin: bool) {
+        let _ = self.admin.set(admin);
+    }
+
+    /// Is the logged-in user an admin?
+    pub fn is_admin(&self) -> bool {
+        self.admin.get().copied().unwrap_or(false)
     }
 
     /// The logged-in user, if any.

@@ -38,7 +38,7 @@ use crate::protocol::{
 };
 
 use super::client::{Client, Closing, Outgoing};
-use super::hub::{self, JoinError, Room};
+use super::hub::{JoinError, Room};
 use super::rate_limit::TokenBucket;
 use super::State;
 
@@ -79,6 +79,7 @@ const HELP: &[&str] = &[
     "SAY <text>                   talk to everyone in your room",
     "WHO                          list who is in your room",
     "DM <user> <text>             send a direct message (kept if offline)",
+    "TOPIC                        show your room's topic",
     "PING [<token>]               check that the server is there",
     "HELP                         this text",
     "QUIT                         say goodbye and disconnect",
@@ -97,6 +98,22 @@ impl Session {
         }
     }
 
+    /// The `HELP` text for this session now: every command of version 1,
+    /// then the moderation commands it may use (none before `LOGIN`).
+    /// Clients read it to know which moderation controls to show, since
+    /// no other line tells a session its role.
+    fn help(&self) -> Vec<&'static str> {
+        let mut lines = HELP.to_vec();
+        let room = self.client.current_room();
+        if room.is_some_and(|room| self.may_moderate(&room)) || self.client.is_admin() {
+            lines.extend_from_slice(super::moderation::HELP_ROOM);
+        }
+        if self.client.is_admin() {
+            lines.extend_from_slice(super::moderation::HELP_ADMIN);
+        }
+        lines
+    }
+
     /// Is this connection logged in?
     pub fn logged_in(&self) -> bool {
         self.client.user().is_some()
@@ -104,7 +121,7 @@ impl Session {
 
     /// Queues a reply to this client: its own answer, never a reason to
     /// drop it (see `Client::answer`).
-    fn reply(&self, line: ServerLine) {
+    pub(super) fn reply(&self, line: ServerLine) {
         self.client.answer(&line);
     }
 
@@ -119,7 +136,7 @@ impl Session {
     ///
     /// Returns `false` if the connection closed on the way (the rest of
     /// the reply is not sent).
-    fn paced(&self, lines: impl IntoIterator<Item = ServerLine>) -> bool {
+    pub(super) fn paced(&self, lines: impl IntoIterator<Item = ServerLine>) -> bool {
         let (piece_lines, piece_bytes) = self.client.piece();
         let (mut lines_in_piece, mut bytes_in_piece) = (0, 0);
         for line in lines {
@@ -142,7 +159,7 @@ impl Session {
     }
 
     /// Queues `ERR <code> <text>`.
-    fn err(&self, code: ErrCode, text: impl Into<String>) {
+    pub(super) fn err(&self, code: ErrCode, text: impl Into<String>) {
         if code == ErrCode::RateLimited {
             self.rate_limited.inc();
         }
@@ -153,7 +170,7 @@ impl Session {
     }
 
     /// Queues `OK <command> <rest>`.
-    fn ok(&self, command: &str, rest: impl Into<String>) {
+    pub(super) fn ok(&self, command: &str, rest: impl Into<String>) {
         self.reply(ServerLine::Ok {
             command: command.into(),
             rest: rest.into(),
@@ -161,7 +178,7 @@ impl Session {
     }
 
     /// Logs a database failure and tells the client, without details.
-    fn server_error(&self, what: &str, e: &DbError) {
+    pub(super) fn server_error(&self, what: &str, e: &DbError) {
         log::error!("conn {}: {what}: {e:?}", self.client.id);
         self.err(
             ErrCode::ServerError,
@@ -285,20 +302,28 @@ impl Session {
                 None => self.err(ErrCode::NotInRoom, "You are not in a room."),
             },
             Command::Dm { user, text } => self.dm(state, &user, text),
-            // Moderation is being built: refused plainly until then.
-            Command::Kick { .. }
-            | Command::Ban { .. }
-            | Command::Unban { .. }
-            | Command::Bans
-            | Command::Topic { .. }
-            | Command::Close { .. }
-            | Command::Suspend { .. }
-            | Command::Unsuspend { .. }
-            | Command::Announce { .. } => self.err(ErrCode::NotAllowed, "Not built yet."),
+            Command::Kick { user, reason } => self.kick(state, &user, reason),
+            Command::Ban {
+                user,
+                minutes,
+                reason,
+            } => self.ban(state, &user, minutes, reason),
+            Command::Unban { user } => self.unban(state, &user),
+            Command::Bans => self.bans(state),
+            Command::Topic { topic: None } => self.read_topic(state),
+            Command::Topic { topic: Some(text) } => self.set_topic(state, text),
+            Command::Close { room } => self.close(state, &room),
+            Command::Suspend {
+                user,
+                minutes,
+                reason,
+            } => self.suspend(state, &user, minutes, reason),
+            Command::Unsuspend { user } => self.unsuspend(state, &user),
+            Command::Announce { text } => self.announce(state, text),
             Command::Ping { token } => self.reply(ServerLine::Pong { token }),
             Command::Help => {
-                let lines = HELP.iter().map(|text| ServerLine::Info {
-                    text: (*text).to_string(),
+                let lines = self.help().into_iter().map(|text| ServerLine::Info {
+                    text: text.to_string(),
                 });
                 if self.paced(lines) {
                     self.ok("HELP", "");
@@ -350,7 +375,7 @@ impl Session {
                 return;
             }
         };
-        match state.db.register(user.as_str(), hash, hub::now().0) {
+        match state.db.register(user.as_str(), hash, state.hub.now().0) {
             Ok(stored) => {
                 log::info!("conn {}: registered user {stored}", self.client.id);
                 self.ok("REGISTER", stored);
@@ -415,6 +440,19 @@ impl Session {
                 return;
             }
         };
+        let now = state.hub.now().0;
+        if let Some(until) = record.suspended_until.filter(|&until| until > now) {
+            // The password was right, so saying why is safe.
+            attempt.succeeded(Instant::now());
+            log::info!(
+                "conn {} ({}): refused login of suspended user {}",
+                self.client.id,
+                self.client.peer,
+                record.name
+            );
+            self.suspended(until);
+            return;
+        }
         if self.client.closing().is_some() || self.client.peer_has_left() {
             attempt.succeeded(Instant::now());
             log::info!(
@@ -441,6 +479,7 @@ impl Session {
         }
         let name = Name::parse(&record.name).unwrap_or_else(|_| user.clone());
         self.client.set_user(name.clone());
+        self.client.set_admin(record.admin);
         // `OK LOGIN` is queued in the same step that makes the session
         // visible as online (see `Hub::login`).
         let welcome = ServerLine::Ok {
@@ -450,7 +489,18 @@ impl Session {
         // No longer one of the connections not logged in: the place is
         // free before the client can read `OK LOGIN`.
         state.unauthenticated.remove(self.client.id);
-        state.hub.login(&self.client, &welcome);
+        if let Err(until) = state.hub.login(&self.client, &welcome) {
+            // Suspended after the account was read: this connection of
+            // the user's is closed like the others.
+            attempt.succeeded(Instant::now());
+            log::info!(
+                "conn {}: {name} was suspended while logging in; closing",
+                self.client.id
+            );
+            self.suspended(until);
+            self.client.close(Closing::Bye(ByeReason::Suspended));
+            return;
+        }
         state.metrics.logins_ok.inc();
         // Ended once the session is made (or refused, above): until then a
         // parallel attempt for this name still finds this one in progress.
@@ -461,6 +511,17 @@ impl Session {
             self.client.peer
         );
         self.deliver_stored_dms(state, &name);
+    }
+
+    /// `ERR SUSPENDED`, naming the end.
+    fn suspended(&self, until_ms: i64) {
+        self.err(
+            ErrCode::Suspended,
+            format!(
+                "This account is suspended {}.",
+                super::moderation::until_text(until_ms)
+            ),
+        );
     }
 
     /// Sends the direct messages that waited in the database, oldest first,
@@ -580,9 +641,9 @@ impl Session {
         };
         match state
             .db
-            .create_room(room.as_str(), hash.clone(), owner, hub::now().0)
+            .create_room(room.as_str(), hash.clone(), owner, state.hub.now().0)
         {
-            Ok(stored) => {
+            Ok((stored, id)) => {
                 let name = Name::parse(&stored).unwrap_or_else(|_| room.clone());
                 let kind = if hash.is_some() { "private" } else { "public" };
                 log::info!(
@@ -590,7 +651,9 @@ impl Session {
                     self.client.id,
                     self.client.display_name()
                 );
-                state.hub.add_room(Room::new(name.clone(), hash));
+                state
+                    .hub
+                    .add_room(Room::new(id, name.clone(), hash, Some(owner)));
                 self.ok("CREATE", name.to_string());
             }
             Err(DbError::Exists) => {
@@ -599,9 +662,9 @@ impl Session {
                 // from the database now, so that `ROOM_EXISTS` always means
                 // "you can JOIN it".
                 if state.hub.room(&room.key()).is_none() {
-                    if let Ok(Some((name, hash))) = state.db.room(room.as_str()) {
-                        if let Ok(name) = Name::parse(&name) {
-                            state.hub.add_room(Room::new(name, hash));
+                    if let Ok(Some(record)) = state.db.room(room.as_str()) {
+                        if let Some(room) = Room::from_record(record, state.hub.history()) {
+                            state.hub.add_room(room);
                         }
                     }
                 }
@@ -647,13 +710,17 @@ impl Session {
             self.err(ErrCode::AlreadyInRoom, "You are in that room already.");
             return;
         }
+        // Before the password: a ban is the answer whatever it carries.
+        let user_key = self.client.user().map(Name::key).unwrap_or_default();
+        if let Some(until) = state.hub.banned_until(&target, &user_key) {
+            return self.banned(&target, until);
+        }
         if let Some(hash) = target.password_hash() {
             let Some(password) = password.filter(|p| is_valid_password(p)) else {
                 self.err(ErrCode::BadRoomPassword, "Wrong or missing room password.");
                 return;
             };
-            let user = self.client.user().map(Name::key).unwrap_or_default();
-            let key = (user, target.name.key());
+            let key = (user_key, target.name.key());
             let Some(attempt) = state.room_password_attempts.begin(key, Instant::now()) else {
                 self.err(
                     ErrCode::RateLimited,
@@ -691,6 +758,8 @@ impl Session {
             Err(JoinError::AlreadyInRoom) => {
                 self.err(ErrCode::AlreadyInRoom, "You are in that room already.")
             }
+            Err(JoinError::Banned(until)) => self.banned(&target, until),
+            Err(JoinError::Closed) => self.err(ErrCode::NoSuchRoom, NO_SUCH_ROOM_TEXT),
             Err(JoinError::Closing) => {}
         }
     }
@@ -719,7 +788,7 @@ impl Session {
 
     /// Takes a token of the message bucket (`SAY`, `DM`, `JOIN`, `LEAVE`,
     /// `CREATE`), or answers `RATE_LIMITED`.
-    fn within_rate(&mut self) -> bool {
+    pub(super) fn within_rate(&mut self) -> bool {
         if self.bucket.try_take(Instant::now()) {
             return true;
         }
@@ -740,11 +809,13 @@ impl Session {
         // Stored after the room's lock is released: the database queue may
         // make us wait, and nobody else should. The sequence number keeps
         // the stored order equal to the order members saw.
-        if let Err(e) =
-            state
-                .db
-                .append_history(&said.room, said.seq, said.time.0, &said.user, &said.text)
-        {
+        if let Err(e) = state.db.append_history(
+            (said.room_id, &said.room),
+            said.seq,
+            said.time.0,
+            &said.user,
+            &said.text,
+        ) {
             log::error!("conn {}: history not stored: {e:?}", self.client.id);
         }
     }
@@ -756,7 +827,7 @@ impl Session {
             return;
         }
         let from = self.client.display_name().to_string();
-        let time = hub::now();
+        let time = state.hub.now();
         if let Some(recipient) = state.hub.online(&to.key()) {
             let line = ServerLine::Dm {
                 from: from.clone(),

@@ -9,18 +9,19 @@
 //!
 //! | lock | guards | taken by |
 //! |---|---|---|
-//! | `users` (Mutex) | user name → online session | LOGIN, DM, disconnect |
+//! | `users` (Mutex) | user name → online session | LOGIN, DM, disconnect, SUSPEND |
+//! | `suspended` (Mutex) | user name → end of a suspension made since start | SUSPEND, UNSUSPEND, LOGIN (inside `users`) |
 //! | `rooms` (RwLock) | room name → room | CREATE (write); JOIN, ROOMS (read) |
 //! | `conns` (Mutex) | every live connection | connect, disconnect, shutdown |
 //! | `Client::room` (Mutex) | one client's membership | that client, a takeover |
-//! | `Room::state` (Mutex) | one room's members, history, sequence | everything in that room |
+//! | `Room::state` (Mutex) | one room's members, history, sequence, topic, bans | everything in that room |
 //! | `Room::password_hash` (RwLock) | a private room's hash | JOIN (copy it out), a legacy upgrade |
 //! | `Client::dm_gate` (Mutex) | one client's "closing" flag against a DM being queued | `DM` to that client, closing it |
 //!
 //! **Order.** When two are held at once it is always `Client::room` first,
 //! then `Room::state`; no code holds two rooms' states or a map lock
 //! together with a room state, and the password lock is never held with
-//! any other. `Client::dm_gate` is a leaf: nothing is locked inside it, so
+//! any other. `suspended` is only ever taken inside `users`. `Client::dm_gate` is a leaf: nothing is locked inside it, so
 //! it may be taken under any of the others (a broadcast that closes a slow
 //! consumer takes it under a room's lock). A fixed order means no deadlock.
 //!
@@ -30,12 +31,24 @@
 //! each writer sends its outbox in order: all members see the same sequence.
 //! The lock is per room, so rooms do not slow each other down; the `SAY`
 //! path takes no global lock at all.
+//!
+//! **Moderation** uses the same two locks, in the same order, so its races
+//! have one outcome each. A `KICK` takes the target's membership lock: the
+//! target's `SAY` either finished before (everybody saw the message, then
+//! `LEFT … kick`) or finds it in no room (nobody sees it). A `BAN` is put
+//! in the room's state under the room's lock, where `JOIN` looks for it
+//! and adds the member: a joiner either is refused or got in first and is
+//! kicked. A `CLOSE` marks the room closed under its lock and takes every
+//! member out: a `SAY` after that is `NOT_IN_ROOM`. A `SUSPEND` notes the
+//! user under the users lock, where `LOGIN` makes a session: a login
+//! either is refused or made its session first and is closed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::clock::Clock;
 use crate::db::RoomRecord;
 use crate::protocol::{ByeReason, LeftReason, Name, ServerLine, Timestamp};
 
@@ -45,8 +58,13 @@ use super::sync;
 /// A chat room.
 #[derive(Debug)]
 pub struct Room {
+    /// The room's row id in the database.
+    pub id: i64,
     /// The name as created.
     pub name: Name,
+    /// The key (lower-case name) of the account that created it, which may
+    /// moderate it; `None` for a room made before rooms had owners.
+    owner: Option<String>,
     /// Whether the room has a password. Fixed for the room's life.
     private: bool,
     /// The argon2id (or, for a room migrated from the Python original, the
@@ -75,6 +93,43 @@ struct RoomState {
     /// When the last line was broadcast here: how busy the room is (see
     /// [`QUIET_GAP`]).
     last_broadcast: Option<Instant>,
+    /// The topic, if one was set.
+    topic: Option<Topic>,
+    /// Bans by user key; an ended one stays until it is replaced or lifted
+    /// (it is simply not in force).
+    bans: HashMap<String, Ban>,
+    /// Set by `CLOSE`: the room is gone, and nobody is in it any more.
+    closed: bool,
+}
+
+/// A room's topic.
+#[derive(Debug, Clone)]
+pub struct Topic {
+    /// Who set it, as registered.
+    pub by: String,
+    /// When.
+    pub time: Timestamp,
+    /// The topic.
+    pub text: String,
+}
+
+/// A ban from a room.
+#[derive(Debug, Clone)]
+pub struct Ban {
+    /// The banned user, as registered.
+    pub user: String,
+    /// When it ends, in milliseconds since the epoch
+    /// ([`FOREVER`](crate::db::FOREVER) until lifted).
+    pub until_ms: i64,
+    /// Who banned them.
+    pub by: String,
+}
+
+impl Ban {
+    /// Is it in force at `now`?
+    pub fn in_force(&self, now: Timestamp) -> bool {
+        self.until_ms > now.0
+    }
 }
 
 /// A broadcast that comes at least this long after the previous one in its
@@ -102,6 +157,8 @@ pub struct HistoryEntry {
 /// A message that was just said in a room, for the caller to store.
 #[derive(Debug)]
 pub struct Said {
+    /// The room's database id.
+    pub room_id: i64,
     /// The room's name.
     pub room: String,
     /// Its place in the room's order.
@@ -121,6 +178,11 @@ pub enum JoinError {
     AlreadyInRoom,
     /// The connection is being closed (a takeover got there first).
     Closing,
+    /// The user is banned from the room until then
+    /// ([`FOREVER`](crate::db::FOREVER) until lifted).
+    Banned(i64),
+    /// The room was closed meanwhile.
+    Closed,
 }
 
 /// The shared state of the chat: users online, rooms, connections.
@@ -135,8 +197,14 @@ pub struct Hub {
     /// Every live connection, logged in or not, so that shutdown can reach
     /// each one.
     conns: Mutex<HashMap<u64, Arc<Client>>>,
+    /// Users suspended by this server since it started, by key, with the
+    /// end of the suspension; `LOGIN` looks here (under `users`) for the
+    /// suspensions made after it read the account from the database.
+    suspended: Mutex<HashMap<String, i64>>,
     /// How many messages each room keeps for `JOIN` (the `--history` option).
     history: usize,
+    /// Message times, and the end of bans and suspensions.
+    clock: Clock,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -147,16 +215,29 @@ pub fn now() -> Timestamp {
     Timestamp(ms)
 }
 
+/// The `TOPIC` line of `room` for `topic`.
+fn topic_line(room: &Room, topic: &Topic) -> ServerLine {
+    ServerLine::Topic {
+        room: room.name.to_string(),
+        by: topic.by.clone(),
+        time: topic.time,
+        topic: topic.text.clone(),
+    }
+}
+
 /// Renders a broadcast line once, as a shared buffer.
 fn shared(line: &ServerLine) -> Arc<str> {
     Arc::from(format!("{line}\n"))
 }
 
 impl Room {
-    /// A room with no one in it yet.
-    pub fn new(name: Name, password_hash: Option<String>) -> Self {
+    /// A room with no one in it yet, its row `id` in the database, owned by
+    /// the account named `owner` (any case).
+    pub fn new(id: i64, name: Name, password_hash: Option<String>, owner: Option<&str>) -> Self {
         Room {
+            id,
             name,
+            owner: owner.map(str::to_ascii_lowercase),
             private: password_hash.is_some(),
             password_hash: RwLock::new(password_hash),
             online: AtomicUsize::new(0),
@@ -165,8 +246,71 @@ impl Room {
                 history: VecDeque::new(),
                 next_seq: 1,
                 last_broadcast: None,
+                topic: None,
+                bans: HashMap::new(),
+                closed: false,
             }),
         }
+    }
+
+    /// The room as loaded from the database, keeping the last `history`
+    /// messages; `None` (with a warning) for a name the protocol cannot
+    /// express.
+    pub fn from_record(record: RoomRecord, history: usize) -> Option<Room> {
+        let Ok(name) = Name::parse(&record.name) else {
+            // A room migrated from the Python original may have a name the
+            // protocol cannot express; nobody could JOIN it.
+            log::warn!(
+                "room {:?} has a name outside the protocol's rules; skipped",
+                record.name
+            );
+            return None;
+        };
+        let room = Room::new(
+            record.id,
+            name,
+            record.password_hash,
+            record.owner.as_deref(),
+        );
+        {
+            let mut state = room.lock();
+            state.next_seq = record.next_seq;
+            state.topic = record.topic.map(|t| Topic {
+                by: t.by,
+                time: Timestamp(t.time_ms),
+                text: t.text,
+            });
+            state.bans = record
+                .bans
+                .into_iter()
+                .map(|b| {
+                    let key = b.user.to_ascii_lowercase();
+                    let ban = Ban {
+                        user: b.user,
+                        until_ms: b.until_ms,
+                        by: b.by,
+                    };
+                    (key, ban)
+                })
+                .collect();
+            let skip = record.history.len().saturating_sub(history);
+            state.history = record
+                .history
+                .into_iter()
+                .skip(skip)
+                .map(|h| HistoryEntry {
+                    time: Timestamp(h.time_ms),
+                    user: h.user,
+                    text: h.text,
+                })
+                .collect();
+        }
+        Some(room)
+    }
+
+    /// Is `user_key` the key of the account that created the room?
+    pub fn is_owned_by(&self, user_key: &str) -> bool {
+        self.owner.as_deref() == Some(user_key)
     }
 
     /// Is the room password-protected?
@@ -198,11 +342,11 @@ impl Room {
     }
 
     /// Removes `client` and tells the others. Called with the client's
-    /// membership lock held.
-    fn remove(&self, client: &Client, reason: LeftReason) {
+    /// membership lock held. Returns whether it was a member.
+    fn remove(&self, client: &Client, reason: LeftReason) -> bool {
         let mut state = self.lock();
         let Some(at) = state.members.iter().position(|m| m.id == client.id) else {
-            return;
+            return false;
         };
         state.members.remove(at);
         self.online.store(state.members.len(), Ordering::Relaxed);
@@ -214,6 +358,7 @@ impl Room {
         let wakes = broadcast(&mut state, &line);
         drop(state);
         ring(wakes);
+        true
     }
 }
 
@@ -257,43 +402,26 @@ fn ring(asleep: Asleeps) {
 }
 
 impl Hub {
-    /// A hub holding the rooms loaded from the database.
-    pub fn new(history: usize, rooms: Vec<RoomRecord>) -> Self {
-        let mut map = BTreeMap::new();
-        for record in rooms {
-            let Ok(name) = Name::parse(&record.name) else {
-                // A room migrated from the Python original may have a name
-                // the protocol cannot express; nobody could JOIN it.
-                log::warn!(
-                    "room {:?} has a name outside the protocol's rules; skipped",
-                    record.name
-                );
-                continue;
-            };
-            let room = Room::new(name, record.password_hash);
-            {
-                let mut state = room.lock();
-                state.next_seq = record.next_seq;
-                let skip = record.history.len().saturating_sub(history);
-                state.history = record
-                    .history
-                    .into_iter()
-                    .skip(skip)
-                    .map(|h| HistoryEntry {
-                        time: Timestamp(h.time_ms),
-                        user: h.user,
-                        text: h.text,
-                    })
-                    .collect();
-            }
-            map.insert(room.name.key(), Arc::new(room));
-        }
+    /// A hub holding the rooms loaded from the database, timed by `clock`.
+    pub fn new(history: usize, rooms: Vec<RoomRecord>, clock: Clock) -> Self {
+        let map = rooms
+            .into_iter()
+            .filter_map(|record| Room::from_record(record, history))
+            .map(|room| (room.name.key(), Arc::new(room)))
+            .collect();
         Hub {
             users: Mutex::new(HashMap::new()),
             rooms: RwLock::new(map),
             conns: Mutex::new(HashMap::new()),
+            suspended: Mutex::new(HashMap::new()),
             history,
+            clock,
         }
+    }
+
+    /// The time now, by the server's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     // ----- connections --------------------------------------------------
@@ -344,10 +472,22 @@ impl Hub {
     /// queues `welcome` (its `OK LOGIN`) in the same step. An older session
     /// of the same user is closed with `BYE LOGGED_IN_ELSEWHERE` and leaves
     /// its room (`LEFT … quit`): the newest login wins.
-    pub fn login(&self, client: &Arc<Client>, welcome: &ServerLine) {
+    ///
+    /// # Errors
+    ///
+    /// The end of the user's suspension, if it was suspended after its
+    /// account was read (see [`Hub::suspend`]); nothing was queued.
+    pub fn login(&self, client: &Arc<Client>, welcome: &ServerLine) -> Result<(), i64> {
         let user = client.user().expect("login() is called after set_user()");
         let older = {
             let mut users = self.users_lock();
+            let now = self.now().0;
+            if let Some(&until) = sync::lock(&self.suspended)
+                .get(&user.key())
+                .filter(|&&until| until > now)
+            {
+                return Err(until);
+            }
             let older = users.insert(user.key(), client.clone());
             // Queued while the users lock is held (memory only; the
             // client's own reply, so never a reason to drop it). Whoever finds this session online, to send it a DM,
@@ -372,6 +512,7 @@ impl Hub {
             older.close(Closing::Bye(ByeReason::LoggedInElsewhere));
             self.leave(&older, LeftReason::Quit);
         }
+        Ok(())
     }
 
     /// Forgets the user's session, if `client` is still it (a newer login
@@ -396,6 +537,11 @@ impl Hub {
         sync::read(&self.rooms).get(key).cloned()
     }
 
+    /// The history kept per room (`--history`), for [`Room::from_record`].
+    pub fn history(&self) -> usize {
+        self.history
+    }
+
     /// Adds a room that the database has committed, unless the hub has it
     /// already (two racing `CREATE`s both end up here: the first one's room
     /// is kept, so everybody joins the same one).
@@ -417,26 +563,35 @@ impl Hub {
     // ----- membership ---------------------------------------------------
 
     /// Moves `client` into `room`: out of its current room first (whose
-    /// members get `LEFT … leave`), then the room's history and
+    /// members get `LEFT … leave`), then the room's history, its topic and
     /// `OK JOIN` to the client, and `JOINED` to the others.
     ///
     /// History and `OK JOIN` are queued while the room's lock is held, so
     /// no `MSG` can slip in between them or before them: every message of
     /// the room reaches the joiner either in the history or as a `MSG`
     /// after `OK JOIN`, never both, never neither.
+    ///
+    /// A ban is looked for before the client leaves its current room (a
+    /// refused `JOIN` changes nothing), and again under the room's lock
+    /// where the member is added, which is where `BAN` puts it: a ban made
+    /// in between leaves the client in no room, refused.
     pub fn join(&self, client: &Arc<Client>, room: &Arc<Room>) -> Result<(), JoinError> {
         let mut cell = sync::lock(&client.room);
         if client.closing().is_some() {
             return Err(JoinError::Closing);
         }
-        if let Some(current) = cell.as_ref() {
-            if Arc::ptr_eq(current, room) {
+        let user_key = client.user().map(Name::key).unwrap_or_default();
+        self.may_enter(&room.lock(), &user_key)?;
+        if let Some(current) = cell.take() {
+            if Arc::ptr_eq(&current, room) {
+                *cell = Some(current);
                 return Err(JoinError::AlreadyInRoom);
             }
             current.remove(client, LeftReason::Leave);
         }
         let user = client.display_name().to_string();
         let mut state = room.lock();
+        self.may_enter(&state, &user_key)?;
         let joined = shared(&ServerLine::Joined {
             room: room.name.to_string(),
             user,
@@ -450,6 +605,9 @@ impl Hub {
                 text: h.text.clone(),
             });
         }
+        if let Some(topic) = &state.topic {
+            client.answer(&topic_line(room, topic));
+        }
         client.answer(&ServerLine::Ok {
             command: "JOIN".into(),
             rest: room.name.to_string(),
@@ -462,13 +620,25 @@ impl Hub {
         Ok(())
     }
 
+    /// May the user whose key is `user_key` enter the room whose state is
+    /// `state`?
+    fn may_enter(&self, state: &RoomState, user_key: &str) -> Result<(), JoinError> {
+        if state.closed {
+            return Err(JoinError::Closed);
+        }
+        match state.bans.get(user_key) {
+            Some(ban) if ban.in_force(self.now()) => Err(JoinError::Banned(ban.until_ms)),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes `client` out of its room, telling the others why. Returns the
     /// room's name, or `None` if it was in no room.
     pub fn leave(&self, client: &Client, reason: LeftReason) -> Option<Name> {
         let mut cell = sync::lock(&client.room);
         let room = cell.take()?;
-        room.remove(client, reason);
-        Some(room.name.clone())
+        // A closed room has no members left: its CLOSED was the goodbye.
+        room.remove(client, reason).then(|| room.name.clone())
     }
 
     /// Says `text` in the client's room: one `MSG` line, formatted once,
@@ -481,10 +651,14 @@ impl Hub {
         let cell = sync::lock(&client.room);
         let room = cell.as_ref()?;
         let user = client.display_name().to_string();
+        let room_id = room.id;
         let mut state = room.lock();
+        if state.closed {
+            return None;
+        }
         let seq = state.next_seq;
         state.next_seq += 1;
-        let time = now();
+        let time = self.now();
         let line = ServerLine::Msg {
             room: room.name.to_string(),
             time,
@@ -516,6 +690,7 @@ impl Hub {
         drop(cell);
         ring(wakes);
         Some(Said {
+            room_id,
             room: name,
             seq,
             time,
@@ -530,6 +705,9 @@ impl Hub {
         let cell = sync::lock(&client.room);
         let room = cell.as_ref()?;
         let state = room.lock();
+        if state.closed {
+            return None;
+        }
         Some(
             state
                 .members
@@ -537,6 +715,147 @@ impl Hub {
                 .map(|m| m.display_name().to_string())
                 .collect(),
         )
+    }
+
+    // ----- moderation ---------------------------------------------------
+
+    /// The member of `room` whose user key is `user_key`, if any.
+    pub fn member(&self, room: &Room, user_key: &str) -> Option<Arc<Client>> {
+        room.lock()
+            .members
+            .iter()
+            .find(|m| m.user().is_some_and(|u| u.key() == user_key))
+            .cloned()
+    }
+
+    /// Puts `target` out of `room`, if it is still in it: the others get
+    /// `LEFT … kick`, the target `kicked` (its `KICKED` line), in that
+    /// order and under the target's membership lock, so that nothing of
+    /// the room reaches it afterwards and its own `SAY` is either before
+    /// the `LEFT` for everyone or for no one. Returns whether it was there.
+    pub fn kick(&self, room: &Arc<Room>, target: &Client, kicked: &ServerLine) -> bool {
+        let mut cell = sync::lock(&target.room);
+        if !cell.as_ref().is_some_and(|r| Arc::ptr_eq(r, room)) {
+            return false;
+        }
+        *cell = None;
+        let was_member = room.remove(target, LeftReason::Kick);
+        if was_member {
+            target.reply(kicked);
+        }
+        was_member
+    }
+
+    /// Bans a user from `room`, under the room's lock where `JOIN` looks
+    /// (the database has it already). The caller then kicks the user if
+    /// it is a member.
+    pub fn ban(&self, room: &Room, ban: Ban) {
+        let key = ban.user.to_ascii_lowercase();
+        room.lock().bans.insert(key, ban);
+    }
+
+    /// The end of the ban of `user_key` from `room`, if one is in force.
+    pub fn banned_until(&self, room: &Room, user_key: &str) -> Option<i64> {
+        let now = self.now();
+        room.lock()
+            .bans
+            .get(user_key)
+            .filter(|b| b.in_force(now))
+            .map(|b| b.until_ms)
+    }
+
+    /// Lifts a ban (the database has lifted it already).
+    pub fn unban(&self, room: &Room, user_key: &str) {
+        room.lock().bans.remove(user_key);
+    }
+
+    /// The bans of `room` in force now, oldest first.
+    pub fn bans(&self, room: &Room) -> Vec<Ban> {
+        let now = self.now();
+        let state = room.lock();
+        let mut bans: Vec<Ban> = state
+            .bans
+            .values()
+            .filter(|b| b.in_force(now))
+            .cloned()
+            .collect();
+        drop(state);
+        bans.sort_by(|a, b| a.user.cmp(&b.user));
+        bans
+    }
+
+    /// Sets the topic of `room` (the database has it already) and sends
+    /// the `TOPIC` line to every member, the setter included.
+    pub fn set_topic(&self, room: &Room, topic: Topic) {
+        let line = shared(&topic_line(room, &topic));
+        let mut state = room.lock();
+        state.topic = Some(topic);
+        let wakes = broadcast(&mut state, &line);
+        drop(state);
+        ring(wakes);
+    }
+
+    /// The topic of `room`, as its `TOPIC` line, if it has one.
+    pub fn topic(&self, room: &Room) -> Option<ServerLine> {
+        room.lock().topic.as_ref().map(|t| topic_line(room, t))
+    }
+
+    /// Closes `room` (the database has deleted it already): it leaves the
+    /// room list, every member gets `closed` (its `CLOSED` line) and is in
+    /// no room. Returns how many members there were.
+    pub fn close(&self, room: &Arc<Room>, closed: &ServerLine) -> usize {
+        sync::write(&self.rooms).remove(&room.name.key());
+        let line = shared(closed);
+        let mut state = room.lock();
+        state.closed = true;
+        let wakes = broadcast(&mut state, &line);
+        let members = std::mem::take(&mut state.members);
+        room.online.store(0, Ordering::Relaxed);
+        drop(state);
+        ring(wakes);
+        // Each member's cell still names the room; clear it unless the
+        // member has moved on meanwhile (a JOIN elsewhere clears it itself).
+        for member in &members {
+            let mut cell = sync::lock(&member.room);
+            if cell.as_ref().is_some_and(|r| Arc::ptr_eq(r, room)) {
+                *cell = None;
+            }
+        }
+        members.len()
+    }
+
+    /// Sends `line` (a `NOTICE`) to every logged-in connection; returns how
+    /// many. The sessions are copied out first, so no lock is held while
+    /// writing or waking.
+    pub fn announce(&self, line: &ServerLine) -> usize {
+        let online: Vec<Arc<Client>> = self.users_lock().values().cloned().collect();
+        let line = shared(line);
+        let mut members = Vec::new();
+        let reached = online
+            .iter()
+            .filter(|c| c.send_quietly(Outgoing::Shared(line.clone()), &mut members))
+            .count();
+        ring(Asleeps {
+            members,
+            quiet: true,
+        });
+        reached
+    }
+
+    /// Notes that the user whose key is `user_key` is suspended until
+    /// `until_ms` (the database has it already), so that a login in
+    /// progress cannot slip through, and returns its online session, for
+    /// the caller to close.
+    pub fn suspend(&self, user_key: &str, until_ms: i64) -> Option<Arc<Client>> {
+        let users = self.users_lock();
+        sync::lock(&self.suspended).insert(user_key.to_owned(), until_ms);
+        users.get(user_key).cloned()
+    }
+
+    /// Forgets a suspension (the database has lifted it already).
+    pub fn unsuspend(&self, user_key: &str) {
+        let _users = self.users_lock();
+        sync::lock(&self.suspended).remove(user_key);
     }
 
     // ----- for the status page and /metrics -----------------------------

@@ -38,6 +38,7 @@ pub mod client;
 mod commands;
 pub(crate) mod connection;
 pub mod hub;
+mod moderation;
 pub mod outbox;
 pub mod rate_limit;
 pub mod reload;
@@ -309,7 +310,7 @@ pub fn run_with(
         None
     };
     let state = Arc::new(State {
-        hub: hub::Hub::new(config.history, rooms),
+        hub: hub::Hub::new(config.history, rooms, config.clock.clone()),
         login_attempts: AttemptLimit::new(config.login_failures),
         room_password_attempts: AttemptLimit::new(config.room_password_failures),
         registrations: SharedBucket::new(
