@@ -25,6 +25,7 @@
 //! its own TCP window, not dropped.
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::TrySendError;
@@ -141,9 +142,11 @@ pub struct Client {
     socket: Arc<TcpStream>,
     /// The user name, set once at `LOGIN` (as registered, not as typed).
     user: OnceLock<Name>,
-    /// Whether the user is an admin, read once at `LOGIN`: a role given or
-    /// taken meanwhile counts from the user's next login.
-    admin: OnceLock<bool>,
+    /// Whether the user is an admin, read at `LOGIN` (set just before the
+    /// session is made, and again by a later `LOGIN` if that one was
+    /// refused): a role given or taken meanwhile counts from the user's
+    /// next login.
+    admin: AtomicBool,
     /// The room the client is in. This mutex is the client's *membership
     /// lock*: every change of membership (join, leave, takeover, disconnect)
     /// happens while holding it, and then the room's own lock, always in
@@ -175,7 +178,7 @@ impl Client {
             dm_gate: Mutex::new(()),
             socket,
             user: OnceLock::new(),
-            admin: OnceLock::new(),
+            admin: AtomicBool::new(false),
             room: Mutex::new(None),
         }
     }
@@ -374,14 +377,14 @@ impl Client {
         let _ = self.user.set(name);
     }
 
-    /// Records the user's role, once, at `LOGIN`.
+    /// Records the user's role at `LOGIN`.
     pub fn set_admin(&self, admin: bool) {
-        let _ = self.admin.set(admin);
+        self.admin.store(admin, Ordering::Relaxed);
     }
 
-    /// Is the logged-in user an admin?
+    /// Is the logged-in user an admin? (`false` before `LOGIN`.)
     pub fn is_admin(&self) -> bool {
-        self.admin.get().copied().unwrap_or(false)
+        self.user.get().is_some() && self.admin.load(Ordering::Relaxed)
     }
 
     /// The logged-in user, if any.

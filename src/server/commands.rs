@@ -478,7 +478,6 @@ impl Session {
             }
         }
         let name = Name::parse(&record.name).unwrap_or_else(|_| user.clone());
-        self.client.set_user(name.clone());
         self.client.set_admin(record.admin);
         // `OK LOGIN` is queued in the same step that makes the session
         // visible as online (see `Hub::login`).
@@ -489,16 +488,14 @@ impl Session {
         // No longer one of the connections not logged in: the place is
         // free before the client can read `OK LOGIN`.
         state.unauthenticated.remove(self.client.id);
-        if let Err(until) = state.hub.login(&self.client, &welcome) {
-            // Suspended after the account was read: this connection of
-            // the user's is closed like the others.
+        if let Err(until) = state.hub.login(&self.client, name.clone(), &welcome) {
+            // Suspended after the account was read: refused like above.
             attempt.succeeded(Instant::now());
             log::info!(
-                "conn {}: {name} was suspended while logging in; closing",
+                "conn {}: {name} was suspended while logging in",
                 self.client.id
             );
             self.suspended(until);
-            self.client.close(Closing::Bye(ByeReason::Suspended));
             return;
         }
         state.metrics.logins_ok.inc();

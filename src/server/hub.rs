@@ -468,7 +468,7 @@ impl Hub {
         sync::lock(&self.users)
     }
 
-    /// Marks `client` (whose user is set) as the user's online session, and
+    /// Makes `client` the online session of `user` (setting its user), and
     /// queues `welcome` (its `OK LOGIN`) in the same step. An older session
     /// of the same user is closed with `BYE LOGGED_IN_ELSEWHERE` and leaves
     /// its room (`LEFT … quit`): the newest login wins.
@@ -476,9 +476,9 @@ impl Hub {
     /// # Errors
     ///
     /// The end of the user's suspension, if it was suspended after its
-    /// account was read (see [`Hub::suspend`]); nothing was queued.
-    pub fn login(&self, client: &Arc<Client>, welcome: &ServerLine) -> Result<(), i64> {
-        let user = client.user().expect("login() is called after set_user()");
+    /// account was read (see [`Hub::suspend`]); the client is left as it
+    /// was, not logged in, and nothing was queued.
+    pub fn login(&self, client: &Arc<Client>, user: Name, welcome: &ServerLine) -> Result<(), i64> {
         let older = {
             let mut users = self.users_lock();
             let now = self.now().0;
@@ -488,6 +488,7 @@ impl Hub {
             {
                 return Err(until);
             }
+            client.set_user(user.clone());
             let older = users.insert(user.key(), client.clone());
             // Queued while the users lock is held (memory only; the
             // client's own reply, so never a reason to drop it). Whoever finds this session online, to send it a DM,

@@ -141,13 +141,18 @@ impl Session {
         self.client.is_admin()
     }
 
-    /// Commits `action` with its log row; on an error, sends the `ERR` the
+    /// Commits `action`, done at `time`, with its log row; on an error, sends the `ERR` the
     /// error means (`not_found` for [`DbError::NotFound`]) and returns
     /// `None`.
-    fn commit(&self, state: &State, action: Action, not_found: (ErrCode, &str)) -> Option<String> {
+    fn commit(
+        &self,
+        state: &State,
+        (action, time): (Action, Timestamp),
+        not_found: (ErrCode, &str),
+    ) -> Option<String> {
         let moderation = Moderation {
             actor: self.me().to_owned(),
-            time_ms: state.hub.now().0,
+            time_ms: time.0,
             action,
         };
         match state.db.moderate(moderation) {
@@ -275,7 +280,8 @@ impl Session {
             Ok(None) => return self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
             Err(e) => return self.server_error("ban lookup", &e),
         }
-        let until_ms = end(state.hub.now(), minutes);
+        let now = state.hub.now();
+        let until_ms = end(now, minutes);
         let reason = reason.unwrap_or_default();
         let action = Action::Ban {
             room_id: room.id,
@@ -284,8 +290,11 @@ impl Session {
             until_ms: stored_end(until_ms),
             reason: reason.clone(),
         };
-        let Some(name) = self.commit(state, action, (ErrCode::NoSuchUser, NO_SUCH_USER_TEXT))
-        else {
+        let Some(name) = self.commit(
+            state,
+            (action, now),
+            (ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
+        ) else {
             return;
         };
         state.hub.ban(
@@ -330,7 +339,8 @@ impl Session {
             target: user.to_string(),
         };
         let not_banned = format!("{user} is not banned from {}.", room.name);
-        let Some(name) = self.commit(state, action, (ErrCode::NotBanned, &not_banned)) else {
+        let done = (action, state.hub.now());
+        let Some(name) = self.commit(state, done, (ErrCode::NotBanned, &not_banned)) else {
             return;
         };
         state.hub.unban(&room, &user.key());
@@ -384,8 +394,15 @@ impl Session {
             room: room.name.to_string(),
             topic: text.clone(),
         };
+        // One time for the database and the TOPIC line: a restart shows
+        // the same.
+        let now = state.hub.now();
         if self
-            .commit(state, action, (ErrCode::NoSuchRoom, NO_SUCH_ROOM_TEXT))
+            .commit(
+                state,
+                (action, now),
+                (ErrCode::NoSuchRoom, NO_SUCH_ROOM_TEXT),
+            )
             .is_none()
         {
             return;
@@ -397,7 +414,7 @@ impl Session {
         );
         let topic = Topic {
             by: self.me().to_owned(),
-            time: state.hub.now(),
+            time: now,
             text,
         };
         state.hub.set_topic(&room, topic);
@@ -421,7 +438,11 @@ impl Session {
             room: room.name.to_string(),
         };
         if self
-            .commit(state, action, (ErrCode::NoSuchRoom, NO_SUCH_ROOM_TEXT))
+            .commit(
+                state,
+                (action, state.hub.now()),
+                (ErrCode::NoSuchRoom, NO_SUCH_ROOM_TEXT),
+            )
             .is_none()
         {
             return;
@@ -463,15 +484,19 @@ impl Session {
             Ok(None) => return self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
             Err(e) => return self.server_error("suspend lookup", &e),
         }
-        let until_ms = end(state.hub.now(), minutes);
+        let now = state.hub.now();
+        let until_ms = end(now, minutes);
         let reason = reason.unwrap_or_default();
         let action = Action::Suspend {
             target: user.to_string(),
             until_ms: stored_end(until_ms),
             reason: reason.clone(),
         };
-        let Some(name) = self.commit(state, action, (ErrCode::NoSuchUser, NO_SUCH_USER_TEXT))
-        else {
+        let Some(name) = self.commit(
+            state,
+            (action, now),
+            (ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
+        ) else {
             return;
         };
         if let Some(session) = state.hub.suspend(&user.key(), until_ms) {
@@ -498,7 +523,8 @@ impl Session {
             target: user.to_string(),
         };
         let not_suspended = format!("{user} is not suspended.");
-        let Some(name) = self.commit(state, action, (ErrCode::NotSuspended, &not_suspended)) else {
+        let done = (action, state.hub.now());
+        let Some(name) = self.commit(state, done, (ErrCode::NotSuspended, &not_suspended)) else {
             return;
         };
         state.hub.unsuspend(&user.key());

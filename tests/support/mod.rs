@@ -404,14 +404,15 @@ impl TestClient {
     }
 
     /// Sends `JOIN room` and reads up to `OK JOIN`, returning the history
-    /// lines that came before it.
+    /// lines (and the `TOPIC` line, if the room has one) that came before
+    /// it.
     pub fn join(&mut self, room: &str) -> Vec<ServerLine> {
         self.send(&format!("JOIN {room}"));
         let mut history = Vec::new();
         loop {
             let line = self.parsed();
             match line {
-                ServerLine::History { .. } => history.push(line),
+                ServerLine::History { .. } | ServerLine::Topic { .. } => history.push(line),
                 ServerLine::Ok {
                     ref command,
                     ref rest,
