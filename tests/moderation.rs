@@ -510,6 +510,17 @@ fn an_announcement_reaches_every_logged_in_connection() {
     assert!(anon.sync().is_empty());
 }
 
+/// A row of the moderation log: actor, action, target, room, reason, and
+/// whether it has an end.
+type LogRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+
 #[test]
 fn every_action_is_in_the_moderation_log() {
     let server = TestServer::start();
@@ -537,7 +548,7 @@ fn every_action_is_in_the_moderation_log() {
     root.expect("OK CLOSE sala");
 
     let conn = Connection::open(&db).expect("open");
-    let rows: Vec<(String, String, Option<String>, Option<String>, Option<String>, bool)> = conn
+    let rows: Vec<LogRow> = conn
         .prepare("SELECT actor, action, target, room, reason, until_ms IS NOT NULL FROM moderation ORDER BY id")
         .expect("prepare")
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
