@@ -86,7 +86,7 @@ const state = {
   // each LOGIN and JOIN, and shows the controls whose keyword came back.
   can: noRights(),
   topic: null, // { by, time, topic } of our room, or null
-  bans: [], // [{ user, until, by }] from the last BANS
+  bans: null, // [{ user, until, by }] from the last BANS; null until it comes
   menuFor: null, // the member whose action menu is open, or null
   announcement: null, // { time, from, text } of the last NOTICE not dismissed
 };
@@ -1008,7 +1008,7 @@ function drawBans() {
   $("bans-heading").textContent = t(state.lang, "bansHeading", { room: state.room ?? "" });
   const list = $("ban-list");
   list.replaceChildren();
-  for (const ban of state.bans) {
+  for (const ban of state.bans ?? []) {
     const item = document.createElement("li");
     const who = document.createElement("strong");
     who.textContent = ban.user;
@@ -1032,7 +1032,7 @@ function drawBans() {
     item.append(who, " ", meta, " ", button);
     list.append(item);
   }
-  $("no-bans").hidden = state.bans.length > 0;
+  $("no-bans").hidden = state.bans === null || state.bans.length > 0;
 }
 
 /**
@@ -1306,7 +1306,10 @@ $("ban-form").addEventListener("submit", (event) => {
   const minutesText = $("ban-minutes").value.trim();
   const reason = optional($("ban-reason"));
   const minutes = Number(minutesText);
-  if (minutesText !== "" && !(/^[0-9]+$/.test(minutesText) && minutes >= 1 && minutes <= 525600)) {
+  const badMinutes =
+    $("ban-minutes").validity.badInput ||
+    (minutesText !== "" && !(/^[0-9]+$/.test(minutesText) && minutes >= 1 && minutes <= 525600));
+  if (badMinutes) {
     error.textContent = t(state.lang, "badMinutes");
     $("ban-minutes").focus();
     return;
@@ -1355,7 +1358,7 @@ function askBans() {
 }
 
 $("show-bans").addEventListener("click", () => {
-  state.bans = [];
+  state.bans = null;
   drawBans();
   $("bans-status").textContent = "";
   $("bans-dialog").showModal();
