@@ -999,7 +999,8 @@ function menuKey(event, menu) {
     event.preventDefault();
     closeMenu(true);
   } else if (event.key === "Tab") {
-    closeMenu(false);
+    // Back on the menu's button, so that Tab goes on from there.
+    closeMenu(true);
   }
 }
 
