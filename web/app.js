@@ -53,6 +53,7 @@ const state = {
   // SAY has no OK: its own MSG coming back is its reply.
   pending: [],
   bye: null, // the BYE line's reason, if the server sent one
+  byeText: "", // and its text
   lastReceived: 0, // Date.now() of the last line from the server
   lastSent: 0, // Date.now() of the last line sent
   pingSentAt: 0, // when the keepalive PING went out, or 0
@@ -70,11 +71,38 @@ const state = {
   roomLines: [],
   userLines: [],
   historyLines: [],
+  infoLines: [], // INFO lines of a quiet HELP (below)
+  banLines: [], // BANNED lines of a BANS
+  joinTopic: null, // the TOPIC line that came with a JOIN, until its OK
 
   rooms: [], // [{ name, private, online }] from the last ROOMS
   members: [], // the user names in our room, from WHO, then JOINED/LEFT
   shown: new Set(), // "time user text" of the room's messages on screen
+
+  // Moderation. No command tells a session its role, but HELP lists the
+  // moderation commands only to whom may use them (KICK, BAN, UNBAN, BANS,
+  // TOPIC <topic>, CLOSE to an admin or the owner of the current room;
+  // ANNOUNCE, SUSPEND to an admin). So the page sends HELP quietly after
+  // each LOGIN and JOIN, and shows the controls whose keyword came back.
+  can: noRights(),
+  topic: null, // { by, time, topic } of our room, or null
+  bans: null, // [{ user, until, by }] from the last BANS; null until it comes
+  menuFor: null, // the member whose action menu is open, or null
+  announcement: null, // { time, from, text } of the last NOTICE not dismissed
 };
+
+/** What HELP has not (yet) shown this session may do: nothing. */
+function noRights() {
+  return {
+    kick: false,
+    ban: false,
+    unban: false,
+    bans: false,
+    topic: false,
+    close: false,
+    announce: false,
+  };
+}
 
 // The page's elements, by id.
 const $ = (id) => document.getElementById(id);
@@ -94,6 +122,7 @@ function connect() {
   state.ready = false;
   state.pending = [];
   state.bye = null;
+  state.byeText = "";
   state.pingSentAt = 0;
   socket.addEventListener("message", (event) => {
     state.lastReceived = Date.now();
@@ -166,9 +195,19 @@ function connectionEnded() {
   state.queue = [];
   state.loggedIn = false;
   state.pingSentAt = 0;
+  state.can = noRights();
+  state.menuFor = null;
+  closeDialogs();
+  drawRights();
 
   const reason = state.bye;
-  const endsSession = reason === "QUIT" || reason === "LOGGED_IN_ELSEWHERE" || reason === "IDLE";
+  // A suspension ends the session too: logging in again would only be
+  // refused (ERR SUSPENDED) until it ends, so the page does not try.
+  const endsSession =
+    reason === "QUIT" ||
+    reason === "LOGGED_IN_ELSEWHERE" ||
+    reason === "IDLE" ||
+    reason === "SUSPENDED";
   if (endsSession || !state.session) {
     forgetSession();
     showView();
@@ -203,6 +242,11 @@ function forgetSession() {
   state.roomPassword = null;
   state.reconnecting = false;
   state.members = [];
+  state.topic = null;
+  state.can = noRights();
+  state.menuFor = null;
+  state.announcement = null;
+  drawAnnouncement();
   state.shown.clear();
   clearTimeout(state.retryTimer);
   state.retryTimer = null;
@@ -267,6 +311,7 @@ function handleLine(line) {
     case "BYE": {
       const [, reason, text] = fields(line, 3);
       state.bye = reason;
+      state.byeText = text ?? "";
       if (!byeText(reason, false)) addNotice(t(state.lang, "unknownBye", { text: text ?? reason }), "error");
       break; // the socket closes next: see connectionEnded
     }
@@ -288,7 +333,8 @@ function handleLine(line) {
       break;
     }
     case "INFO":
-      addNotice(fields(line, 2)[1] ?? "");
+      if (awaiting("HELP")?.quiet) state.infoLines.push(fields(line, 2)[1] ?? "");
+      else addNotice(fields(line, 2)[1] ?? "");
       break;
     case "MSG": {
       const [, room, time, user, text] = fields(line, 5);
@@ -310,8 +356,11 @@ function handleLine(line) {
       const [, room, user, how] = fields(line, 4);
       if (!sameName(room, state.room)) break;
       state.members = state.members.filter((m) => !sameName(m, user));
+      if (sameName(state.menuFor, user)) state.menuFor = null;
       drawMembers();
-      addNotice(t(state.lang, how === "quit" ? "userDisconnected" : "userLeft", { user }));
+      // A reason this page does not know reads as `leave`.
+      const key = how === "quit" ? "userDisconnected" : how === "kick" ? "userKicked" : "userLeft";
+      addNotice(t(state.lang, key, { user }));
       break;
     }
     case "DM": {
@@ -319,9 +368,86 @@ function handleLine(line) {
       addMessage({ time, user: t(state.lang, "dmFrom", { user: from }), text, kind: "dm" });
       break;
     }
+    case "TOPIC": {
+      const [, room, by, time, topic] = fields(line, 5);
+      onTopic(room, { by, time, topic: topic ?? "" });
+      break;
+    }
+    case "KICKED": {
+      const [, room, by, reason] = fields(line, 4);
+      const key = reason ? "youWereKickedReason" : "youWereKicked";
+      putOutOfRoom(room, t(state.lang, key, { room, by, reason }));
+      break;
+    }
+    case "CLOSED": {
+      const [, room, by] = fields(line, 3);
+      // Who closed it hears OK CLOSE (below) instead.
+      const mine = sameName(by, state.session?.user);
+      const text = mine ? null : t(state.lang, "roomClosedBy", { room, by });
+      putOutOfRoom(room, text);
+      break;
+    }
+    case "NOTICE": {
+      const [, time, from, text] = fields(line, 4);
+      state.announcement = { time, from, text: text ?? "" };
+      drawAnnouncement();
+      const user = t(state.lang, "announcementLog", { user: from });
+      addMessage({ time, user, text, kind: "announcement" });
+      break;
+    }
+    case "BANNED": {
+      const [, room, user, until, by] = fields(line, 5);
+      state.banLines.push({ room, user, until, by });
+      break;
+    }
     default:
-      addNotice(t(state.lang, "unknownLine", { line }), "error");
+      // The compatibility rule: a line whose first word this page does not
+      // know (a later version's event) is ignored.
+      break;
   }
+}
+
+/**
+ * The oldest command still waiting for its final reply, SAYs aside (a
+ * successful SAY has none): the data lines that come now belong to it.
+ * That command if it is `command`, else undefined.
+ */
+function awaiting(command) {
+  const head = state.pending.find((entry) => entry.command !== "SAY");
+  return head?.command === command ? head : undefined;
+}
+
+/**
+ * A `TOPIC` line: a data line of the JOIN on its way (kept until its OK),
+ * or our room's topic, changed just now by its owner or an admin.
+ */
+function onTopic(room, topic) {
+  const join = awaiting("JOIN");
+  if (join && sameName(join.room, room)) {
+    state.joinTopic = { room, ...topic };
+    return;
+  }
+  if (!sameName(room, state.room)) return;
+  state.topic = topic;
+  drawTopic();
+  addNotice(t(state.lang, "topicChanged", { user: topic.by, topic: topic.topic }));
+}
+
+/** `KICKED` or `CLOSED`: we are in no room now; `text` says why. */
+function putOutOfRoom(room, text) {
+  if (sameName(room, state.room)) {
+    state.room = null;
+    state.roomPassword = null; // not to be joined again after a lost connection
+    state.members = [];
+    state.topic = null;
+    state.menuFor = null;
+    state.shown.clear();
+    closeDialogs();
+    drawRoom();
+    $("rooms-panel").open = true;
+  }
+  if (text) addNotice(text, "error");
+  if (state.loggedIn) send("ROOMS", { command: "ROOMS" });
 }
 
 /**
@@ -352,6 +478,7 @@ function onOk(line) {
       showView();
       setStatus();
       send("ROOMS", { command: "ROOMS" });
+      askRights();
       if (state.reconnecting && state.room) {
         const password = state.roomPassword;
         send(password ? `JOIN ${state.room} ${password}` : `JOIN ${state.room}`, {
@@ -405,7 +532,46 @@ function onOk(line) {
       addNotice(t(state.lang, extra === "stored" ? "dmStored" : "dmDelivered", { user: arg }));
       break;
     case "HELP":
-      break; // its INFO lines are shown as they come
+      // Asked by askRights: its INFO lines say what we may do. (Asked by
+      // anyone else, they were shown as they came.)
+      if (entry.quiet) {
+        state.can = rightsFrom(state.infoLines);
+        state.infoLines = [];
+        drawRights();
+      }
+      break;
+    case "KICK":
+      addNotice(t(state.lang, "kickDone", { user: arg }));
+      break;
+    case "BAN":
+      addNotice(
+        entry.minutes
+          ? t(state.lang, "banDoneMinutes", { user: arg, room: entry.room, minutes: entry.minutes })
+          : t(state.lang, "banDoneForever", { user: arg, room: entry.room }),
+      );
+      if ($("bans-dialog").open) askBans();
+      break;
+    case "UNBAN": {
+      const text = t(state.lang, "unbanDone", { user: arg, room: entry.room });
+      addNotice(text);
+      $("bans-status").textContent = text;
+      if ($("bans-dialog").open) askBans();
+      break;
+    }
+    case "BANS":
+      state.bans = state.banLines;
+      state.banLines = [];
+      drawBans();
+      break;
+    case "TOPIC":
+      break; // the TOPIC line, to every member, came just before
+    case "CLOSE":
+      addNotice(t(state.lang, "roomClosed", { room: arg }));
+      break;
+    case "ANNOUNCE":
+      addNotice(t(state.lang, "announceDone", { count: arg }));
+      $("announce-text").value = "";
+      break;
     default:
       addNotice(t(state.lang, "unknownLine", { line }), "error");
   }
@@ -419,6 +585,12 @@ function joined(room, entry) {
   if (!rejoin) state.shown.clear();
   state.room = room;
   state.roomPassword = entry.password ?? null;
+  state.topic = sameName(state.joinTopic?.room, room) ? state.joinTopic : null;
+  state.joinTopic = null;
+  state.menuFor = null;
+  // What we may do in this room: an admin may do it everywhere, an owner in
+  // its own rooms only. HELP, asked below, tells.
+  if (!state.can.announce) state.can = noRights();
   drawRoom();
   const fresh = history.filter((m) => !state.shown.has(messageKey(m)));
   if (fresh.length > 0) {
@@ -433,6 +605,7 @@ function joined(room, entry) {
   addNotice(t(state.lang, entry.rejoin ? "reconnected" : "enteredRoom", { room }));
   send("WHO", { command: "WHO" });
   send("ROOMS", { command: "ROOMS" });
+  askRights();
   if (!rejoin && window.matchMedia("(max-width: 48rem)").matches) {
     $("rooms-panel").open = false; // on a phone, make room for the chat
   }
@@ -440,7 +613,10 @@ function joined(room, entry) {
 }
 
 function onErr(entry = { command: "" }, code, text) {
-  const sentence = t(state.lang, `errors.${code}`) ?? t(state.lang, "unknownError", { text });
+  // `{text}` in a sentence is the server's own text: it names the end of a
+  // ban or a suspension, and the role NOT_ALLOWED needs.
+  const sentence =
+    t(state.lang, `errors.${code}`, { text }) ?? t(state.lang, "unknownError", { text });
   switch (entry.command) {
     case "LOGIN":
       if (state.reconnecting) {
@@ -463,7 +639,27 @@ function onErr(entry = { command: "" }, code, text) {
       // Not said: the text goes back into the field, to be sent again.
       if ($("message").value === "") $("message").value = entry.text;
       break;
+    case "HELP":
+      state.infoLines = [];
+      break;
+    case "KICK":
+      // NO_SUCH_USER: not a member of the room (any more).
+      addNotice(
+        code === "NO_SUCH_USER" ? t(state.lang, "notInThisRoom", { user: entry.user }) : sentence,
+        "error",
+      );
+      break;
+    case "BANS":
+      state.banLines = [];
+      $("bans-status").textContent = sentence;
+      addNotice(sentence, "error");
+      break;
+    case "UNBAN":
+      $("bans-status").textContent = sentence;
+      addNotice(sentence, "error");
+      break;
     case "JOIN":
+      state.joinTopic = null;
       if (code === "BAD_ROOM_PASSWORD") {
         askRoomPassword(entry.room, sentence);
       } else {
@@ -482,7 +678,50 @@ function onErr(entry = { command: "" }, code, text) {
 
 /** The sentence for `BYE <reason>`, or (with `fallback` false) undefined. */
 function byeText(reason, fallback = true) {
-  return t(state.lang, `byes.${reason}`) ?? (fallback ? t(state.lang, "unknownBye", { text: reason }) : undefined);
+  return (
+    t(state.lang, `byes.${reason}`, { text: state.byeText }) ??
+    (fallback ? t(state.lang, "unknownBye", { text: reason }) : undefined)
+  );
+}
+
+/** Asks HELP, quietly: its INFO lines say what this session may do. */
+function askRights() {
+  state.infoLines = [];
+  send("HELP", { command: "HELP", quiet: true });
+}
+
+/**
+ * What the INFO lines of HELP allow, by their first word. `TOPIC` is
+ * listed to everyone (showing the topic); setting it (`TOPIC <topic>`) is
+ * for exactly those who may KICK, so KICK says it.
+ */
+function rightsFrom(lines) {
+  const can = noRights();
+  for (const line of lines) {
+    const keyword = line.trim().split(/\s+/)[0];
+    switch (keyword.toUpperCase()) {
+      case "KICK":
+        can.kick = true;
+        can.topic = true;
+        break;
+      case "BAN":
+        can.ban = true;
+        break;
+      case "UNBAN":
+        can.unban = true;
+        break;
+      case "BANS":
+        can.bans = true;
+        break;
+      case "CLOSE":
+        can.close = true;
+        break;
+      case "ANNOUNCE":
+        can.announce = true;
+        break;
+    }
+  }
+  return can;
 }
 
 /** User and room names compare without regard to case. */
@@ -510,6 +749,8 @@ function applyLanguage() {
   }
   drawRooms();
   drawRoom();
+  drawBans();
+  drawAnnouncement();
   setStatus();
 }
 
@@ -536,6 +777,8 @@ function showView() {
     $("log").replaceChildren();
     state.rooms = [];
     state.members = [];
+    state.topic = null;
+    closeDialogs();
     drawRooms();
     drawRoom();
   }
@@ -591,22 +834,262 @@ function drawRoom() {
   $("leave").hidden = !inRoom;
   $("members-panel").hidden = !inRoom;
   setComposerEnabled(inRoom && state.ready);
-  drawMembers();
+  drawRights();
   for (const button of $("room-list").querySelectorAll("button")) {
     if (sameName(button.textContent, state.room)) button.setAttribute("aria-current", "true");
     else button.removeAttribute("aria-current");
   }
 }
 
+/**
+ * Everything that depends on what HELP said we may do: the member menus,
+ * the topic bar's tools, the Announcement panel.
+ */
+function drawRights() {
+  const inRoom = state.room !== null;
+  $("edit-topic").hidden = !(inRoom && state.can.topic);
+  $("show-bans").hidden = !(inRoom && state.can.bans);
+  $("close-room").hidden = !(inRoom && state.can.close);
+  $("announce-panel").hidden = !(state.loggedIn && state.can.announce);
+  drawTopic();
+  drawMembers();
+}
+
+/** The room's topic above its messages, with who set it and when. */
+function drawTopic() {
+  const topic = state.topic;
+  const tools = [...$("room-tools").children].some((button) => !button.hidden);
+  $("topic-bar").hidden = state.room === null || (!topic && !tools);
+  const line = $("topic");
+  line.replaceChildren();
+  if (!topic) return;
+  const label = document.createElement("strong");
+  label.textContent = t(state.lang, "topicLabel");
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = topic.topic;
+  const by = document.createElement("span");
+  by.className = "meta";
+  by.textContent = t(state.lang, "topicBy", { user: topic.by, time: clock(topic.time) });
+  line.append(label, " ", text, " ", by);
+}
+
+/**
+ * Who is in the room. When we may kick or ban here, each member but
+ * ourselves gets an actions button (`Actions for bob`) that opens a menu:
+ * Kick, Ban…. The arrow keys move in the menu, Escape closes it.
+ */
 function drawMembers() {
   $("members-summary").textContent = t(state.lang, "members", { count: state.members.length });
   const list = $("member-list");
+  // The list is drawn anew; the focus goes back to the same control.
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset : null;
+  const refocus = focused ? { user: focused.user, action: focused.action } : null;
   list.replaceChildren();
-  for (const user of state.members) {
+  const moderate = state.room !== null && (state.can.kick || state.can.ban);
+  if (!moderate) state.menuFor = null;
+  state.members.forEach((user, index) => {
     const item = document.createElement("li");
-    item.textContent = user;
+    const name = document.createElement("span");
+    name.textContent = user;
+    item.append(name);
+    if (moderate && !sameName(user, state.session?.user)) {
+      item.append(memberActions(user, `member-menu-${index}`));
+    }
+    list.append(item);
+  });
+  if (refocus) {
+    for (const control of list.querySelectorAll("button")) {
+      if (control.dataset.user === refocus.user && control.dataset.action === refocus.action) {
+        control.focus();
+      }
+    }
+  }
+}
+
+/** One member's actions button and its menu (open if `state.menuFor`). */
+function memberActions(user, id) {
+  const open = sameName(state.menuFor, user);
+  const wrap = document.createElement("span");
+  wrap.className = "member-actions";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary menu-button";
+  button.textContent = "⋯";
+  button.dataset.user = user;
+  button.dataset.action = "menu";
+  button.setAttribute("aria-label", t(state.lang, "memberActions", { user }));
+  button.setAttribute("aria-haspopup", "menu");
+  button.setAttribute("aria-expanded", String(open));
+  button.setAttribute("aria-controls", id);
+  button.addEventListener("click", () => toggleMenu(user));
+  button.addEventListener("keydown", (event) => {
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      openMenu(user, event.key === "ArrowDown" ? 0 : -1);
+    }
+  });
+  const menu = document.createElement("ul");
+  menu.id = id;
+  menu.className = "menu";
+  menu.setAttribute("role", "menu");
+  menu.setAttribute("aria-label", t(state.lang, "memberActions", { user }));
+  menu.hidden = !open;
+  const actions = [
+    ["kick", "kick", state.can.kick, () => openKick(user)],
+    ["ban", "banEllipsis", state.can.ban, () => openBan(user)],
+  ];
+  for (const [action, key, allowed, run] of actions) {
+    if (!allowed) continue;
+    const item = document.createElement("li");
+    item.setAttribute("role", "none");
+    const choice = document.createElement("button");
+    choice.type = "button";
+    choice.setAttribute("role", "menuitem");
+    choice.tabIndex = -1;
+    choice.textContent = t(state.lang, key);
+    choice.dataset.user = user;
+    choice.dataset.action = action;
+    choice.addEventListener("click", () => {
+      closeMenu(true);
+      run();
+    });
+    item.append(choice);
+    menu.append(item);
+  }
+  menu.addEventListener("keydown", (event) => menuKey(event, menu));
+  wrap.append(button, menu);
+  return wrap;
+}
+
+function toggleMenu(user) {
+  if (sameName(state.menuFor, user)) closeMenu(true);
+  else openMenu(user, 0);
+}
+
+/** Opens `user`'s menu and puts the focus on its item `index` (-1: last). */
+function openMenu(user, index) {
+  state.menuFor = user;
+  drawMembers();
+  const items = [...$("member-list").querySelectorAll(".menu:not([hidden]) [role=menuitem]")];
+  items.at(index)?.focus();
+}
+
+/** Closes the open menu; `refocus`: the focus goes back to its button. */
+function closeMenu(refocus = false) {
+  const user = state.menuFor;
+  if (user === null) return;
+  state.menuFor = null;
+  drawMembers();
+  if (!refocus) return;
+  for (const button of $("member-list").querySelectorAll("[data-action=menu]")) {
+    if (button.dataset.user === user) button.focus();
+  }
+}
+
+/** The keys of a menu: arrows, Home and End move; Escape and Tab leave. */
+function menuKey(event, menu) {
+  const items = [...menu.querySelectorAll("[role=menuitem]")];
+  const at = items.indexOf(document.activeElement);
+  const move = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: items.length - 1 }[event.key];
+  if (move !== undefined) {
+    event.preventDefault();
+    items[(move + items.length) % items.length]?.focus();
+  } else if (event.key === "Escape") {
+    event.preventDefault();
+    closeMenu(true);
+  } else if (event.key === "Tab") {
+    // Back on the menu's button, so that Tab goes on from there.
+    closeMenu(true);
+  }
+}
+
+/** The list of the room's bans, each with its Unban button. */
+function drawBans() {
+  $("bans-heading").textContent = t(state.lang, "bansHeading", { room: state.room ?? "" });
+  const list = $("ban-list");
+  list.replaceChildren();
+  for (const ban of state.bans ?? []) {
+    const item = document.createElement("li");
+    const who = document.createElement("strong");
+    who.textContent = ban.user;
+    const until =
+      ban.until === "forever"
+        ? t(state.lang, "banForever")
+        : t(state.lang, "banUntil", { time: dateTime(ban.until) });
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = `${until}, ${t(state.lang, "bannedBy", { user: ban.by })}`;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary";
+    button.textContent = t(state.lang, "unban");
+    button.setAttribute("aria-label", t(state.lang, "unbanUser", { user: ban.user }));
+    button.hidden = !state.can.unban;
+    button.addEventListener("click", () => {
+      $("bans-status").textContent = "";
+      send(`UNBAN ${ban.user}`, { command: "UNBAN", user: ban.user, room: state.room });
+    });
+    item.append(who, " ", meta, " ", button);
     list.append(item);
   }
+  $("no-bans").hidden = state.bans === null || state.bans.length > 0;
+}
+
+/**
+ * The last announcement (NOTICE) in a banner above every view, until it
+ * is dismissed; it is in the message list too.
+ */
+function drawAnnouncement() {
+  const banner = $("announcement");
+  banner.replaceChildren();
+  const notice = state.announcement;
+  if (!notice) return;
+  const from = document.createElement("strong");
+  from.textContent = t(state.lang, "announcementFrom", {
+    user: notice.from,
+    time: clock(notice.time),
+  });
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = notice.text;
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.className = "secondary";
+  dismiss.textContent = t(state.lang, "dismiss");
+  dismiss.setAttribute("aria-label", t(state.lang, "dismissAnnouncement"));
+  dismiss.addEventListener("click", () => {
+    state.announcement = null;
+    drawAnnouncement();
+  });
+  const body = document.createElement("p");
+  body.append(from, " ", text);
+  banner.append(body, dismiss);
+}
+
+/** A protocol `<time>` as the hour and minute here, or as it came. */
+function clock(time) {
+  const date = new Date(time);
+  if (Number.isNaN(date.getTime())) return time;
+  return date.toLocaleTimeString(state.lang === "pt" ? "pt-BR" : "en", {
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+}
+
+/** A protocol `<time>` as a short date and time here, or as it came. */
+function dateTime(time) {
+  const date = new Date(time);
+  if (Number.isNaN(date.getTime())) return time;
+  return date.toLocaleString(state.lang === "pt" ? "pt-BR" : "en", {
+    dateStyle: "short",
+    timeStyle: "short",
+  });
+}
+
+/** Closes every moderation dialog and menu (we left the room, or the session). */
+function closeDialogs() {
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
 }
 
 function setComposerEnabled(enabled) {
@@ -624,18 +1107,12 @@ function setBusy(busy) {
  * is set with textContent: whatever the text holds is shown, not obeyed.
  */
 function addMessage({ time, user, text, kind = "" }) {
-  if (kind !== "dm") state.shown.add(messageKey({ time, user, text }));
+  if (kind !== "dm" && kind !== "announcement") state.shown.add(messageKey({ time, user, text }));
   const item = document.createElement("li");
   if (kind) item.className = kind;
   const stamp = document.createElement("time");
   stamp.dateTime = time;
-  const date = new Date(time);
-  stamp.textContent = Number.isNaN(date.getTime())
-    ? time
-    : date.toLocaleTimeString(state.lang === "pt" ? "pt-BR" : "en", {
-        hour: "2-digit",
-        minute: "2-digit",
-      });
+  stamp.textContent = clock(time);
   const author = document.createElement("span");
   author.className = "author";
   author.textContent = `${user}:`;
@@ -775,6 +1252,134 @@ $("composer").addEventListener("submit", (event) => {
 });
 
 $("leave").addEventListener("click", () => send("LEAVE", { command: "LEAVE" }));
+
+// Moderation: the member menus' Kick and Ban…, the topic, the bans, closing
+// the room, announcements. Each asks in a dialog, then sends one command;
+// its OK or ERR is said in the message list (see onOk, onErr).
+
+/** Opens `dialog` with its heading set and no error shown. */
+function openDialog(id, heading) {
+  const dialog = $(id);
+  dialog.querySelector("h2").textContent = heading;
+  const error = dialog.querySelector(".dialog-error");
+  if (error) error.textContent = "";
+  dialog.showModal();
+  return dialog;
+}
+
+/** A reason or topic field's text, or null when left blank. */
+function optional(input) {
+  return input.value.trim() === "" ? null : input.value;
+}
+
+function openKick(user) {
+  const heading = t(state.lang, "kickHeading", { user, room: state.room });
+  const dialog = openDialog("kick-dialog", heading);
+  dialog.dataset.user = user;
+  $("kick-reason").value = "";
+  $("kick-reason").focus();
+}
+
+$("kick-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const dialog = $("kick-dialog");
+  const user = dialog.dataset.user;
+  const reason = optional($("kick-reason"));
+  if (send(reason ? `KICK ${user} ${reason}` : `KICK ${user}`, { command: "KICK", user })) {
+    dialog.close();
+  }
+});
+
+function openBan(user) {
+  const heading = t(state.lang, "banHeading", { user, room: state.room });
+  const dialog = openDialog("ban-dialog", heading);
+  dialog.dataset.user = user;
+  $("ban-minutes").value = "";
+  $("ban-reason").value = "";
+  $("ban-minutes").focus();
+}
+
+$("ban-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const dialog = $("ban-dialog");
+  const error = dialog.querySelector(".dialog-error");
+  const user = dialog.dataset.user;
+  const minutesText = $("ban-minutes").value.trim();
+  const reason = optional($("ban-reason"));
+  const minutes = Number(minutesText);
+  const badMinutes =
+    $("ban-minutes").validity.badInput ||
+    (minutesText !== "" && !(/^[0-9]+$/.test(minutesText) && minutes >= 1 && minutes <= 525600));
+  if (badMinutes) {
+    error.textContent = t(state.lang, "badMinutes");
+    $("ban-minutes").focus();
+    return;
+  }
+  // The server reads a first word of digits after the user as the minutes.
+  if (minutesText === "" && reason && /^[0-9]+(\s|$)/.test(reason)) {
+    error.textContent = t(state.lang, "reasonStartsWithNumber");
+    $("ban-reason").focus();
+    return;
+  }
+  const line = ["BAN", user, minutesText, reason].filter(Boolean).join(" ");
+  const entry = { command: "BAN", user, room: state.room, minutes: minutesText ? minutes : null };
+  if (send(line, entry)) dialog.close();
+});
+
+$("edit-topic").addEventListener("click", () => {
+  openDialog("topic-dialog", t(state.lang, "topicHeading", { room: state.room }));
+  $("topic-text").value = state.topic?.topic ?? "";
+  $("topic-text").focus();
+});
+
+$("topic-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const topic = optional($("topic-text"));
+  if (!topic) return;
+  if (send(`TOPIC ${topic}`, { command: "TOPIC", topic })) $("topic-dialog").close();
+});
+
+$("close-room").addEventListener("click", () => {
+  const dialog = openDialog("close-dialog", t(state.lang, "closeHeading", { room: state.room }));
+  dialog.dataset.room = state.room;
+  // The safe choice has the focus: Enter alone does not delete a room.
+  dialog.querySelector(".cancel").focus();
+});
+
+$("close-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const room = $("close-dialog").dataset.room;
+  if (send(`CLOSE ${room}`, { command: "CLOSE", room })) $("close-dialog").close();
+});
+
+/** Asks the room's bans; the list is drawn at OK BANS. */
+function askBans() {
+  state.banLines = [];
+  send("BANS", { command: "BANS" });
+}
+
+$("show-bans").addEventListener("click", () => {
+  state.bans = null;
+  drawBans();
+  $("bans-status").textContent = "";
+  $("bans-dialog").showModal();
+  askBans();
+});
+
+$("announce-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = optional($("announce-text"));
+  if (text) send(`ANNOUNCE ${text}`, { command: "ANNOUNCE", text });
+});
+
+for (const button of document.querySelectorAll("dialog .cancel")) {
+  button.addEventListener("click", () => button.closest("dialog").close());
+}
+
+// A click anywhere but in the open member menu closes it.
+document.addEventListener("click", (event) => {
+  if (state.menuFor !== null && !event.target.closest?.(".member-actions")) closeMenu(false);
+});
 
 $("language").addEventListener("change", (event) => {
   if (event.target.value in catalogs) state.lang = event.target.value;
