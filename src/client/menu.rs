@@ -17,6 +17,9 @@
 //!             ──6──▶ chat                         (only while in a room)
 //!  chat       text ──SAY──   /menu ──▶ main menu (still in the room)
 //!             /leave ──LEAVE──▶ main menu   /who   /msg user text   /help   /quit
+//!             moderation: /kick /ban /unban /bans /topic /close /suspend
+//!             /unsuspend /announce (also at the main menu, as every /command)
+//!  KICKED or CLOSED of the user's room ──▶ main menu (in no room)
 //! ```
 //!
 //! # Which reply belongs to which request
@@ -24,8 +27,27 @@
 //! The server answers every line with exactly one final reply, in order
 //! (PROTOCOL.md, "Session"). So the menu keeps a queue of `Pending`
 //! requests: each `OK`/`ERR` answers the oldest one. Data lines (`ROOM`,
-//! `USER`, `HISTORY`) are collected into the oldest pending request, and
-//! events (`MSG`, `JOINED`, `LEFT`, `DM`) are shown as they come.
+//! `USER`, `HISTORY`, `BANNED`, `INFO`, and `TOPIC` while a `JOIN` or a
+//! `TOPIC` is pending) are collected into the oldest pending request, and
+//! events (`MSG`, `JOINED`, `LEFT`, `DM`, `KICKED`, `CLOSED`, `NOTICE`, a
+//! `TOPIC` that was just set) are shown as they come.
+//!
+//! # What `/help` lists
+//!
+//! No command reveals the user's roles, but the server's `HELP` lists the
+//! moderation commands this session may use (one `INFO` line each, starting
+//! with its keyword). So `/help` sends `HELP`, collects those keywords
+//! without showing the server's English lines, and shows the client's own
+//! help, in the user's language, with the moderation commands that
+//! appeared.
+//!
+//! # Lines this client does not know
+//!
+//! A line whose first word the client does not know is ignored (the
+//! compatibility rule of the moderation protocol): a newer server may send
+//! new events. An `ERR` or `BYE` with an unknown code is still a final
+//! reply, so it answers the oldest request (or ends the session) with the
+//! server's own text. A known line that does not parse is shown as it is.
 //!
 //! One exception needs care: a successful `SAY` has no `OK`; the sender's
 //! own `MSG` echo is its confirmation. Since the server handles a
@@ -43,8 +65,16 @@
 
 use std::collections::VecDeque;
 
-use crate::i18n::{Locale, Msg, RoomInfo};
-use crate::protocol::{ByeReason, Command, LeftReason, ServerLine, PROTOCOL_VERSION};
+use crate::i18n::{BanInfo, Locale, Moderation, Msg, RoomInfo};
+use crate::protocol::{ByeReason, Command, ErrCode, LeftReason, ServerLine, PROTOCOL_VERSION};
+
+/// The first words of the lines the server sends (`ServerLine`). A line
+/// that starts with one of them but does not parse is shown; any other
+/// line is ignored.
+const KNOWN_WORDS: &[&str] = &[
+    "HELLO", "OK", "ERR", "BYE", "PONG", "ROOM", "USER", "HISTORY", "INFO", "MSG", "JOINED",
+    "LEFT", "DM", "KICKED", "TOPIC", "CLOSED", "NOTICE", "BANNED",
+];
 
 /// How a session ended; the binary turns it into the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +139,16 @@ enum Pending {
         /// True when a password was given.
         private: bool,
     },
-    /// `JOIN`: collects `HISTORY` lines until `OK JOIN`.
-    Join(Vec<Msg>),
+    /// `JOIN`: collects `HISTORY` lines and the `TOPIC` line until
+    /// `OK JOIN`.
+    Join {
+        /// The room asked for, as typed (the server may spell it otherwise).
+        room: String,
+        /// The room's recent messages, oldest first.
+        history: Vec<Msg>,
+        /// The room's topic, if it has one.
+        topic: Option<Msg>,
+    },
     /// `LEAVE`.
     Leave,
     /// `SAY`: answered by our own `MSG` echo, or an `ERR`.
@@ -119,16 +157,91 @@ enum Pending {
     Who(Vec<String>),
     /// `DM`.
     Dm,
+    /// `HELP`: collects the moderation commands its `INFO` lines name.
+    Help(Vec<Moderation>),
+    /// `KICK`.
+    Kick {
+        /// The user named, as typed.
+        user: String,
+    },
+    /// `BAN`.
+    Ban {
+        /// The room the user was in when it was sent.
+        room: String,
+        /// For how long; `None` until lifted.
+        minutes: Option<u32>,
+    },
+    /// `UNBAN`.
+    Unban {
+        /// The room the user was in when it was sent.
+        room: String,
+    },
+    /// `BANS`: collects `BANNED` lines until `OK BANS`.
+    Bans {
+        /// The room the user was in when it was sent.
+        room: String,
+        /// The bans listed so far.
+        bans: Vec<BanInfo>,
+    },
+    /// `TOPIC`, reading or setting.
+    Topic {
+        /// The room the user was in when it was sent.
+        room: String,
+        /// True for reading (no text): the `TOPIC` line is collected and
+        /// shown at `OK TOPIC`. When setting, the `TOPIC` event that every
+        /// member gets is the confirmation.
+        read: bool,
+        /// The topic collected while reading.
+        topic: Option<Msg>,
+    },
+    /// `CLOSE`: when it is the user's own room, `CLOSED` puts the user at
+    /// the main menu.
+    Close,
+    /// `SUSPEND`.
+    Suspend {
+        /// For how long; `None` until lifted.
+        minutes: Option<u32>,
+    },
+    /// `UNSUSPEND`.
+    Unsuspend,
+    /// `ANNOUNCE`.
+    Announce,
     /// `QUIT`: answered by `BYE QUIT`.
     Quit,
 }
 
 impl Pending {
     /// True if the reply decides what the next typed line means, so typed
-    /// lines must wait for it. `SAY`, `WHO` and `DM` do not change the
-    /// screen, so chatting never waits.
+    /// lines must wait for it. `SAY`, `WHO`, `DM`, `HELP` and the moderation
+    /// commands other than `CLOSE` do not change the screen, so chatting
+    /// never waits for them.
     fn decides_screen(&self) -> bool {
-        !matches!(self, Pending::Say | Pending::Who(_) | Pending::Dm)
+        matches!(
+            self,
+            Pending::Register
+                | Pending::Login
+                | Pending::Rooms(_)
+                | Pending::Create { .. }
+                | Pending::Join { .. }
+                | Pending::Leave
+                | Pending::Close
+                | Pending::Quit
+        )
+    }
+
+    /// For a moderation request: `Some(true)` if only an admin may make it,
+    /// `Some(false)` if a room's owner may too; `None` for the others.
+    fn admin_only(&self) -> Option<bool> {
+        match self {
+            Pending::Kick { .. }
+            | Pending::Ban { .. }
+            | Pending::Unban { .. }
+            | Pending::Bans { .. }
+            | Pending::Topic { .. }
+            | Pending::Close => Some(false),
+            Pending::Suspend { .. } | Pending::Unsuspend | Pending::Announce => Some(true),
+            _ => None,
+        }
     }
 }
 
@@ -228,8 +341,39 @@ impl Menu {
     }
 
     /// What to do with one line from the server that did not parse as a
-    /// [`ServerLine`].
+    /// [`ServerLine`]. A line whose first word this client does not know is
+    /// ignored; an `ERR` or `BYE` with an unknown code still answers the
+    /// oldest request or ends the session; any other line is shown as it
+    /// is (see the module doc).
     pub fn on_unknown_line(&mut self, line: &str) -> Vec<Action> {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        // What follows the code of an ERR or BYE.
+        let text = rest.split_once(' ').map_or("", |(_, text)| text).to_owned();
+        match word {
+            "ERR" => {
+                let mut actions = vec![self.show(Msg::UnknownError { text })];
+                if let Some(request) = self.pending.pop_front() {
+                    actions.extend(self.on_err(request));
+                }
+                actions.extend(self.after_reply());
+                actions
+            }
+            "BYE" => {
+                self.quitting = true;
+                vec![
+                    self.show(Msg::UnknownBye { text }),
+                    Action::Quit(Ending::ServerClosed),
+                ]
+            }
+            word if KNOWN_WORDS.contains(&word) => self.on_garbled(line),
+            // The compatibility rule: a newer server's line, not for us.
+            _ => Vec::new(),
+        }
+    }
+
+    /// What to do with something from the server that is not a line at all
+    /// (too long, not UTF-8), or a known line that does not parse: show it.
+    pub fn on_garbled(&mut self, line: &str) -> Vec<Action> {
         vec![self.show(Msg::UnknownLine {
             line: line.to_owned(),
         })]
@@ -242,19 +386,89 @@ impl Menu {
                 vec![self.show(Msg::UnknownProtocolVersion { version: *version })]
             }
             // PONG: the network thread swallows its own keepalive replies,
-            // and the menu never sends PING. INFO: the menu never sends
-            // HELP (its /help is local, in the user's language).
-            ServerLine::Hello { .. } | ServerLine::Pong { .. } | ServerLine::Info { .. } => {
+            // and the menu never sends PING.
+            ServerLine::Hello { .. } | ServerLine::Pong { .. } => Vec::new(),
+            // INFO: only `/help` sends HELP, and its lines are read, not
+            // shown (the help shown is the client's own, localized).
+            ServerLine::Info { text } => {
+                if let (Some(Pending::Help(allowed)), Some(command)) =
+                    (self.pending.front_mut(), moderation_in_help(text))
+                {
+                    if !allowed.contains(&command) {
+                        allowed.push(command);
+                    }
+                }
                 Vec::new()
             }
-            // Moderation lines: shown as they are until the menu learns them.
-            ServerLine::Kicked { .. }
-            | ServerLine::Topic { .. }
-            | ServerLine::Closed { .. }
-            | ServerLine::Notice { .. }
-            | ServerLine::Banned { .. } => vec![self.show(Msg::UnknownLine {
-                line: line.to_string(),
+            ServerLine::Kicked { room, by, reason } => self.put_out(
+                room,
+                Msg::YouWereKicked {
+                    room: room.clone(),
+                    by: by.clone(),
+                    reason: reason.clone(),
+                },
+            ),
+            ServerLine::Closed { room, by } => self.put_out(
+                room,
+                Msg::RoomClosed {
+                    room: room.clone(),
+                    by: by.clone(),
+                },
+            ),
+            ServerLine::Topic {
+                room,
+                by,
+                time,
+                topic,
+            } => {
+                let current = Msg::RoomTopic {
+                    room: room.clone(),
+                    by: by.clone(),
+                    time: *time,
+                    topic: topic.clone(),
+                };
+                match self.pending.front_mut() {
+                    // The data line of JOIN (after HISTORY, before OK JOIN).
+                    Some(Pending::Join {
+                        room: joining,
+                        topic: slot,
+                        ..
+                    }) if joining.eq_ignore_ascii_case(room) => {
+                        *slot = Some(current);
+                        Vec::new()
+                    }
+                    // The answer to reading the topic.
+                    Some(Pending::Topic {
+                        read: true,
+                        topic: slot,
+                        ..
+                    }) => {
+                        *slot = Some(current);
+                        Vec::new()
+                    }
+                    // Set just now, by the user or someone else.
+                    _ => vec![self.show(Msg::TopicChanged {
+                        by: by.clone(),
+                        topic: topic.clone(),
+                    })],
+                }
+            }
+            ServerLine::Notice { from, text, .. } => vec![self.show(Msg::Notice {
+                from: from.clone(),
+                text: text.clone(),
             })],
+            ServerLine::Banned {
+                user, until, by, ..
+            } => {
+                if let Some(Pending::Bans { bans, .. }) = self.pending.front_mut() {
+                    bans.push(BanInfo {
+                        user: user.clone(),
+                        until: *until,
+                        by: by.clone(),
+                    });
+                }
+                Vec::new()
+            }
             ServerLine::Msg {
                 room, user, text, ..
             } => {
@@ -277,8 +491,9 @@ impl Menu {
             ServerLine::Left { user, reason, .. } => {
                 let user = user.clone();
                 vec![self.show(match reason {
-                    LeftReason::Leave | LeftReason::Kick => Msg::UserLeft { user },
+                    LeftReason::Leave => Msg::UserLeft { user },
                     LeftReason::Quit => Msg::UserDisconnected { user },
+                    LeftReason::Kick => Msg::UserKicked { user },
                 })]
             }
             ServerLine::Dm { from, text, .. } => vec![self.show(Msg::DirectMessage {
@@ -294,7 +509,7 @@ impl Menu {
                     text: text.clone(),
                 };
                 match self.pending.front_mut() {
-                    Some(Pending::Join(history)) => {
+                    Some(Pending::Join { history, .. }) => {
                         history.push(line);
                         Vec::new()
                     }
@@ -325,14 +540,15 @@ impl Menu {
                 Some(request) => self.on_ok(request, rest),
                 None => Vec::new(),
             },
-            ServerLine::Err { code, .. } => {
-                let mut actions = vec![self.show(Msg::Error(*code))];
-                if let Some(request) = self.pending.pop_front() {
+            ServerLine::Err { code, text } => {
+                let request = self.pending.pop_front();
+                let mut actions = vec![self.show(error_sentence(*code, text, request.as_ref()))];
+                if let Some(request) = request {
                     actions.extend(self.on_err(request));
                 }
                 actions
             }
-            ServerLine::Bye { reason, .. } => return self.on_bye(*reason),
+            ServerLine::Bye { reason, text } => return self.on_bye(*reason, text),
         };
         actions.extend(self.after_reply());
         actions
@@ -358,7 +574,7 @@ impl Menu {
                 room: rest.into(),
                 private,
             })]),
-            Pending::Join(history) => {
+            Pending::Join { history, topic, .. } => {
                 self.room = Some(rest.to_owned());
                 self.screen = Screen::Chat;
                 let mut actions = vec![self.show(Msg::EnteredRoom { room: rest.into() })];
@@ -369,6 +585,7 @@ impl Menu {
                     actions.extend(history.into_iter().map(|line| self.show(line)));
                     actions.push(self.show(Msg::HistoryEnd));
                 }
+                actions.extend(topic.map(|topic| self.show(topic)));
                 actions
             }
             Pending::Leave => {
@@ -385,6 +602,37 @@ impl Menu {
                     _ => Msg::DmDelivered { user },
                 })]
             }
+            Pending::Help(mut allowed) => {
+                allowed.sort_by_key(|c| Moderation::ALL.iter().position(|m| m == c));
+                vec![self.show(Msg::Help { allowed })]
+            }
+            Pending::Kick { .. } => vec![self.show(Msg::KickDone { user: rest.into() })],
+            Pending::Ban { room, minutes } => vec![self.show(Msg::BanDone {
+                user: rest.into(),
+                room,
+                minutes,
+            })],
+            Pending::Unban { room } => vec![self.show(Msg::UnbanDone {
+                user: rest.into(),
+                room,
+            })],
+            Pending::Bans { room, bans } => vec![self.show(Msg::BanList { room, bans })],
+            Pending::Topic {
+                read: true,
+                topic,
+                room,
+            } => vec![self.show(topic.unwrap_or(Msg::NoTopic { room }))],
+            // The TOPIC event every member gets has shown the new topic.
+            Pending::Topic { read: false, .. } => Vec::new(),
+            Pending::Close => vec![self.show(Msg::CloseDone { room: rest.into() })],
+            Pending::Suspend { minutes } => vec![self.show(Msg::SuspendDone {
+                user: rest.into(),
+                minutes,
+            })],
+            Pending::Unsuspend => vec![self.show(Msg::UnsuspendDone { user: rest.into() })],
+            Pending::Announce => vec![self.show(Msg::AnnounceDone {
+                count: rest.trim().parse().unwrap_or(0),
+            })],
             // Neither has an OK; a server that sends one anyway is ignored.
             Pending::Say | Pending::Quit => Vec::new(),
         }
@@ -398,23 +646,62 @@ impl Menu {
                 self.screen = Screen::Start;
                 vec![self.show(Msg::StartMenu)]
             }
-            Pending::Rooms(_) | Pending::Create { .. } | Pending::Join(_) | Pending::Leave => {
+            Pending::Rooms(_) | Pending::Create { .. } | Pending::Join { .. } | Pending::Leave => {
                 self.main_menu(Vec::new())
             }
-            Pending::Say | Pending::Who(_) | Pending::Dm | Pending::Quit => Vec::new(),
+            // The commands everybody has are still worth listing.
+            Pending::Help(_) => vec![self.show(Msg::Help {
+                allowed: Vec::new(),
+            })],
+            Pending::Say
+            | Pending::Who(_)
+            | Pending::Dm
+            | Pending::Kick { .. }
+            | Pending::Ban { .. }
+            | Pending::Unban { .. }
+            | Pending::Bans { .. }
+            | Pending::Topic { .. }
+            | Pending::Close
+            | Pending::Suspend { .. }
+            | Pending::Unsuspend
+            | Pending::Announce
+            | Pending::Quit => Vec::new(),
         }
     }
 
     /// Handles `BYE`: the session is over either way.
-    fn on_bye(&mut self, reason: ByeReason) -> Vec<Action> {
+    fn on_bye(&mut self, reason: ByeReason, text: &str) -> Vec<Action> {
         self.quitting = true;
-        if reason == ByeReason::Quit {
-            vec![self.show(Msg::Goodbye), Action::Quit(Ending::Quit)]
-        } else {
-            vec![
-                self.show(Msg::ServerBye(reason)),
-                Action::Quit(Ending::ServerClosed),
-            ]
+        let why = match reason {
+            ByeReason::Quit => {
+                return vec![self.show(Msg::Goodbye), Action::Quit(Ending::Quit)];
+            }
+            // The server's text names when the suspension ends.
+            ByeReason::Suspended => Msg::SuspendedBye { text: text.into() },
+            _ => Msg::ServerBye(reason),
+        };
+        vec![self.show(why), Action::Quit(Ending::ServerClosed)]
+    }
+
+    /// Handles `KICKED` and `CLOSED`: shows `why`, and if `room` is the
+    /// user's room, the user is in no room now. In chat mode, and at the
+    /// main menu (whose options 5 and 6 named the room), the main menu is
+    /// shown; a question being asked (a room's name, ...) or a reply still
+    /// to come decides the next screen itself.
+    fn put_out(&mut self, room: &str, why: Msg) -> Vec<Action> {
+        let shown = vec![self.show(why)];
+        let ours = self
+            .room
+            .as_deref()
+            .is_some_and(|current| current.eq_ignore_ascii_case(room));
+        if !ours {
+            return shown;
+        }
+        self.room = None;
+        match self.screen {
+            Screen::Chat => self.main_menu(shown),
+            Screen::Main if !self.waiting_for_screen() => self.main_menu(shown),
+            _ => shown,
         }
     }
 
@@ -499,8 +786,11 @@ impl Menu {
         })
     }
 
-    /// A choice of the main menu.
+    /// A choice of the main menu, or a `/command`.
     fn main_choice(&mut self, choice: &str) -> Vec<Action> {
+        if choice.starts_with('/') {
+            return self.slash_command(choice);
+        }
         let room = self.room.clone();
         match (choice, room) {
             ("1", _) => self
@@ -558,7 +848,13 @@ impl Menu {
             return self.main_menu(Vec::new());
         }
         self.screen = Screen::Main;
-        self.request(&format!("JOIN {line}"), Pending::Join(Vec::new()))
+        let room = line.split(' ').next().unwrap_or(line).to_owned();
+        let pending = Pending::Join {
+            room,
+            history: Vec::new(),
+            topic: None,
+        };
+        self.request(&format!("JOIN {line}"), pending)
             .unwrap_or_else(|shown| self.main_menu(shown))
     }
 
@@ -572,6 +868,11 @@ impl Menu {
                 .request(&format!("SAY {line}"), Pending::Say)
                 .unwrap_or_else(|shown| shown);
         }
+        self.slash_command(line)
+    }
+
+    /// A `/command`, typed in chat mode or at the main menu.
+    fn slash_command(&mut self, line: &str) -> Vec<Action> {
         let (command, args) = line.split_once(' ').unwrap_or((line, ""));
         match command.to_ascii_lowercase().as_str() {
             "/menu" => self.main_menu(Vec::new()),
@@ -585,8 +886,23 @@ impl Menu {
                     .unwrap_or_else(|shown| shown),
                 _ => vec![self.show(Msg::MsgUsage)],
             },
-            "/help" => vec![self.show(Msg::ChatHelp)],
+            "/help" => self
+                .request("HELP", Pending::Help(Vec::new()))
+                .unwrap_or_default(),
             "/quit" => self.quit(),
+            "/kick" => self.moderate("KICK", args, Moderation::Kick),
+            "/ban" => self.moderate("BAN", args, Moderation::Ban),
+            "/unban" => self.moderate("UNBAN", args, Moderation::Unban),
+            "/bans" => self.moderate("BANS", args, Moderation::Bans),
+            "/topic" => self.moderate("TOPIC", args, Moderation::SetTopic),
+            "/close" => match (args.trim(), self.room.clone()) {
+                ("", Some(room)) => self.moderate("CLOSE", &room, Moderation::Close),
+                ("", None) => vec![self.show(Msg::ModerationUsage(Moderation::Close))],
+                (room, _) => self.moderate("CLOSE", room, Moderation::Close),
+            },
+            "/suspend" => self.moderate("SUSPEND", args, Moderation::Suspend),
+            "/unsuspend" => self.moderate("UNSUSPEND", args, Moderation::Unsuspend),
+            "/announce" => self.moderate("ANNOUNCE", args, Moderation::Announce),
             _ => vec![self.show(Msg::UnknownChatCommand {
                 command: command.to_owned(),
             })],
@@ -614,6 +930,53 @@ impl Menu {
         }
     }
 
+    /// Sends `<keyword> <args>` (the keyword alone when `args` is blank),
+    /// checked like every request; a line the protocol refuses for its
+    /// arguments gets the usage of `usage`.
+    fn moderate(&mut self, keyword: &str, args: &str, usage: Moderation) -> Vec<Action> {
+        let args = args.trim();
+        let line = if args.is_empty() {
+            keyword.to_owned()
+        } else {
+            format!("{keyword} {args}")
+        };
+        let command = match Command::parse(&line) {
+            Ok(command) => command,
+            Err(refused) if refused.code == ErrCode::BadArgs => {
+                return vec![self.show(Msg::ModerationUsage(usage))];
+            }
+            Err(refused) => return vec![self.show(Msg::Error(refused.code))],
+        };
+        let room = self.room.clone().unwrap_or_default();
+        let pending = match &command {
+            Command::Kick { user, .. } => Pending::Kick {
+                user: user.to_string(),
+            },
+            Command::Ban { minutes, .. } => Pending::Ban {
+                room,
+                minutes: *minutes,
+            },
+            Command::Unban { .. } => Pending::Unban { room },
+            Command::Bans => Pending::Bans {
+                room,
+                bans: Vec::new(),
+            },
+            Command::Topic { topic } => Pending::Topic {
+                room,
+                read: topic.is_none(),
+                topic: None,
+            },
+            Command::Close { .. } => Pending::Close,
+            Command::Suspend { minutes, .. } => Pending::Suspend { minutes: *minutes },
+            Command::Unsuspend { .. } => Pending::Unsuspend,
+            Command::Announce { .. } => Pending::Announce,
+            // Every keyword passed in is one of the above.
+            _ => return vec![self.show(Msg::ModerationUsage(usage))],
+        };
+        self.pending.push_back(pending);
+        vec![Action::Send(command.to_string())]
+    }
+
     /// Sends `QUIT`; everything typed after it is ignored.
     fn quit(&mut self) -> Vec<Action> {
         self.quitting = true;
@@ -633,6 +996,47 @@ impl Menu {
     /// Renders `msg` in the user's language.
     fn show(&self, msg: Msg) -> Action {
         Action::Show(msg.render(self.locale))
+    }
+}
+
+/// The moderation command that a line of the server's `HELP` names, if
+/// any: the line starts with its keyword; `TOPIC <topic>` (with an
+/// argument in `<>`) is setting the topic, `TOPIC` alone reading it.
+fn moderation_in_help(line: &str) -> Option<Moderation> {
+    let mut words = line.split_whitespace();
+    let keyword = words.next()?.to_ascii_uppercase();
+    Some(match keyword.as_str() {
+        "KICK" => Moderation::Kick,
+        "BAN" => Moderation::Ban,
+        "UNBAN" => Moderation::Unban,
+        "BANS" => Moderation::Bans,
+        "TOPIC" if words.next().is_some_and(|w| w.starts_with('<')) => Moderation::SetTopic,
+        "CLOSE" => Moderation::Close,
+        "SUSPEND" => Moderation::Suspend,
+        "UNSUSPEND" => Moderation::Unsuspend,
+        "ANNOUNCE" => Moderation::Announce,
+        _ => return None,
+    })
+}
+
+/// The sentence for `ERR <code> <text>` in answer to `request`: most codes
+/// have one sentence, but `BANNED` and `SUSPENDED` carry the server's text
+/// (it names the end), and a refused moderation command says who may use
+/// it.
+fn error_sentence(code: ErrCode, text: &str, request: Option<&Pending>) -> Msg {
+    match (code, request) {
+        (ErrCode::Banned | ErrCode::Suspended, _) => Msg::ErrorWithText {
+            code,
+            text: text.to_owned(),
+        },
+        (ErrCode::NotAllowed, Some(request)) => match request.admin_only() {
+            Some(admin_only) => Msg::NotAllowed { admin_only },
+            None => Msg::Error(code),
+        },
+        (ErrCode::NoSuchUser, Some(Pending::Kick { user })) => {
+            Msg::NotAMember { user: user.clone() }
+        }
+        _ => Msg::Error(code),
     }
 }
 
