@@ -194,9 +194,12 @@ enum Pending {
         /// The topic collected while reading.
         topic: Option<Msg>,
     },
-    /// `CLOSE`: when it is the user's own room, `CLOSED` puts the user at
-    /// the main menu.
-    Close,
+    /// `CLOSE`.
+    Close {
+        /// True when it is the user's own room: `CLOSED` then puts the user
+        /// at the main menu, so what is typed meanwhile waits.
+        ours: bool,
+    },
     /// `SUSPEND`.
     Suspend {
         /// For how long; `None` until lifted.
@@ -213,8 +216,8 @@ enum Pending {
 impl Pending {
     /// True if the reply decides what the next typed line means, so typed
     /// lines must wait for it. `SAY`, `WHO`, `DM`, `HELP` and the moderation
-    /// commands other than `CLOSE` do not change the screen, so chatting
-    /// never waits for them.
+    /// commands other than `CLOSE` of the user's own room do not change the
+    /// screen, so chatting never waits for them.
     fn decides_screen(&self) -> bool {
         matches!(
             self,
@@ -224,7 +227,7 @@ impl Pending {
                 | Pending::Create { .. }
                 | Pending::Join { .. }
                 | Pending::Leave
-                | Pending::Close
+                | Pending::Close { ours: true }
                 | Pending::Quit
         )
     }
@@ -238,7 +241,7 @@ impl Pending {
             | Pending::Unban { .. }
             | Pending::Bans { .. }
             | Pending::Topic { .. }
-            | Pending::Close => Some(false),
+            | Pending::Close { .. } => Some(false),
             Pending::Suspend { .. } | Pending::Unsuspend | Pending::Announce => Some(true),
             _ => None,
         }
@@ -624,7 +627,7 @@ impl Menu {
             } => vec![self.show(topic.unwrap_or(Msg::NoTopic { room }))],
             // The TOPIC event every member gets has shown the new topic.
             Pending::Topic { read: false, .. } => Vec::new(),
-            Pending::Close => vec![self.show(Msg::CloseDone { room: rest.into() })],
+            Pending::Close { .. } => vec![self.show(Msg::CloseDone { room: rest.into() })],
             Pending::Suspend { minutes } => vec![self.show(Msg::SuspendDone {
                 user: rest.into(),
                 minutes,
@@ -661,7 +664,7 @@ impl Menu {
             | Pending::Unban { .. }
             | Pending::Bans { .. }
             | Pending::Topic { .. }
-            | Pending::Close
+            | Pending::Close { .. }
             | Pending::Suspend { .. }
             | Pending::Unsuspend
             | Pending::Announce
@@ -966,7 +969,12 @@ impl Menu {
                 read: topic.is_none(),
                 topic: None,
             },
-            Command::Close { .. } => Pending::Close,
+            Command::Close { room: closing } => Pending::Close {
+                ours: self
+                    .room
+                    .as_deref()
+                    .is_some_and(|current| closing.as_str().eq_ignore_ascii_case(current)),
+            },
             Command::Suspend { minutes, .. } => Pending::Suspend { minutes: *minutes },
             Command::Unsuspend { .. } => Pending::Unsuspend,
             Command::Announce { .. } => Pending::Announce,
@@ -1544,5 +1552,660 @@ mod tests {
             sent(&s.input("sala y pass word")),
             ["CREATE sala pass word"]
         );
+    }
+
+    /// Each moderation slash command sends its protocol line, in a room and
+    /// at the main menu; one typed without what it needs shows its usage
+    /// and sends nothing.
+    #[test]
+    fn moderation_commands_send_their_lines() {
+        let mut s = Script::in_room(Locale::En, "prof", "sala");
+        for (typed, line) in [
+            ("/kick bob", "KICK bob"),
+            (
+                "/kick bob please stop flooding",
+                "KICK bob please stop flooding",
+            ),
+            ("/ban bob", "BAN bob"),
+            ("/ban bob 30", "BAN bob 30"),
+            ("/ban bob 30 flooding", "BAN bob 30 flooding"),
+            ("/ban bob flooding again", "BAN bob flooding again"),
+            ("/unban bob", "UNBAN bob"),
+            ("/bans", "BANS"),
+            ("/topic", "TOPIC"),
+            ("/topic   ", "TOPIC"),
+            (
+                "/topic Exam review until 10:00",
+                "TOPIC Exam review until 10:00",
+            ),
+            ("/close other", "CLOSE other"),
+            ("/suspend eve", "SUSPEND eve"),
+            ("/suspend eve 1440 cheating", "SUSPEND eve 1440 cheating"),
+            ("/unsuspend eve", "UNSUSPEND eve"),
+            (
+                "/announce class ends in five minutes",
+                "ANNOUNCE class ends in five minutes",
+            ),
+            ("/KICK bob", "KICK bob"),
+            ("/close", "CLOSE sala"),
+        ] {
+            assert_eq!(sent(&s.input(typed)), [line], "{typed}");
+        }
+        // Closing the user's own room decides the next screen, so what is
+        // typed now waits for the replies (here, all refusals).
+        assert!(s.input("/kick").is_empty());
+        for _ in 0..17 {
+            s.server("ERR NOT_ALLOWED Only the room's owner or an admin may.");
+        }
+        let out = s.server("ERR NOT_ALLOWED Only the room's owner or an admin may.");
+        assert_shows(&out, "Usage: /kick <user> [reason]");
+        assert!(s.menu.in_chat());
+        for (typed, usage) in [
+            ("/kick", "Usage: /kick <user> [reason]"),
+            (
+                "/ban",
+                "Usage: /ban <user> [minutes] [reason] (minutes: 1 to 525600)",
+            ),
+            (
+                "/ban bob 0",
+                "Usage: /ban <user> [minutes] [reason] (minutes: 1 to 525600)",
+            ),
+            (
+                "/ban bob 525601",
+                "Usage: /ban <user> [minutes] [reason] (minutes: 1 to 525600)",
+            ),
+            ("/unban", "Usage: /unban <user>"),
+            ("/unban bob carol", "Usage: /unban <user>"),
+            ("/bans all", "Usage: /bans"),
+            (
+                "/suspend",
+                "Usage: /suspend <user> [minutes] [reason] (minutes: 1 to 525600)",
+            ),
+            ("/unsuspend", "Usage: /unsuspend <user>"),
+            ("/announce", "Usage: /announce <text>"),
+            (
+                "/close a b",
+                "Usage: /close <room> (or /close alone, in the room to close)",
+            ),
+        ] {
+            let out = s.input(typed);
+            assert!(sent(&out).is_empty(), "{typed}");
+            assert_eq!(shown(&out), [usage], "{typed}");
+        }
+        // Text the protocol refuses is refused here, with its sentence.
+        let out = s.input("/announce \x1b[2Jhi");
+        assert!(sent(&out).is_empty());
+        assert_shows(&out, &Msg::Error(ErrCode::BadText).render(Locale::En));
+
+        // At the main menu, a line that starts with / is a command too;
+        // /close alone needs a room.
+        let mut s = Script::logged_in(Locale::PtBr, "prof");
+        assert_eq!(
+            sent(&s.input("/announce a aula acabou")),
+            ["ANNOUNCE a aula acabou"]
+        );
+        assert_eq!(sent(&s.input("/suspend eve 10")), ["SUSPEND eve 10"]);
+        assert_eq!(sent(&s.input("/close sala")), ["CLOSE sala"]);
+        let out = s.input("/close");
+        assert!(sent(&out).is_empty());
+        assert_eq!(
+            shown(&out),
+            ["Uso: /close <sala> (ou /close sozinho, na sala a fechar)"]
+        );
+        // Numbers still choose options.
+        assert_eq!(sent(&s.input("1")), ["ROOMS"]);
+    }
+
+    /// The OK of each moderation command is a sentence in each language.
+    #[test]
+    fn moderation_replies_are_sentences() {
+        for (locale, expected) in [
+            (
+                Locale::En,
+                [
+                    "You removed bob from the room.",
+                    "bob is banned from sala for 30 minutes.",
+                    "bob is banned from sala for 1 minute.",
+                    "bob is banned from sala until the ban is lifted (/unban).",
+                    "bob may join sala again.",
+                    "eve is suspended for 1440 minutes: their sessions are closed and they cannot log in.",
+                    "eve is suspended until the suspension is lifted (/unsuspend): their sessions are closed and they cannot log in.",
+                    "eve may log in again.",
+                    "Notice sent to 12 connections.",
+                    "Notice sent to 1 connection.",
+                    "The room other is closed: its messages, bans and topic are deleted.",
+                ],
+            ),
+            (
+                Locale::PtBr,
+                [
+                    "Você removeu bob da sala.",
+                    "bob fica fora de sala por 30 minutos.",
+                    "bob fica fora de sala por 1 minuto.",
+                    "bob fica fora de sala até o banimento ser retirado (/unban).",
+                    "bob pode entrar de novo em sala.",
+                    "A conta eve está suspensa por 1440 minutos: as sessões dela foram encerradas e ela não consegue entrar.",
+                    "A conta eve está suspensa até a suspensão ser retirada (/unsuspend): as sessões dela foram encerradas e ela não consegue entrar.",
+                    "A conta eve pode entrar de novo.",
+                    "Aviso enviado a 12 conexões.",
+                    "Aviso enviado a 1 conexão.",
+                    "A sala other foi fechada: as mensagens, os banimentos e o tópico dela foram apagados.",
+                ],
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "prof", "sala");
+            let mut got = Vec::new();
+            for (typed, reply) in [
+                ("/kick bob", "OK KICK bob"),
+                ("/ban bob 30", "OK BAN bob"),
+                ("/ban bob 1 again", "OK BAN bob"),
+                ("/ban bob", "OK BAN bob"),
+                ("/unban bob", "OK UNBAN bob"),
+                ("/suspend eve 1440", "OK SUSPEND eve"),
+                ("/suspend eve", "OK SUSPEND eve"),
+                ("/unsuspend eve", "OK UNSUSPEND eve"),
+                ("/announce hi", "OK ANNOUNCE 12"),
+                ("/announce hi", "OK ANNOUNCE 1"),
+                ("/close other", "OK CLOSE other"),
+            ] {
+                assert_eq!(sent(&s.input(typed)).len(), 1, "{typed}");
+                got.extend(shown(&s.server(reply)));
+            }
+            assert_eq!(got, expected);
+            // Still chatting in the room.
+            assert!(s.menu.in_chat());
+            assert_eq!(sent(&s.input("oi")), ["SAY oi"]);
+        }
+    }
+
+    /// A refused moderation command says who may use it; `/kick` of
+    /// someone who is not in the room says so.
+    #[test]
+    fn moderation_refusals_say_who_may() {
+        for (locale, owner, admin, member) in [
+            (
+                Locale::En,
+                "Only the room's owner or an admin may do that, and nobody may kick or ban \
+                 themselves or an admin.",
+                "Only an admin may do that, and nobody may suspend themselves or an admin.",
+                "bob is not in this room.",
+            ),
+            (
+                Locale::PtBr,
+                "Só o dono da sala ou um administrador pode fazer isso, e ninguém pode remover ou \
+                 banir a si mesmo nem um administrador.",
+                "Só um administrador pode fazer isso, e ninguém pode suspender a si mesmo nem um \
+                 administrador.",
+                "bob não está nesta sala.",
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "alice", "sala");
+            for typed in [
+                "/kick bob",
+                "/ban bob",
+                "/unban bob",
+                "/bans",
+                "/topic x",
+                "/close",
+            ] {
+                s.input(typed);
+                assert_eq!(
+                    shown(&s.server("ERR NOT_ALLOWED Only the room's owner or an admin may.")),
+                    [owner],
+                    "{typed}"
+                );
+            }
+            for typed in ["/suspend bob", "/unsuspend bob", "/announce hi"] {
+                s.input(typed);
+                assert_eq!(
+                    shown(&s.server("ERR NOT_ALLOWED Only an admin may.")),
+                    [admin],
+                    "{typed}"
+                );
+            }
+            s.input("/kick bob");
+            assert_eq!(shown(&s.server("ERR NO_SUCH_USER No such user.")), [member]);
+            s.input("/unban bob");
+            assert_eq!(
+                shown(&s.server("ERR NOT_BANNED bob is not banned.")),
+                [Msg::Error(ErrCode::NotBanned).render(locale)]
+            );
+            assert!(s.menu.in_chat());
+        }
+    }
+
+    /// `/bans` collects the BANNED lines into one list: who, until when
+    /// (readable, in UTC) or until lifted, and by whom.
+    #[test]
+    fn bans_are_listed() {
+        for (locale, list, empty) in [
+            (
+                Locale::En,
+                [
+                    "Bans in sala (2):",
+                    "  bob until 2026-11-30 08:50 UTC, by prof",
+                    "  eve until lifted, by carol",
+                ],
+                "Nobody is banned from sala.",
+            ),
+            (
+                Locale::PtBr,
+                [
+                    "Banimentos em sala (2):",
+                    "  bob até 30/11/2026 08:50 UTC, por prof",
+                    "  eve até ser retirado, por carol",
+                ],
+                "Ninguém está banido de sala.",
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "prof", "sala");
+            assert_eq!(sent(&s.input("/bans")), ["BANS"]);
+            assert!(s
+                .server("BANNED sala bob 2026-11-30T08:50:09.123Z prof")
+                .is_empty());
+            assert!(s.server("BANNED sala eve forever carol").is_empty());
+            assert_eq!(shown(&s.server("OK BANS 2")), list);
+            s.input("/bans");
+            assert_eq!(shown(&s.server("OK BANS 0")), [empty]);
+        }
+    }
+
+    /// The topic: shown after the history on joining, as the answer to
+    /// `/topic`, and when someone sets it.
+    #[test]
+    fn topic_is_shown() {
+        for (locale, entered, current, none, changed) in [
+            (
+                Locale::En,
+                "You are in sala. Type to chat; /menu opens the menu, /leave leaves the room, \
+                 /help lists the commands.",
+                "Topic of sala: Exam review (set by prof, 2026-11-30 07:50 UTC)",
+                "other has no topic.",
+                "*** prof set the topic: Exam on Friday ***",
+            ),
+            (
+                Locale::PtBr,
+                "Você está na sala sala. Digite para conversar; /menu abre o menu, /leave sai da \
+                 sala, /help lista os comandos.",
+                "Tópico de sala: Exam review (definido por prof em 30/11/2026 07:50 UTC)",
+                "A sala other não tem tópico.",
+                "*** prof definiu o tópico: Exam on Friday ***",
+            ),
+        ] {
+            let mut s = Script::logged_in(locale, "bob");
+            s.input("3");
+            assert_eq!(sent(&s.input("SALA")), ["JOIN SALA"]);
+            assert!(s
+                .server("HISTORY sala 2026-11-30T07:49:00.000Z prof hello")
+                .is_empty());
+            assert!(s
+                .server("TOPIC sala prof 2026-11-30T07:50:09.123Z Exam review")
+                .is_empty());
+            let out = shown(&s.server("OK JOIN sala"));
+            assert_eq!(out[0], entered);
+            assert_eq!(out.last().map(String::as_str), Some(current));
+
+            // /topic reads it.
+            assert_eq!(sent(&s.input("/topic")), ["TOPIC"]);
+            assert!(s
+                .server("TOPIC sala prof 2026-11-30T07:50:09.123Z Exam review")
+                .is_empty());
+            assert_eq!(shown(&s.server("OK TOPIC")), [current]);
+
+            // Set by someone: an event.
+            assert_eq!(
+                shown(&s.server("TOPIC sala prof 2026-11-30T08:00:00.000Z Exam on Friday")),
+                [changed]
+            );
+            // Set by the user: the event is the confirmation; OK adds nothing.
+            assert_eq!(
+                sent(&s.input("/topic Exam on Friday")),
+                ["TOPIC Exam on Friday"]
+            );
+            assert_eq!(
+                shown(&s.server("TOPIC sala prof 2026-11-30T08:00:00.000Z Exam on Friday")),
+                [changed]
+            );
+            assert!(s.server("OK TOPIC").is_empty());
+
+            // A room without a topic.
+            let mut s = Script::in_room(locale, "bob", "other");
+            s.input("/topic");
+            assert_eq!(shown(&s.server("OK TOPIC")), [none]);
+        }
+    }
+
+    /// Kicked: the user sees who did it and why, and is back at the main
+    /// menu in no room; the others see that someone was removed.
+    #[test]
+    fn kicked_goes_back_to_the_menu() {
+        for (locale, others, you, you_no_reason, menu_title) in [
+            (
+                Locale::En,
+                "*** bob was removed from the room. ***",
+                "*** You were removed from sala by prof: please stop flooding ***",
+                "*** You were removed from sala by prof. ***",
+                "--- Main menu ---",
+            ),
+            (
+                Locale::PtBr,
+                "*** bob foi removido da sala. ***",
+                "*** Você foi removido da sala sala por prof: please stop flooding ***",
+                "*** Você foi removido da sala sala por prof. ***",
+                "--- Menu principal ---",
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "alice", "sala");
+            assert_eq!(shown(&s.server("LEFT sala bob kick")), [others]);
+
+            let out = s.server("KICKED sala prof please stop flooding");
+            assert_eq!(shown(&out)[..2], [you, menu_title]);
+            assert_hides(&out, "5 -");
+            assert!(!s.menu.in_chat());
+            // In no room: 5 is not an option, 3 joins.
+            assert_shows(&s.input("5"), &Msg::InvalidOption.render(locale));
+            s.input("3");
+            assert_eq!(sent(&s.input("sala")), ["JOIN sala"]);
+            s.server("OK JOIN sala");
+            assert!(s.menu.in_chat());
+
+            // Without a reason; while at the main menu the menu is shown
+            // again, without 5 and 6.
+            s.input("/menu");
+            let out = s.server("KICKED sala prof");
+            assert_eq!(shown(&out)[..2], [you_no_reason, menu_title]);
+            assert_hides(&out, "6 -");
+        }
+    }
+
+    /// A closed room: everybody in it sees who closed it and is back at
+    /// the main menu; the user who closed it also gets the OK.
+    #[test]
+    fn closed_goes_back_to_the_menu() {
+        let mut s = Script::in_room(Locale::PtBr, "bob", "sala");
+        let out = s.server("CLOSED sala prof");
+        assert_eq!(
+            shown(&out)[..2],
+            [
+                "*** A sala sala foi fechada por prof. ***",
+                "--- Menu principal ---"
+            ]
+        );
+        assert_hides(&out, "5 -");
+        assert!(!s.menu.in_chat());
+
+        // The owner closes their own room from the chat.
+        let mut s = Script::in_room(Locale::En, "prof", "sala");
+        assert_eq!(sent(&s.input("/close")), ["CLOSE sala"]);
+        // Typed before the reply: waits, since the room may be gone.
+        assert!(s.input("still here?").is_empty());
+        let out = s.server("CLOSED sala prof");
+        assert_eq!(
+            shown(&out)[..2],
+            [
+                "*** The room sala was closed by prof. ***",
+                "--- Main menu ---"
+            ]
+        );
+        let out = s.server("OK CLOSE sala");
+        assert_shows(
+            &out,
+            "The room sala is closed: its messages, bans and topic are deleted.",
+        );
+        // The line typed ahead is now a (wrong) menu choice, not a SAY.
+        assert!(sent(&out).is_empty());
+        assert_shows(&out, "That is not one of the options: type its number.");
+
+        // CLOSED of another room (not ours) changes nothing.
+        let mut s = Script::in_room(Locale::En, "bob", "sala");
+        assert_eq!(
+            shown(&s.server("CLOSED other prof")),
+            ["*** The room other was closed by prof. ***"]
+        );
+        assert!(s.menu.in_chat());
+    }
+
+    /// An announcement is marked as a notice, distinct from room messages,
+    /// wherever the user is.
+    #[test]
+    fn notices_stand_out() {
+        let mut s = Script::in_room(Locale::En, "bob", "sala");
+        assert_eq!(
+            shown(&s.server("NOTICE 2026-11-30T07:50:09.123Z prof class ends in five minutes")),
+            ["[NOTICE from prof]: class ends in five minutes"]
+        );
+        let mut s = Script::logged_in(Locale::PtBr, "bob");
+        assert_eq!(
+            shown(&s.server("NOTICE 2026-11-30T07:50:09.123Z prof a aula acabou")),
+            ["[AVISO de prof]: a aula acabou"]
+        );
+    }
+
+    /// The server's HELP of a plain user (today's server, every line):
+    /// `/help` shows the commands everybody has, and none of the server's
+    /// English lines.
+    #[test]
+    fn help_without_moderation() {
+        let mut s = Script::in_room(Locale::En, "bob", "sala");
+        assert_eq!(sent(&s.input("/help")), ["HELP"]);
+        for line in [
+            "INFO Commands (words in <> are yours, [] is optional; keywords in any case):",
+            "INFO REGISTER <user> <password>   create an account",
+            "INFO LOGIN <user> <password>      log in (offline direct messages follow)",
+            "INFO ROOMS                        list the rooms",
+            "INFO JOIN <room> [<password>]     enter a room (leaving the current one)",
+            "INFO SAY <text>                   talk to everyone in your room",
+            "INFO DM <user> <text>             send a direct message (kept if offline)",
+            "INFO TOPIC                        show the room's topic",
+            "INFO HELP                         this text",
+            "INFO QUIT                         say goodbye and disconnect",
+        ] {
+            assert!(s.server(line).is_empty(), "{line}");
+        }
+        let out = shown(&s.server("OK HELP"));
+        assert_eq!(
+            out,
+            [
+                "Chat commands:",
+                "  /menu               open the menu (you stay in the room)",
+                "  /leave              leave the room",
+                "  /who                who is in the room",
+                "  /msg <user> <text>  send a direct message",
+                "  /topic              show the room's topic",
+                "  /help               this help",
+                "  /quit               quit",
+                "Anything else is said in the room. At the main menu, a line that starts with / \
+                 is one of these commands.",
+            ]
+        );
+        // Chatting did not wait for the help.
+        assert!(s.menu.in_chat());
+    }
+
+    /// The server's HELP of a room's owner, then of an admin: `/help`
+    /// lists exactly the moderation commands that appeared, in Portuguese
+    /// too; an error still shows the commands everybody has.
+    #[test]
+    fn help_with_moderation() {
+        let owner = [
+            "INFO SAY <text>                   talk to everyone in your room",
+            "INFO TOPIC                        show the room's topic",
+            "INFO KICK <user> [<reason>]       put a member out of your room",
+            "INFO BAN <user> [<minutes>] [<reason>]  keep a user out of your room",
+            "INFO UNBAN <user>                 lift a ban",
+            "INFO BANS                         list your room's bans",
+            "INFO TOPIC <topic>                set your room's topic",
+            "INFO CLOSE <room>                 delete a room",
+        ];
+        let admin = [
+            "INFO SUSPEND <user> [<minutes>] [<reason>]  keep a user from logging in",
+            "INFO UNSUSPEND <user>             lift a suspension",
+            "INFO ANNOUNCE <text>              tell every connection",
+        ];
+
+        let mut s = Script::in_room(Locale::En, "alice", "sala");
+        s.input("/help");
+        for line in owner {
+            assert!(s.server(line).is_empty());
+        }
+        let out = shown(&s.server("OK HELP"));
+        assert!(
+            out.contains(
+                &"  /kick <user> [reason]           put someone out of the room".to_string()
+            ),
+            "{out:#?}"
+        );
+        assert!(
+            out.contains(
+                &"  /topic [text]                   show the room's topic, or set it".to_string()
+            ),
+            "{out:#?}"
+        );
+        assert!(out
+            .iter()
+            .any(|l| l.starts_with("  /ban <user> [minutes] [reason]  ")));
+        assert!(out.iter().any(|l| l.starts_with("  /unban <user> ")));
+        assert!(out.iter().any(|l| l.starts_with("  /bans ")));
+        assert!(out.iter().any(|l| l.starts_with("  /close [room] ")));
+        assert!(!out.iter().any(|l| l.starts_with("  /topic  ")));
+        for admin_only in ["  /suspend", "  /unsuspend", "  /announce"] {
+            assert!(!out.iter().any(|l| l.starts_with(admin_only)), "{out:#?}");
+        }
+
+        let mut s = Script::logged_in(Locale::PtBr, "prof");
+        assert_eq!(sent(&s.input("/help")), ["HELP"]);
+        // An admin's list, in another order: shown in the usual order.
+        for line in admin.iter().rev().chain(owner.iter()) {
+            assert!(s.server(line).is_empty());
+        }
+        let out = shown(&s.server("OK HELP"));
+        let commands: Vec<&str> = out
+            .iter()
+            .filter_map(|l| l.trim_start().split(' ').next())
+            .filter(|w| w.starts_with('/'))
+            .collect();
+        assert_eq!(
+            commands,
+            [
+                "/menu",
+                "/leave",
+                "/who",
+                "/msg",
+                "/kick",
+                "/ban",
+                "/unban",
+                "/bans",
+                "/topic",
+                "/close",
+                "/suspend",
+                "/unsuspend",
+                "/announce",
+                "/help",
+                "/quit"
+            ]
+        );
+        assert!(
+            out.contains(
+                &"  /announce <texto>                      um aviso para todos os conectados"
+                    .to_string()
+            ),
+            "{out:#?}"
+        );
+
+        // HELP refused (too many lines): the commands everybody has.
+        s.input("/help");
+        let out = shown(&s.server("ERR RATE_LIMITED Slow down."));
+        assert_eq!(
+            out[0],
+            Msg::Error(ErrCode::RateLimited).render(Locale::PtBr)
+        );
+        assert_eq!(out[1], "Comandos do chat:");
+        assert!(!out.iter().any(|l| l.contains("/kick")));
+    }
+
+    /// A line whose first word the client does not know is ignored, and
+    /// replies keep finding their requests; an unknown LEFT reason reads
+    /// as leave; an ERR or BYE with an unknown code still answers.
+    #[test]
+    fn unknown_lines_are_ignored() {
+        let mut s = Script::in_room(Locale::En, "alice", "sala");
+        s.input("/who");
+        assert!(s.menu.on_unknown_line("FROBNICATE sala 42").is_empty());
+        assert!(s.menu.on_unknown_line("REACTION sala bob :+1:").is_empty());
+        assert!(s.menu.on_unknown_line("").is_empty());
+        s.server("USER alice");
+        assert_eq!(shown(&s.server("OK WHO 1")), ["In the room (1): alice"]);
+        assert_eq!(
+            shown(&s.server("LEFT sala bob vanished")),
+            ["*** bob left the room. ***"]
+        );
+
+        // A known word that does not parse is shown as it is.
+        assert_eq!(
+            shown(&s.menu.on_unknown_line("JOINED sala")),
+            ["(the server sent a line this client does not understand: JOINED sala)"]
+        );
+
+        // ERR with a new code answers the oldest request, with its text.
+        s.input("/msg bob hi");
+        s.input("/who");
+        assert_eq!(
+            shown(&s.menu.on_unknown_line("ERR SHINY_NEW_CODE Not today.")),
+            ["The server refused that: Not today."]
+        );
+        s.server("USER alice");
+        assert_eq!(shown(&s.server("OK WHO 1")), ["In the room (1): alice"]);
+
+        // BYE with a new reason ends the session.
+        let out = s.menu.on_unknown_line("BYE MAINTENANCE Back at noon.");
+        assert_eq!(
+            out,
+            [
+                Action::Show("The server closed the session: Back at noon.".into()),
+                Action::Quit(Ending::ServerClosed)
+            ]
+        );
+    }
+
+    /// BANNED on join and SUSPENDED on login: the sentence, then the
+    /// server's text, which names the end; BYE SUSPENDED ends the session.
+    #[test]
+    fn banned_and_suspended() {
+        let mut s = Script::logged_in(Locale::PtBr, "bob");
+        s.input("3");
+        s.input("sala");
+        let out = s.server("ERR BANNED Banned from sala until 2026-11-30T08:50:09.123Z.");
+        assert_shows(
+            &out,
+            "Um banimento impede você de entrar nessa sala. O servidor diz: Banned from sala \
+             until 2026-11-30T08:50:09.123Z.",
+        );
+        assert_shows(&out, "--- Menu principal ---");
+
+        let mut s = Script::new(Locale::En);
+        s.input("2");
+        s.input("bob 123");
+        let out = s.server("ERR SUSPENDED Suspended until lifted.");
+        assert_shows(
+            &out,
+            "Your account is suspended: you cannot log in while it lasts. The server says: \
+             Suspended until lifted.",
+        );
+        assert_shows(&out, "2 - Log in");
+
+        let mut s = Script::in_room(Locale::En, "bob", "sala");
+        let out = s.server("BYE SUSPENDED Suspended for 60 minutes: cheating.");
+        assert_eq!(
+            out,
+            [
+                Action::Show(
+                    "An admin suspended your account; this session is closed. The server says: \
+                     Suspended for 60 minutes: cheating."
+                        .into()
+                ),
+                Action::Quit(Ending::ServerClosed)
+            ]
+        );
+        assert!(s.menu.is_quitting());
     }
 }
