@@ -551,7 +551,7 @@ impl Menu {
                 }
                 actions
             }
-            ServerLine::Bye { reason, text } => return self.on_bye(*reason, text),
+            ServerLine::Bye { reason, .. } => return self.on_bye(*reason),
         };
         actions.extend(self.after_reply());
         actions
@@ -673,17 +673,16 @@ impl Menu {
     }
 
     /// Handles `BYE`: the session is over either way.
-    fn on_bye(&mut self, reason: ByeReason, text: &str) -> Vec<Action> {
+    fn on_bye(&mut self, reason: ByeReason) -> Vec<Action> {
         self.quitting = true;
-        let why = match reason {
-            ByeReason::Quit => {
-                return vec![self.show(Msg::Goodbye), Action::Quit(Ending::Quit)];
-            }
-            // The server's text names when the suspension ends.
-            ByeReason::Suspended => Msg::SuspendedBye { text: text.into() },
-            _ => Msg::ServerBye(reason),
-        };
-        vec![self.show(why), Action::Quit(Ending::ServerClosed)]
+        if reason == ByeReason::Quit {
+            vec![self.show(Msg::Goodbye), Action::Quit(Ending::Quit)]
+        } else {
+            vec![
+                self.show(Msg::ServerBye(reason)),
+                Action::Quit(Ending::ServerClosed),
+            ]
+        }
     }
 
     /// Handles `KICKED` and `CLOSED`: shows `why`, and if `room` is the
@@ -2168,7 +2167,8 @@ mod tests {
     }
 
     /// BANNED on join and SUSPENDED on login: the sentence, then the
-    /// server's text, which names the end; BYE SUSPENDED ends the session.
+    /// server's text, which names the end; BYE SUSPENDED ends the session
+    /// with a sentence of its own.
     #[test]
     fn banned_and_suspended() {
         let mut s = Script::logged_in(Locale::PtBr, "bob");
@@ -2194,13 +2194,13 @@ mod tests {
         assert_shows(&out, "2 - Log in");
 
         let mut s = Script::in_room(Locale::En, "bob", "sala");
-        let out = s.server("BYE SUSPENDED Suspended for 60 minutes: cheating.");
+        let out = s.server("BYE SUSPENDED An admin suspended this account.");
         assert_eq!(
             out,
             [
                 Action::Show(
-                    "An admin suspended your account; this session is closed. The server says: \
-                     Suspended for 60 minutes: cheating."
+                    "An admin suspended your account; this session is closed. Logging in again \
+                     tells you until when."
                         .into()
                 ),
                 Action::Quit(Ending::ServerClosed)

@@ -603,12 +603,6 @@ pub enum Msg {
     },
     /// The server ended the session (`BYE`): one sentence per reason.
     ServerBye(ByeReason),
-    /// `BYE SUSPENDED`: the sentence of the reason, then the server's text
-    /// (which names the end).
-    SuspendedBye {
-        /// The server's text, as received.
-        text: String,
-    },
     /// A `BYE` with a reason this client does not know.
     UnknownBye {
         /// The server's text, as received.
