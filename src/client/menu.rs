@@ -32,6 +32,11 @@
 //! events (`MSG`, `JOINED`, `LEFT`, `DM`, `KICKED`, `CLOSED`, `NOTICE`, a
 //! `TOPIC` that was just set) are shown as they come.
 //!
+//! One exception needs care: a successful `SAY` has no `OK`; the sender's
+//! own `MSG` echo is its confirmation. Since the server handles a
+//! connection's lines in order, that echo arrives exactly when the `SAY` is
+//! the oldest pending request, so an echo of our own name pops it.
+//!
 //! # What `/help` lists
 //!
 //! No command reveals the user's roles, but the server's `HELP` lists the
@@ -49,11 +54,6 @@
 //! reply, so it answers the oldest request (or ends the session) with the
 //! server's own text. A known line that does not parse is shown as it is.
 //!
-//! One exception needs care: a successful `SAY` has no `OK`; the sender's
-//! own `MSG` echo is its confirmation. Since the server handles a
-//! connection's lines in order, that echo arrives exactly when the `SAY` is
-//! the oldest pending request, so an echo of our own name pops it.
-//!
 //! # Typing ahead
 //!
 //! What a line means depends on the screen, and the screen often depends on
@@ -69,8 +69,9 @@ use crate::i18n::{BanInfo, Locale, Moderation, Msg, RoomInfo};
 use crate::protocol::{ByeReason, Command, ErrCode, LeftReason, ServerLine, PROTOCOL_VERSION};
 
 /// The first words of the lines the server sends (`ServerLine`). A line
-/// that starts with one of them but does not parse is shown; any other
-/// line is ignored.
+/// that starts with one of them but does not parse is shown (`ERR` and
+/// `BYE` with an unknown code are still answers, see
+/// [`Menu::on_unknown_line`]); any other line is ignored.
 const KNOWN_WORDS: &[&str] = &[
     "HELLO", "OK", "ERR", "BYE", "PONG", "ROOM", "USER", "HISTORY", "INFO", "MSG", "JOINED",
     "LEFT", "DM", "KICKED", "TOPIC", "CLOSED", "NOTICE", "BANNED",

@@ -10,8 +10,10 @@
 //! both files, so the two catalogs cannot drift apart.
 //!
 //! Protocol tokens stay English on the wire (`JOIN`, `BAD_ROOM_PASSWORD`):
-//! the client translates *codes* into sentences, and never shows the
-//! server's English error text to a Portuguese-speaking user.
+//! the client translates *codes* into sentences, and shows the server's
+//! English error text only after such a sentence, where the text says what
+//! the code cannot (`BANNED` and `SUSPENDED` name when they end), or when
+//! the code is one this client does not know.
 //!
 //! ```
 //! use chat::i18n::{Locale, Msg};
