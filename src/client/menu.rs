@@ -17,6 +17,9 @@
 //!             ──6──▶ chat                         (only while in a room)
 //!  chat       text ──SAY──   /menu ──▶ main menu (still in the room)
 //!             /leave ──LEAVE──▶ main menu   /who   /msg user text   /help   /quit
+//!             moderation: /kick /ban /unban /bans /topic /close /suspend
+//!             /unsuspend /announce (also at the main menu, as every /command)
+//!  KICKED or CLOSED of the user's room ──▶ main menu (in no room)
 //! ```
 //!
 //! # Which reply belongs to which request
@@ -24,13 +27,32 @@
 //! The server answers every line with exactly one final reply, in order
 //! (PROTOCOL.md, "Session"). So the menu keeps a queue of `Pending`
 //! requests: each `OK`/`ERR` answers the oldest one. Data lines (`ROOM`,
-//! `USER`, `HISTORY`) are collected into the oldest pending request, and
-//! events (`MSG`, `JOINED`, `LEFT`, `DM`) are shown as they come.
+//! `USER`, `HISTORY`, `BANNED`, `INFO`, and `TOPIC` while a `JOIN` or a
+//! `TOPIC` is pending) are collected into the oldest pending request, and
+//! events (`MSG`, `JOINED`, `LEFT`, `DM`, `KICKED`, `CLOSED`, `NOTICE`, a
+//! `TOPIC` that was just set) are shown as they come.
 //!
 //! One exception needs care: a successful `SAY` has no `OK`; the sender's
 //! own `MSG` echo is its confirmation. Since the server handles a
 //! connection's lines in order, that echo arrives exactly when the `SAY` is
 //! the oldest pending request, so an echo of our own name pops it.
+//!
+//! # What `/help` lists
+//!
+//! No command reveals the user's roles, but the server's `HELP` lists the
+//! moderation commands this session may use (one `INFO` line each, starting
+//! with its keyword). So `/help` sends `HELP`, collects those keywords
+//! without showing the server's English lines, and shows the client's own
+//! help, in the user's language, with the moderation commands that
+//! appeared.
+//!
+//! # Lines this client does not know
+//!
+//! A line whose first word the client does not know is ignored (the
+//! compatibility rule of the moderation protocol): a newer server may send
+//! new events. An `ERR` or `BYE` with an unknown code is still a final
+//! reply, so it answers the oldest request (or ends the session) with the
+//! server's own text. A known line that does not parse is shown as it is.
 //!
 //! # Typing ahead
 //!
@@ -43,8 +65,17 @@
 
 use std::collections::VecDeque;
 
-use crate::i18n::{Locale, Msg, RoomInfo};
-use crate::protocol::{ByeReason, Command, LeftReason, ServerLine, PROTOCOL_VERSION};
+use crate::i18n::{BanInfo, Locale, Moderation, Msg, RoomInfo};
+use crate::protocol::{ByeReason, Command, ErrCode, LeftReason, ServerLine, PROTOCOL_VERSION};
+
+/// The first words of the lines the server sends (`ServerLine`). A line
+/// that starts with one of them but does not parse is shown (`ERR` and
+/// `BYE` with an unknown code are still answers, see
+/// [`Menu::on_unknown_line`]); any other line is ignored.
+const KNOWN_WORDS: &[&str] = &[
+    "HELLO", "OK", "ERR", "BYE", "PONG", "ROOM", "USER", "HISTORY", "INFO", "MSG", "JOINED",
+    "LEFT", "DM", "KICKED", "TOPIC", "CLOSED", "NOTICE", "BANNED",
+];
 
 /// How a session ended; the binary turns it into the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +140,16 @@ enum Pending {
         /// True when a password was given.
         private: bool,
     },
-    /// `JOIN`: collects `HISTORY` lines until `OK JOIN`.
-    Join(Vec<Msg>),
+    /// `JOIN`: collects `HISTORY` lines and the `TOPIC` line until
+    /// `OK JOIN`.
+    Join {
+        /// The room asked for, as typed (the server may spell it otherwise).
+        room: String,
+        /// The room's recent messages, oldest first.
+        history: Vec<Msg>,
+        /// The room's topic, if it has one.
+        topic: Option<Msg>,
+    },
     /// `LEAVE`.
     Leave,
     /// `SAY`: answered by our own `MSG` echo, or an `ERR`.
@@ -119,16 +158,94 @@ enum Pending {
     Who(Vec<String>),
     /// `DM`.
     Dm,
+    /// `HELP`: collects the moderation commands its `INFO` lines name.
+    Help(Vec<Moderation>),
+    /// `KICK`.
+    Kick {
+        /// The user named, as typed.
+        user: String,
+    },
+    /// `BAN`.
+    Ban {
+        /// The room the user was in when it was sent.
+        room: String,
+        /// For how long; `None` until lifted.
+        minutes: Option<u32>,
+    },
+    /// `UNBAN`.
+    Unban {
+        /// The room the user was in when it was sent.
+        room: String,
+    },
+    /// `BANS`: collects `BANNED` lines until `OK BANS`.
+    Bans {
+        /// The room the user was in when it was sent.
+        room: String,
+        /// The bans listed so far.
+        bans: Vec<BanInfo>,
+    },
+    /// `TOPIC`, reading or setting.
+    Topic {
+        /// The room the user was in when it was sent.
+        room: String,
+        /// True for reading (no text): the `TOPIC` line is collected and
+        /// shown at `OK TOPIC`. When setting, the `TOPIC` event that every
+        /// member gets is the confirmation.
+        read: bool,
+        /// The topic collected while reading.
+        topic: Option<Msg>,
+    },
+    /// `CLOSE`.
+    Close {
+        /// True when it is the user's own room: `CLOSED` then puts the user
+        /// at the main menu, so what is typed meanwhile waits.
+        ours: bool,
+    },
+    /// `SUSPEND`.
+    Suspend {
+        /// For how long; `None` until lifted.
+        minutes: Option<u32>,
+    },
+    /// `UNSUSPEND`.
+    Unsuspend,
+    /// `ANNOUNCE`.
+    Announce,
     /// `QUIT`: answered by `BYE QUIT`.
     Quit,
 }
 
 impl Pending {
     /// True if the reply decides what the next typed line means, so typed
-    /// lines must wait for it. `SAY`, `WHO` and `DM` do not change the
-    /// screen, so chatting never waits.
+    /// lines must wait for it. `SAY`, `WHO`, `DM`, `HELP` and the moderation
+    /// commands other than `CLOSE` of the user's own room do not change the
+    /// screen, so chatting never waits for them.
     fn decides_screen(&self) -> bool {
-        !matches!(self, Pending::Say | Pending::Who(_) | Pending::Dm)
+        matches!(
+            self,
+            Pending::Register
+                | Pending::Login
+                | Pending::Rooms(_)
+                | Pending::Create { .. }
+                | Pending::Join { .. }
+                | Pending::Leave
+                | Pending::Close { ours: true }
+                | Pending::Quit
+        )
+    }
+
+    /// For a moderation request: `Some(true)` if only an admin may make it,
+    /// `Some(false)` if a room's owner may too; `None` for the others.
+    fn admin_only(&self) -> Option<bool> {
+        match self {
+            Pending::Kick { .. }
+            | Pending::Ban { .. }
+            | Pending::Unban { .. }
+            | Pending::Bans { .. }
+            | Pending::Topic { .. }
+            | Pending::Close { .. } => Some(false),
+            Pending::Suspend { .. } | Pending::Unsuspend | Pending::Announce => Some(true),
+            _ => None,
+        }
     }
 }
 
@@ -228,8 +345,39 @@ impl Menu {
     }
 
     /// What to do with one line from the server that did not parse as a
-    /// [`ServerLine`].
+    /// [`ServerLine`]. A line whose first word this client does not know is
+    /// ignored; an `ERR` or `BYE` with an unknown code still answers the
+    /// oldest request or ends the session; any other line is shown as it
+    /// is (see the module doc).
     pub fn on_unknown_line(&mut self, line: &str) -> Vec<Action> {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        // What follows the code of an ERR or BYE.
+        let text = rest.split_once(' ').map_or("", |(_, text)| text).to_owned();
+        match word {
+            "ERR" => {
+                let mut actions = vec![self.show(Msg::UnknownError { text })];
+                if let Some(request) = self.pending.pop_front() {
+                    actions.extend(self.on_err(request));
+                }
+                actions.extend(self.after_reply());
+                actions
+            }
+            "BYE" => {
+                self.quitting = true;
+                vec![
+                    self.show(Msg::UnknownBye { text }),
+                    Action::Quit(Ending::ServerClosed),
+                ]
+            }
+            word if KNOWN_WORDS.contains(&word) => self.on_garbled(line),
+            // The compatibility rule: a newer server's line, not for us.
+            _ => Vec::new(),
+        }
+    }
+
+    /// What to do with something from the server that is not a line at all
+    /// (too long, not UTF-8), or a known line that does not parse: show it.
+    pub fn on_garbled(&mut self, line: &str) -> Vec<Action> {
         vec![self.show(Msg::UnknownLine {
             line: line.to_owned(),
         })]
@@ -242,19 +390,89 @@ impl Menu {
                 vec![self.show(Msg::UnknownProtocolVersion { version: *version })]
             }
             // PONG: the network thread swallows its own keepalive replies,
-            // and the menu never sends PING. INFO: the menu never sends
-            // HELP (its /help is local, in the user's language).
-            ServerLine::Hello { .. } | ServerLine::Pong { .. } | ServerLine::Info { .. } => {
+            // and the menu never sends PING.
+            ServerLine::Hello { .. } | ServerLine::Pong { .. } => Vec::new(),
+            // INFO: only `/help` sends HELP, and its lines are read, not
+            // shown (the help shown is the client's own, localized).
+            ServerLine::Info { text } => {
+                if let (Some(Pending::Help(allowed)), Some(command)) =
+                    (self.pending.front_mut(), moderation_in_help(text))
+                {
+                    if !allowed.contains(&command) {
+                        allowed.push(command);
+                    }
+                }
                 Vec::new()
             }
-            // Moderation lines: shown as they are until the menu learns them.
-            ServerLine::Kicked { .. }
-            | ServerLine::Topic { .. }
-            | ServerLine::Closed { .. }
-            | ServerLine::Notice { .. }
-            | ServerLine::Banned { .. } => vec![self.show(Msg::UnknownLine {
-                line: line.to_string(),
+            ServerLine::Kicked { room, by, reason } => self.put_out(
+                room,
+                Msg::YouWereKicked {
+                    room: room.clone(),
+                    by: by.clone(),
+                    reason: reason.clone(),
+                },
+            ),
+            ServerLine::Closed { room, by } => self.put_out(
+                room,
+                Msg::RoomClosed {
+                    room: room.clone(),
+                    by: by.clone(),
+                },
+            ),
+            ServerLine::Topic {
+                room,
+                by,
+                time,
+                topic,
+            } => {
+                let current = Msg::RoomTopic {
+                    room: room.clone(),
+                    by: by.clone(),
+                    time: *time,
+                    topic: topic.clone(),
+                };
+                match self.pending.front_mut() {
+                    // The data line of JOIN (after HISTORY, before OK JOIN).
+                    Some(Pending::Join {
+                        room: joining,
+                        topic: slot,
+                        ..
+                    }) if joining.eq_ignore_ascii_case(room) => {
+                        *slot = Some(current);
+                        Vec::new()
+                    }
+                    // The answer to reading the topic.
+                    Some(Pending::Topic {
+                        read: true,
+                        topic: slot,
+                        ..
+                    }) => {
+                        *slot = Some(current);
+                        Vec::new()
+                    }
+                    // Set just now, by the user or someone else.
+                    _ => vec![self.show(Msg::TopicChanged {
+                        by: by.clone(),
+                        topic: topic.clone(),
+                    })],
+                }
+            }
+            ServerLine::Notice { from, text, .. } => vec![self.show(Msg::Notice {
+                from: from.clone(),
+                text: text.clone(),
             })],
+            ServerLine::Banned {
+                user, until, by, ..
+            } => {
+                if let Some(Pending::Bans { bans, .. }) = self.pending.front_mut() {
+                    bans.push(BanInfo {
+                        user: user.clone(),
+                        until: *until,
+                        by: by.clone(),
+                    });
+                }
+                Vec::new()
+            }
             ServerLine::Msg {
                 room, user, text, ..
             } => {
@@ -277,8 +495,9 @@ impl Menu {
             ServerLine::Left { user, reason, .. } => {
                 let user = user.clone();
                 vec![self.show(match reason {
-                    LeftReason::Leave | LeftReason::Kick => Msg::UserLeft { user },
+                    LeftReason::Leave => Msg::UserLeft { user },
                     LeftReason::Quit => Msg::UserDisconnected { user },
+                    LeftReason::Kick => Msg::UserKicked { user },
                 })]
             }
             ServerLine::Dm { from, text, .. } => vec![self.show(Msg::DirectMessage {
@@ -294,7 +513,7 @@ impl Menu {
                     text: text.clone(),
                 };
                 match self.pending.front_mut() {
-                    Some(Pending::Join(history)) => {
+                    Some(Pending::Join { history, .. }) => {
                         history.push(line);
                         Vec::new()
                     }
@@ -325,9 +544,10 @@ impl Menu {
                 Some(request) => self.on_ok(request, rest),
                 None => Vec::new(),
             },
-            ServerLine::Err { code, .. } => {
-                let mut actions = vec![self.show(Msg::Error(*code))];
-                if let Some(request) = self.pending.pop_front() {
+            ServerLine::Err { code, text } => {
+                let request = self.pending.pop_front();
+                let mut actions = vec![self.show(error_sentence(*code, text, request.as_ref()))];
+                if let Some(request) = request {
                     actions.extend(self.on_err(request));
                 }
                 actions
@@ -358,7 +578,7 @@ impl Menu {
                 room: rest.into(),
                 private,
             })]),
-            Pending::Join(history) => {
+            Pending::Join { history, topic, .. } => {
                 self.room = Some(rest.to_owned());
                 self.screen = Screen::Chat;
                 let mut actions = vec![self.show(Msg::EnteredRoom { room: rest.into() })];
@@ -369,6 +589,7 @@ impl Menu {
                     actions.extend(history.into_iter().map(|line| self.show(line)));
                     actions.push(self.show(Msg::HistoryEnd));
                 }
+                actions.extend(topic.map(|topic| self.show(topic)));
                 actions
             }
             Pending::Leave => {
@@ -385,6 +606,37 @@ impl Menu {
                     _ => Msg::DmDelivered { user },
                 })]
             }
+            Pending::Help(mut allowed) => {
+                allowed.sort_by_key(|c| Moderation::ALL.iter().position(|m| m == c));
+                vec![self.show(Msg::Help { allowed })]
+            }
+            Pending::Kick { .. } => vec![self.show(Msg::KickDone { user: rest.into() })],
+            Pending::Ban { room, minutes } => vec![self.show(Msg::BanDone {
+                user: rest.into(),
+                room,
+                minutes,
+            })],
+            Pending::Unban { room } => vec![self.show(Msg::UnbanDone {
+                user: rest.into(),
+                room,
+            })],
+            Pending::Bans { room, bans } => vec![self.show(Msg::BanList { room, bans })],
+            Pending::Topic {
+                read: true,
+                topic,
+                room,
+            } => vec![self.show(topic.unwrap_or(Msg::NoTopic { room }))],
+            // The TOPIC event every member gets has shown the new topic.
+            Pending::Topic { read: false, .. } => Vec::new(),
+            Pending::Close { .. } => vec![self.show(Msg::CloseDone { room: rest.into() })],
+            Pending::Suspend { minutes } => vec![self.show(Msg::SuspendDone {
+                user: rest.into(),
+                minutes,
+            })],
+            Pending::Unsuspend => vec![self.show(Msg::UnsuspendDone { user: rest.into() })],
+            Pending::Announce => vec![self.show(Msg::AnnounceDone {
+                count: rest.trim().parse().unwrap_or(0),
+            })],
             // Neither has an OK; a server that sends one anyway is ignored.
             Pending::Say | Pending::Quit => Vec::new(),
         }
@@ -398,10 +650,26 @@ impl Menu {
                 self.screen = Screen::Start;
                 vec![self.show(Msg::StartMenu)]
             }
-            Pending::Rooms(_) | Pending::Create { .. } | Pending::Join(_) | Pending::Leave => {
+            Pending::Rooms(_) | Pending::Create { .. } | Pending::Join { .. } | Pending::Leave => {
                 self.main_menu(Vec::new())
             }
-            Pending::Say | Pending::Who(_) | Pending::Dm | Pending::Quit => Vec::new(),
+            // The commands everybody has are still worth listing.
+            Pending::Help(_) => vec![self.show(Msg::Help {
+                allowed: Vec::new(),
+            })],
+            Pending::Say
+            | Pending::Who(_)
+            | Pending::Dm
+            | Pending::Kick { .. }
+            | Pending::Ban { .. }
+            | Pending::Unban { .. }
+            | Pending::Bans { .. }
+            | Pending::Topic { .. }
+            | Pending::Close { .. }
+            | Pending::Suspend { .. }
+            | Pending::Unsuspend
+            | Pending::Announce
+            | Pending::Quit => Vec::new(),
         }
     }
 
@@ -415,6 +683,28 @@ impl Menu {
                 self.show(Msg::ServerBye(reason)),
                 Action::Quit(Ending::ServerClosed),
             ]
+        }
+    }
+
+    /// Handles `KICKED` and `CLOSED`: shows `why`, and if `room` is the
+    /// user's room, the user is in no room now. In chat mode, and at the
+    /// main menu (whose options 5 and 6 named the room), the main menu is
+    /// shown; a question being asked (a room's name, ...) or a reply still
+    /// to come decides the next screen itself.
+    fn put_out(&mut self, room: &str, why: Msg) -> Vec<Action> {
+        let shown = vec![self.show(why)];
+        let ours = self
+            .room
+            .as_deref()
+            .is_some_and(|current| current.eq_ignore_ascii_case(room));
+        if !ours {
+            return shown;
+        }
+        self.room = None;
+        match self.screen {
+            Screen::Chat => self.main_menu(shown),
+            Screen::Main if !self.waiting_for_screen() => self.main_menu(shown),
+            _ => shown,
         }
     }
 
@@ -499,8 +789,11 @@ impl Menu {
         })
     }
 
-    /// A choice of the main menu.
+    /// A choice of the main menu, or a `/command`.
     fn main_choice(&mut self, choice: &str) -> Vec<Action> {
+        if choice.starts_with('/') {
+            return self.slash_command(choice);
+        }
         let room = self.room.clone();
         match (choice, room) {
             ("1", _) => self
@@ -558,7 +851,13 @@ impl Menu {
             return self.main_menu(Vec::new());
         }
         self.screen = Screen::Main;
-        self.request(&format!("JOIN {line}"), Pending::Join(Vec::new()))
+        let room = line.split(' ').next().unwrap_or(line).to_owned();
+        let pending = Pending::Join {
+            room,
+            history: Vec::new(),
+            topic: None,
+        };
+        self.request(&format!("JOIN {line}"), pending)
             .unwrap_or_else(|shown| self.main_menu(shown))
     }
 
@@ -572,6 +871,11 @@ impl Menu {
                 .request(&format!("SAY {line}"), Pending::Say)
                 .unwrap_or_else(|shown| shown);
         }
+        self.slash_command(line)
+    }
+
+    /// A `/command`, typed in chat mode or at the main menu.
+    fn slash_command(&mut self, line: &str) -> Vec<Action> {
         let (command, args) = line.split_once(' ').unwrap_or((line, ""));
         match command.to_ascii_lowercase().as_str() {
             "/menu" => self.main_menu(Vec::new()),
@@ -585,8 +889,23 @@ impl Menu {
                     .unwrap_or_else(|shown| shown),
                 _ => vec![self.show(Msg::MsgUsage)],
             },
-            "/help" => vec![self.show(Msg::ChatHelp)],
+            "/help" => self
+                .request("HELP", Pending::Help(Vec::new()))
+                .unwrap_or_default(),
             "/quit" => self.quit(),
+            "/kick" => self.moderate("KICK", args, Moderation::Kick),
+            "/ban" => self.moderate("BAN", args, Moderation::Ban),
+            "/unban" => self.moderate("UNBAN", args, Moderation::Unban),
+            "/bans" => self.moderate("BANS", args, Moderation::Bans),
+            "/topic" => self.moderate("TOPIC", args, Moderation::SetTopic),
+            "/close" => match (args.trim(), self.room.clone()) {
+                ("", Some(room)) => self.moderate("CLOSE", &room, Moderation::Close),
+                ("", None) => vec![self.show(Msg::ModerationUsage(Moderation::Close))],
+                (room, _) => self.moderate("CLOSE", room, Moderation::Close),
+            },
+            "/suspend" => self.moderate("SUSPEND", args, Moderation::Suspend),
+            "/unsuspend" => self.moderate("UNSUSPEND", args, Moderation::Unsuspend),
+            "/announce" => self.moderate("ANNOUNCE", args, Moderation::Announce),
             _ => vec![self.show(Msg::UnknownChatCommand {
                 command: command.to_owned(),
             })],
@@ -614,6 +933,58 @@ impl Menu {
         }
     }
 
+    /// Sends `<keyword> <args>` (the keyword alone when `args` is blank),
+    /// checked like every request; a line the protocol refuses for its
+    /// arguments gets the usage of `usage`.
+    fn moderate(&mut self, keyword: &str, args: &str, usage: Moderation) -> Vec<Action> {
+        let args = args.trim();
+        let line = if args.is_empty() {
+            keyword.to_owned()
+        } else {
+            format!("{keyword} {args}")
+        };
+        let command = match Command::parse(&line) {
+            Ok(command) => command,
+            Err(refused) if refused.code == ErrCode::BadArgs => {
+                return vec![self.show(Msg::ModerationUsage(usage))];
+            }
+            Err(refused) => return vec![self.show(Msg::Error(refused.code))],
+        };
+        let room = self.room.clone().unwrap_or_default();
+        let pending = match &command {
+            Command::Kick { user, .. } => Pending::Kick {
+                user: user.to_string(),
+            },
+            Command::Ban { minutes, .. } => Pending::Ban {
+                room,
+                minutes: *minutes,
+            },
+            Command::Unban { .. } => Pending::Unban { room },
+            Command::Bans => Pending::Bans {
+                room,
+                bans: Vec::new(),
+            },
+            Command::Topic { topic } => Pending::Topic {
+                room,
+                read: topic.is_none(),
+                topic: None,
+            },
+            Command::Close { room: closing } => Pending::Close {
+                ours: self
+                    .room
+                    .as_deref()
+                    .is_some_and(|current| closing.as_str().eq_ignore_ascii_case(current)),
+            },
+            Command::Suspend { minutes, .. } => Pending::Suspend { minutes: *minutes },
+            Command::Unsuspend { .. } => Pending::Unsuspend,
+            Command::Announce { .. } => Pending::Announce,
+            // Every keyword passed in is one of the above.
+            _ => return vec![self.show(Msg::ModerationUsage(usage))],
+        };
+        self.pending.push_back(pending);
+        vec![Action::Send(command.to_string())]
+    }
+
     /// Sends `QUIT`; everything typed after it is ignored.
     fn quit(&mut self) -> Vec<Action> {
         self.quitting = true;
@@ -633,6 +1004,47 @@ impl Menu {
     /// Renders `msg` in the user's language.
     fn show(&self, msg: Msg) -> Action {
         Action::Show(msg.render(self.locale))
+    }
+}
+
+/// The moderation command that a line of the server's `HELP` names, if
+/// any: the line starts with its keyword; `TOPIC <topic>` (with an
+/// argument in `<>`) is setting the topic, `TOPIC` alone reading it.
+fn moderation_in_help(line: &str) -> Option<Moderation> {
+    let mut words = line.split_whitespace();
+    let keyword = words.next()?.to_ascii_uppercase();
+    Some(match keyword.as_str() {
+        "KICK" => Moderation::Kick,
+        "BAN" => Moderation::Ban,
+        "UNBAN" => Moderation::Unban,
+        "BANS" => Moderation::Bans,
+        "TOPIC" if words.next().is_some_and(|w| w.starts_with('<')) => Moderation::SetTopic,
+        "CLOSE" => Moderation::Close,
+        "SUSPEND" => Moderation::Suspend,
+        "UNSUSPEND" => Moderation::Unsuspend,
+        "ANNOUNCE" => Moderation::Announce,
+        _ => return None,
+    })
+}
+
+/// The sentence for `ERR <code> <text>` in answer to `request`: most codes
+/// have one sentence, but `BANNED` and `SUSPENDED` carry the server's text
+/// (it names the end), and a refused moderation command says who may use
+/// it.
+fn error_sentence(code: ErrCode, text: &str, request: Option<&Pending>) -> Msg {
+    match (code, request) {
+        (ErrCode::Banned | ErrCode::Suspended, _) => Msg::ErrorWithText {
+            code,
+            text: text.to_owned(),
+        },
+        (ErrCode::NotAllowed, Some(request)) => match request.admin_only() {
+            Some(admin_only) => Msg::NotAllowed { admin_only },
+            None => Msg::Error(code),
+        },
+        (ErrCode::NoSuchUser, Some(Pending::Kick { user })) => {
+            Msg::NotAMember { user: user.clone() }
+        }
+        _ => Msg::Error(code),
     }
 }
 
@@ -1140,5 +1552,661 @@ mod tests {
             sent(&s.input("sala y pass word")),
             ["CREATE sala pass word"]
         );
+    }
+
+    /// Each moderation slash command sends its protocol line, in a room and
+    /// at the main menu; one typed without what it needs shows its usage
+    /// and sends nothing.
+    #[test]
+    fn moderation_commands_send_their_lines() {
+        let mut s = Script::in_room(Locale::En, "prof", "sala");
+        for (typed, line) in [
+            ("/kick bob", "KICK bob"),
+            (
+                "/kick bob please stop flooding",
+                "KICK bob please stop flooding",
+            ),
+            ("/ban bob", "BAN bob"),
+            ("/ban bob 30", "BAN bob 30"),
+            ("/ban bob 30 flooding", "BAN bob 30 flooding"),
+            ("/ban bob flooding again", "BAN bob flooding again"),
+            ("/unban bob", "UNBAN bob"),
+            ("/bans", "BANS"),
+            ("/topic", "TOPIC"),
+            ("/topic   ", "TOPIC"),
+            (
+                "/topic Exam review until 10:00",
+                "TOPIC Exam review until 10:00",
+            ),
+            ("/close other", "CLOSE other"),
+            ("/suspend eve", "SUSPEND eve"),
+            ("/suspend eve 1440 cheating", "SUSPEND eve 1440 cheating"),
+            ("/unsuspend eve", "UNSUSPEND eve"),
+            (
+                "/announce class ends in five minutes",
+                "ANNOUNCE class ends in five minutes",
+            ),
+            ("/KICK bob", "KICK bob"),
+            ("/close", "CLOSE sala"),
+        ] {
+            assert_eq!(sent(&s.input(typed)), [line], "{typed}");
+        }
+        // Closing the user's own room decides the next screen, so what is
+        // typed now waits for the replies (here, all refusals).
+        assert!(s.input("/kick").is_empty());
+        for _ in 0..17 {
+            s.server("ERR NOT_ALLOWED Only the room's owner or an admin may.");
+        }
+        let out = s.server("ERR NOT_ALLOWED Only the room's owner or an admin may.");
+        assert_shows(&out, "Usage: /kick <user> [reason]");
+        assert!(s.menu.in_chat());
+        for (typed, usage) in [
+            ("/kick", "Usage: /kick <user> [reason]"),
+            (
+                "/ban",
+                "Usage: /ban <user> [minutes] [reason] (minutes: 1 to 525600)",
+            ),
+            (
+                "/ban bob 0",
+                "Usage: /ban <user> [minutes] [reason] (minutes: 1 to 525600)",
+            ),
+            (
+                "/ban bob 525601",
+                "Usage: /ban <user> [minutes] [reason] (minutes: 1 to 525600)",
+            ),
+            ("/unban", "Usage: /unban <user>"),
+            ("/unban bob carol", "Usage: /unban <user>"),
+            ("/bans all", "Usage: /bans"),
+            (
+                "/suspend",
+                "Usage: /suspend <user> [minutes] [reason] (minutes: 1 to 525600)",
+            ),
+            ("/unsuspend", "Usage: /unsuspend <user>"),
+            ("/announce", "Usage: /announce <text>"),
+            (
+                "/close a b",
+                "Usage: /close <room> (or /close alone, in the room to close)",
+            ),
+        ] {
+            let out = s.input(typed);
+            assert!(sent(&out).is_empty(), "{typed}");
+            assert_eq!(shown(&out), [usage], "{typed}");
+        }
+        // Text the protocol refuses is refused here, with its sentence.
+        let out = s.input("/announce \x1b[2Jhi");
+        assert!(sent(&out).is_empty());
+        assert_shows(&out, &Msg::Error(ErrCode::BadText).render(Locale::En));
+
+        // At the main menu, a line that starts with / is a command too;
+        // /close alone needs a room.
+        let mut s = Script::logged_in(Locale::PtBr, "prof");
+        assert_eq!(
+            sent(&s.input("/announce a aula acabou")),
+            ["ANNOUNCE a aula acabou"]
+        );
+        assert_eq!(sent(&s.input("/suspend eve 10")), ["SUSPEND eve 10"]);
+        assert_eq!(sent(&s.input("/close sala")), ["CLOSE sala"]);
+        let out = s.input("/close");
+        assert!(sent(&out).is_empty());
+        assert_eq!(
+            shown(&out),
+            ["Uso: /close <sala> (ou /close sozinho, na sala a fechar)"]
+        );
+        // Numbers still choose options.
+        assert_eq!(sent(&s.input("1")), ["ROOMS"]);
+    }
+
+    /// The OK of each moderation command is a sentence in each language.
+    #[test]
+    fn moderation_replies_are_sentences() {
+        for (locale, expected) in [
+            (
+                Locale::En,
+                [
+                    "You removed bob from the room.",
+                    "bob is banned from sala for 30 minutes.",
+                    "bob is banned from sala for 1 minute.",
+                    "bob is banned from sala until the ban is lifted (/unban).",
+                    "bob may join sala again.",
+                    "eve is suspended for 1440 minutes: their sessions are closed and they cannot log in.",
+                    "eve is suspended until the suspension is lifted (/unsuspend): their sessions are closed and they cannot log in.",
+                    "eve may log in again.",
+                    "Notice sent to 12 connections.",
+                    "Notice sent to 1 connection.",
+                    "The room other is closed: its messages, bans and topic are deleted.",
+                ],
+            ),
+            (
+                Locale::PtBr,
+                [
+                    "Você removeu bob da sala.",
+                    "bob fica fora de sala por 30 minutos.",
+                    "bob fica fora de sala por 1 minuto.",
+                    "bob fica fora de sala até o banimento ser retirado (/unban).",
+                    "bob pode entrar de novo em sala.",
+                    "A conta eve está suspensa por 1440 minutos: as sessões dela foram encerradas e ela não consegue entrar.",
+                    "A conta eve está suspensa até a suspensão ser retirada (/unsuspend): as sessões dela foram encerradas e ela não consegue entrar.",
+                    "A conta eve pode entrar de novo.",
+                    "Aviso enviado a 12 conexões.",
+                    "Aviso enviado a 1 conexão.",
+                    "A sala other foi fechada: as mensagens, os banimentos e o tópico dela foram apagados.",
+                ],
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "prof", "sala");
+            let mut got = Vec::new();
+            for (typed, reply) in [
+                ("/kick bob", "OK KICK bob"),
+                ("/ban bob 30", "OK BAN bob"),
+                ("/ban bob 1 again", "OK BAN bob"),
+                ("/ban bob", "OK BAN bob"),
+                ("/unban bob", "OK UNBAN bob"),
+                ("/suspend eve 1440", "OK SUSPEND eve"),
+                ("/suspend eve", "OK SUSPEND eve"),
+                ("/unsuspend eve", "OK UNSUSPEND eve"),
+                ("/announce hi", "OK ANNOUNCE 12"),
+                ("/announce hi", "OK ANNOUNCE 1"),
+                ("/close other", "OK CLOSE other"),
+            ] {
+                assert_eq!(sent(&s.input(typed)).len(), 1, "{typed}");
+                got.extend(shown(&s.server(reply)));
+            }
+            assert_eq!(got, expected);
+            // Still chatting in the room.
+            assert!(s.menu.in_chat());
+            assert_eq!(sent(&s.input("oi")), ["SAY oi"]);
+        }
+    }
+
+    /// A refused moderation command says who may use it; `/kick` of
+    /// someone who is not in the room says so.
+    #[test]
+    fn moderation_refusals_say_who_may() {
+        for (locale, owner, admin, member) in [
+            (
+                Locale::En,
+                "Only the room's owner or an admin may do that, and nobody may kick or ban \
+                 themselves or an admin.",
+                "Only an admin may do that, and nobody may suspend themselves or an admin.",
+                "bob is not in this room.",
+            ),
+            (
+                Locale::PtBr,
+                "Só o dono da sala ou um administrador pode fazer isso, e ninguém pode remover ou \
+                 banir a si mesmo nem um administrador.",
+                "Só um administrador pode fazer isso, e ninguém pode suspender a si mesmo nem um \
+                 administrador.",
+                "bob não está nesta sala.",
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "alice", "sala");
+            for typed in [
+                "/kick bob",
+                "/ban bob",
+                "/unban bob",
+                "/bans",
+                "/topic x",
+                "/close",
+            ] {
+                s.input(typed);
+                assert_eq!(
+                    shown(&s.server("ERR NOT_ALLOWED Only the room's owner or an admin may.")),
+                    [owner],
+                    "{typed}"
+                );
+            }
+            for typed in ["/suspend bob", "/unsuspend bob", "/announce hi"] {
+                s.input(typed);
+                assert_eq!(
+                    shown(&s.server("ERR NOT_ALLOWED Only an admin may.")),
+                    [admin],
+                    "{typed}"
+                );
+            }
+            s.input("/kick bob");
+            assert_eq!(shown(&s.server("ERR NO_SUCH_USER No such user.")), [member]);
+            s.input("/unban bob");
+            assert_eq!(
+                shown(&s.server("ERR NOT_BANNED bob is not banned.")),
+                [Msg::Error(ErrCode::NotBanned).render(locale)]
+            );
+            assert!(s.menu.in_chat());
+        }
+    }
+
+    /// `/bans` collects the BANNED lines into one list: who, until when
+    /// (readable, in UTC) or until lifted, and by whom.
+    #[test]
+    fn bans_are_listed() {
+        for (locale, list, empty) in [
+            (
+                Locale::En,
+                [
+                    "Bans in sala (2):",
+                    "  bob until 2026-11-30 08:50 UTC, by prof",
+                    "  eve until lifted, by carol",
+                ],
+                "Nobody is banned from sala.",
+            ),
+            (
+                Locale::PtBr,
+                [
+                    "Banimentos em sala (2):",
+                    "  bob até 30/11/2026 08:50 UTC, por prof",
+                    "  eve até ser retirado, por carol",
+                ],
+                "Ninguém está banido de sala.",
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "prof", "sala");
+            assert_eq!(sent(&s.input("/bans")), ["BANS"]);
+            assert!(s
+                .server("BANNED sala bob 2026-11-30T08:50:09.123Z prof")
+                .is_empty());
+            assert!(s.server("BANNED sala eve forever carol").is_empty());
+            assert_eq!(shown(&s.server("OK BANS 2")), list);
+            s.input("/bans");
+            assert_eq!(shown(&s.server("OK BANS 0")), [empty]);
+        }
+    }
+
+    /// The topic: shown after the history on joining, as the answer to
+    /// `/topic`, and when someone sets it.
+    #[test]
+    fn topic_is_shown() {
+        for (locale, entered, current, none, changed) in [
+            (
+                Locale::En,
+                "You are in sala. Type to chat; /menu opens the menu, /leave leaves the room, \
+                 /help lists the commands.",
+                "Topic of sala: Exam review (set by prof, 2026-11-30 07:50 UTC)",
+                "other has no topic.",
+                "*** prof set the topic: Exam on Friday ***",
+            ),
+            (
+                Locale::PtBr,
+                "Você está na sala sala. Digite para conversar; /menu abre o menu, /leave sai da \
+                 sala, /help lista os comandos.",
+                "Tópico de sala: Exam review (definido por prof em 30/11/2026 07:50 UTC)",
+                "A sala other não tem tópico.",
+                "*** prof definiu o tópico: Exam on Friday ***",
+            ),
+        ] {
+            let mut s = Script::logged_in(locale, "bob");
+            s.input("3");
+            assert_eq!(sent(&s.input("SALA")), ["JOIN SALA"]);
+            assert!(s
+                .server("HISTORY sala 2026-11-30T07:49:00.000Z prof hello")
+                .is_empty());
+            assert!(s
+                .server("TOPIC sala prof 2026-11-30T07:50:09.123Z Exam review")
+                .is_empty());
+            let out = shown(&s.server("OK JOIN sala"));
+            assert_eq!(out[0], entered);
+            assert_eq!(out.last().map(String::as_str), Some(current));
+
+            // /topic reads it.
+            assert_eq!(sent(&s.input("/topic")), ["TOPIC"]);
+            assert!(s
+                .server("TOPIC sala prof 2026-11-30T07:50:09.123Z Exam review")
+                .is_empty());
+            assert_eq!(shown(&s.server("OK TOPIC")), [current]);
+
+            // Set by someone: an event.
+            assert_eq!(
+                shown(&s.server("TOPIC sala prof 2026-11-30T08:00:00.000Z Exam on Friday")),
+                [changed]
+            );
+            // Set by the user: the event is the confirmation; OK adds nothing.
+            assert_eq!(
+                sent(&s.input("/topic Exam on Friday")),
+                ["TOPIC Exam on Friday"]
+            );
+            assert_eq!(
+                shown(&s.server("TOPIC sala prof 2026-11-30T08:00:00.000Z Exam on Friday")),
+                [changed]
+            );
+            assert!(s.server("OK TOPIC").is_empty());
+
+            // A room without a topic.
+            let mut s = Script::in_room(locale, "bob", "other");
+            s.input("/topic");
+            assert_eq!(shown(&s.server("OK TOPIC")), [none]);
+        }
+    }
+
+    /// Kicked: the user sees who did it and why, and is back at the main
+    /// menu in no room; the others see that someone was removed.
+    #[test]
+    fn kicked_goes_back_to_the_menu() {
+        for (locale, others, you, you_no_reason, menu_title) in [
+            (
+                Locale::En,
+                "*** bob was removed from the room. ***",
+                "*** You were removed from sala by prof: please stop flooding ***",
+                "*** You were removed from sala by prof. ***",
+                "--- Main menu ---",
+            ),
+            (
+                Locale::PtBr,
+                "*** bob foi removido da sala. ***",
+                "*** Você foi removido da sala sala por prof: please stop flooding ***",
+                "*** Você foi removido da sala sala por prof. ***",
+                "--- Menu principal ---",
+            ),
+        ] {
+            let mut s = Script::in_room(locale, "alice", "sala");
+            assert_eq!(shown(&s.server("LEFT sala bob kick")), [others]);
+
+            let out = s.server("KICKED sala prof please stop flooding");
+            assert_eq!(shown(&out)[..2], [you, menu_title]);
+            assert_hides(&out, "5 -");
+            assert!(!s.menu.in_chat());
+            // In no room: 5 is not an option, 3 joins.
+            assert_shows(&s.input("5"), &Msg::InvalidOption.render(locale));
+            s.input("3");
+            assert_eq!(sent(&s.input("sala")), ["JOIN sala"]);
+            s.server("OK JOIN sala");
+            assert!(s.menu.in_chat());
+
+            // Without a reason; while at the main menu the menu is shown
+            // again, without 5 and 6.
+            s.input("/menu");
+            let out = s.server("KICKED sala prof");
+            assert_eq!(shown(&out)[..2], [you_no_reason, menu_title]);
+            assert_hides(&out, "6 -");
+        }
+    }
+
+    /// A closed room: everybody in it sees who closed it and is back at
+    /// the main menu; the user who closed it also gets the OK.
+    #[test]
+    fn closed_goes_back_to_the_menu() {
+        let mut s = Script::in_room(Locale::PtBr, "bob", "sala");
+        let out = s.server("CLOSED sala prof");
+        assert_eq!(
+            shown(&out)[..2],
+            [
+                "*** A sala sala foi fechada por prof. ***",
+                "--- Menu principal ---"
+            ]
+        );
+        assert_hides(&out, "5 -");
+        assert!(!s.menu.in_chat());
+
+        // The owner closes their own room from the chat.
+        let mut s = Script::in_room(Locale::En, "prof", "sala");
+        assert_eq!(sent(&s.input("/close")), ["CLOSE sala"]);
+        // Typed before the reply: waits, since the room may be gone.
+        assert!(s.input("still here?").is_empty());
+        let out = s.server("CLOSED sala prof");
+        assert_eq!(
+            shown(&out)[..2],
+            [
+                "*** The room sala was closed by prof. ***",
+                "--- Main menu ---"
+            ]
+        );
+        let out = s.server("OK CLOSE sala");
+        assert_shows(
+            &out,
+            "The room sala is closed: its messages, bans and topic are deleted.",
+        );
+        // The line typed ahead is now a (wrong) menu choice, not a SAY.
+        assert!(sent(&out).is_empty());
+        assert_shows(&out, "That is not one of the options: type its number.");
+
+        // CLOSED of another room (not ours) changes nothing.
+        let mut s = Script::in_room(Locale::En, "bob", "sala");
+        assert_eq!(
+            shown(&s.server("CLOSED other prof")),
+            ["*** The room other was closed by prof. ***"]
+        );
+        assert!(s.menu.in_chat());
+    }
+
+    /// An announcement is marked as a notice, distinct from room messages,
+    /// wherever the user is.
+    #[test]
+    fn notices_stand_out() {
+        let mut s = Script::in_room(Locale::En, "bob", "sala");
+        assert_eq!(
+            shown(&s.server("NOTICE 2026-11-30T07:50:09.123Z prof class ends in five minutes")),
+            ["[NOTICE from prof]: class ends in five minutes"]
+        );
+        let mut s = Script::logged_in(Locale::PtBr, "bob");
+        assert_eq!(
+            shown(&s.server("NOTICE 2026-11-30T07:50:09.123Z prof a aula acabou")),
+            ["[AVISO de prof]: a aula acabou"]
+        );
+    }
+
+    /// The server's HELP of a plain user (today's server, every line):
+    /// `/help` shows the commands everybody has, and none of the server's
+    /// English lines.
+    #[test]
+    fn help_without_moderation() {
+        let mut s = Script::in_room(Locale::En, "bob", "sala");
+        assert_eq!(sent(&s.input("/help")), ["HELP"]);
+        for line in [
+            "INFO Commands (words in <> are yours, [] is optional; keywords in any case):",
+            "INFO REGISTER <user> <password>   create an account",
+            "INFO LOGIN <user> <password>      log in (offline direct messages follow)",
+            "INFO ROOMS                        list the rooms",
+            "INFO JOIN <room> [<password>]     enter a room (leaving the current one)",
+            "INFO SAY <text>                   talk to everyone in your room",
+            "INFO DM <user> <text>             send a direct message (kept if offline)",
+            "INFO TOPIC                        show the room's topic",
+            "INFO HELP                         this text",
+            "INFO QUIT                         say goodbye and disconnect",
+        ] {
+            assert!(s.server(line).is_empty(), "{line}");
+        }
+        let out = shown(&s.server("OK HELP"));
+        assert_eq!(
+            out,
+            [
+                "Chat commands:",
+                "  /menu               open the menu (you stay in the room)",
+                "  /leave              leave the room",
+                "  /who                who is in the room",
+                "  /msg <user> <text>  send a direct message",
+                "  /topic              show the room's topic",
+                "  /help               this help",
+                "  /quit               quit",
+                "Anything else is said in the room. At the main menu, a line that starts with / \
+                 is one of these commands.",
+            ]
+        );
+        // Chatting did not wait for the help.
+        assert!(s.menu.in_chat());
+    }
+
+    /// The server's HELP of a room's owner, then of an admin: `/help`
+    /// lists exactly the moderation commands that appeared, in Portuguese
+    /// too; an error still shows the commands everybody has.
+    #[test]
+    fn help_with_moderation() {
+        let owner = [
+            "INFO SAY <text>                   talk to everyone in your room",
+            "INFO TOPIC                        show the room's topic",
+            "INFO KICK <user> [<reason>]       put a member out of your room",
+            "INFO BAN <user> [<minutes>] [<reason>]  keep a user out of your room",
+            "INFO UNBAN <user>                 lift a ban",
+            "INFO BANS                         list your room's bans",
+            "INFO TOPIC <topic>                set your room's topic",
+            "INFO CLOSE <room>                 delete a room",
+        ];
+        let admin = [
+            "INFO SUSPEND <user> [<minutes>] [<reason>]  keep a user from logging in",
+            "INFO UNSUSPEND <user>             lift a suspension",
+            "INFO ANNOUNCE <text>              tell every connection",
+        ];
+
+        let mut s = Script::in_room(Locale::En, "alice", "sala");
+        s.input("/help");
+        for line in owner {
+            assert!(s.server(line).is_empty());
+        }
+        let out = shown(&s.server("OK HELP"));
+        assert!(
+            out.contains(
+                &"  /kick <user> [reason]           put someone out of the room".to_string()
+            ),
+            "{out:#?}"
+        );
+        assert!(
+            out.contains(
+                &"  /topic [text]                   show the room's topic, or set it".to_string()
+            ),
+            "{out:#?}"
+        );
+        assert!(out
+            .iter()
+            .any(|l| l.starts_with("  /ban <user> [minutes] [reason]  ")));
+        assert!(out.iter().any(|l| l.starts_with("  /unban <user> ")));
+        assert!(out.iter().any(|l| l.starts_with("  /bans ")));
+        assert!(out.iter().any(|l| l.starts_with("  /close [room] ")));
+        assert!(!out.iter().any(|l| l.starts_with("  /topic  ")));
+        for admin_only in ["  /suspend", "  /unsuspend", "  /announce"] {
+            assert!(!out.iter().any(|l| l.starts_with(admin_only)), "{out:#?}");
+        }
+
+        let mut s = Script::logged_in(Locale::PtBr, "prof");
+        assert_eq!(sent(&s.input("/help")), ["HELP"]);
+        // An admin's list, in another order: shown in the usual order.
+        for line in admin.iter().rev().chain(owner.iter()) {
+            assert!(s.server(line).is_empty());
+        }
+        let out = shown(&s.server("OK HELP"));
+        let commands: Vec<&str> = out
+            .iter()
+            .filter_map(|l| l.trim_start().split(' ').next())
+            .filter(|w| w.starts_with('/'))
+            .collect();
+        assert_eq!(
+            commands,
+            [
+                "/menu",
+                "/leave",
+                "/who",
+                "/msg",
+                "/kick",
+                "/ban",
+                "/unban",
+                "/bans",
+                "/topic",
+                "/close",
+                "/suspend",
+                "/unsuspend",
+                "/announce",
+                "/help",
+                "/quit"
+            ]
+        );
+        assert!(
+            out.contains(
+                &"  /announce <texto>                      um aviso para todos os conectados"
+                    .to_string()
+            ),
+            "{out:#?}"
+        );
+
+        // HELP refused (too many lines): the commands everybody has.
+        s.input("/help");
+        let out = shown(&s.server("ERR RATE_LIMITED Slow down."));
+        assert_eq!(
+            out[0],
+            Msg::Error(ErrCode::RateLimited).render(Locale::PtBr)
+        );
+        assert_eq!(out[1], "Comandos do chat:");
+        assert!(!out.iter().any(|l| l.contains("/kick")));
+    }
+
+    /// A line whose first word the client does not know is ignored, and
+    /// replies keep finding their requests; an unknown LEFT reason reads
+    /// as leave; an ERR or BYE with an unknown code still answers.
+    #[test]
+    fn unknown_lines_are_ignored() {
+        let mut s = Script::in_room(Locale::En, "alice", "sala");
+        s.input("/who");
+        assert!(s.menu.on_unknown_line("FROBNICATE sala 42").is_empty());
+        assert!(s.menu.on_unknown_line("REACTION sala bob :+1:").is_empty());
+        assert!(s.menu.on_unknown_line("").is_empty());
+        s.server("USER alice");
+        assert_eq!(shown(&s.server("OK WHO 1")), ["In the room (1): alice"]);
+        assert_eq!(
+            shown(&s.server("LEFT sala bob vanished")),
+            ["*** bob left the room. ***"]
+        );
+
+        // A known word that does not parse is shown as it is.
+        assert_eq!(
+            shown(&s.menu.on_unknown_line("JOINED sala")),
+            ["(the server sent a line this client does not understand: JOINED sala)"]
+        );
+
+        // ERR with a new code answers the oldest request, with its text.
+        s.input("/msg bob hi");
+        s.input("/who");
+        assert_eq!(
+            shown(&s.menu.on_unknown_line("ERR SHINY_NEW_CODE Not today.")),
+            ["The server refused that: Not today."]
+        );
+        s.server("USER alice");
+        assert_eq!(shown(&s.server("OK WHO 1")), ["In the room (1): alice"]);
+
+        // BYE with a new reason ends the session.
+        let out = s.menu.on_unknown_line("BYE MAINTENANCE Back at noon.");
+        assert_eq!(
+            out,
+            [
+                Action::Show("The server closed the session: Back at noon.".into()),
+                Action::Quit(Ending::ServerClosed)
+            ]
+        );
+    }
+
+    /// BANNED on join and SUSPENDED on login: the sentence, then the
+    /// server's text, which names the end; BYE SUSPENDED ends the session
+    /// with a sentence of its own.
+    #[test]
+    fn banned_and_suspended() {
+        let mut s = Script::logged_in(Locale::PtBr, "bob");
+        s.input("3");
+        s.input("sala");
+        let out = s.server("ERR BANNED Banned from sala until 2026-11-30T08:50:09.123Z.");
+        assert_shows(
+            &out,
+            "Um banimento impede você de entrar nessa sala. O servidor diz: Banned from sala \
+             until 2026-11-30T08:50:09.123Z.",
+        );
+        assert_shows(&out, "--- Menu principal ---");
+
+        let mut s = Script::new(Locale::En);
+        s.input("2");
+        s.input("bob 123");
+        let out = s.server("ERR SUSPENDED Suspended until lifted.");
+        assert_shows(
+            &out,
+            "Your account is suspended: you cannot log in while it lasts. The server says: \
+             Suspended until lifted.",
+        );
+        assert_shows(&out, "2 - Log in");
+
+        let mut s = Script::in_room(Locale::En, "bob", "sala");
+        let out = s.server("BYE SUSPENDED An admin suspended this account.");
+        assert_eq!(
+            out,
+            [
+                Action::Show(
+                    "An admin suspended your account; this session is closed. Logging in again \
+                     tells you until when."
+                        .into()
+                ),
+                Action::Quit(Ending::ServerClosed)
+            ]
+        );
+        assert!(s.menu.is_quitting());
     }
 }

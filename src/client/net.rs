@@ -536,8 +536,8 @@ impl NetThread {
                     Some(parsed) => Event::Server(parsed),
                     None => Event::Unparsed(line),
                 },
-                LineEvent::TooLong => Event::Unparsed("(line too long)".into()),
-                LineEvent::BadEncoding => Event::Unparsed("(not UTF-8)".into()),
+                LineEvent::TooLong => Event::Garbled("(line too long)".into()),
+                LineEvent::BadEncoding => Event::Garbled("(not UTF-8)".into()),
             };
             // The UI is bounded: if it is slow, we wait here and stop
             // reading, and the server's own queue absorbs the burst.

@@ -40,6 +40,9 @@ pub enum Event {
     Server(ServerLine),
     /// A line from the server that is not valid protocol.
     Unparsed(String),
+    /// Something from the server that is not a line (too long, not
+    /// UTF-8), described in a few words.
+    Garbled(String),
     /// The connection ended; the text says how, when it was not clean.
     Closed(Option<String>),
     /// The server refused this client's certificate, or its lack of one,
@@ -121,6 +124,7 @@ impl Ui {
                 Ok(Event::InputEnd) => self.menu.on_input_end(),
                 Ok(Event::Server(line)) => self.menu.on_server(&line),
                 Ok(Event::Unparsed(line)) => self.menu.on_unknown_line(&line),
+                Ok(Event::Garbled(what)) => self.menu.on_garbled(&what),
                 Ok(Event::Closed(detail)) => self.menu.on_closed(detail.as_deref()),
                 Ok(Event::Refused(why)) => self.menu.on_refused(why),
                 // QUIT was sent and no BYE came in time: leave anyway.

@@ -4,7 +4,7 @@
 //! (`[alice@sala]: text`, `*** bob joined the room. ***`) follows the
 //! original course client so that both languages look alike on screen.
 
-use super::{CertProblem, Msg, RoomInfo};
+use super::{readable_time, two_columns, BanInfo, CertProblem, Locale, Moderation, Msg, RoomInfo};
 use crate::protocol::{ByeReason, ErrCode};
 
 /// The English text of `msg`.
@@ -143,20 +143,12 @@ Choose an option:"
         Msg::HistoryStart { count } => format!("--- {count} earlier messages ---"),
         Msg::HistoryLine { room, user, text } => format!("  [{user}@{room}]: {text}"),
         Msg::HistoryEnd => "--- end of earlier messages ---".into(),
-        Msg::ChatHelp => "\
-Chat commands:
-  /menu               open the menu (you stay in the room)
-  /leave              leave the room
-  /who                who is in the room
-  /msg <user> <text>  send a direct message
-  /help               this help
-  /quit               quit
-Anything else is said in the room."
-            .into(),
+        Msg::Help { allowed } => help(allowed),
         Msg::UnknownChatCommand { command } => {
             format!("Unknown command {command}. Type /help for the list.")
         }
         Msg::MsgUsage => "Usage: /msg <user> <text>".into(),
+        Msg::ModerationUsage(command) => usage(*command),
         Msg::WhoList { users } => format!("In the room ({}): {}", users.len(), users.join(", ")),
         Msg::DmDelivered { user } => format!("Direct message delivered to {user}."),
         Msg::DmStored { user } => format!(
@@ -165,14 +157,71 @@ Anything else is said in the room."
         ),
         Msg::Goodbye => "Goodbye!".into(),
 
+        Msg::KickDone { user } => format!("You removed {user} from the room."),
+        Msg::BanDone {
+            user,
+            room,
+            minutes,
+        } => match minutes {
+            Some(1) => format!("{user} is banned from {room} for 1 minute."),
+            Some(minutes) => format!("{user} is banned from {room} for {minutes} minutes."),
+            None => format!("{user} is banned from {room} until the ban is lifted (/unban)."),
+        },
+        Msg::UnbanDone { user, room } => format!("{user} may join {room} again."),
+        Msg::BanList { room, bans } => ban_list(room, bans),
+        Msg::RoomTopic {
+            room,
+            by,
+            time,
+            topic,
+        } => format!(
+            "Topic of {room}: {topic} (set by {by}, {})",
+            readable_time(*time, Locale::En)
+        ),
+        Msg::NoTopic { room } => format!("{room} has no topic."),
+        Msg::CloseDone { room } => {
+            format!("The room {room} is closed: its messages, bans and topic are deleted.")
+        }
+        Msg::SuspendDone { user, minutes } => {
+            let how_long = match minutes {
+                Some(1) => "for 1 minute".to_string(),
+                Some(minutes) => format!("for {minutes} minutes"),
+                None => "until the suspension is lifted (/unsuspend)".to_string(),
+            };
+            format!("{user} is suspended {how_long}: their sessions are closed and they cannot log in.")
+        }
+        Msg::UnsuspendDone { user } => format!("{user} may log in again."),
+        Msg::AnnounceDone { count: 1 } => "Notice sent to 1 connection.".into(),
+        Msg::AnnounceDone { count } => format!("Notice sent to {count} connections."),
+        Msg::NotAllowed { admin_only: false } => "Only the room's owner or an admin may do that, \
+             and nobody may kick or ban themselves or an admin."
+            .into(),
+        Msg::NotAllowed { admin_only: true } => {
+            "Only an admin may do that, and nobody may suspend themselves or an admin.".into()
+        }
+        Msg::NotAMember { user } => format!("{user} is not in this room."),
+
         Msg::Said { room, user, text } => format!("[{user}@{room}]: {text}"),
         Msg::UserJoined { user } => format!("*** {user} joined the room. ***"),
         Msg::UserLeft { user } => format!("*** {user} left the room. ***"),
         Msg::UserDisconnected { user } => format!("*** {user} disconnected. ***"),
         Msg::DirectMessage { from, text } => format!("[DM from {from}]: {text}"),
+        Msg::UserKicked { user } => format!("*** {user} was removed from the room. ***"),
+        Msg::YouWereKicked { room, by, reason } if reason.is_empty() => {
+            format!("*** You were removed from {room} by {by}. ***")
+        }
+        Msg::YouWereKicked { room, by, reason } => {
+            format!("*** You were removed from {room} by {by}: {reason} ***")
+        }
+        Msg::RoomClosed { room, by } => format!("*** The room {room} was closed by {by}. ***"),
+        Msg::TopicChanged { by, topic } => format!("*** {by} set the topic: {topic} ***"),
+        Msg::Notice { from, text } => format!("[NOTICE from {from}]: {text}"),
 
         Msg::Error(code) => error(*code).into(),
+        Msg::ErrorWithText { code, text } => with_text(error(*code), text),
+        Msg::UnknownError { text } => format!("The server refused that: {text}"),
         Msg::ServerBye(reason) => bye(*reason).into(),
+        Msg::UnknownBye { text } => format!("The server closed the session: {text}"),
         Msg::ClientCertificateRequired => "The server accepts only clients with a certificate: \
             run the client with --cert FILE --key FILE (your teacher gives you these files)."
             .into(),
@@ -232,6 +281,88 @@ fn refused(problem: &CertProblem, name: &str, anchors: &str) -> String {
     format!("REFUSED: {why}. Nothing was sent. {next}")
 }
 
+/// `sentence`, then what the server said, if anything.
+fn with_text(sentence: &str, text: &str) -> String {
+    if text.trim().is_empty() {
+        sentence.to_owned()
+    } else {
+        format!("{sentence} The server says: {text}")
+    }
+}
+
+/// The left and right column of a moderation command's line in `/help`.
+fn moderation_row(command: Moderation) -> (&'static str, &'static str) {
+    match command {
+        Moderation::Kick => ("/kick <user> [reason]", "put someone out of the room"),
+        Moderation::Ban => (
+            "/ban <user> [minutes] [reason]",
+            "keep someone out of the room (without minutes: until lifted)",
+        ),
+        Moderation::Unban => ("/unban <user>", "lift a ban"),
+        Moderation::Bans => ("/bans", "list the room's bans"),
+        Moderation::SetTopic => ("/topic [text]", "show the room's topic, or set it"),
+        Moderation::Close => (
+            "/close [room]",
+            "close a room for good, messages and all (by default the one you are in)",
+        ),
+        Moderation::Suspend => (
+            "/suspend <user> [minutes] [reason]",
+            "keep someone from logging in (without minutes: until lifted)",
+        ),
+        Moderation::Unsuspend => ("/unsuspend <user>", "lift a suspension"),
+        Moderation::Announce => ("/announce <text>", "a notice to everybody connected"),
+    }
+}
+
+/// The usage line of a moderation command typed without what it needs.
+fn usage(command: Moderation) -> String {
+    match command {
+        Moderation::Ban | Moderation::Suspend => format!(
+            "Usage: {} (minutes: 1 to 525600)",
+            moderation_row(command).0
+        ),
+        Moderation::Close => "Usage: /close <room> (or /close alone, in the room to close)".into(),
+        _ => format!("Usage: {}", moderation_row(command).0),
+    }
+}
+
+/// The chat commands, with the moderation commands in `allowed`.
+fn help(allowed: &[Moderation]) -> String {
+    let mut rows = vec![
+        ("/menu", "open the menu (you stay in the room)"),
+        ("/leave", "leave the room"),
+        ("/who", "who is in the room"),
+        ("/msg <user> <text>", "send a direct message"),
+    ];
+    if !allowed.contains(&Moderation::SetTopic) {
+        rows.push(("/topic", "show the room's topic"));
+    }
+    rows.extend(allowed.iter().map(|&command| moderation_row(command)));
+    rows.push(("/help", "this help"));
+    rows.push(("/quit", "quit"));
+    format!(
+        "Chat commands:\n{}\nAnything else is said in the room. At the main menu, a line that \
+         starts with / is one of these commands.",
+        two_columns(&rows)
+    )
+}
+
+/// The bans of a room, one per line, or a sentence when there are none.
+fn ban_list(room: &str, bans: &[BanInfo]) -> String {
+    if bans.is_empty() {
+        return format!("Nobody is banned from {room}.");
+    }
+    let mut list = format!("Bans in {room} ({}):", bans.len());
+    for ban in bans {
+        let until = match ban.until {
+            Some(time) => format!("until {}", readable_time(time, Locale::En)),
+            None => "until lifted".to_string(),
+        };
+        list.push_str(&format!("\n  {} {until}, by {}", ban.user, ban.by));
+    }
+    list
+}
+
 /// The rooms, one per line, or a hint when there are none.
 fn room_list(rooms: &[RoomInfo]) -> String {
     if rooms.is_empty() {
@@ -288,10 +419,10 @@ fn error(code: ErrCode) -> &'static str {
             "This server does not take new accounts; ask the teacher for one."
         }
         ErrCode::MailboxFull => "That user has too many messages waiting; try again later.",
-        ErrCode::NotAllowed => "You may not do that here.",
+        ErrCode::NotAllowed => "You may not do that: it takes the room's owner or an admin.",
         ErrCode::Banned => "You are banned from that room.",
         ErrCode::NotBanned => "That user is not banned from this room.",
-        ErrCode::Suspended => "Your account is suspended.",
+        ErrCode::Suspended => "Your account is suspended: you cannot log in while it lasts.",
         ErrCode::NotSuspended => "That account is not suspended.",
     }
 }
@@ -313,6 +444,9 @@ fn bye(reason: ByeReason) -> &'static str {
         ByeReason::Idle => {
             "The server closed this session: nothing was sent for too long. Run the client again."
         }
-        ByeReason::Suspended => "An admin suspended your account.",
+        ByeReason::Suspended => {
+            "An admin suspended your account; this session is closed. Logging in again tells you \
+             until when."
+        }
     }
 }

@@ -10,8 +10,10 @@
 //! both files, so the two catalogs cannot drift apart.
 //!
 //! Protocol tokens stay English on the wire (`JOIN`, `BAD_ROOM_PASSWORD`):
-//! the client translates *codes* into sentences, and never shows the
-//! server's English error text to a Portuguese-speaking user.
+//! the client translates *codes* into sentences, and shows the server's
+//! English error text only after such a sentence, where the text says what
+//! the code cannot (`BANNED` and `SUSPENDED` name when they end), or when
+//! the code is one this client does not know.
 //!
 //! ```
 //! use chat::i18n::{Locale, Msg};
@@ -26,7 +28,7 @@ pub mod pt_br;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::protocol::{ByeReason, ErrCode};
+use crate::protocol::{ByeReason, ErrCode, Timestamp};
 
 /// A language the client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +99,96 @@ pub struct RoomInfo {
     pub private: bool,
     /// How many members are in it now.
     pub online: usize,
+}
+
+/// One ban in the answer to `/bans`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanInfo {
+    /// Who is banned.
+    pub user: String,
+    /// When the ban ends; `None` until lifted.
+    pub until: Option<Timestamp>,
+    /// Who banned them.
+    pub by: String,
+}
+
+/// A moderation slash command, as `/help` lists it and as its usage line
+/// names it. Which ones `/help` lists comes from the server's `HELP`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Moderation {
+    /// `/kick <user> [reason]`.
+    Kick,
+    /// `/ban <user> [minutes] [reason]`.
+    Ban,
+    /// `/unban <user>`.
+    Unban,
+    /// `/bans`.
+    Bans,
+    /// `/topic <text>`: setting the topic (reading it is for everybody).
+    SetTopic,
+    /// `/close [room]`.
+    Close,
+    /// `/suspend <user> [minutes] [reason]`.
+    Suspend,
+    /// `/unsuspend <user>`.
+    Unsuspend,
+    /// `/announce <text>`.
+    Announce,
+}
+
+impl Moderation {
+    /// Every moderation command, in the order `/help` lists them.
+    pub const ALL: &'static [Moderation] = &[
+        Moderation::Kick,
+        Moderation::Ban,
+        Moderation::Unban,
+        Moderation::Bans,
+        Moderation::SetTopic,
+        Moderation::Close,
+        Moderation::Suspend,
+        Moderation::Unsuspend,
+        Moderation::Announce,
+    ];
+}
+
+/// A time as people read it: `2026-11-30 07:50 UTC` (English) or
+/// `30/11/2026 07:50 UTC` (Portuguese). The client has no time zone
+/// database, so the time stays in UTC and says so.
+pub fn readable_time(time: Timestamp, locale: Locale) -> String {
+    // `Timestamp` displays as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    let wire = time.to_string();
+    let (Some(date), Some(clock)) = (wire.get(..10), wire.get(11..16)) else {
+        return wire;
+    };
+    match locale {
+        Locale::En => format!("{date} {clock} UTC"),
+        Locale::PtBr => {
+            let mut parts = date.splitn(3, '-');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(y), Some(m), Some(d)) => format!("{d}/{m}/{y} {clock} UTC"),
+                _ => format!("{date} {clock} UTC"),
+            }
+        }
+    }
+}
+
+/// Lines of `  <left>  <right>`, the left column as wide as its widest
+/// entry (in characters), for help texts.
+pub(crate) fn two_columns(rows: &[(&str, &str)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(left, _)| left.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::new();
+    for (left, right) in rows {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        let pad = width - left.chars().count();
+        text.push_str(&format!("  {left}{}  {right}", " ".repeat(pad)));
+    }
+    text
 }
 
 /// Why a server's certificate was refused in `--ca` mode, in the words a
@@ -312,8 +404,13 @@ pub enum Msg {
     },
     /// After the messages replayed on join.
     HistoryEnd,
-    /// The chat-mode commands.
-    ChatHelp,
+    /// The answer to `/help`: the commands everybody has, and the
+    /// moderation commands this session may use (as the server's `HELP`
+    /// listed them).
+    Help {
+        /// The moderation commands to list, in [`Moderation::ALL`] order.
+        allowed: Vec<Moderation>,
+    },
     /// A `/command` the client does not know.
     UnknownChatCommand {
         /// What was typed, up to the first space.
@@ -321,6 +418,8 @@ pub enum Msg {
     },
     /// `/msg` without a user or a text.
     MsgUsage,
+    /// A moderation command typed without what it needs.
+    ModerationUsage(Moderation),
     /// The answer to `/who`.
     WhoList {
         /// The members, as the server listed them.
@@ -338,6 +437,85 @@ pub enum Msg {
     },
     /// The session ended normally.
     Goodbye,
+
+    // ----- moderation: answers to the user's own commands -----
+    /// `OK KICK`: the user put someone out of the room.
+    KickDone {
+        /// Who was put out.
+        user: String,
+    },
+    /// `OK BAN`.
+    BanDone {
+        /// Who is banned.
+        user: String,
+        /// The room.
+        room: String,
+        /// For how long; `None` until lifted.
+        minutes: Option<u32>,
+    },
+    /// `OK UNBAN`.
+    UnbanDone {
+        /// Whose ban was lifted.
+        user: String,
+        /// The room.
+        room: String,
+    },
+    /// The answer to `/bans`.
+    BanList {
+        /// The room.
+        room: String,
+        /// Its bans, as the server listed them.
+        bans: Vec<BanInfo>,
+    },
+    /// A room's topic: on joining it, and as the answer to `/topic`.
+    RoomTopic {
+        /// The room.
+        room: String,
+        /// Who set it.
+        by: String,
+        /// When.
+        time: Timestamp,
+        /// The topic.
+        topic: String,
+    },
+    /// The answer to `/topic` in a room without one.
+    NoTopic {
+        /// The room.
+        room: String,
+    },
+    /// `OK CLOSE`.
+    CloseDone {
+        /// The room that is gone.
+        room: String,
+    },
+    /// `OK SUSPEND`.
+    SuspendDone {
+        /// Who is suspended.
+        user: String,
+        /// For how long; `None` until lifted.
+        minutes: Option<u32>,
+    },
+    /// `OK UNSUSPEND`.
+    UnsuspendDone {
+        /// Whose suspension was lifted.
+        user: String,
+    },
+    /// `OK ANNOUNCE`.
+    AnnounceDone {
+        /// How many connections got the notice.
+        count: usize,
+    },
+    /// `NOT_ALLOWED` in answer to a moderation command: who may do it.
+    NotAllowed {
+        /// True for the admin-only commands (`SUSPEND`, `UNSUSPEND`,
+        /// `ANNOUNCE`); false for those a room's owner may use too.
+        admin_only: bool,
+    },
+    /// `NO_SUCH_USER` in answer to `/kick`: the user is not in the room.
+    NotAMember {
+        /// Who was named.
+        user: String,
+    },
 
     // ----- what other people do -----
     /// A message said in the room: `[alice@sala]: texto`.
@@ -371,12 +549,67 @@ pub enum Msg {
         /// What was sent.
         text: String,
     },
+    /// Someone was put out of the room by its owner or an admin
+    /// (`LEFT ... kick`, which does not say by whom or why).
+    UserKicked {
+        /// Who.
+        user: String,
+    },
+    /// The user was put out of the room (`KICKED`); they are in no room.
+    YouWereKicked {
+        /// The room.
+        room: String,
+        /// Who did it.
+        by: String,
+        /// Why; empty when no reason was given.
+        reason: String,
+    },
+    /// The room the user was in was closed (`CLOSED`); they are in no room.
+    RoomClosed {
+        /// The room.
+        room: String,
+        /// Who closed it.
+        by: String,
+    },
+    /// The room's topic was set just now.
+    TopicChanged {
+        /// Who set it.
+        by: String,
+        /// The new topic.
+        topic: String,
+    },
+    /// An admin's announcement to everybody connected (`NOTICE`).
+    Notice {
+        /// Which admin sent it.
+        from: String,
+        /// What it says.
+        text: String,
+    },
 
     // ----- the server -----
     /// An `ERR` reply: one sentence per code.
     Error(ErrCode),
+    /// An `ERR` reply whose text matters to the user: `BANNED` and
+    /// `SUSPENDED` name when the ban or suspension ends. The sentence of
+    /// the code, then the server's text.
+    ErrorWithText {
+        /// The code.
+        code: ErrCode,
+        /// The server's text, as received.
+        text: String,
+    },
+    /// An `ERR` reply with a code this client does not know.
+    UnknownError {
+        /// The server's text, as received.
+        text: String,
+    },
     /// The server ended the session (`BYE`): one sentence per reason.
     ServerBye(ByeReason),
+    /// A `BYE` with a reason this client does not know.
+    UnknownBye {
+        /// The server's text, as received.
+        text: String,
+    },
     /// The server ended the session with a TLS alert saying that it needs
     /// a client certificate and we sent none (`--client-ca` servers).
     ClientCertificateRequired,
@@ -586,7 +819,12 @@ mod tests {
             Msg::MainMenu {
                 room: Some("sala".into()),
             },
-            Msg::ChatHelp,
+            Msg::Help {
+                allowed: Moderation::ALL.to_vec(),
+            },
+            Msg::Help {
+                allowed: Vec::new(),
+            },
             Msg::InsecureWarning,
             Msg::RoomList {
                 rooms: vec![RoomInfo {

@@ -4,7 +4,7 @@
 //! original course client (`*** bob entrou na sala. ***`), which was written
 //! in Portuguese.
 
-use super::{CertProblem, Msg, RoomInfo};
+use super::{readable_time, two_columns, BanInfo, CertProblem, Locale, Moderation, Msg, RoomInfo};
 use crate::protocol::{ByeReason, ErrCode};
 
 /// The Brazilian Portuguese text of `msg`.
@@ -145,20 +145,12 @@ Escolha uma opção:"
         Msg::HistoryStart { count } => format!("--- {count} mensagens anteriores ---"),
         Msg::HistoryLine { room, user, text } => format!("  [{user}@{room}]: {text}"),
         Msg::HistoryEnd => "--- fim das mensagens anteriores ---".into(),
-        Msg::ChatHelp => "\
-Comandos do chat:
-  /menu                  abre o menu (você continua na sala)
-  /leave                 sai da sala
-  /who                   quem está na sala
-  /msg <usuário> <texto> envia uma mensagem direta
-  /help                  esta ajuda
-  /quit                  sai do programa
-Qualquer outra coisa é dita na sala."
-            .into(),
+        Msg::Help { allowed } => help(allowed),
         Msg::UnknownChatCommand { command } => {
             format!("Comando desconhecido: {command}. Digite /help para ver a lista.")
         }
         Msg::MsgUsage => "Uso: /msg <usuário> <texto>".into(),
+        Msg::ModerationUsage(command) => usage(*command),
         Msg::WhoList { users } => format!("Na sala ({}): {}", users.len(), users.join(", ")),
         Msg::DmDelivered { user } => format!("Mensagem direta entregue a {user}."),
         Msg::DmStored { user } => format!(
@@ -166,14 +158,74 @@ Qualquer outra coisa é dita na sala."
         ),
         Msg::Goodbye => "Até logo!".into(),
 
+        Msg::KickDone { user } => format!("Você removeu {user} da sala."),
+        Msg::BanDone {
+            user,
+            room,
+            minutes,
+        } => match minutes {
+            Some(1) => format!("{user} fica fora de {room} por 1 minuto."),
+            Some(minutes) => format!("{user} fica fora de {room} por {minutes} minutos."),
+            None => format!("{user} fica fora de {room} até o banimento ser retirado (/unban)."),
+        },
+        Msg::UnbanDone { user, room } => format!("{user} pode entrar de novo em {room}."),
+        Msg::BanList { room, bans } => ban_list(room, bans),
+        Msg::RoomTopic {
+            room,
+            by,
+            time,
+            topic,
+        } => format!(
+            "Tópico de {room}: {topic} (definido por {by} em {})",
+            readable_time(*time, Locale::PtBr)
+        ),
+        Msg::NoTopic { room } => format!("A sala {room} não tem tópico."),
+        Msg::CloseDone { room } => format!(
+            "A sala {room} foi fechada: as mensagens, os banimentos e o tópico dela foram apagados."
+        ),
+        Msg::SuspendDone { user, minutes } => {
+            let how_long = match minutes {
+                Some(1) => "por 1 minuto".to_string(),
+                Some(minutes) => format!("por {minutes} minutos"),
+                None => "até a suspensão ser retirada (/unsuspend)".to_string(),
+            };
+            format!(
+                "A conta {user} está suspensa {how_long}: as sessões dela foram encerradas e ela \
+                 não consegue entrar."
+            )
+        }
+        Msg::UnsuspendDone { user } => format!("A conta {user} pode entrar de novo."),
+        Msg::AnnounceDone { count: 1 } => "Aviso enviado a 1 conexão.".into(),
+        Msg::AnnounceDone { count } => format!("Aviso enviado a {count} conexões."),
+        Msg::NotAllowed { admin_only: false } => "Só o dono da sala ou um administrador pode \
+             fazer isso, e ninguém pode remover ou banir a si mesmo nem um administrador."
+            .into(),
+        Msg::NotAllowed { admin_only: true } => "Só um administrador pode fazer isso, e ninguém \
+             pode suspender a si mesmo nem um administrador."
+            .into(),
+        Msg::NotAMember { user } => format!("{user} não está nesta sala."),
+
         Msg::Said { room, user, text } => format!("[{user}@{room}]: {text}"),
         Msg::UserJoined { user } => format!("*** {user} entrou na sala. ***"),
         Msg::UserLeft { user } => format!("*** {user} saiu da sala. ***"),
         Msg::UserDisconnected { user } => format!("*** {user} desconectou. ***"),
         Msg::DirectMessage { from, text } => format!("[mensagem direta de {from}]: {text}"),
+        Msg::UserKicked { user } => format!("*** {user} foi removido da sala. ***"),
+        Msg::YouWereKicked { room, by, reason } if reason.is_empty() => {
+            format!("*** Você foi removido da sala {room} por {by}. ***")
+        }
+        Msg::YouWereKicked { room, by, reason } => {
+            format!("*** Você foi removido da sala {room} por {by}: {reason} ***")
+        }
+        Msg::RoomClosed { room, by } => format!("*** A sala {room} foi fechada por {by}. ***"),
+        Msg::TopicChanged { by, topic } => format!("*** {by} definiu o tópico: {topic} ***"),
+        Msg::Notice { from, text } => format!("[AVISO de {from}]: {text}"),
 
         Msg::Error(code) => error(*code).into(),
+        Msg::ErrorWithText { code, text } => with_text(error(*code), text),
+        Msg::UnknownError { text } => format!("O servidor recusou: {text}"),
         Msg::ServerBye(reason) => bye(*reason).into(),
+        Msg::UnknownBye { text } => format!("O servidor encerrou a sessão: {text}"),
         Msg::ClientCertificateRequired => "O servidor só aceita clientes com certificado: \
             rode o cliente com --cert ARQUIVO --key ARQUIVO (seu professor fornece esses arquivos)."
             .into(),
@@ -247,6 +299,91 @@ fn room_list(rooms: &[RoomInfo]) -> String {
     list
 }
 
+/// `sentence`, e depois o que o servidor disse, se disse algo.
+fn with_text(sentence: &str, text: &str) -> String {
+    if text.trim().is_empty() {
+        sentence.to_owned()
+    } else {
+        format!("{sentence} O servidor diz: {text}")
+    }
+}
+
+/// As colunas da esquerda e da direita de um comando de moderação no `/help`.
+fn moderation_row(command: Moderation) -> (&'static str, &'static str) {
+    match command {
+        Moderation::Kick => ("/kick <usuário> [motivo]", "tira alguém da sala"),
+        Moderation::Ban => (
+            "/ban <usuário> [minutos] [motivo]",
+            "impede alguém de entrar na sala (sem minutos: até ser retirado)",
+        ),
+        Moderation::Unban => ("/unban <usuário>", "retira um banimento"),
+        Moderation::Bans => ("/bans", "lista os banimentos da sala"),
+        Moderation::SetTopic => (
+            "/topic [texto]",
+            "mostra o tópico da sala, ou define um novo",
+        ),
+        Moderation::Close => (
+            "/close [sala]",
+            "fecha uma sala de vez, com as mensagens (por padrão, a sala em que você está)",
+        ),
+        Moderation::Suspend => (
+            "/suspend <usuário> [minutos] [motivo]",
+            "impede alguém de fazer login (sem minutos: até ser retirada)",
+        ),
+        Moderation::Unsuspend => ("/unsuspend <usuário>", "retira uma suspensão"),
+        Moderation::Announce => ("/announce <texto>", "um aviso para todos os conectados"),
+    }
+}
+
+/// A linha de uso de um comando de moderação digitado sem o que ele precisa.
+fn usage(command: Moderation) -> String {
+    match command {
+        Moderation::Ban | Moderation::Suspend => format!(
+            "Uso: {} (minutos: de 1 a 525600)",
+            moderation_row(command).0
+        ),
+        Moderation::Close => "Uso: /close <sala> (ou /close sozinho, na sala a fechar)".into(),
+        _ => format!("Uso: {}", moderation_row(command).0),
+    }
+}
+
+/// Os comandos do chat, com os comandos de moderação de `allowed`.
+fn help(allowed: &[Moderation]) -> String {
+    let mut rows = vec![
+        ("/menu", "abre o menu (você continua na sala)"),
+        ("/leave", "sai da sala"),
+        ("/who", "quem está na sala"),
+        ("/msg <usuário> <texto>", "envia uma mensagem direta"),
+    ];
+    if !allowed.contains(&Moderation::SetTopic) {
+        rows.push(("/topic", "mostra o tópico da sala"));
+    }
+    rows.extend(allowed.iter().map(|&command| moderation_row(command)));
+    rows.push(("/help", "esta ajuda"));
+    rows.push(("/quit", "sai do programa"));
+    format!(
+        "Comandos do chat:\n{}\nQualquer outra coisa é dita na sala. No menu principal, uma \
+         linha que começa com / é um destes comandos.",
+        two_columns(&rows)
+    )
+}
+
+/// Os banimentos de uma sala, um por linha, ou uma frase quando não há nenhum.
+fn ban_list(room: &str, bans: &[BanInfo]) -> String {
+    if bans.is_empty() {
+        return format!("Ninguém está banido de {room}.");
+    }
+    let mut list = format!("Banimentos em {room} ({}):", bans.len());
+    for ban in bans {
+        let until = match ban.until {
+            Some(time) => format!("até {}", readable_time(time, Locale::PtBr)),
+            None => "até ser retirado".to_string(),
+        };
+        list.push_str(&format!("\n  {} {until}, por {}", ban.user, ban.by));
+    }
+    list
+}
+
 /// Uma frase por código de erro.
 fn error(code: ErrCode) -> &'static str {
     match code {
@@ -287,10 +424,14 @@ fn error(code: ErrCode) -> &'static str {
             "Este servidor não aceita novas contas; peça uma ao professor."
         }
         ErrCode::MailboxFull => "Esse usuário tem mensagens demais esperando; tente mais tarde.",
-        ErrCode::NotAllowed => "Você não pode fazer isso aqui.",
-        ErrCode::Banned => "Você foi banido dessa sala.",
+        ErrCode::NotAllowed => {
+            "Você não pode fazer isso: é preciso ser o dono da sala ou um administrador."
+        }
+        ErrCode::Banned => "Um banimento impede você de entrar nessa sala.",
         ErrCode::NotBanned => "Esse usuário não está banido desta sala.",
-        ErrCode::Suspended => "Sua conta está suspensa.",
+        ErrCode::Suspended => {
+            "Sua conta está suspensa: não dá para fazer login enquanto a suspensão durar."
+        }
         ErrCode::NotSuspended => "Essa conta não está suspensa.",
     }
 }
@@ -314,6 +455,9 @@ fn bye(reason: ByeReason) -> &'static str {
         ByeReason::Idle => {
             "O servidor encerrou a sessão: nada foi enviado por tempo demais. Rode o cliente de novo."
         }
-        ByeReason::Suspended => "Um administrador suspendeu sua conta.",
+        ByeReason::Suspended => {
+            "Um administrador suspendeu sua conta; esta sessão foi encerrada. Ao fazer login de \
+             novo, você vê até quando."
+        }
     }
 }
