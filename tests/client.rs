@@ -753,7 +753,6 @@ fn unknown_server_lines_are_ignored() {
 /// The room's owner sets the topic: every member sees it change, a user
 /// who joins later sees it after the history, and `/topic` shows it.
 #[test]
-#[ignore = "needs the server's moderation (merging)"]
 fn topic_set_and_shown_on_join() {
     let server = TestServer::start();
     let mut alice = Client::start(&server, "en");
@@ -804,7 +803,6 @@ fn topic_set_and_shown_on_join() {
 /// the main menu; the owner sees the member removed. A ban keeps the
 /// member out, with the server's text naming the end, and `/bans` lists it.
 #[test]
-#[ignore = "needs the server's moderation (merging)"]
 fn kick_and_ban_seen_by_both_sides() {
     let server = TestServer::start();
     let mut alice = Client::start(&server, "en");
@@ -853,7 +851,6 @@ fn kick_and_ban_seen_by_both_sides() {
 
 /// The owner closes the room: everybody in it is back at the main menu.
 #[test]
-#[ignore = "needs the server's moderation (merging)"]
 fn close_sends_everybody_to_the_menu() {
     let server = TestServer::start();
     let mut alice = Client::start(&server, "en");
@@ -876,7 +873,6 @@ fn close_sends_everybody_to_the_menu() {
 /// An admin's announcement reaches every logged-in user as a notice,
 /// the admin included; the admin's `/help` lists the admin commands.
 #[test]
-#[ignore = "needs the server's moderation (merging)"]
 fn announce_is_a_notice() {
     let server = TestServer::start();
     let mut bob = Client::start(&server, "pt");
