@@ -47,18 +47,36 @@ pub use passwd::{find_user, set_password};
 pub use roster::{parse_roster, BadRow, RosterError, RosterRow, MAX_ROSTER_ROWS};
 
 use crate::error::{Error, Result};
+use crate::protocol::names::is_name_char;
 use crate::protocol::text::is_valid_password;
 use crate::protocol::Name;
 
 /// What a password must be, said once for every job that takes one.
 const PASSWORD_RULE: &str = "the password must have 1 to 128 bytes and no control characters";
 
-/// Why `given` is not a user name, in a sentence.
+/// Why `given` is not a user name, in a sentence that shows it only up
+/// to its first bad character: in a roster whose fields were separated by
+/// something else than a comma (`ana;secret`, `ana secret`), the rest is a
+/// password.
 fn name_rule(given: &str) -> String {
-    format!(
-        "{} is not a valid user name: 1 to 32 characters from A-Z a-z 0-9 _ - .",
-        shown(given)
-    )
+    const RULE: &str = "1 to 32 characters from A-Z a-z 0-9 _ - .";
+    match given.char_indices().find(|&(_, c)| !is_name_char(c)) {
+        None if given.is_empty() => format!("the name is empty: {RULE}"),
+        None => format!("{} is not a valid user name: {RULE}", shown(given)),
+        Some((at, c)) => {
+            let upto = &given[..at + c.len_utf8()];
+            let more = if upto.len() < given.len() { "…" } else { "" };
+            let hint = if matches!(c, ';' | '\t') {
+                "; separate the name and the password with a comma"
+            } else {
+                ""
+            };
+            format!(
+                "{}{more} is not a valid user name: {c:?} is not allowed ({RULE}){hint}",
+                shown(upto)
+            )
+        }
+    }
 }
 
 /// `given` quoted for a message, cut to 40 characters: a roster row may

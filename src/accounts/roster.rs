@@ -35,8 +35,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::{shown, PASSWORD_RULE};
-use crate::protocol::names::is_name_char;
+use super::{name_rule, PASSWORD_RULE};
 use crate::protocol::text::is_valid_password;
 use crate::protocol::Name;
 
@@ -289,7 +288,7 @@ fn check_row(
     let name = match Name::parse(given_name) {
         Ok(name) => Some(name),
         Err(_) => {
-            reasons.push(bad_name(given_name));
+            reasons.push(name_rule(given_name));
             None
         }
     };
@@ -313,30 +312,6 @@ fn check_row(
             password: password.map(str::to_string),
         }),
         _ => Err(reasons.join("; ")),
-    }
-}
-
-/// Why `given` is not a user name, showing it only up to its first bad
-/// character: in a file whose fields were separated by something else
-/// than a comma (`ana;secret`, `ana secret`), the rest is a password.
-fn bad_name(given: &str) -> String {
-    const RULE: &str = "1 to 32 characters from A-Z a-z 0-9 _ - .";
-    match given.char_indices().find(|&(_, c)| !is_name_char(c)) {
-        None if given.is_empty() => format!("the name is empty: {RULE}"),
-        None => format!("{} is not a valid user name: {RULE}", shown(given)),
-        Some((at, c)) => {
-            let upto = &given[..at + c.len_utf8()];
-            let more = if upto.len() < given.len() { "…" } else { "" };
-            let hint = if matches!(c, ';' | '\t') {
-                "; separate the name and the password with a comma"
-            } else {
-                ""
-            };
-            format!(
-                "{}{more} is not a valid user name: {c:?} is not allowed ({RULE}){hint}",
-                shown(upto)
-            )
-        }
     }
 }
 

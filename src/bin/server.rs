@@ -373,7 +373,11 @@ fn user(action: &UserAction, db: &Path) -> Result<()> {
         }
         UserAction::List => {
             let users = accounts::list_users(db)?;
-            accounts::write_user_list(&mut stdout, &users)?;
+            match accounts::write_user_list(&mut stdout, &users) {
+                // `server user list | head`: the reader has what it wanted.
+                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::BrokenPipe => {}
+                written => written?,
+            }
         }
         UserAction::Import { roster } => import(db, roster, &mut stdout)?,
     }
@@ -417,7 +421,10 @@ fn import(db: &Path, roster: &Path, out: &mut impl Write) -> Result<()> {
                 db.display()
             ))
         })?;
-    eprintln!(
+    // A summary for whoever sent the CSV to a file; `eprintln!` would
+    // panic if stderr is closed, and the job is done by now.
+    let _ = writeln!(
+        std::io::stderr(),
         "imported {} into {}: {created} created, {} existed already (left untouched)",
         roster.display(),
         db.display(),
@@ -458,7 +465,12 @@ fn read_password(name: &str, command: &str) -> Result<String> {
         eprintln!();
         answer
     };
-    let first = ask(&format!("password for {name}: "))?;
+    let what = if command == "passwd" {
+        "new password"
+    } else {
+        "password"
+    };
+    let first = ask(&format!("{what} for {name}: "))?;
     let second = ask("the same password again: ")?;
     if first != second {
         return Err(Error::Account(
