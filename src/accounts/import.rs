@@ -32,8 +32,8 @@
 //!
 //! # Hashing on a few threads
 //!
-//! Forty argon2id hashes at the production cost take a couple of seconds
-//! on one core. The hashes are independent, so up to [`HASHING_THREADS`]
+//! An argon2id hash at the production cost is slow on purpose, and a
+//! class needs forty. They are independent, so up to [`HASHING_THREADS`]
 //! threads (and no more than the machine has cores) each ask the shared
 //! [`Hasher`] for one after the other; its own pool bounds the memory.
 //! Each thread takes the next row from a shared counter, and the results

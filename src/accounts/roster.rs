@@ -30,7 +30,8 @@
 //!   counted from 1, and any one of them refuses the whole file: a class
 //!   gets all its accounts or none, never half.
 //! - At most [`MAX_ROSTER_ROWS`] rows, so that a wrong file (a database
-//!   dump, a log) is refused at once instead of costing an hour of argon2.
+//!   dump, a log) is refused at once instead of costing a slow argon2 hash
+//!   per line.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,8 +41,7 @@ use crate::protocol::text::is_valid_password;
 use crate::protocol::Name;
 
 /// The most accounts one roster file may hold. A school's class is
-/// forty; a whole school of some thousand students fits too, in one file
-/// that costs about a minute of hashing on two cores.
+/// forty; a whole school's year fits too.
 pub const MAX_ROSTER_ROWS: usize = 2000;
 
 /// One account to make: a valid name, and the password given for it (a
@@ -266,8 +266,9 @@ fn is_header(fields: &[&str]) -> bool {
 }
 
 /// One row's account, or every reason it is refused, joined into one
-/// sentence. A valid name is remembered in `seen`, so that a later row
-/// with the same name in any case is refused.
+/// sentence. A valid name is remembered in `seen` (even on a row refused
+/// for another reason), so that a later row with the same name in any
+/// case is refused too.
 fn check_row(
     fields: &[&str],
     line: u64,
@@ -301,7 +302,7 @@ fn check_row(
             reasons.push(format!(
                 "{name} is on line {earlier} already (names are the same in any letter case)"
             ));
-        } else if reasons.is_empty() {
+        } else {
             seen.insert(name.key(), line);
         }
     }
@@ -440,6 +441,12 @@ mod tests {
                 "ANA is on line 2 already (names are the same in any letter case)".to_string()
             )]
         );
+        // The first row is bad for another reason: both are reported.
+        let lines: Vec<u64> = bad_rows("ana,\"a\u{7}\"\nAna\n")
+            .iter()
+            .map(|b| b.0)
+            .collect();
+        assert_eq!(lines, vec![1, 2]);
     }
 
     /// All or nothing: every bad row is reported, and no row comes back
