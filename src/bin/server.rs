@@ -61,7 +61,8 @@ struct Options {
     /// With --generate-cert: overwrite existing --cert and --key files.
     #[arg(long, requires = "generate_cert")]
     force: bool,
-    /// The SQLite database; created if missing, migrated if made by the Python original.
+    /// The SQLite database; created if missing (not by `user passwd|admin|list`), migrated if
+    /// made by the Python original.
     #[arg(long, default_value = "chat.db", global = true)]
     db: PathBuf,
     /// Messages of a room replayed on JOIN.
