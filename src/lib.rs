@@ -22,8 +22,9 @@
 //! - [`tls`]: certificates, chains and keys, expiry, mutual TLS, rustls
 //!   configs, `--generate-cert`, the handshake with a deadline
 //!   (`server::reload` swaps the config on SIGHUP).
-//! - [`accounts`]: accounts made from the server's command line
-//!   (`server user add`), for a server whose registration is closed.
+//! - [`accounts`]: accounts made and changed from the server's command
+//!   line (`server user add | passwd | admin | list | import`), for a
+//!   server whose registration is closed and for the admin role.
 //! - [`config`]: every limit, with its default and why.
 //! - [`clock`]: the server's clock, which tests can move forward to see a
 //!   ban or a suspension end.

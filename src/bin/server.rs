@@ -1,8 +1,9 @@
 //! `server`: parse the options, load the certificate, bind the port, turn
 //! Ctrl-C / SIGTERM into the server's shutdown signal and SIGHUP into a
 //! certificate reload, and run. `--generate-cert` instead writes a fresh
-//! self-signed certificate and key, and exits; `server user add <name>`
-//! creates an account in `--db` (for `--registration closed`), and exits.
+//! self-signed certificate and key, and exits; `server user ...` makes or
+//! changes accounts in `--db` (`add`, `passwd`, `admin`, `list`, `import`:
+//! for `--registration closed` and the admin role), and exits.
 //!
 //! Everything else is in the library (`chat::server`); this file only wires
 //! the outside world to it and turns a failure into one line on stderr and
@@ -60,7 +61,8 @@ struct Options {
     /// With --generate-cert: overwrite existing --cert and --key files.
     #[arg(long, requires = "generate_cert")]
     force: bool,
-    /// The SQLite database; created if missing, migrated if made by the Python original.
+    /// The SQLite database; created if missing (not by `user passwd|admin|list`), migrated if
+    /// made by the Python original.
     #[arg(long, default_value = "chat.db", global = true)]
     db: PathBuf,
     /// Messages of a room replayed on JOIN.
@@ -170,7 +172,8 @@ enum Tool {
     },
 }
 
-/// `server user ...`.
+/// `server user ...`: each works on `--db`, safely while the server runs;
+/// a running server sees the change at the user's next login.
 #[derive(Debug, Subcommand)]
 enum UserAction {
     /// Create an account. The password is asked twice without echo at a
@@ -179,6 +182,40 @@ enum UserAction {
         /// The user name (1-32 of A-Z a-z 0-9 _ - .).
         name: String,
     },
+    /// Set a new password for an account (asked as for `add`).
+    Passwd {
+        /// The user name, in any letter case.
+        name: String,
+    },
+    /// Grant or remove the admin role (moderation of every room).
+    Admin {
+        /// The user name, in any letter case.
+        name: String,
+        /// `on` grants the role, `off` removes it.
+        role: Role,
+        /// Remove the role even from the last admin.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print every account as CSV: name,admin,created,suspended_until.
+    List,
+    /// Create the accounts of a roster file (CSV: `name` or `name,password`
+    /// per row, an optional header); print name,password,status as CSV.
+    /// Rows without a password get a random one of 12 characters. One bad
+    /// row refuses the whole file (nothing is created).
+    Import {
+        /// The roster file (CSV, UTF-8).
+        roster: PathBuf,
+    },
+}
+
+/// `server user admin NAME on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    /// Grant the admin role.
+    On,
+    /// Remove the admin role.
+    Off,
 }
 
 /// `--registration`: may clients create accounts?
@@ -305,22 +342,102 @@ fn generate_cert(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// `server user add <name>`: reads the password and creates the account.
-fn user(action: &UserAction, db: &std::path::Path) -> Result<()> {
-    let UserAction::Add { name } = action;
-    let password = read_password(name)?;
-    let stored = chat::accounts::add_user(db, name, &password)?;
+/// `server user ...`: one job on the database, its result on stdout.
+///
+/// A result nobody reads (stdout closed, piped into `head`) is not an
+/// error for the jobs that changed one account: the change is made, and
+/// `println!` would panic instead. It is for `import`, whose output is
+/// the only copy of the new passwords.
+fn user(action: &UserAction, db: &Path) -> Result<()> {
+    use chat::accounts;
+    let mut stdout = std::io::stdout().lock();
+    match action {
+        UserAction::Add { name } => {
+            let password = read_password(name, "add")?;
+            let stored = accounts::add_user(db, name, &password)?;
+            let _ = writeln!(stdout, "created user {stored} in {}", db.display());
+        }
+        UserAction::Passwd { name } => {
+            // A typo in the name is said before anyone types a password.
+            let stored = accounts::find_user(db, name)?;
+            let password = read_password(&stored, "passwd")?;
+            let stored = accounts::set_password(db, &stored, &password)?;
+            let _ = writeln!(
+                stdout,
+                "changed the password of user {stored} in {}",
+                db.display()
+            );
+        }
+        UserAction::Admin { name, role, force } => {
+            let report = accounts::set_admin(db, name, *role == Role::On, *force)?;
+            let _ = writeln!(stdout, "{report} in {}", db.display());
+        }
+        UserAction::List => {
+            let users = accounts::list_users(db)?;
+            match accounts::write_user_list(&mut stdout, &users) {
+                // `server user list | head`: the reader has what it wanted.
+                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::BrokenPipe => {}
+                written => written?,
+            }
+        }
+        UserAction::Import { roster } => import(db, roster, &mut stdout)?,
+    }
+    Ok(())
+}
+
+/// `server user import ROSTER`: the accounts as CSV on `out`, a summary
+/// line on stderr; or, for a bad file, each bad row on stderr as
+/// `ROSTER:LINE: reason` and the error, with nothing created.
+fn import(db: &Path, roster: &Path, out: &mut impl Write) -> Result<()> {
+    use chat::accounts::{self, RosterError, Status};
+    /// Bad rows listed one by one; past these, a count.
+    const LISTED: usize = 50;
+    let bytes = accounts::read_roster(roster)?;
+    let rows = match accounts::parse_roster(&bytes) {
+        Ok(rows) => rows,
+        Err(refused) => {
+            if let RosterError::BadRows(bad) = &refused {
+                let mut stderr = std::io::stderr().lock();
+                for row in bad.iter().take(LISTED) {
+                    let _ = writeln!(stderr, "{}:{}: {}", roster.display(), row.line, row.reason);
+                }
+                if bad.len() > LISTED {
+                    let _ = writeln!(stderr, "… and {} more bad rows", bad.len() - LISTED);
+                }
+            }
+            return Err(Error::Account(format!("{}: {refused}", roster.display())));
+        }
+    };
+    let results = accounts::import(db, &rows)?;
+    let created = results
+        .iter()
+        .filter(|r| r.status == Status::Created)
+        .count();
+    accounts::write_imported(&mut *out, &results)
+        .and_then(|()| out.flush().map_err(|e| Error::io("write the passwords", e)))
+        .map_err(|e| {
+            Error::Account(format!(
+                "{created} accounts were created in {} but their passwords could not be \
+                 printed ({e}): give each a new one with `server user passwd NAME`",
+                db.display()
+            ))
+        })?;
+    // A summary for whoever sent the CSV to a file; `eprintln!` would
+    // panic if stderr is closed, and the job is done by now.
     let _ = writeln!(
-        std::io::stdout(),
-        "created user {stored} in {}",
-        db.display()
+        std::io::stderr(),
+        "imported {} into {}: {created} created, {} existed already (left untouched)",
+        roster.display(),
+        db.display(),
+        results.len() - created
     );
     Ok(())
 }
 
-/// The new account's password: asked twice, without echo, at a terminal;
-/// one line of standard input otherwise (a script, `echo pw | server ...`).
-fn read_password(name: &str) -> Result<String> {
+/// A password for `server user COMMAND NAME`: asked twice, without echo,
+/// at a terminal; one line of standard input otherwise (a script,
+/// `echo pw | server ...`).
+fn read_password(name: &str, command: &str) -> Result<String> {
     use std::io::{BufRead, IsTerminal};
     let stdin = std::io::stdin();
     let read_line = || -> Result<String> {
@@ -334,9 +451,10 @@ fn read_password(name: &str) -> Result<String> {
     if !stdin.is_terminal() {
         let password = read_line()?;
         if password.is_empty() {
-            return Err(Error::Account(
-                "no password on standard input (give one line, e.g. `echo PASSWORD | server user add NAME`)".into(),
-            ));
+            return Err(Error::Account(format!(
+                "no password on standard input (give one line, e.g. \
+                 `echo PASSWORD | server user {command} NAME`)"
+            )));
         }
         return Ok(password);
     }
@@ -348,11 +466,16 @@ fn read_password(name: &str) -> Result<String> {
         eprintln!();
         answer
     };
-    let first = ask(&format!("password for {name}: "))?;
+    let what = if command == "passwd" {
+        "new password"
+    } else {
+        "password"
+    };
+    let first = ask(&format!("{what} for {name}: "))?;
     let second = ask("the same password again: ")?;
     if first != second {
         return Err(Error::Account(
-            "the two passwords differ; nothing was created: run the command again".into(),
+            "the two passwords differ; nothing was changed: run the command again".into(),
         ));
     }
     Ok(first)

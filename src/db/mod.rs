@@ -81,7 +81,10 @@ use crate::error::{Error, Result};
 use crate::oneshot;
 
 pub use moderation::{Action, Moderation};
-pub use offline::{insert_user, user_exists};
+pub use offline::{
+    existing_user, existing_users, insert_user, insert_users, list_users, set_admin,
+    set_password_hash, user_exists, AdminChange, Suspended, UserSummary,
+};
 pub use schema::SCHEMA_VERSION;
 
 /// How many requests may wait for the DB thread before callers block.

@@ -337,6 +337,45 @@ pub const SELECT_ROOM_BANS: &str = "SELECT u.name, b.until_ms, b.by_user
      FROM bans AS b JOIN users AS u ON u.id = b.user_id
      WHERE b.room_id = ?1 ORDER BY b.created_ms, u.name";
 
+// ----- the server's command line (`server user ...`) --------------------
+
+/// `server user passwd`: replaces the password hash of the account named
+/// `?1` (any case) with `?2`; returns the name as stored, and no row if
+/// there is no such account.
+pub const CHANGE_PASSWORD_HASH: &str =
+    "UPDATE users SET password_hash = ?2 WHERE name = ?1 RETURNING name";
+
+/// `server user admin`: the account named `?1` (any case): its id, its
+/// name as stored, and whether it is an admin.
+pub const SELECT_USER_ADMIN: &str = "SELECT id, name, admin FROM users WHERE name = ?1";
+
+/// `server user admin ... off`: how many admins there are, so that the
+/// last one is not removed by mistake.
+pub const COUNT_ADMINS: &str = "SELECT COUNT(*) FROM users WHERE admin = 1";
+
+/// `server user admin`: grants (`?2` = 1) or removes (0) the admin role of
+/// the account with id `?1`.
+pub const UPDATE_USER_ADMIN: &str = "UPDATE users SET admin = ?2 WHERE id = ?1";
+
+/// A moderation action taken from the server's command line (actor
+/// `server`, no room, no end): at `?1`, action `?2` on the account `?3`,
+/// with the reason `?4` (`NULL` for none).
+pub const LOG_SERVER_MODERATION: &str =
+    "INSERT INTO moderation (time_ms, actor, action, target, room, reason, until_ms)
+     VALUES (?1, 'server', ?2, ?3, NULL, ?4, NULL)";
+
+/// `server user list`: every account, by name in any case, with its admin
+/// flag, its creation time (0 when unknown: migrated from the Python
+/// original), and the suspension in force at `?1` if any: whether there is
+/// one, and its end (`NULL`: until lifted). An expired suspension row is
+/// not joined, so it reads as none.
+pub const SELECT_USER_LIST: &str = "SELECT u.name, u.admin, u.created_ms,
+         s.user_id IS NOT NULL, s.until_ms
+     FROM users AS u
+     LEFT JOIN suspensions AS s
+         ON s.user_id = u.id AND (s.until_ms IS NULL OR s.until_ms > ?1)
+     ORDER BY u.name, u.id";
+
 /// Brings the database to [`SCHEMA_VERSION`], whatever version it is at.
 ///
 /// # Errors

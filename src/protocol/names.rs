@@ -52,7 +52,7 @@ pub enum NameError {
 }
 
 /// Returns true for the characters a name may contain.
-fn is_name_char(c: char) -> bool {
+pub fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
 }
 

@@ -1,21 +1,12 @@
-//! Accounts made from the server's command line: `server user add <name>`.
-//!
-//! A server run with `--registration closed` refuses `REGISTER`, so that a
-//! script on the internet cannot fill its database with accounts; the
-//! teacher makes each student's account here instead. This works on the
-//! database file directly, with the same rules as `REGISTER` (a valid name,
-//! a valid password, argon2id, a name taken in any letter case is refused),
-//! and is safe while the server runs: SQLite's write lock and the WAL
-//! journal keep the two writers apart, and the running server sees the new
-//! account at its first `LOGIN`, because it looks accounts up in the
-//! database every time.
+//! `server user add <name>`: one account, with a password the teacher
+//! typed (the binary asks for it).
 
 use std::path::Path;
 
+use super::{check_password, now_ms, parse_name};
 use crate::auth::Hasher;
 use crate::db;
 use crate::error::{Error, Result};
-use crate::protocol::{text::is_valid_password, Name};
 
 /// Creates the account `name` with `password` in the database at `path`
 /// (created and migrated if needed) and returns the name as stored.
@@ -26,16 +17,8 @@ use crate::protocol::{text::is_valid_password, Name};
 /// rules, or a name that is taken (in any letter case); [`Error::Db`] if
 /// the database cannot be opened or written.
 pub fn add_user(path: &Path, name: &str, password: &str) -> Result<String> {
-    let name = Name::parse(name).map_err(|_| {
-        Error::Account(format!(
-            "{name:?} is not a valid user name: 1 to 32 characters from A-Z a-z 0-9 _ - ."
-        ))
-    })?;
-    if !is_valid_password(password) {
-        return Err(Error::Account(
-            "the password must have 1 to 128 bytes and no control characters".into(),
-        ));
-    }
+    let name = parse_name(name)?;
+    check_password(password)?;
     // Checked before the hash, so that a taken name answers at once; the
     // insert below is still the judge if a `REGISTER` gets there meanwhile.
     if db::user_exists(path, name.as_str())? {
@@ -43,8 +26,7 @@ pub fn add_user(path: &Path, name: &str, password: &str) -> Result<String> {
     }
     // The production cost, always: these are real accounts.
     let hash = Hasher::new(false)?.hash(password)?;
-    let now = crate::server::hub::now().0;
-    if !db::insert_user(path, name.as_str(), &hash, now)? {
+    if !db::insert_user(path, name.as_str(), &hash, now_ms())? {
         return Err(Error::Account(format!("the user {name} exists already")));
     }
     Ok(name.to_string())
