@@ -524,8 +524,9 @@ fn rooms_per_user_holds_across_restarts() {
     bob.expect_prefix("ERR NO_SUCH_ROOM ");
 }
 
-/// The example database shipped with the repository (schema version 1)
-/// opens and is migrated, keeping its accounts and rooms.
+/// The example database shipped with the repository opens (migrated if
+/// its schema is older), keeping its accounts and rooms; `professor` is an
+/// admin and owns one room, as the README says.
 #[test]
 fn the_example_database_still_opens() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -553,8 +554,17 @@ fn the_example_database_still_opens() {
     assert_eq!(count("PRAGMA user_version"), chat::db::SCHEMA_VERSION);
     assert_eq!(count("SELECT COUNT(*) FROM users"), users);
     assert_eq!(
-        count("SELECT COUNT(*) FROM rooms WHERE owner_id IS NULL"),
-        rooms
+        count("SELECT admin FROM users WHERE name = 'professor'"),
+        1,
+        "professor is an admin"
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM rooms WHERE owner_id = \
+             (SELECT id FROM users WHERE name = 'professor')"
+        ),
+        1,
+        "professor owns one room"
     );
 }
 
