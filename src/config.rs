@@ -95,6 +95,10 @@ pub struct Config {
     pub mailbox: usize,
     /// Messages kept on disk per room, newest first. Default 10,000.
     pub history_keep: usize,
+    /// Rows kept in the moderation log, the newest. Default 100,000: any
+    /// student may own a room and moderate it, so the log is bounded like
+    /// everything else a client can make the server store.
+    pub moderation_keep: usize,
     /// Whether the port also serves browsers (`--web on|off`). Default on:
     /// the server offers ALPN `http/1.1`, and a connection that negotiates
     /// it is served HTTP and WebSocket (`docs/WEB.md`). Off: no ALPN is
@@ -162,6 +166,7 @@ impl Default for Config {
             queue_bytes: 1_048_576,
             mailbox: 1000,
             history_keep: 10_000,
+            moderation_keep: 100_000,
             web: true,
             status_token: None,
             http_head_timeout: Duration::from_secs(10),
@@ -235,6 +240,7 @@ impl Config {
             &format!("--history {history}: the database keeps at least what a JOIN replays"),
         )?;
         for (name, value) in [
+            ("moderation-keep", self.moderation_keep as u64),
             ("max-connections", self.max_connections as u64),
             ("max-handshakes", self.max_handshakes as u64),
             ("max-unauthenticated", self.max_unauthenticated as u64),

@@ -817,3 +817,26 @@ fn race_suspend_against_a_second_login() {
         root.expect(&format!("OK UNSUSPEND {user}"));
     }
 }
+
+/// The moderation log keeps its newest `--moderation-keep` rows: a room's
+/// owner changing the topic in a loop cannot grow the database forever.
+#[test]
+fn the_moderation_log_is_bounded() {
+    let server = TestServer::start_with(|c| c.moderation_keep = 3);
+    let db = server.config.db_path.clone();
+    let mut ana = server.user_in("ana", "sala");
+    for i in 0..6 {
+        ana.send(&format!("TOPIC topic {i}"));
+        ana.lines_until(|l| l == "OK TOPIC");
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM moderation"), 3);
+    let conn = Connection::open(&db).expect("open");
+    let oldest: String = conn
+        .query_row(
+            "SELECT reason FROM moderation ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("oldest");
+    assert_eq!(oldest, "topic 3");
+}

@@ -137,6 +137,9 @@ struct Options {
     /// Messages kept in the database per room (the newest).
     #[arg(long, default_value_t = 10_000)]
     history_keep: usize,
+    /// Rows kept in the database's moderation log (the newest).
+    #[arg(long, default_value_t = 100_000)]
+    moderation_keep: usize,
     /// Serve browsers on the same port (ALPN http/1.1): the web client, /status, /metrics.
     #[arg(long, value_enum, default_value_t = Web::On)]
     web: Web,
@@ -256,6 +259,7 @@ impl Options {
             queue_bytes: self.queue_bytes,
             mailbox: self.mailbox,
             history_keep: self.history_keep,
+            moderation_keep: self.moderation_keep,
             web: self.web == Web::On,
             status_token: self.status_token.clone(),
             http_head_timeout: Duration::from_secs(self.http_head_timeout),

@@ -124,6 +124,8 @@ pub struct Limits {
     pub mailbox: usize,
     /// Messages kept on disk per room, the newest (`--history-keep`).
     pub history_keep: usize,
+    /// Rows kept in the moderation log, the newest (`--moderation-keep`).
+    pub moderation_keep: usize,
     /// Rooms in all (`--max-rooms`); one more is [`DbError::TooManyRooms`].
     pub max_rooms: usize,
     /// Rooms one account owns (`--rooms-per-user`); one more is
@@ -143,6 +145,7 @@ impl Limits {
         Limits {
             mailbox: config.mailbox,
             history_keep: config.history_keep,
+            moderation_keep: config.moderation_keep,
             max_rooms: config.max_rooms,
             rooms_per_user: config.rooms_per_user,
         }

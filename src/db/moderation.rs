@@ -117,7 +117,8 @@ impl Action {
     }
 }
 
-/// Runs one action and logs it, inside the savepoint the caller opened.
+/// Runs one action and logs it, inside the savepoint the caller opened,
+/// keeping the newest `keep` rows of the log.
 /// Returns the target account's name as registered (`""` for the actions
 /// without a target account).
 ///
@@ -126,7 +127,11 @@ impl Action {
 /// [`DbError::NoSuchUser`] if the target account does not exist;
 /// [`DbError::NotFound`] for `UNBAN`/`UNSUSPEND` of nobody banned or
 /// suspended now; [`DbError::Failed`] if SQLite fails (or the room is gone).
-pub(super) fn execute(conn: &Connection, request: &Moderation) -> Result<String, DbError> {
+pub(super) fn execute(
+    conn: &Connection,
+    request: &Moderation,
+    keep: usize,
+) -> Result<String, DbError> {
     let now = request.time_ms;
     // (target, room, reason, until) for the log.
     let (target, room, reason, until): (String, Option<&str>, Option<&str>, Option<i64>) =
@@ -230,6 +235,11 @@ pub(super) fn execute(conn: &Connection, request: &Moderation) -> Result<String,
             reason.filter(|r| !r.is_empty()),
             until
         ])?;
+    // `--moderation-keep`: the oldest rows go as new ones come, one range
+    // of the primary key.
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    conn.prepare_cached(schema::TRIM_MODERATION)?
+        .execute([conn.last_insert_rowid().saturating_sub(keep)])?;
     Ok(target)
 }
 

@@ -331,6 +331,10 @@ pub const INSERT_MODERATION: &str =
     "INSERT INTO moderation (time_ms, actor, action, target, room, reason, until_ms)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
+/// Deletes the moderation log's rows numbered `?1` or lower: what falls
+/// out of `--moderation-keep`.
+pub const TRIM_MODERATION: &str = "DELETE FROM moderation WHERE id <= ?1";
+
 /// The bans of room `?1`, ended ones included (the reader decides), oldest
 /// first: the user's registered name, the end, who banned.
 pub const SELECT_ROOM_BANS: &str = "SELECT u.name, b.until_ms, b.by_user

@@ -346,7 +346,10 @@ impl Step<'_> {
                 Some(hold(reply, result))
             }
             Request::Moderate { moderation, reply } => {
-                let result = in_savepoint(tx, |conn| super::moderation::execute(conn, &moderation));
+                let keep = self.limits.moderation_keep;
+                let result = in_savepoint(tx, |conn| {
+                    super::moderation::execute(conn, &moderation, keep)
+                });
                 Some(hold(reply, result))
             }
             Request::RoomCounts { owner, reply } => {
