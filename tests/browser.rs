@@ -314,24 +314,11 @@ fn a_plain_member_sees_no_moderation_controls() {
     let origin = format!("https://localhost:{}", server.addr.port());
 
     // bob, on the line protocol, owns `sala` and waits in it.
-    let mut bob = server.connect();
-    for line in [
-        "REGISTER ana pw-ana",
-        "REGISTER bob pw-bob",
-        "LOGIN bob pw-bob",
-        "CREATE sala",
-    ] {
-        bob.send(line);
-        bob.expect_prefix("OK ");
-    }
-    bob.join("sala");
+    let mut bob = owner_of_sala(&server, &["ana"]);
 
     let profile = tempfile::tempdir().expect("temp dir");
     let browser = launch(profile.path());
-    let tab = browser.new_tab().expect("a tab");
-    let watch = watch(&tab);
-    open_page(&tab, &origin);
-    log_in(&tab, "ana", "pw-ana");
+    let (tab, watch) = logged_in_tab(&browser, &origin, "ana");
     control(&tab, "button", "sala")
         .click()
         .expect("click the room");
@@ -364,16 +351,7 @@ fn a_plain_member_sees_no_moderation_controls() {
     control(&tab, "textbox", "Mensagem");
     assert_eq!(controls_named(&tab, "button", "Ações para bob"), 0);
     choose_language(&tab, "en");
-
-    let refused = watch.csp.lock().unwrap().clone();
-    assert!(
-        refused.is_empty(),
-        "the page broke its Content-Security-Policy: {refused:?}"
-    );
-    assert!(
-        !watch.dialog.load(Ordering::SeqCst),
-        "the page opened a dialog"
-    );
+    watch.assert_clean();
 }
 
 /// Moderation in the browser (issue 14), for an admin and for a room's
@@ -402,18 +380,7 @@ fn an_admin_and_an_owner_moderate_from_the_browser() {
     let server = start_server(&db, "127.0.0.1:0");
     let origin = format!("https://localhost:{}", server.addr.port());
 
-    let mut bob = server.connect();
-    for line in [
-        "REGISTER prof pw-prof",
-        "REGISTER ana pw-ana",
-        "REGISTER bob pw-bob",
-        "LOGIN bob pw-bob",
-        "CREATE sala",
-    ] {
-        bob.send(line);
-        bob.expect_prefix("OK ");
-    }
-    bob.join("sala");
+    let mut bob = owner_of_sala(&server, &["prof", "ana"]);
     // Only the server's command line grants the admin role; a role is read
     // at LOGIN, so this one counts from prof's login below.
     let changed = rusqlite::Connection::open(&db)
@@ -426,10 +393,7 @@ fn an_admin_and_an_owner_moderate_from_the_browser() {
 
     let profile = tempfile::tempdir().expect("temp dir");
     let browser = launch(profile.path());
-    let tab = browser.new_tab().expect("a tab");
-    let prof_watch = watch(&tab);
-    open_page(&tab, &origin);
-    log_in(&tab, "prof", "pw-prof");
+    let (tab, prof_watch) = logged_in_tab(&browser, &origin, "prof");
     // An admin may announce from anywhere: the panel is there before any room.
     control(&tab, "DisclosureTriangle", "Announcement");
 
@@ -572,10 +536,7 @@ fn an_admin_and_an_owner_moderate_from_the_browser() {
     );
 
     // ana owns the room she creates: she may moderate it, and only it.
-    let ana_tab = browser.new_tab().expect("a second tab");
-    let ana_watch = watch(&ana_tab);
-    open_page(&ana_tab, &origin);
-    log_in(&ana_tab, "ana", "pw-ana");
+    let (ana_tab, ana_watch) = logged_in_tab(&browser, &origin, "ana");
     control(&ana_tab, "DisclosureTriangle", "Create a room")
         .click()
         .expect("open the create form");
@@ -610,16 +571,34 @@ fn an_admin_and_an_owner_moderate_from_the_browser() {
     );
 
     for watch in [prof_watch, ana_watch] {
-        let refused = watch.csp.lock().unwrap().clone();
-        assert!(
-            refused.is_empty(),
-            "the page broke its Content-Security-Policy: {refused:?}"
-        );
-        assert!(
-            !watch.dialog.load(Ordering::SeqCst),
-            "the page opened a dialog"
-        );
+        watch.assert_clean();
     }
+}
+
+/// bob, on the line protocol: registers `others` (password `pw-<name>`)
+/// and himself, logs in, creates `sala` (so he owns it) and waits in it.
+fn owner_of_sala(server: &ServerBinary, others: &[&str]) -> TestClient {
+    let mut bob = server.connect();
+    let registrations = others
+        .iter()
+        .chain(&["bob"])
+        .map(|name| format!("REGISTER {name} pw-{name}"));
+    for line in registrations.chain(["LOGIN bob pw-bob".to_owned(), "CREATE sala".to_owned()]) {
+        bob.send(&line);
+        bob.expect_prefix("OK ");
+    }
+    bob.join("sala");
+    bob
+}
+
+/// A new tab of `browser`, watched, with the web client open and `user`
+/// (password `pw-<user>`) logged in.
+fn logged_in_tab(browser: &Browser, origin: &str, user: &str) -> (Arc<Tab>, Arc<Watch>) {
+    let tab = browser.new_tab().expect("a tab");
+    let watch = watch(&tab);
+    open_page(&tab, origin);
+    log_in(&tab, user, &format!("pw-{user}"));
+    (tab, watch)
 }
 
 /// Opens the web client in `tab`.
@@ -753,6 +732,22 @@ struct Watch {
     /// The browser's console messages about the Content-Security-Policy
     /// (an inline script or style, a request to another host, refused).
     csp: Mutex<Vec<String>>,
+}
+
+impl Watch {
+    /// Asserts that the page broke no Content-Security-Policy rule and
+    /// opened no dialog.
+    fn assert_clean(&self) {
+        let refused = self.csp.lock().unwrap().clone();
+        assert!(
+            refused.is_empty(),
+            "the page broke its Content-Security-Policy: {refused:?}"
+        );
+        assert!(
+            !self.dialog.load(Ordering::SeqCst),
+            "the page opened a dialog"
+        );
+    }
 }
 
 fn watch(tab: &Tab) -> Arc<Watch> {

@@ -566,10 +566,10 @@ fn escape_sequences_cannot_arrive() {
     assert!(alice.finish().0.success());
 }
 
-/// A hostile (or buggy) server that does send control characters cannot
-/// drive the terminal: the client shows them as visible placeholders.
-#[test]
-fn hostile_server_cannot_drive_the_terminal() {
+/// A fake server on a free port: it completes the TLS handshake with the
+/// test PKI's certificate, writes `lines`, then reads until the client goes
+/// away. Returns the port and the thread to join.
+fn fake_server(lines: &'static str) -> (u16, thread::JoinHandle<()>) {
     use rustls::{ServerConnection, StreamOwned};
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -580,15 +580,23 @@ fn hostile_server_cannot_drive_the_terminal() {
         socket.set_read_timeout(Some(WAIT)).unwrap();
         let conn = ServerConnection::new(Arc::clone(&tls)).unwrap();
         let mut stream = StreamOwned::new(conn, socket);
-        let lines = "HELLO 1 evil/1.0 hi\n\
-                     MSG sala 2026-11-30T07:50:09.123Z mallory \x1b[2J\x1b[Hcleared\n\
-                     DM mallory 2026-11-30T07:50:09.123Z \u{9b}31mred\x07\n";
         stream.write_all(lines.as_bytes()).unwrap();
         stream.flush().unwrap();
-        // Read until the client goes away.
         let mut sink = Vec::new();
         let _ = stream.read_to_end(&mut sink);
     });
+    (port, fake)
+}
+
+/// A hostile (or buggy) server that does send control characters cannot
+/// drive the terminal: the client shows them as visible placeholders.
+#[test]
+fn hostile_server_cannot_drive_the_terminal() {
+    let (port, fake) = fake_server(
+        "HELLO 1 evil/1.0 hi\n\
+         MSG sala 2026-11-30T07:50:09.123Z mallory \x1b[2J\x1b[Hcleared\n\
+         DM mallory 2026-11-30T07:50:09.123Z \u{9b}31mred\x07\n",
+    );
     let ca = pki().ca.to_str().unwrap();
     let mut c = Client::spawn(port, "en", &["--ca", ca, "--host", "127.0.0.1"], None);
     c.expect("[mallory@sala]: ^[[2J^[[Hcleared");
@@ -710,26 +718,13 @@ fn plain_user_help_and_refused_moderation() {
 /// event) is not shown; what follows it is.
 #[test]
 fn unknown_server_lines_are_ignored() {
-    use rustls::{ServerConnection, StreamOwned};
-
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tls = chat::tls::server_config(&pki().cert, &pki().key).unwrap();
-    let fake = thread::spawn(move || {
-        let (socket, _) = listener.accept().unwrap();
-        socket.set_read_timeout(Some(WAIT)).unwrap();
-        let conn = ServerConnection::new(Arc::clone(&tls)).unwrap();
-        let mut stream = StreamOwned::new(conn, socket);
-        let lines = "HELLO 1 future/2.0 hi\n\
-                     FROBNICATE sala 42\n\
-                     REACTION sala 2026-11-30T07:50:09.123Z bob :+1:\n\
-                     LEFT sala carol vanished\n\
-                     MSG sala 2026-11-30T07:50:09.123Z mallory after\n";
-        stream.write_all(lines.as_bytes()).unwrap();
-        stream.flush().unwrap();
-        let mut sink = Vec::new();
-        let _ = stream.read_to_end(&mut sink);
-    });
+    let (port, fake) = fake_server(
+        "HELLO 1 future/2.0 hi\n\
+         FROBNICATE sala 42\n\
+         REACTION sala 2026-11-30T07:50:09.123Z bob :+1:\n\
+         LEFT sala carol vanished\n\
+         MSG sala 2026-11-30T07:50:09.123Z mallory after\n",
+    );
     let ca = pki().ca.to_str().unwrap();
     let mut c = Client::spawn(port, "en", &["--ca", ca, "--host", "127.0.0.1"], None);
     let before = c.expect("[mallory@sala]: after");

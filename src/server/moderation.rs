@@ -133,6 +133,33 @@ impl Session {
         Some(room)
     }
 
+    /// May this session ban or suspend the account `user`? Not itself, not
+    /// an admin (by the account, or by the role its online session read
+    /// at login), and only an account that exists; otherwise the error is
+    /// sent.
+    fn may_target(&self, state: &State, user: &Name) -> bool {
+        if self.is_me(user) {
+            self.err(ErrCode::NotAllowed, NOT_YOURSELF);
+            return false;
+        }
+        let online_admin = state.hub.online(&user.key()).is_some_and(|c| c.is_admin());
+        match state.db.user(user.as_str()) {
+            Ok(Some(record)) if record.admin || online_admin => {
+                self.err(ErrCode::NotAllowed, NOT_AN_ADMIN);
+                false
+            }
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT);
+                false
+            }
+            Err(e) => {
+                self.server_error("moderation lookup", &e);
+                false
+            }
+        }
+    }
+
     /// Is this session an admin? Otherwise the error is sent.
     fn admin(&self) -> bool {
         if !self.client.is_admin() {
@@ -268,17 +295,8 @@ impl Session {
         let Some(room) = self.moderated_room() else {
             return;
         };
-        if self.is_me(user) {
-            return self.err(ErrCode::NotAllowed, NOT_YOURSELF);
-        }
-        let member = state.hub.member(&room, &user.key());
-        match state.db.user(user.as_str()) {
-            Ok(Some(record)) if record.admin || member.as_ref().is_some_and(|m| m.is_admin()) => {
-                return self.err(ErrCode::NotAllowed, NOT_AN_ADMIN)
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => return self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
-            Err(e) => return self.server_error("ban lookup", &e),
+        if !self.may_target(state, user) {
+            return;
         }
         let now = state.hub.now();
         let until_ms = end(now, minutes);
@@ -472,17 +490,8 @@ impl Session {
         if !self.within_rate() || !self.admin() {
             return;
         }
-        if self.is_me(user) {
-            return self.err(ErrCode::NotAllowed, NOT_YOURSELF);
-        }
-        let online = state.hub.online(&user.key());
-        match state.db.user(user.as_str()) {
-            Ok(Some(record)) if record.admin || online.as_ref().is_some_and(|c| c.is_admin()) => {
-                return self.err(ErrCode::NotAllowed, NOT_AN_ADMIN)
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => return self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
-            Err(e) => return self.server_error("suspend lookup", &e),
+        if !self.may_target(state, user) {
+            return;
         }
         let now = state.hub.now();
         let until_ms = end(now, minutes);
