@@ -895,10 +895,11 @@ fn announce_is_a_notice() {
 
     // Suspended: bob's session ends with the reason.
     prof.send("/suspend bob 60 cheating");
-    bob.expect(
-        "Um administrador suspendeu sua conta; esta sessão foi encerrada. Ao fazer login de novo, \
-         você vê até quando.",
+    let bye = bob.expect_prefix(
+        "Um administrador suspendeu sua conta; esta sessão foi encerrada. O servidor diz: An \
+         admin suspended this account until 2",
     );
+    assert!(bye.ends_with("Z."), "names the end: {bye}");
     prof.expect(
         "bob is suspended for 60 minutes: their sessions are closed and they cannot log in.",
     );

@@ -552,7 +552,7 @@ impl Menu {
                 }
                 actions
             }
-            ServerLine::Bye { reason, .. } => return self.on_bye(*reason),
+            ServerLine::Bye { reason, text } => return self.on_bye(*reason, text),
         };
         actions.extend(self.after_reply());
         actions
@@ -674,16 +674,14 @@ impl Menu {
     }
 
     /// Handles `BYE`: the session is over either way.
-    fn on_bye(&mut self, reason: ByeReason) -> Vec<Action> {
+    fn on_bye(&mut self, reason: ByeReason, text: &str) -> Vec<Action> {
         self.quitting = true;
-        if reason == ByeReason::Quit {
-            vec![self.show(Msg::Goodbye), Action::Quit(Ending::Quit)]
-        } else {
-            vec![
-                self.show(Msg::ServerBye(reason)),
-                Action::Quit(Ending::ServerClosed),
-            ]
-        }
+        let why = match reason {
+            ByeReason::Quit => return vec![self.show(Msg::Goodbye), Action::Quit(Ending::Quit)],
+            ByeReason::Suspended => Msg::SuspendedBye { text: text.into() },
+            other => Msg::ServerBye(other),
+        };
+        vec![self.show(why), Action::Quit(Ending::ServerClosed)]
     }
 
     /// Handles `KICKED` and `CLOSED`: shows `why`, and if `room` is the
@@ -2169,7 +2167,7 @@ mod tests {
 
     /// BANNED on join and SUSPENDED on login: the sentence, then the
     /// server's text, which names the end; BYE SUSPENDED ends the session
-    /// with a sentence of its own.
+    /// with its sentence and the server's text, which names the end too.
     #[test]
     fn banned_and_suspended() {
         let mut s = Script::logged_in(Locale::PtBr, "bob");
@@ -2195,13 +2193,15 @@ mod tests {
         assert_shows(&out, "2 - Log in");
 
         let mut s = Script::in_room(Locale::En, "bob", "sala");
-        let out = s.server("BYE SUSPENDED An admin suspended this account.");
+        let out = s.server(
+            "BYE SUSPENDED An admin suspended this account until 2026-11-30T08:50:09.123Z.",
+        );
         assert_eq!(
             out,
             [
                 Action::Show(
-                    "An admin suspended your account; this session is closed. Logging in again \
-                     tells you until when."
+                    "An admin suspended your account; this session is closed. The server says: \
+                     An admin suspended this account until 2026-11-30T08:50:09.123Z."
                         .into()
                 ),
                 Action::Quit(Ending::ServerClosed)

@@ -221,6 +221,7 @@ Choose an option:"
         Msg::ErrorWithText { code, text } => with_text(error(*code), text),
         Msg::UnknownError { text } => format!("The server refused that: {text}"),
         Msg::ServerBye(reason) => bye(*reason).into(),
+        Msg::SuspendedBye { text } => with_text(bye(ByeReason::Suspended), text),
         Msg::UnknownBye { text } => format!("The server closed the session: {text}"),
         Msg::ClientCertificateRequired => "The server accepts only clients with a certificate: \
             run the client with --cert FILE --key FILE (your teacher gives you these files)."
@@ -444,9 +445,6 @@ fn bye(reason: ByeReason) -> &'static str {
         ByeReason::Idle => {
             "The server closed this session: nothing was sent for too long. Run the client again."
         }
-        ByeReason::Suspended => {
-            "An admin suspended your account; this session is closed. Logging in again tells you \
-             until when."
-        }
+        ByeReason::Suspended => "An admin suspended your account; this session is closed.",
     }
 }

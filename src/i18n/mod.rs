@@ -605,6 +605,12 @@ pub enum Msg {
     },
     /// The server ended the session (`BYE`): one sentence per reason.
     ServerBye(ByeReason),
+    /// `BYE SUSPENDED`: the sentence, and the server's text, which says
+    /// until when.
+    SuspendedBye {
+        /// The server's text, as received.
+        text: String,
+    },
     /// A `BYE` with a reason this client does not know.
     UnknownBye {
         /// The server's text, as received.

@@ -225,6 +225,7 @@ Escolha uma opção:"
         Msg::ErrorWithText { code, text } => with_text(error(*code), text),
         Msg::UnknownError { text } => format!("O servidor recusou: {text}"),
         Msg::ServerBye(reason) => bye(*reason).into(),
+        Msg::SuspendedBye { text } => with_text(bye(ByeReason::Suspended), text),
         Msg::UnknownBye { text } => format!("O servidor encerrou a sessão: {text}"),
         Msg::ClientCertificateRequired => "O servidor só aceita clientes com certificado: \
             rode o cliente com --cert ARQUIVO --key ARQUIVO (seu professor fornece esses arquivos)."
@@ -455,9 +456,6 @@ fn bye(reason: ByeReason) -> &'static str {
         ByeReason::Idle => {
             "O servidor encerrou a sessão: nada foi enviado por tempo demais. Rode o cliente de novo."
         }
-        ByeReason::Suspended => {
-            "Um administrador suspendeu sua conta; esta sessão foi encerrada. Ao fazer login de \
-             novo, você vê até quando."
-        }
+        ByeReason::Suspended => "Um administrador suspendeu sua conta; esta sessão foi encerrada.",
     }
 }

@@ -77,6 +77,10 @@ pub enum Closing {
     /// Send `BYE <reason>` after what is already queued (for
     /// `SLOW_CONSUMER`: instead of it), then close.
     Bye(ByeReason),
+    /// Send `BYE SUSPENDED`, naming when the suspension ends (milliseconds
+    /// since the epoch, [`FOREVER`](crate::db::FOREVER) until lifted),
+    /// after what is already queued, then close.
+    Suspended(i64),
     /// The reader is done (the peer went away or broke the protocol):
     /// flush what is queued, if the peer still takes it, and close.
     Silent,
@@ -430,6 +434,26 @@ impl Client {
         {
             // Elsewhere the hang-up is seen by the reader, after the login.
             false
+        }
+    }
+}
+
+impl Closing {
+    /// The `BYE` line this ending sends, if any.
+    pub fn bye(self) -> Option<ServerLine> {
+        match self {
+            Closing::Bye(reason) => Some(ServerLine::Bye {
+                reason,
+                text: bye_text(reason).into(),
+            }),
+            Closing::Suspended(until_ms) => Some(ServerLine::Bye {
+                reason: ByeReason::Suspended,
+                text: format!(
+                    "An admin suspended this account {}.",
+                    super::moderation::until_text(until_ms)
+                ),
+            }),
+            Closing::Silent => None,
         }
     }
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use crate::db::{Action, DbError, Moderation, FOREVER};
 use crate::protocol::command::{NO_SUCH_ROOM_TEXT, NO_SUCH_USER_TEXT};
-use crate::protocol::{ByeReason, ErrCode, LeftReason, Name, ServerLine, Timestamp};
+use crate::protocol::{ErrCode, LeftReason, Name, ServerLine, Timestamp};
 
 use super::client::Closing;
 use super::commands::Session;
@@ -511,7 +511,7 @@ impl Session {
         if let Some(session) = state.hub.suspend(&user.key(), until_ms) {
             // As a takeover does: closed first, so that a JOIN it is making
             // now does nothing, then out of its room.
-            session.close(Closing::Bye(ByeReason::Suspended));
+            session.close(Closing::Suspended(until_ms));
             state.hub.leave(&session, LeftReason::Quit);
         }
         log::info!(

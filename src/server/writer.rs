@@ -76,7 +76,7 @@ use rustls::ServerConnection;
 
 use crate::protocol::{ByeReason, ServerLine};
 
-use super::client::{bye_text, Client, Closing, Outgoing};
+use super::client::{Client, Closing, Outgoing};
 use super::outbox::OutboxReceiver;
 use crate::oneshot;
 
@@ -484,11 +484,7 @@ pub fn run(client: Arc<Client>, write_timeout: Duration, queue_lines: usize) -> 
             }
             None => {}
         }
-        if let Some(Closing::Bye(reason)) = closing {
-            let bye = ServerLine::Bye {
-                reason,
-                text: bye_text(reason).into(),
-            };
+        if let Some(bye @ ServerLine::Bye { reason, .. }) = closing.and_then(Closing::bye) {
             let framing = desk.batch.framing;
             framing.append(&mut desk.batch.plain, format!("{bye}\n").as_bytes());
             framing.append_close(&mut desk.batch.plain, reason);
