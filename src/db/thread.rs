@@ -112,7 +112,7 @@ pub(super) struct Worker {
 
 /// How long a batch that nobody waits for may wait for more requests
 /// before it commits (see "Why history may wait a little").
-const LAZY_COMMIT: Duration = Duration::from_millis(10);
+const LAZY_COMMIT: Duration = Duration::from_millis(50);
 
 /// The DB thread's body: serve batches of requests until every `Db` handle
 /// is dropped, then close the database.
