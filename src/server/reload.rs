@@ -175,7 +175,6 @@ impl ServerTls {
                 return Err(e);
             }
         };
-        log_loaded("certificate reloaded", files, &loaded.leaf);
         let leaf = loaded.leaf.clone();
         // The swap: one pointer under the write lock. The old config is
         // freed when the last connection using it ends.
@@ -189,6 +188,9 @@ impl ServerTls {
             config: tls::with_alpn(loaded.config, &alpn),
             leaf: Some(loaded.leaf),
         };
+        // Said once it is true: a handshake that starts after this line is
+        // read uses the new certificate.
+        log_loaded("certificate reloaded", files, &leaf);
         self.check_expiry(OffsetDateTime::now_utc());
         Ok(leaf)
     }
