@@ -12,7 +12,7 @@
 //! lifted), and an ended one is simply ignored: nothing has to run when it
 //! ends.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 
 use super::{schema, DbError};
 
@@ -168,9 +168,8 @@ pub(super) fn execute(
                 let (user_id, name) = account(conn, target)?;
                 lift(
                     conn,
-                    schema::ACTIVE_BAN,
-                    schema::DELETE_BAN,
-                    (room_id, user_id, now),
+                    (schema::ACTIVE_BAN, params![room_id, user_id, now]),
+                    (schema::DELETE_BAN, params![room_id, user_id]),
                 )?;
                 (name, Some(room), None, None)
             }
@@ -217,9 +216,8 @@ pub(super) fn execute(
                 let (user_id, name) = account(conn, target)?;
                 lift(
                     conn,
-                    schema::ACTIVE_SUSPENSION,
-                    schema::DELETE_SUSPENSION,
-                    (&0, user_id, now),
+                    (schema::ACTIVE_SUSPENSION, params![user_id, now]),
+                    (schema::DELETE_SUSPENSION, params![user_id]),
                 )?;
                 (name, None, None, None)
             }
@@ -252,22 +250,19 @@ fn account(conn: &Connection, name: &str) -> Result<(i64, String), DbError> {
 }
 
 /// Lifts a ban or a suspension: [`DbError::NotFound`] unless one is in
-/// force now; the row is deleted either way (an ended one is only clutter).
-/// The parameters are (room id, user id, now); a suspension's SQL ignores
-/// the room.
+/// force now (`active`, a query and its parameters); the row is deleted
+/// either way (`delete`), since an ended one is only clutter.
 fn lift(
     conn: &Connection,
-    active_sql: &str,
-    delete_sql: &str,
-    (room_id, user_id, now): (&i64, i64, i64),
+    (active_sql, active_params): (&str, &[&dyn ToSql]),
+    (delete_sql, delete_params): (&str, &[&dyn ToSql]),
 ) -> Result<(), DbError> {
     let active = conn
         .prepare_cached(active_sql)?
-        .query_row(params![room_id, user_id, now], |_| Ok(()))
+        .query_row(active_params, |_| Ok(()))
         .optional()?
         .is_some();
-    conn.prepare_cached(delete_sql)?
-        .execute(params![room_id, user_id])?;
+    conn.prepare_cached(delete_sql)?.execute(delete_params)?;
     if active {
         Ok(())
     } else {

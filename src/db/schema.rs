@@ -304,13 +304,12 @@ pub const UPSERT_SUSPENSION: &str =
      ON CONFLICT (user_id) DO UPDATE SET until_ms = excluded.until_ms,
          by_user = excluded.by_user, reason = excluded.reason, created_ms = excluded.created_ms";
 
-/// Whether user `?2` is suspended at time `?3` (`?1` is not used: the
-/// parameters are those of [`ACTIVE_BAN`]).
+/// Whether user `?1` is suspended at time `?2`.
 pub const ACTIVE_SUSPENSION: &str = "SELECT 1 FROM suspensions
-     WHERE ?1 IS NOT NULL AND user_id = ?2 AND (until_ms IS NULL OR until_ms > ?3)";
+     WHERE user_id = ?1 AND (until_ms IS NULL OR until_ms > ?2)";
 
-/// Deletes the suspension of user `?2`, ended or not (`?1` as above).
-pub const DELETE_SUSPENSION: &str = "DELETE FROM suspensions WHERE ?1 IS NOT NULL AND user_id = ?2";
+/// Deletes the suspension of user `?1`, ended or not.
+pub const DELETE_SUSPENSION: &str = "DELETE FROM suspensions WHERE user_id = ?1";
 
 /// Sets room `?1`'s topic to `?2`, set by `?3` at `?4`.
 pub const UPDATE_TOPIC: &str =
