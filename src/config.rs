@@ -10,6 +10,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::bus::BusSpec;
+use crate::db::StoreSpec;
 use crate::error::{Error, Result};
 
 /// The server's settings. `Config::default()` is what `PROTOCOL.md` specifies.
@@ -18,6 +20,17 @@ pub struct Config {
     /// The SQLite file. Default `chat.db`, created if missing. A database
     /// made by the Python original of the course is migrated in place.
     pub db_path: PathBuf,
+    /// Where what must last is kept (`--store`): `None` is SQLite in
+    /// [`db_path`](Self::db_path), the embedded default; PostgreSQL lets
+    /// several nodes share accounts, rooms, history and stored DMs.
+    pub store: Option<StoreSpec>,
+    /// What this server shares its rooms through (`--bus`): `local` (the
+    /// default, a server alone) or a Redis that several nodes share.
+    pub bus: BusSpec,
+    /// This node's name on the bus (`--node-id`); `None` makes one from the
+    /// host name and the process id. Only a bus shared by several nodes
+    /// needs it; two live nodes must never share one.
+    pub node_id: Option<String>,
     /// How many of a room's last messages a `JOIN` replays. Default 50.
     /// The server keeps exactly this many per room in memory, so a `JOIN`
     /// never waits for the database.
@@ -141,6 +154,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             db_path: PathBuf::from("chat.db"),
+            store: None,
+            bus: BusSpec::Local,
+            node_id: None,
             history: 50,
             fast_hash: false,
             handshake_timeout: Duration::from_secs(10),
@@ -177,6 +193,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The store in use: `--store`, or SQLite in `--db`'s file.
+    pub fn store_spec(&self) -> StoreSpec {
+        self.store
+            .clone()
+            .unwrap_or_else(|| StoreSpec::Sqlite(self.db_path.clone()))
+    }
+
     /// Checks the values that would make the server misbehave rather than
     /// merely be strict.
     ///

@@ -15,8 +15,11 @@
 //!   clock, no database.
 //! - [`server`]: the accept loop and per-connection threads; `hub` (rooms,
 //!   users, broadcast), `rate_limit` (pure limiters).
-//! - [`db`]: the database thread that owns the SQLite connection, and the
-//!   handle other threads use to ask it things.
+//! - [`db`]: the store (SQLite, or PostgreSQL shared by several nodes), the
+//!   database thread that owns its connection, and the handle other threads
+//!   use to ask it things.
+//! - [`bus`]: what several server nodes tell each other through Redis
+//!   (`--bus`); a single server needs none.
 //! - [`auth`]: password hashing (argon2id) and verification, including the
 //!   Python original's SHA-256 hashes.
 //! - [`tls`]: certificates, chains and keys, expiry, mutual TLS, rustls
@@ -64,6 +67,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod bus;
 pub mod client;
 pub mod clock;
 pub mod config;

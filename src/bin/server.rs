@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use chat::bus::BusSpec;
+use chat::db::StoreSpec;
 use chat::server::{self, ServerTls, Shutdown};
 use chat::tls::{self, TlsFiles};
 use chat::{Config, Error, Result};
@@ -65,6 +67,17 @@ struct Options {
     /// made by the Python original.
     #[arg(long, default_value = "chat.db", global = true)]
     db: PathBuf,
+    /// Where accounts, rooms, history and stored DMs live: sqlite:PATH (default: --db's file)
+    /// or postgres://USER@HOST:PORT/DB, which several nodes may share (docs/SCALING.md).
+    #[arg(long, value_name = "STORE")]
+    store: Option<StoreSpec>,
+    /// What rooms are shared through: local (default, one server) or redis://HOST:PORT/,
+    /// which several nodes may share (docs/SCALING.md).
+    #[arg(long, value_name = "BUS", default_value = "local")]
+    bus: BusSpec,
+    /// This node's name on a shared bus (default: host name and process id).
+    #[arg(long, value_name = "NAME")]
+    node_id: Option<String>,
     /// Messages of a room replayed on JOIN.
     #[arg(long, default_value_t = 50)]
     history: usize,
@@ -235,6 +248,9 @@ impl Options {
     fn config(&self) -> Config {
         Config {
             db_path: self.db.clone(),
+            store: self.store.clone(),
+            bus: self.bus.clone(),
+            node_id: self.node_id.clone(),
             history: self.history,
             fast_hash: self.fast_hash,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),

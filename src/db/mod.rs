@@ -66,6 +66,7 @@
 pub mod moderation;
 mod offline;
 mod schema;
+mod spec;
 mod thread;
 
 use std::fmt;
@@ -86,6 +87,7 @@ pub use offline::{
     set_password_hash, user_exists, AdminChange, Suspended, UserSummary,
 };
 pub use schema::SCHEMA_VERSION;
+pub use spec::{without_password, StoreSpec};
 
 /// How many requests may wait for the DB thread before callers block.
 ///
