@@ -37,7 +37,12 @@ fn room_of(members: usize) -> (Hub, Arc<Client>, Vec<Arc<Client>>) {
     // handshake ever runs).
     let config = chat::tls::server_config(Path::new("cert.pem"), Path::new("key.pem"))
         .expect("the bundled certificate");
-    let hub = Hub::new(0, Vec::new(), chat::clock::Clock::system());
+    let hub = Hub::new(
+        0,
+        Vec::new(),
+        chat::clock::Clock::system(),
+        std::sync::Arc::new(chat::bus::LocalBus::new("bench".into())),
+    );
     hub.add_room(Room::new(1, Name::parse("sala").expect("name"), None, None));
     let room = hub.room("sala").expect("room");
     let mut clients = Vec::new();

@@ -235,6 +235,9 @@ impl Config {
             }
             Ok(())
         }
+        if let Some(id) = &self.node_id {
+            crate::bus::check_node_id(id).map_err(Error::Config)?;
+        }
         let (history, max_line) = (self.history as u64, self.max_line as u64);
         at_least(
             "max-line",

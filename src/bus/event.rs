@@ -100,6 +100,19 @@ pub struct RemoteDm {
     pub text: String,
 }
 
+/// What a node announces again whenever it (re)subscribes, in case Redis
+/// came back empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announcement {
+    /// Its members' seats, as quiet `Joined` events.
+    pub seats: Vec<Event>,
+    /// Its users' sessions: (user key, connection).
+    pub sessions: Vec<(String, u64)>,
+    /// The last history number it has seen in each room (by room key),
+    /// below which Redis must not number new messages.
+    pub seqs: Vec<(String, u64)>,
+}
+
 /// Who sits where, as Redis knows it when a node (re)subscribes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {

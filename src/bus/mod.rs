@@ -24,7 +24,7 @@ mod spec;
 use std::fmt;
 use std::sync::Arc;
 
-pub use event::{Event, RemoteDm, Seat, Snapshot};
+pub use event::{Announcement, Event, RemoteDm, Seat, Snapshot};
 pub use local::LocalBus;
 pub use redis::RedisBus;
 pub use spec::BusSpec;
@@ -64,16 +64,15 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// through [`Deliver::apply`] and the hub applies them only then.
     fn shared(&self) -> bool;
 
-    /// Publishes a room event. The local bus hands it straight back
-    /// (`Ok(Some(event))`): this process is the only node, and the caller
-    /// applies it now, under the locks it holds. A shared bus queues it
-    /// (`Ok(None)`) and every node applies it when it comes back.
+    /// Publishes a room event, which every node (this one included)
+    /// applies when the bus brings it back. The hub publishes only on a
+    /// [`shared`](Self::shared) bus: alone, it applies each event at once,
+    /// under the room's lock, and the local bus has nobody to tell.
     ///
     /// # Errors
     ///
-    /// A shared bus that cannot take more (its queue is full, or Redis has
-    /// been unreachable for a while).
-    fn publish(&self, event: Event) -> Result<Option<Event>, BusError>;
+    /// The bus cannot take more (its queue is full).
+    fn publish(&self, event: Event) -> Result<(), BusError>;
 
     /// Makes connection `conn` of this node the session of `user_key` for
     /// every node. A session of the same user on another node is told to
@@ -111,12 +110,8 @@ pub trait Deliver: Send + Sync {
     /// (re)subscribed: replaces what it knew of the other nodes' members.
     fn resync(&self, snapshot: Snapshot);
 
-    /// What this node announces again whenever it (re)subscribes, in case
-    /// Redis came back empty: its members' seats as quiet `Joined` events,
-    /// its users' sessions as (user key, connection), and the last history
-    /// number it has seen in each room, below which Redis must not number
-    /// new messages.
-    fn local_seats_and_seqs(&self) -> (Vec<Event>, Vec<(String, u64)>, Vec<(String, u64)>);
+    /// What this node announces again whenever it (re)subscribes.
+    fn announcement(&self) -> Announcement;
 
     /// Another node logged `user_key` in: close our session `conn` of it.
     fn take_over(&self, user_key: &str, conn: u64);

@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Client, Connection, Script, Value};
 
-use super::{Bus, BusError, BusHealth, Deliver, Event, RemoteDm, Seat, Snapshot};
+use super::{Announcement, Bus, BusError, BusHealth, Deliver, Event, RemoteDm, Seat, Snapshot};
 use crate::doorbell::{self, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::oneshot;
@@ -225,7 +225,9 @@ enum Job {
 /// Takes `mutex` even if a thread panicked holding it: everything kept
 /// under these locks is valid at every step.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the three threads share.
@@ -292,10 +294,7 @@ impl RedisBus {
         deliver: Arc<OnceLock<Arc<dyn Deliver>>>,
     ) -> Result<RedisBus> {
         let client = Client::open(url).map_err(|e| {
-            Error::Config(format!(
-                "--bus {}: {e}",
-                crate::db::without_password(url)
-            ))
+            Error::Config(format!("--bus {}: {e}", crate::db::without_password(url)))
         })?;
         let shared = Arc::new(Shared {
             node,
@@ -332,11 +331,7 @@ impl RedisBus {
             let shared = shared.clone();
             threads.push(spawn("bus-beat", Box::new(move || beat(&client, &shared)))?);
         }
-        log::info!(
-            "bus: node {} on redis {}",
-            shared.node,
-            shared.target
-        );
+        log::info!("bus: node {} on redis {}", shared.node, shared.target);
         Ok(RedisBus {
             shared,
             client: client_for_stop,
@@ -362,8 +357,8 @@ impl Bus for RedisBus {
         true
     }
 
-    fn publish(&self, event: Event) -> std::result::Result<Option<Event>, BusError> {
-        self.queue(Job::Event(event)).map(|()| None)
+    fn publish(&self, event: Event) -> std::result::Result<(), BusError> {
+        self.queue(Job::Event(event))
     }
 
     fn claim_presence(&self, user_key: &str, conn: u64) {
@@ -618,7 +613,11 @@ fn subscribe_and_serve(
     // comes through the subscription, and what came in between is skipped
     // by its number.
     let mut conn = connect_to(client)?;
-    let (seats, users, seqs) = deliver.local_seats_and_seqs();
+    let Announcement {
+        seats,
+        sessions,
+        seqs,
+    } = deliver.announcement();
     for (room, last) in seqs {
         let _: i64 = Script::new(SCRIPT_SEED)
             .key(seq_key(&room))
@@ -632,7 +631,7 @@ fn subscribe_and_serve(
     for event in seats {
         let _ = jobs.try_send(Job::Event(event));
     }
-    for (user, conn) in users {
+    for (user, conn) in sessions {
         let _ = jobs.try_send(Job::Claim { user, conn });
     }
     shared.worked();
@@ -773,7 +772,8 @@ mod tests {
 
     #[test]
     fn a_snapshot_is_read_whatever_cjson_makes_of_empty_tables() {
-        let s = parse_snapshot(r#"{"ev":12,"rooms":[["geral",["n1/3/Ana","n2/9/Bia"]],["vazia",{}]]}"#);
+        let s =
+            parse_snapshot(r#"{"ev":12,"rooms":[["geral",["n1/3/Ana","n2/9/Bia"]],["vazia",{}]]}"#);
         assert_eq!(s.ev, 12);
         assert_eq!(s.rooms.len(), 2);
         assert_eq!(s.rooms[0].1.len(), 2);

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::Verdict;
+use crate::bus::{Event, RemoteDm};
 use crate::db::{DbError, StoredDm};
 use crate::protocol::command::{BAD_CREDENTIALS_TEXT, NO_SUCH_ROOM_TEXT, NO_SUCH_USER_TEXT};
 use crate::protocol::text::is_valid_password;
@@ -38,7 +39,7 @@ use crate::protocol::{
 };
 
 use super::client::{Client, Closing, Outgoing};
-use super::hub::{JoinError, Room};
+use super::hub::{JoinError, Room, Said, Spoken};
 use super::rate_limit::TokenBucket;
 use super::State;
 
@@ -651,6 +652,14 @@ impl Session {
                 state
                     .hub
                     .add_room(Room::new(id, name.clone(), hash, Some(owner)));
+                if state.hub.bus().shared() {
+                    let event = Event::RoomCreated {
+                        room: name.to_string(),
+                    };
+                    if let Err(e) = state.hub.bus().publish(event) {
+                        log::warn!("{e}: the other nodes learn of room {name} at its first JOIN");
+                    }
+                }
                 self.ok("CREATE", name.to_string());
             }
             Err(DbError::Exists) => {
@@ -695,7 +704,11 @@ impl Session {
     /// the password rules (no room can have it), is `BAD_ROOM_PASSWORD` at
     /// once: no hash, and not counted, since it is no guess.
     fn join(&self, state: &State, room: &Name, password: Option<&str>) {
-        let Some(target) = state.hub.room(&room.key()) else {
+        let Some(target) = state
+            .hub
+            .room(&room.key())
+            .or_else(|| load_room(state, room))
+        else {
             self.err(ErrCode::NoSuchRoom, NO_SUCH_ROOM_TEXT);
             return;
         };
@@ -798,22 +811,18 @@ impl Session {
         if !self.within_rate() {
             return;
         }
-        let Some(said) = state.hub.say(&self.client, text) else {
-            self.err(ErrCode::NotInRoom, "Join a room first: JOIN <room>.");
-            return;
-        };
-        state.metrics.said_in(&state.hub, &said.room);
-        // Stored after the room's lock is released: the database queue may
-        // make us wait, and nobody else should. The sequence number keeps
-        // the stored order equal to the order members saw.
-        if let Err(e) = state.db.append_history(
-            (said.room_id, &said.room),
-            said.seq,
-            said.time.0,
-            &said.user,
-            &said.text,
-        ) {
-            log::error!("conn {}: history not stored: {e:?}", self.client.id);
+        match state.hub.say(&self.client, text) {
+            Spoken::Said(said) => store_said(state, &said),
+            // Stored by this node when the bus brings it back (`remote.rs`).
+            Spoken::Published => {}
+            Spoken::NotInRoom => self.err(ErrCode::NotInRoom, "Join a room first: JOIN <room>."),
+            Spoken::Failed(e) => {
+                log::error!("conn {}: {e}", self.client.id);
+                self.err(
+                    ErrCode::ServerError,
+                    "The server could not do that; try again.",
+                );
+            }
         }
     }
 
@@ -846,6 +855,23 @@ impl Session {
             Ok(None) => return self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
             Err(e) => return self.server_error("dm lookup", &e),
         };
+        // Online on another node? That node delivers it, or stores it if
+        // the session has just ended there: never neither.
+        let remote = RemoteDm {
+            to: to.key(),
+            from: from.clone(),
+            time: time.0,
+            text: text.clone(),
+        };
+        match state.hub.bus().send_dm(&remote) {
+            Ok(true) => {
+                state.metrics.dms_delivered.inc();
+                self.ok("DM", format!("{} delivered", record.name));
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => log::warn!("conn {}: {e}; the DM is stored", self.client.id),
+        }
         match state.db.store_dm(&record.name, &from, time.0, &text) {
             Ok(()) => {}
             Err(DbError::NoSuchUser) => return self.err(ErrCode::NoSuchUser, NO_SUCH_USER_TEXT),
@@ -868,6 +894,37 @@ impl Session {
         if let Some(recipient) = state.hub.online(&to.key()) {
             hand_over_stored_dms(state, &recipient, &record.name);
         }
+    }
+}
+
+/// A room the hub does not have, from the store, if the store has it: one
+/// another node created, whose news has not reached this one yet.
+pub(super) fn load_room(state: &State, room: &Name) -> Option<Arc<Room>> {
+    if !state.hub.bus().shared() {
+        return None;
+    }
+    let record = state.db.room(room.as_str()).ok()??;
+    state
+        .hub
+        .add_room(Room::from_record(record, state.hub.history())?);
+    state.hub.room(&room.key())
+}
+
+/// Counts a message said here and stores it in the room's history.
+///
+/// Stored after the room's lock is released: the database queue may make
+/// us wait, and nobody else should. The sequence number keeps the stored
+/// order equal to the order members saw.
+pub(super) fn store_said(state: &State, said: &Said) {
+    state.metrics.said_in(&state.hub, &said.room);
+    if let Err(e) = state.db.append_history(
+        (said.room_id, &said.room),
+        said.seq,
+        said.time.0,
+        &said.user,
+        &said.text,
+    ) {
+        log::error!("history of room {} not stored: {e:?}", said.room);
     }
 }
 

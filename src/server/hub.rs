@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::bus::{Announcement, Bus, BusError, Event, Seat, Snapshot};
 use crate::clock::Clock;
 use crate::db::RoomRecord;
 use crate::protocol::{ByeReason, LeftReason, Name, ServerLine, Timestamp};
@@ -100,6 +101,13 @@ struct RoomState {
     bans: HashMap<String, Ban>,
     /// Set by `CLOSE`: the room is gone, and nobody is in it any more.
     closed: bool,
+    /// On a shared bus, every member on every node (this one's included),
+    /// in the bus's order: who may say something here, as the events
+    /// applied so far have it. Empty on a server alone.
+    seats: Vec<Seat>,
+    /// How many of `seats` are on other nodes: added to the members here
+    /// for `ROOMS` and the room's count.
+    remote: usize,
 }
 
 /// A room's topic.
@@ -205,6 +213,23 @@ pub struct Hub {
     history: usize,
     /// Message times, and the end of bans and suspensions.
     clock: Clock,
+    /// What this node shares its rooms through (`bus/`): nothing for a
+    /// server alone.
+    bus: Arc<dyn Bus>,
+}
+
+/// What became of a `SAY`.
+#[derive(Debug)]
+pub enum Spoken {
+    /// Said and delivered here, a server alone: the caller stores it.
+    Said(Said),
+    /// Published; every node delivers it when the bus brings it back, and
+    /// this node stores it then.
+    Published,
+    /// The client is in no room.
+    NotInRoom,
+    /// The bus could not take it.
+    Failed(BusError),
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -249,6 +274,8 @@ impl Room {
                 topic: None,
                 bans: HashMap::new(),
                 closed: false,
+                seats: Vec::new(),
+                remote: 0,
             }),
         }
     }
@@ -349,7 +376,8 @@ impl Room {
             return false;
         };
         state.members.remove(at);
-        self.online.store(state.members.len(), Ordering::Relaxed);
+        self.online
+            .store(state.members.len() + state.remote, Ordering::Relaxed);
         let line = shared(&ServerLine::Left {
             room: self.name.to_string(),
             user: client.display_name().to_string(),
@@ -403,7 +431,7 @@ fn ring(asleep: Asleeps) {
 
 impl Hub {
     /// A hub holding the rooms loaded from the database, timed by `clock`.
-    pub fn new(history: usize, rooms: Vec<RoomRecord>, clock: Clock) -> Self {
+    pub fn new(history: usize, rooms: Vec<RoomRecord>, clock: Clock, bus: Arc<dyn Bus>) -> Self {
         let map = rooms
             .into_iter()
             .filter_map(|record| Room::from_record(record, history))
@@ -416,6 +444,32 @@ impl Hub {
             suspended: Mutex::new(HashMap::new()),
             history,
             clock,
+            bus,
+        }
+    }
+
+    /// The bus this node shares its rooms through.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// Where `client` sits, as the other nodes know it.
+    fn seat(&self, client: &Client) -> Seat {
+        Seat {
+            node: self.bus.node().to_owned(),
+            conn: client.id,
+            user: client.display_name().to_owned(),
+        }
+    }
+
+    /// Publishes `event` if the rooms are shared; a failure is logged (the
+    /// members here have been told already; the other nodes miss it).
+    fn tell_others(&self, event: Event) {
+        if self.bus.shared() {
+            let room = event.room().unwrap_or_default().to_owned();
+            if let Err(e) = self.bus.publish(event) {
+                log::warn!("{e}: an event of room {room} did not reach the other nodes");
+            }
         }
     }
 
@@ -499,6 +553,8 @@ impl Hub {
             client.answer(welcome);
             older
         };
+        // Every node learns it; a session on another node is closed there.
+        self.bus.claim_presence(&user.key(), client.id);
         // The users lock is released before touching the older session.
         if let Some(older) = older.filter(|o| o.id != client.id) {
             log::info!(
@@ -524,6 +580,8 @@ impl Hub {
         if users.get(&user.key()).is_some_and(|c| c.id == client.id) {
             users.remove(&user.key());
         }
+        drop(users);
+        self.bus.release_presence(&user.key(), client.id);
     }
 
     /// The online session of a user, if any.
@@ -588,7 +646,9 @@ impl Hub {
                 *cell = Some(current);
                 return Err(JoinError::AlreadyInRoom);
             }
-            current.remove(client, LeftReason::Leave);
+            if current.remove(client, LeftReason::Leave) {
+                self.tell_others(self.left_event(&current, client, LeftReason::Leave));
+            }
         }
         let user = client.display_name().to_string();
         let mut state = room.lock();
@@ -614,11 +674,26 @@ impl Hub {
             rest: room.name.to_string(),
         });
         state.members.push(client.clone());
-        room.online.store(state.members.len(), Ordering::Relaxed);
+        room.online
+            .store(state.members.len() + state.remote, Ordering::Relaxed);
         drop(state);
         ring(wakes);
         *cell = Some(room.clone());
+        self.tell_others(Event::Joined {
+            room: room.name.to_string(),
+            seat: self.seat(client),
+            quiet: false,
+        });
         Ok(())
+    }
+
+    /// The `Left` event of `client` leaving `room`.
+    fn left_event(&self, room: &Room, client: &Client, reason: LeftReason) -> Event {
+        Event::Left {
+            room: room.name.to_string(),
+            seat: self.seat(client),
+            reason,
+        }
     }
 
     /// May the user whose key is `user_key` enter the room whose state is
@@ -639,23 +714,46 @@ impl Hub {
         let mut cell = sync::lock(&client.room);
         let room = cell.take()?;
         // A closed room has no members left: its CLOSED was the goodbye.
-        room.remove(client, reason).then(|| room.name.clone())
+        let was_member = room.remove(client, reason);
+        if was_member {
+            self.tell_others(self.left_event(&room, client, reason));
+        }
+        was_member.then(|| room.name.clone())
     }
 
     /// Says `text` in the client's room: one `MSG` line, formatted once,
     /// to every member including the sender, under the room's lock.
     /// Returns what was said (for the database), or `None` if the client is
     /// in no room.
-    pub fn say(&self, client: &Client, text: String) -> Option<Said> {
+    pub fn say(&self, client: &Client, text: String) -> Spoken {
         // The membership lock makes sure the client is really a member
         // while the room's lock is taken (a takeover could be removing it).
         let cell = sync::lock(&client.room);
-        let room = cell.as_ref()?;
+        let Some(room) = cell.as_ref() else {
+            return Spoken::NotInRoom;
+        };
+        if self.bus.shared() {
+            // The bus gives the order: every node, this one included,
+            // delivers the message when it comes back (`apply_msg`).
+            // Queued under the membership lock, so that this client's
+            // `SAY` and its next `LEAVE` are published in that order.
+            let event = Event::Msg {
+                room: room.name.to_string(),
+                seat: self.seat(client),
+                time: self.now().0,
+                text,
+                seq: None,
+            };
+            return match self.bus.publish(event) {
+                Ok(()) => Spoken::Published,
+                Err(e) => Spoken::Failed(e),
+            };
+        }
         let user = client.display_name().to_string();
         let room_id = room.id;
         let mut state = room.lock();
         if state.closed {
-            return None;
+            return Spoken::NotInRoom;
         }
         let seq = state.next_seq;
         state.next_seq += 1;
@@ -690,7 +788,7 @@ impl Hub {
         drop(state);
         drop(cell);
         ring(wakes);
-        Some(Said {
+        Spoken::Said(Said {
             room_id,
             room: name,
             seq,
@@ -709,13 +807,230 @@ impl Hub {
         if state.closed {
             return None;
         }
-        Some(
+        if state.seats.is_empty() {
+            return Some(
+                state
+                    .members
+                    .iter()
+                    .map(|m| m.display_name().to_string())
+                    .collect(),
+            );
+        }
+        // Shared rooms: everybody in the bus's order, this node's members
+        // as they are here (one who just joined may not be seated yet).
+        let me = self.bus.node();
+        let here = |conn: u64| state.members.iter().any(|m| m.id == conn);
+        let mut names: Vec<String> = state
+            .seats
+            .iter()
+            .filter(|s| s.node != me || here(s.conn))
+            .map(|s| s.user.clone())
+            .collect();
+        names.extend(
             state
                 .members
                 .iter()
-                .map(|m| m.display_name().to_string())
-                .collect(),
-        )
+                .filter(|m| !state.seats.iter().any(|s| s.node == me && s.conn == m.id))
+                .map(|m| m.display_name().to_string()),
+        );
+        Some(names)
+    }
+
+    // ----- the bus: what the other nodes said ---------------------------
+
+    /// Applies a message the bus brought back, in the bus's order: if its
+    /// sender still sits in the room (as the events applied so far have
+    /// it), every member here gets its `MSG`, and it joins the room's
+    /// history. Returns what was said if a member of this node said it:
+    /// the caller stores it, so that each message is stored once.
+    pub fn apply_msg(
+        &self,
+        room: &Room,
+        seat: Seat,
+        time: i64,
+        text: String,
+        seq: Option<u64>,
+    ) -> Option<Said> {
+        let mut state = room.lock();
+        let seated = state
+            .seats
+            .iter()
+            .any(|s| s.node == seat.node && s.conn == seat.conn);
+        if state.closed || !seated {
+            return None;
+        }
+        let seq = seq.unwrap_or(state.next_seq);
+        state.next_seq = state.next_seq.max(seq + 1);
+        let time = Timestamp(time);
+        let wire = shared(&ServerLine::Msg {
+            room: room.name.to_string(),
+            time,
+            user: seat.user.clone(),
+            text: text.clone(),
+        });
+        let wakes = broadcast(&mut state, &wire);
+        if self.history > 0 {
+            if state.history.len() == self.history {
+                state.history.pop_front();
+            }
+            state.history.push_back(HistoryEntry {
+                time,
+                user: seat.user.clone(),
+                text: text.clone(),
+            });
+        }
+        drop(state);
+        ring(wakes);
+        (seat.node == self.bus.node()).then(|| Said {
+            room_id: room.id,
+            room: room.name.to_string(),
+            seq,
+            time,
+            user: seat.user,
+            text,
+        })
+    }
+
+    /// Seats a member, in the bus's order; the members here get `JOINED`
+    /// unless the member is one of theirs (they had it at its `JOIN`) or
+    /// was only announced again (`quiet`).
+    pub fn apply_joined(&self, room: &Room, seat: Seat, quiet: bool) {
+        let mut state = room.lock();
+        if state.closed || state.seats.contains(&seat) {
+            return;
+        }
+        let here = seat.node == self.bus.node();
+        let line = (!here && !quiet).then(|| {
+            shared(&ServerLine::Joined {
+                room: room.name.to_string(),
+                user: seat.user.clone(),
+            })
+        });
+        state.seats.push(seat);
+        if !here {
+            state.remote += 1;
+        }
+        room.online
+            .store(state.members.len() + state.remote, Ordering::Relaxed);
+        let wakes = line.map(|line| broadcast(&mut state, &line));
+        drop(state);
+        if let Some(wakes) = wakes {
+            ring(wakes);
+        }
+    }
+
+    /// Unseats a member, in the bus's order; the members here get `LEFT`
+    /// unless it was one of theirs (they had it when it left).
+    pub fn apply_left(&self, room: &Room, seat: &Seat, reason: LeftReason) {
+        let mut state = room.lock();
+        let Some(at) = state
+            .seats
+            .iter()
+            .position(|s| s.node == seat.node && s.conn == seat.conn)
+        else {
+            return;
+        };
+        state.seats.remove(at);
+        if seat.node == self.bus.node() {
+            return;
+        }
+        state.remote = state.remote.saturating_sub(1);
+        room.online
+            .store(state.members.len() + state.remote, Ordering::Relaxed);
+        let line = shared(&ServerLine::Left {
+            room: room.name.to_string(),
+            user: seat.user.clone(),
+            reason,
+        });
+        let wakes = broadcast(&mut state, &line);
+        drop(state);
+        ring(wakes);
+    }
+
+    /// A node is gone: its members leave every room (`LEFT … quit`).
+    pub fn apply_node_gone(&self, node: &str) {
+        let rooms: Vec<Arc<Room>> = sync::read(&self.rooms).values().cloned().collect();
+        for room in rooms {
+            let gone: Vec<Seat> = room
+                .lock()
+                .seats
+                .iter()
+                .filter(|s| s.node == node)
+                .cloned()
+                .collect();
+            for seat in gone {
+                self.apply_left(&room, &seat, LeftReason::Quit);
+            }
+        }
+    }
+
+    /// Replaces what this node knows of who sits where with `snapshot`
+    /// (taken when the node subscribed), without a line to anybody: what
+    /// changed while the node was not listening is not replayed.
+    pub fn resync(&self, snapshot: Snapshot) {
+        let me = self.bus.node().to_owned();
+        let mut seats: HashMap<String, Vec<Seat>> = snapshot
+            .rooms
+            .into_iter()
+            .map(|(room, seats)| (room.to_ascii_lowercase(), seats))
+            .collect();
+        for (key, room) in sync::read(&self.rooms).iter() {
+            let mut state = room.lock();
+            state.seats = seats.remove(key).unwrap_or_default();
+            state.remote = state.seats.iter().filter(|s| s.node != me).count();
+            room.online
+                .store(state.members.len() + state.remote, Ordering::Relaxed);
+        }
+    }
+
+    /// What this node announces again when it (re)subscribes: its members'
+    /// seats (quiet `Joined` events), its users' sessions, and the last
+    /// message number it has seen in each room.
+    pub fn announcement(&self) -> Announcement {
+        let mut seats = Vec::new();
+        let mut seqs = Vec::new();
+        let rooms: Vec<Arc<Room>> = sync::read(&self.rooms).values().cloned().collect();
+        for room in rooms {
+            let state = room.lock();
+            seqs.push((room.name.key(), state.next_seq.saturating_sub(1)));
+            seats.extend(state.members.iter().map(|m| Event::Joined {
+                room: room.name.to_string(),
+                seat: self.seat(m),
+                quiet: true,
+            }));
+        }
+        let sessions = self
+            .users_lock()
+            .iter()
+            .map(|(key, client)| (key.clone(), client.id))
+            .collect();
+        Announcement {
+            seats,
+            sessions,
+            seqs,
+        }
+    }
+
+    /// Another node logged `user_key` in: our session `conn` of it, if it
+    /// is still the user's session here, is closed like a takeover here.
+    pub fn take_over(&self, user_key: &str, conn: u64) {
+        let Some(older) = self.online(user_key).filter(|c| c.id == conn) else {
+            return;
+        };
+        log::info!("conn {conn}: {user_key} logged in on another node, closing this one");
+        older.close(Closing::Bye(ByeReason::LoggedInElsewhere));
+        self.leave(&older, LeftReason::Quit);
+        self.logout_quietly(&older);
+    }
+
+    /// Forgets `client` as its user's session without telling the bus (the
+    /// newer session elsewhere holds the presence now).
+    fn logout_quietly(&self, client: &Client) {
+        let Some(user) = client.user() else { return };
+        let mut users = self.users_lock();
+        if users.get(&user.key()).is_some_and(|c| c.id == client.id) {
+            users.remove(&user.key());
+        }
     }
 
     // ----- moderation ---------------------------------------------------
@@ -743,6 +1058,7 @@ impl Hub {
         let was_member = room.remove(target, LeftReason::Kick);
         if was_member {
             target.reply(kicked);
+            self.tell_others(self.left_event(room, target, LeftReason::Kick));
         }
         was_member
     }

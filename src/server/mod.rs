@@ -42,6 +42,7 @@ mod moderation;
 pub mod outbox;
 pub mod rate_limit;
 pub mod reload;
+mod remote;
 mod shutdown;
 mod sync;
 pub mod writer;
@@ -309,8 +310,14 @@ pub fn run_with(
         tls.offer_alpn(Vec::new());
         None
     };
+    let node = config
+        .node_id
+        .clone()
+        .unwrap_or_else(crate::bus::default_node_id);
+    let deliver = Arc::new(std::sync::OnceLock::new());
+    let bus = crate::bus::start(&config.bus, node, deliver.clone())?;
     let state = Arc::new(State {
-        hub: hub::Hub::new(config.history, rooms, config.clock.clone()),
+        hub: hub::Hub::new(config.history, rooms, config.clock.clone(), bus),
         login_attempts: AttemptLimit::new(config.login_failures),
         room_password_attempts: AttemptLimit::new(config.room_password_failures),
         registrations: SharedBucket::new(
@@ -332,6 +339,11 @@ pub fn run_with(
         site,
         http: Mutex::new(HashMap::new()),
     });
+    // The bus calls the node back from now on (a shared bus only).
+    let remote: Arc<dyn crate::bus::Deliver> = Arc::new(remote::Remote {
+        state: Arc::downgrade(&state),
+    });
+    let _ = deliver.set(remote);
     // The accept loop may be waiting for a handshake place rather than in
     // `accept`: the connection `trigger` makes to the listener would not
     // wake it, this does.
@@ -369,6 +381,9 @@ pub fn run_with(
     if !all_done {
         log::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
     }
+    // The connections have said goodbye through the bus; now the bus's
+    // own goodbye, and its threads end.
+    state.hub.bus().stop();
     if let Err(e) = state.db.flush() {
         log::error!("final database flush failed: {e:?}");
     }
