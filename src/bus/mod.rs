@@ -95,6 +95,14 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// How it is doing.
     fn health(&self) -> BusHealth;
 
+    /// Waits (at most `timeout`) until the node hears the other nodes: a
+    /// shared bus has subscribed and taken its first snapshot. A node that
+    /// accepted clients before would miss their own messages coming back.
+    /// Returns whether it is ready.
+    fn wait_ready(&self, _timeout: std::time::Duration) -> bool {
+        true
+    }
+
     /// Stops its threads, once the server's connections have ended, and
     /// tells the other nodes this one is gone.
     fn stop(&self) {}

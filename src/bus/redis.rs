@@ -50,7 +50,7 @@
 //! (quietly: no `JOINED` line) and its users' presence, and carries on.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -243,6 +243,9 @@ struct Shared {
     last_error: Mutex<Option<String>>,
     /// Events that could not be published (Redis unreachable).
     dropped: AtomicU64,
+    /// Whether the subscription has been made (and the snapshot applied)
+    /// at least once, with the condition [`Bus::wait_ready`] waits on.
+    ready: (Mutex<bool>, Condvar),
 }
 
 impl Shared {
@@ -302,6 +305,7 @@ impl RedisBus {
             stopping: AtomicBool::new(false),
             last_error: Mutex::new(None),
             dropped: AtomicU64::new(0),
+            ready: (Mutex::new(false), Condvar::new()),
         });
         let (jobs, queue) = doorbell::bounded(QUEUE);
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
@@ -400,6 +404,15 @@ impl Bus for RedisBus {
             ok: last_error.is_none(),
             last_error,
         }
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> bool {
+        let (ready, changed) = &self.shared.ready;
+        let guard = lock(ready);
+        let (guard, _) = changed
+            .wait_timeout_while(guard, timeout, |ready| !*ready)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard
     }
 
     fn stop(&self) {
@@ -635,6 +648,8 @@ fn subscribe_and_serve(
         let _ = jobs.try_send(Job::Claim { user, conn });
     }
     shared.worked();
+    *lock(&shared.ready.0) = true;
+    shared.ready.1.notify_all();
     log::info!("bus: node {} subscribed (event {seen})", shared.node);
     pubsub.set_read_timeout(Some(Duration::from_millis(500)))?;
     while !shared.stopping.load(Ordering::SeqCst) {

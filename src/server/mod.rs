@@ -344,6 +344,12 @@ pub fn run_with(
         state: Arc::downgrade(&state),
     });
     let _ = deliver.set(remote);
+    if !state.hub.bus().wait_ready(BUS_READY_TIMEOUT) {
+        log::warn!(
+            "bus: not subscribed within {BUS_READY_TIMEOUT:?}; serving this node's clients, \
+             and the other nodes once the bus answers"
+        );
+    }
     // The accept loop may be waiting for a handshake place rather than in
     // `accept`: the connection `trigger` makes to the listener would not
     // wake it, this does.
@@ -397,6 +403,10 @@ pub fn run_with(
     log::info!("server stopped");
     Ok(())
 }
+
+/// How long a node waits at start for its shared bus (Redis) before it
+/// serves its clients anyway.
+const BUS_READY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The connection limit to enforce: `--max-connections`, or fewer if the
 /// machine's limits (open files, memory maps, thread ids) cannot hold that
