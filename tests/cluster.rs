@@ -22,6 +22,7 @@ use support::{TestClient, TestServer};
 /// `n` nodes named `n1`, `n2`, … on `redis`, sharing one database, with
 /// the message rate limits raised (the tests send bursts).
 fn nodes(redis: &Redis, n: usize) -> (tempfile::TempDir, Vec<TestServer>) {
+    let _ = env_logger::builder().is_test(true).try_init();
     let dir = tempfile::tempdir().expect("temp dir");
     let db: PathBuf = dir.path().join("chat.db");
     let nodes = (1..=n)
@@ -223,7 +224,8 @@ fn a_login_on_another_node_closes_the_older_session() {
     second.expect("OK LOGIN ana");
     let rest = first.expect_closed();
     assert!(
-        rest.iter().any(|l| l.starts_with("BYE LOGGED_IN_ELSEWHERE")),
+        rest.iter()
+            .any(|l| l.starts_with("BYE LOGGED_IN_ELSEWHERE")),
         "{rest:?}"
     );
     watcher.expect("LEFT casa ana quit");
@@ -234,7 +236,8 @@ fn a_login_on_another_node_closes_the_older_session() {
     third.expect("OK LOGIN ana");
     let rest = second.expect_closed();
     assert!(
-        rest.iter().any(|l| l.starts_with("BYE LOGGED_IN_ELSEWHERE")),
+        rest.iter()
+            .any(|l| l.starts_with("BYE LOGGED_IN_ELSEWHERE")),
         "{rest:?}"
     );
     third.send("PING x");
@@ -268,7 +271,10 @@ fn a_dm_reaches_a_user_on_another_node_or_waits_for_them() {
         }
         // bia's logout may not have reached Redis yet: then n2 stores it.
         assert_eq!(answer, "OK DM bia delivered");
-        assert!(std::time::Instant::now() < deadline, "bia never went offline");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bia never went offline"
+        );
     }
     let mut bia = nodes[0].connect();
     bia.send("LOGIN bia pw");

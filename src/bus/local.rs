@@ -32,7 +32,9 @@ impl Bus for LocalBus {
         Ok(())
     }
 
-    fn claim_presence(&self, _user_key: &str, _conn: u64) {}
+    fn claim_presence(&self, _user_key: &str, _conn: u64) -> Result<(), BusError> {
+        Ok(())
+    }
 
     fn release_presence(&self, _user_key: &str, _conn: u64) {}
 
@@ -41,12 +43,15 @@ impl Bus for LocalBus {
         Ok(false)
     }
 
+    fn stored_dm(&self, _user_key: &str) {}
+
     fn health(&self) -> BusHealth {
         BusHealth {
             kind: "local",
             target: "in-process".into(),
             ok: true,
             last_error: None,
+            dropped: 0,
         }
     }
 }

@@ -43,7 +43,7 @@ impl fmt::Display for BusError {
 impl std::error::Error for BusError {}
 
 /// How the bus is doing, for the status page and `/metrics`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BusHealth {
     /// `local` or `redis`.
     pub kind: &'static str,
@@ -53,6 +53,9 @@ pub struct BusHealth {
     pub ok: bool,
     /// The last error, while not `ok`.
     pub last_error: Option<String>,
+    /// Events this node could not publish since it started (Redis was
+    /// unreachable): what the other nodes missed.
+    pub dropped: u64,
 }
 
 /// What the hub needs from the bus.
@@ -75,9 +78,15 @@ pub trait Bus: Send + Sync + fmt::Debug {
     fn publish(&self, event: Event) -> Result<(), BusError>;
 
     /// Makes connection `conn` of this node the session of `user_key` for
-    /// every node. A session of the same user on another node is told to
-    /// close (`BYE LOGGED_IN_ELSEWHERE`): the newest login wins everywhere.
-    fn claim_presence(&self, user_key: &str, conn: u64);
+    /// every node, and returns once it is so: a DM sent to the user after
+    /// its `OK LOGIN` finds it. A session of the same user on another node
+    /// is told to close (`BYE LOGGED_IN_ELSEWHERE`): the newest login wins
+    /// everywhere.
+    ///
+    /// # Errors
+    ///
+    /// The bus could not be asked; the login stands on this node.
+    fn claim_presence(&self, user_key: &str, conn: u64) -> Result<(), BusError>;
 
     /// Forgets that connection `conn` of this node is the session of
     /// `user_key`, unless a newer login has replaced it already.
@@ -91,6 +100,11 @@ pub trait Bus: Send + Sync + fmt::Debug {
     ///
     /// The bus could not be asked; the caller stores the DM.
     fn send_dm(&self, dm: &RemoteDm) -> Result<bool, BusError>;
+
+    /// Tells the node holding `user_key`'s session, if another node does,
+    /// that a DM was just stored for the user: its login may have looked
+    /// for stored DMs before this one was there.
+    fn stored_dm(&self, user_key: &str);
 
     /// How it is doing.
     fn health(&self) -> BusHealth;
@@ -126,6 +140,10 @@ pub trait Deliver: Send + Sync {
 
     /// A DM for a user whose session this node holds (or held).
     fn deliver_dm(&self, dm: RemoteDm);
+
+    /// A DM was stored for a user whose session this node holds: hand it
+    /// over now rather than at the next login.
+    fn hand_over(&self, user_key: &str);
 }
 
 /// Starts the bus `spec` says, for node `node`. A shared bus starts its

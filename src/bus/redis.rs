@@ -209,8 +209,15 @@ fn seq_key(room: &str) -> String {
 enum Job {
     /// A room event; nobody waits.
     Event(Event),
-    /// A login.
-    Claim { user: String, conn: u64 },
+    /// A login; the caller waits, except when a node announces its
+    /// sessions again.
+    Claim {
+        user: String,
+        conn: u64,
+        reply: Option<oneshot::Sender<std::result::Result<(), BusError>>>,
+    },
+    /// A DM was stored for `user`: tell the node holding the session.
+    Stored { user: String },
     /// A logout.
     Release { user: String, conn: u64 },
     /// A DM for another node; the caller waits for where it went.
@@ -365,13 +372,24 @@ impl Bus for RedisBus {
         self.queue(Job::Event(event))
     }
 
-    fn claim_presence(&self, user_key: &str, conn: u64) {
-        let job = Job::Claim {
+    fn claim_presence(&self, user_key: &str, conn: u64) -> std::result::Result<(), BusError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue(Job::Claim {
             user: user_key.to_owned(),
             conn,
+            reply: Some(reply),
+        })?;
+        answer
+            .recv_timeout(IO_TIMEOUT * 2)
+            .unwrap_or_else(|_| Err(BusError("no answer from the publishing thread".into())))
+    }
+
+    fn stored_dm(&self, user_key: &str) {
+        let job = Job::Stored {
+            user: user_key.to_owned(),
         };
         if let Err(e) = self.queue(job) {
-            log::warn!("{e}: the login of {user_key} is not announced");
+            log::warn!("{e}: {user_key} gets the stored DM at the next login");
         }
     }
 
@@ -403,6 +421,7 @@ impl Bus for RedisBus {
             target: self.shared.target.clone(),
             ok: last_error.is_none(),
             last_error,
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -506,7 +525,7 @@ fn send(conn: &mut Connection, shared: &Shared, jobs: &[Job]) -> redis::RedisRes
     for job in jobs {
         let command = match job {
             Job::Event(event) => event_script(event),
-            Job::Claim { user, conn } => eval(
+            Job::Claim { user, conn, .. } => eval(
                 SCRIPT_CLAIM,
                 &["chat:presence"],
                 &[user, &shared.node, &conn.to_string()],
@@ -517,6 +536,10 @@ fn send(conn: &mut Connection, shared: &Shared, jobs: &[Job]) -> redis::RedisRes
                 &[user, &format!("{}/{conn}", shared.node)],
             ),
             Job::Dm { dm, .. } => eval(SCRIPT_DM, &["chat:presence"], &[&dm.to, &dm.to_json()]),
+            Job::Stored { user } => {
+                let note = serde_json::json!({"t": "stored", "to": user}).to_string();
+                eval(SCRIPT_DM, &["chat:presence"], &[user, &note])
+            }
             Job::Stop => continue,
         };
         pipe.add_command(command);
@@ -557,12 +580,20 @@ fn event_script(event: &Event) -> redis::Cmd {
 /// Answers the jobs that wait, from their results.
 fn answer(jobs: Vec<Job>, results: Vec<Value>) {
     for (job, result) in jobs.into_iter().zip(results) {
-        if let Job::Dm { reply, .. } = job {
-            let received = match result {
-                Value::Int(n) => n,
-                _ => -1,
-            };
-            let _ = reply.send(Ok(received > 0));
+        match job {
+            Job::Dm { reply, .. } => {
+                let received = match result {
+                    Value::Int(n) => n,
+                    _ => -1,
+                };
+                let _ = reply.send(Ok(received > 0));
+            }
+            Job::Claim {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(Ok(()));
+            }
+            _ => {}
         }
     }
 }
@@ -575,7 +606,16 @@ fn fail(shared: &Shared, jobs: Vec<Job>, why: &str) {
             Job::Dm { reply, .. } => {
                 let _ = reply.send(Err(BusError(why.into())));
             }
-            Job::Event(_) | Job::Claim { .. } | Job::Release { .. } | Job::Stop => {
+            Job::Claim {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(Err(BusError(why.into())));
+            }
+            Job::Event(_)
+            | Job::Claim { reply: None, .. }
+            | Job::Release { .. }
+            | Job::Stored { .. }
+            | Job::Stop => {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -645,7 +685,11 @@ fn subscribe_and_serve(
         let _ = jobs.try_send(Job::Event(event));
     }
     for (user, conn) in sessions {
-        let _ = jobs.try_send(Job::Claim { user, conn });
+        let _ = jobs.try_send(Job::Claim {
+            user,
+            conn,
+            reply: None,
+        });
     }
     shared.worked();
     *lock(&shared.ready.0) = true;
@@ -698,6 +742,11 @@ fn direct(deliver: &dyn Deliver, payload: &str) {
         Some("dm") => {
             if let Some(dm) = RemoteDm::from_json(&value) {
                 deliver.deliver_dm(dm);
+            }
+        }
+        Some("stored") => {
+            if let Some(user) = value["to"].as_str() {
+                deliver.hand_over(user);
             }
         }
         _ => log::warn!("bus: a direct message this node cannot read: {payload}"),

@@ -489,7 +489,20 @@ impl Session {
         // No longer one of the connections not logged in: the place is
         // free before the client can read `OK LOGIN`.
         state.unauthenticated.remove(self.client.id);
+        // Every node learns of the session before `OK LOGIN` (so a DM sent
+        // after it finds the user), and a session on another node is closed
+        // there. Asked with no lock held: it may wait for Redis.
+        if let Err(e) = state.hub.bus().claim_presence(&name.key(), self.client.id) {
+            log::warn!(
+                "conn {}: {e}; {name} is online on this node only",
+                self.client.id
+            );
+        }
         if let Err(until) = state.hub.login(&self.client, name.clone(), &welcome) {
+            state
+                .hub
+                .bus()
+                .release_presence(&name.key(), self.client.id);
             // Suspended after the account was read: refused like above.
             attempt.succeeded(Instant::now());
             log::info!(
@@ -893,6 +906,9 @@ impl Session {
         // before ours was there. Then we hand ours over ourselves.
         if let Some(recipient) = state.hub.online(&to.key()) {
             hand_over_stored_dms(state, &recipient, &record.name);
+        } else {
+            // Or on another node, which hands it over itself.
+            state.hub.bus().stored_dm(&to.key());
         }
     }
 }
@@ -983,7 +999,7 @@ fn dm_lines(dms: &[StoredDm], budget: usize) -> Vec<String> {
 /// they are written, or releases them if it never writes them. And only into an outbox at most half full: stored DMs are never
 /// the reason a client is dropped as a slow consumer; what does not fit
 /// waits for the next login.
-fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
+pub(super) fn hand_over_stored_dms(state: &State, recipient: &Client, name: &str) {
     if !recipient.below_low_water() {
         return;
     }

@@ -216,6 +216,11 @@ pub struct Hub {
     /// What this node shares its rooms through (`bus/`): nothing for a
     /// server alone.
     bus: Arc<dyn Bus>,
+    /// Seats from the bus's last snapshot in rooms this node did not know
+    /// yet (made on another node): a room added later takes its own. Held
+    /// for the whole of a resync, so that a room added meanwhile finds its
+    /// seats either here or already in place.
+    unseated: Mutex<HashMap<String, Vec<Seat>>>,
 }
 
 /// What became of a `SAY`.
@@ -445,6 +450,7 @@ impl Hub {
             history,
             clock,
             bus,
+            unseated: Mutex::new(HashMap::new()),
         }
     }
 
@@ -553,8 +559,7 @@ impl Hub {
             client.answer(welcome);
             older
         };
-        // Every node learns it; a session on another node is closed there.
-        self.bus.claim_presence(&user.key(), client.id);
+
         // The users lock is released before touching the older session.
         if let Some(older) = older.filter(|o| o.id != client.id) {
             log::info!(
@@ -606,9 +611,21 @@ impl Hub {
     /// is kept, so everybody joins the same one).
     pub fn add_room(&self, room: Room) {
         let key = room.name.key();
-        sync::write(&self.rooms)
-            .entry(key)
-            .or_insert_with(|| Arc::new(room));
+        let room = sync::write(&self.rooms)
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(room))
+            .clone();
+        // Made on another node before this one took its snapshot: its
+        // seats wait here.
+        let seats = sync::lock(&self.unseated).remove(&key);
+        if let Some(seats) = seats {
+            let me = self.bus.node();
+            let mut state = room.lock();
+            state.remote = seats.iter().filter(|s| s.node != me).count();
+            state.seats = seats;
+            room.online
+                .store(state.members.len() + state.remote, Ordering::Relaxed);
+        }
     }
 
     /// Every room as `(name, private, online)`, sorted by name.
@@ -857,6 +874,12 @@ impl Hub {
             .iter()
             .any(|s| s.node == seat.node && s.conn == seat.conn);
         if state.closed || !seated {
+            log::debug!(
+                "room {}: a message of {}/{} dropped: its sender is not seated here",
+                room.name,
+                seat.node,
+                seat.conn
+            );
             return None;
         }
         let seq = seq.unwrap_or(state.next_seq);
@@ -974,13 +997,19 @@ impl Hub {
             .into_iter()
             .map(|(room, seats)| (room.to_ascii_lowercase(), seats))
             .collect();
-        for (key, room) in sync::read(&self.rooms).iter() {
+        let mut unseated = sync::lock(&self.unseated);
+        let rooms: Vec<(String, Arc<Room>)> = sync::read(&self.rooms)
+            .iter()
+            .map(|(key, room)| (key.clone(), room.clone()))
+            .collect();
+        for (key, room) in rooms {
             let mut state = room.lock();
-            state.seats = seats.remove(key).unwrap_or_default();
+            state.seats = seats.remove(&key).unwrap_or_default();
             state.remote = state.seats.iter().filter(|s| s.node != me).count();
             room.online
                 .store(state.members.len() + state.remote, Ordering::Relaxed);
         }
+        *unseated = seats;
     }
 
     /// What this node announces again when it (re)subscribes: its members'

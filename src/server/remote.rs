@@ -12,7 +12,7 @@ use crate::bus::{Announcement, Deliver, Event, RemoteDm, Snapshot};
 use crate::db::DbError;
 use crate::protocol::{Name, ServerLine, Timestamp};
 
-use super::commands::{load_room, store_said};
+use super::commands::{hand_over_stored_dms, load_room, store_said};
 use super::hub::Room;
 use super::State;
 
@@ -118,6 +118,16 @@ impl Deliver for Remote {
             Err(e @ DbError::Failed(_)) | Err(e) => {
                 log::error!("a DM for {} from another node was lost: {e}", dm.to);
             }
+        }
+    }
+
+    fn hand_over(&self, user_key: &str) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        if let Some(recipient) = state.hub.online(user_key) {
+            let name = recipient.display_name().to_owned();
+            hand_over_stored_dms(&state, &recipient, &name);
         }
     }
 }

@@ -243,6 +243,27 @@ impl Metrics {
                 .set(value);
         }
         registry.register("connections", "Connections now, by kind", connections);
+        let node = Family::<Labels, Gauge>::default();
+        node.get_or_create(&vec![
+            ("node", gauges.node.clone()),
+            ("bus", gauges.bus.kind.to_string()),
+        ])
+        .set(1);
+        registry.register(
+            "node",
+            "This node's name and the bus it shares rooms through",
+            node,
+        );
+        let bus_up = Gauge::<i64>::default();
+        bus_up.set(i64::from(gauges.bus.ok));
+        registry.register("bus_up", "Whether the bus works now (1) or not (0)", bus_up);
+        let dropped = Gauge::<i64>::default();
+        dropped.set(i64::try_from(gauges.bus.dropped).unwrap_or(i64::MAX));
+        registry.register(
+            "bus_events_dropped",
+            "Events not published since start (the bus was unreachable)",
+            dropped,
+        );
         for (name, help, value) in [
             ("users_online", "Users logged in now", gauges.users_online),
             ("rooms", "Rooms", gauges.rooms),
@@ -312,7 +333,7 @@ impl Metrics {
 }
 
 /// The gauges read from the hub at scrape time.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Gauges {
     /// Connections in their TLS handshake.
     pub handshaking: usize,
@@ -322,6 +343,10 @@ pub struct Gauges {
     pub rooms: usize,
     /// Lines in the fullest outbox.
     pub outbox_max: usize,
+    /// This node's name on the bus.
+    pub node: String,
+    /// How the bus is doing.
+    pub bus: crate::bus::BusHealth,
 }
 
 #[cfg(test)]

@@ -267,6 +267,8 @@ fn answer(
                 users_online: state.hub.users_online().len(),
                 rooms: state.hub.list_rooms().len(),
                 outbox_max: state.hub.outbox_depth_max(),
+                node: state.hub.bus().node().to_owned(),
+                bus: state.hub.bus().health(),
             };
             Response::new(200)
                 .header(

@@ -46,8 +46,19 @@ pub(crate) fn snapshot(state: &State, public_address: Option<String>) -> Value {
         .tls
         .leaf()
         .map(|leaf| json!({ "subject": leaf.subject, "not_after": leaf.not_after_text() }));
+    let bus = state.hub.bus().health();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "node": {
+            "id": state.hub.bus().node(),
+            "bus": {
+                "kind": bus.kind,
+                "target": bus.target,
+                "ok": bus.ok,
+                "last_error": bus.last_error,
+                "events_dropped": bus.dropped,
+            },
+        },
         "uptime_secs": metrics.started.elapsed().as_secs(),
         "connections": {
             "terminal": metrics.connections(Kind::Terminal),
