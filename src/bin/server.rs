@@ -78,6 +78,10 @@ struct Options {
     /// This node's name on a shared bus (default: host name and process id).
     #[arg(long, value_name = "NAME")]
     node_id: Option<String>,
+    /// Seconds a node on a shared bus counts as alive without a beat; a crashed node's users
+    /// are shown as gone within 1.2 times this.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    node_ttl: u64,
     /// Messages of a room replayed on JOIN.
     #[arg(long, default_value_t = 50)]
     history: usize,
@@ -251,6 +255,7 @@ impl Options {
             store: self.store.clone(),
             bus: self.bus.clone(),
             node_id: self.node_id.clone(),
+            node_ttl: Duration::from_secs(self.node_ttl),
             history: self.history,
             fast_hash: self.fast_hash,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),

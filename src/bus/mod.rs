@@ -106,6 +106,13 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// for stored DMs before this one was there.
     fn stored_dm(&self, user_key: &str);
 
+    /// Whether it works now, cheaply (a `SAY` asks): while a shared bus
+    /// cannot reach Redis, a message could reach nobody, and its sender
+    /// gets `ERR SERVER_ERROR` rather than silence.
+    fn up(&self) -> bool {
+        true
+    }
+
     /// How it is doing.
     fn health(&self) -> BusHealth;
 
@@ -146,8 +153,8 @@ pub trait Deliver: Send + Sync {
     fn hand_over(&self, user_key: &str);
 }
 
-/// Starts the bus `spec` says, for node `node`. A shared bus starts its
-/// threads now and calls `deliver` once it is set (the server sets it as
+/// Starts the bus `spec` says, for node `node`, which counts as gone after
+/// `ttl` without a beat. A shared bus starts its threads now and calls `deliver` once it is set (the server sets it as
 /// soon as its hub exists).
 ///
 /// # Errors
@@ -156,11 +163,12 @@ pub trait Deliver: Send + Sync {
 pub fn start(
     spec: &BusSpec,
     node: String,
+    ttl: std::time::Duration,
     deliver: Arc<std::sync::OnceLock<Arc<dyn Deliver>>>,
 ) -> crate::Result<Arc<dyn Bus>> {
     match spec {
         BusSpec::Local => Ok(Arc::new(LocalBus::new(node))),
-        BusSpec::Redis(url) => Ok(Arc::new(RedisBus::start(url, node, deliver)?)),
+        BusSpec::Redis(url) => Ok(Arc::new(RedisBus::start(url, node, ttl, deliver)?)),
     }
 }
 

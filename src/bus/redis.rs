@@ -17,8 +17,8 @@
 //! - **bus-sub** owns the subscription and applies what it brings, in
 //!   order, through [`Deliver`]. This is where a node learns what every
 //!   node (itself included) said.
-//! - **bus-beat** refreshes this node's `alive` key every
-//!   [`BEAT`], and reaps nodes whose key has expired.
+//! - **bus-beat** refreshes this node's `alive` key five times per
+//!   `--node-ttl`, and reaps nodes whose key has expired.
 //!
 //! # One order: a script per event
 //!
@@ -34,9 +34,9 @@
 //! `chat:presence` maps each online user to `node/conn`. A login replaces
 //! the entry and, in the same script, tells the node holding the older
 //! session to close it. Each node's `chat:alive:NODE` key lives for
-//! [`ALIVE_TTL`] unless refreshed: a node killed with `kill -9` stops
-//! refreshing, and within [`ALIVE_TTL`] + [`BEAT`] another node's reaper
-//! finds the key gone and removes the dead node's seats and presence in
+//! `--node-ttl` (10 s by default) unless refreshed: a node killed with
+//! `kill -9` stops refreshing, and within 1.2 × `--node-ttl` another
+//! node's reaper finds the key gone and removes the dead node's seats and presence in
 //! one script, which publishes `NodeGone`: every node shows the dead
 //! node's members as `LEFT … quit`.
 //!
@@ -61,13 +61,9 @@ use crate::doorbell::{self, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::oneshot;
 
-/// How often a node says it is alive, and looks for dead ones.
-pub const BEAT: Duration = Duration::from_secs(2);
-
-/// How long a node's `alive` key lives without a beat: a node that stops
-/// beating is declared gone this long after its last beat, at most
-/// [`BEAT`] later.
-pub const ALIVE_TTL: Duration = Duration::from_secs(10);
+/// Beats per `--node-ttl`: a node is declared gone after missing this
+/// many in a row, and found gone at most one beat later.
+const BEATS_PER_TTL: u32 = 5;
 
 /// The longest a thread waits before trying Redis again.
 pub const RETRY: Duration = Duration::from_secs(1);
@@ -244,10 +240,14 @@ struct Shared {
     node: String,
     /// The Redis URL without its password, for logs and the status page.
     target: String,
+    /// How long its `alive` key lives without a beat (`--node-ttl`).
+    ttl: Duration,
     /// Set when the server stops.
     stopping: AtomicBool,
     /// The last error of any thread, cleared by the next success.
     last_error: Mutex<Option<String>>,
+    /// `last_error` is `None`, read without the lock.
+    up: AtomicBool,
     /// Events that could not be published (Redis unreachable).
     dropped: AtomicU64,
     /// Whether the subscription has been made (and the snapshot applied)
@@ -264,11 +264,13 @@ impl Shared {
             log::warn!("bus: {text}");
         }
         *last = Some(text);
+        self.up.store(false, Ordering::Relaxed);
     }
 
     /// Notes a success.
     fn worked(&self) {
         let mut last = lock(&self.last_error);
+        self.up.store(true, Ordering::Relaxed);
         if last.take().is_some() {
             log::info!("bus: redis {} reachable again", self.target);
         }
@@ -301,6 +303,7 @@ impl RedisBus {
     pub fn start(
         url: &str,
         node: String,
+        ttl: Duration,
         deliver: Arc<OnceLock<Arc<dyn Deliver>>>,
     ) -> Result<RedisBus> {
         let client = Client::open(url).map_err(|e| {
@@ -309,8 +312,10 @@ impl RedisBus {
         let shared = Arc::new(Shared {
             node,
             target: crate::db::without_password(url),
+            ttl,
             stopping: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            up: AtomicBool::new(true),
             dropped: AtomicU64::new(0),
             ready: (Mutex::new(false), Condvar::new()),
         });
@@ -384,6 +389,10 @@ impl Bus for RedisBus {
             .unwrap_or_else(|_| Err(BusError("no answer from the publishing thread".into())))
     }
 
+    fn up(&self) -> bool {
+        self.shared.up.load(Ordering::Relaxed)
+    }
+
     fn stored_dm(&self, user_key: &str) {
         let job = Job::Stored {
             user: user_key.to_owned(),
@@ -442,7 +451,7 @@ impl Bus for RedisBus {
         for thread in threads {
             let _ = thread.join();
         }
-        // Tell the others now rather than after ALIVE_TTL.
+        // Tell the others now rather than after `--node-ttl`.
         if let Ok(mut conn) = connect_to(&self.client) {
             let _: redis::RedisResult<()> = redis::cmd("DEL")
                 .arg(format!("chat:alive:{}", self.shared.node))
@@ -504,7 +513,20 @@ fn publisher(client: &Client, shared: &Shared, queue: &Receiver<Job>) {
             fail(shared, jobs, "redis is unreachable");
             continue;
         };
-        match send(c, shared, &jobs) {
+        let mut sent = send(c, shared, &jobs);
+        if sent
+            .as_ref()
+            .is_err_and(redis::RedisError::is_connection_dropped)
+        {
+            // The connection died while idle (Redis restarted meanwhile):
+            // nothing of the pipeline ran. Once more on a new one.
+            sent = connect_to(client).and_then(|mut fresh| {
+                let results = send(&mut fresh, shared, &jobs);
+                conn = Some(fresh);
+                results
+            });
+        }
+        match sent {
             Ok(results) => {
                 shared.worked();
                 answer(jobs, results);
@@ -797,7 +819,7 @@ fn beat(client: &Client, shared: &Shared) {
                 conn = None;
             }
         }
-        let until = Instant::now() + BEAT;
+        let until = Instant::now() + shared.ttl / BEATS_PER_TTL;
         while Instant::now() < until && !shared.stopping.load(Ordering::SeqCst) {
             std::thread::park_timeout(Duration::from_millis(100));
         }
@@ -806,7 +828,7 @@ fn beat(client: &Client, shared: &Shared) {
 
 /// One beat: refresh our key, reap the nodes whose key has expired.
 fn beat_once(conn: &mut Connection, shared: &Shared) -> redis::RedisResult<()> {
-    let ttl = u64::try_from(ALIVE_TTL.as_millis()).unwrap_or(u64::MAX);
+    let ttl = u64::try_from(shared.ttl.as_millis()).unwrap_or(u64::MAX);
     let _: i64 = Script::new(SCRIPT_BEAT)
         .key("chat:nodes")
         .arg(&shared.node)

@@ -750,6 +750,9 @@ impl Hub {
             return Spoken::NotInRoom;
         };
         if self.bus.shared() {
+            if !self.bus.up() {
+                return Spoken::Failed(BusError("redis is unreachable".into()));
+            }
             // The bus gives the order: every node, this one included,
             // delivers the message when it comes back (`apply_msg`).
             // Queued under the membership lock, so that this client's
@@ -1005,6 +1008,15 @@ impl Hub {
         for (key, room) in rooms {
             let mut state = room.lock();
             state.seats = seats.remove(&key).unwrap_or_default();
+            // This node's own members are seated whatever Redis forgot:
+            // their announcements are on their way to the others.
+            let unseated: Vec<Seat> = state
+                .members
+                .iter()
+                .filter(|m| !state.seats.iter().any(|s| s.node == me && s.conn == m.id))
+                .map(|m| self.seat(m))
+                .collect();
+            state.seats.extend(unseated);
             state.remote = state.seats.iter().filter(|s| s.node != me).count();
             room.online
                 .store(state.members.len() + state.remote, Ordering::Relaxed);

@@ -315,7 +315,7 @@ pub fn run_with(
         .clone()
         .unwrap_or_else(crate::bus::default_node_id);
     let deliver = Arc::new(std::sync::OnceLock::new());
-    let bus = crate::bus::start(&config.bus, node, deliver.clone())?;
+    let bus = crate::bus::start(&config.bus, node, config.node_ttl, deliver.clone())?;
     let state = Arc::new(State {
         hub: hub::Hub::new(config.history, rooms, config.clock.clone(), bus),
         login_attempts: AttemptLimit::new(config.login_failures),
