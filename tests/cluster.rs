@@ -287,3 +287,87 @@ fn a_dm_reaches_a_user_on_another_node_or_waits_for_them() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn moderation_reaches_members_on_other_nodes() {
+    let Some(redis) = support::redis::start() else {
+        return;
+    };
+    let (dir, nodes) = nodes(&redis, 2);
+    let mut ana = login(&nodes[0], "ana");
+    ana.send("CREATE aula");
+    ana.expect("OK CREATE aula");
+    ana.join("aula");
+    let mut bia = login(&nodes[1], "bia");
+    bia.join("aula");
+    until_joined(&mut ana, "aula", "bia");
+
+    // The owner on n1 sets the topic: bia on n2 sees it.
+    ana.send("TOPIC prova na sexta");
+    ana.expect_prefix("TOPIC aula ana ");
+    ana.expect("OK TOPIC");
+    let topic = bia.expect_prefix("TOPIC aula ana ");
+    assert!(topic.ends_with(" prova na sexta"), "{topic}");
+
+    // KICK of a member on another node: out on its node, LEFT everywhere.
+    ana.send("KICK bia conversa");
+    bia.expect("KICKED aula ana conversa");
+    // The kick is done on bia's node: its LEFT may come before the OK.
+    let mut lines = vec![ana.line(), ana.line()];
+    lines.sort();
+    assert_eq!(lines, ["LEFT aula bia kick", "OK KICK bia"]);
+
+    // BAN: noted on every node, so JOIN on bia's node is refused. caio,
+    // on bia's node, tells when n2 has applied it: the bus brings events in
+    // order, so his copy of ana's next message comes after the ban.
+    let mut caio = login(&nodes[1], "caio");
+    caio.join("aula");
+    until_joined(&mut ana, "aula", "caio");
+    ana.send("BAN bia");
+    ana.expect("OK BAN bia");
+    ana.send("SAY after the ban");
+    ana.expect_msg("aula", "ana", "after the ban");
+    caio.expect_msg("aula", "ana", "after the ban");
+    bia.send("JOIN aula");
+    bia.expect_prefix("ERR BANNED");
+    ana.send("UNBAN bia");
+    ana.expect("OK UNBAN bia");
+    ana.send("SAY after the unban");
+    ana.expect_msg("aula", "ana", "after the unban");
+    caio.expect_msg("aula", "ana", "after the unban");
+    bia.join("aula");
+    until_joined(&mut ana, "aula", "bia");
+
+    // CLOSE on n1: bia on n2 is told, and the room is gone there too.
+    ana.send("CLOSE aula");
+    ana.expect("CLOSED aula ana");
+    ana.expect("OK CLOSE aula");
+    bia.expect("CLOSED aula ana");
+    caio.expect("JOINED aula bia");
+    caio.expect("CLOSED aula ana");
+    bia.send("SAY still here?");
+    bia.expect_prefix("ERR NOT_IN_ROOM");
+
+    // ANNOUNCE and SUSPEND from an admin reach users on the other node.
+    chat::accounts::set_admin(&dir.path().join("chat.db"), "ana", true, false)
+        .expect("make ana an admin");
+    let mut prof = nodes[0].connect();
+    prof.send("LOGIN ana pw");
+    prof.expect("OK LOGIN ana");
+    prof.send("ANNOUNCE aula amanhã");
+    prof.expect_prefix("NOTICE ");
+    let reached = prof.expect_prefix("OK ANNOUNCE ");
+    assert_eq!(reached, "OK ANNOUNCE 3", "every user, on both nodes");
+    let notice = bia.expect_prefix("NOTICE ");
+    assert!(notice.ends_with(" ana aula amanhã"), "{notice}");
+    prof.send("SUSPEND bia 10 spam");
+    prof.expect("OK SUSPEND bia");
+    let rest = bia.expect_closed();
+    assert!(
+        rest.iter().any(|l| l.starts_with("BYE SUSPENDED")),
+        "{rest:?}"
+    );
+    let mut again = nodes[1].connect();
+    again.send("LOGIN bia pw");
+    again.expect_prefix("ERR SUSPENDED");
+}

@@ -85,6 +85,175 @@ pub enum Event {
         /// Its name.
         node: String,
     },
+    /// A moderation step, committed to the shared store and applied on
+    /// node `origin` already; the other nodes apply it to their members.
+    Moderated {
+        /// The node where it was taken.
+        origin: String,
+        /// What was done.
+        step: Step,
+    },
+}
+
+/// A moderation step, as the other nodes apply it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// `KICK`: the node holding the member puts it out (`KICKED`, and
+    /// `LEFT … kick` for everyone, through the bus).
+    Kick {
+        /// The room.
+        room: String,
+        /// The user's key.
+        user: String,
+        /// Who kicked.
+        by: String,
+        /// Why (may be empty).
+        reason: String,
+    },
+    /// `BAN`: noted where `JOIN` looks, and the member kicked if present.
+    Ban {
+        /// The room.
+        room: String,
+        /// The user, as registered.
+        user: String,
+        /// When it ends (ms since the epoch; `FOREVER` until lifted).
+        until_ms: i64,
+        /// Who banned.
+        by: String,
+        /// Why (may be empty).
+        reason: String,
+    },
+    /// `UNBAN`.
+    Unban {
+        /// The room.
+        room: String,
+        /// The user's key.
+        user: String,
+    },
+    /// `TOPIC <text>`: set, and sent to the members.
+    Topic {
+        /// The room.
+        room: String,
+        /// Who set it.
+        by: String,
+        /// When (ms since the epoch).
+        time: i64,
+        /// The topic.
+        text: String,
+    },
+    /// `CLOSE`: the room is gone.
+    Close {
+        /// The room.
+        room: String,
+        /// Who closed it.
+        by: String,
+    },
+    /// `ANNOUNCE`: a `NOTICE` to every logged-in connection.
+    Notice {
+        /// Which admin.
+        from: String,
+        /// When (ms since the epoch).
+        time: i64,
+        /// What it says.
+        text: String,
+    },
+    /// `SUSPEND`: noted where `LOGIN` looks, and the session closed.
+    Suspend {
+        /// The user's key.
+        user: String,
+        /// When it ends.
+        until_ms: i64,
+    },
+    /// `UNSUSPEND`.
+    Unsuspend {
+        /// The user's key.
+        user: String,
+    },
+}
+
+impl Step {
+    /// The step as a JSON object.
+    fn to_value(&self) -> Value {
+        match self {
+            Step::Kick {
+                room,
+                user,
+                by,
+                reason,
+            } => json!({"step": "kick", "room": room, "user": user, "by": by, "reason": reason}),
+            Step::Ban {
+                room,
+                user,
+                until_ms,
+                by,
+                reason,
+            } => {
+                json!({"step": "ban", "room": room, "user": user, "until": until_ms, "by": by, "reason": reason})
+            }
+            Step::Unban { room, user } => json!({"step": "unban", "room": room, "user": user}),
+            Step::Topic {
+                room,
+                by,
+                time,
+                text,
+            } => json!({"step": "topic", "room": room, "by": by, "time": time, "text": text}),
+            Step::Close { room, by } => json!({"step": "close", "room": room, "by": by}),
+            Step::Notice { from, time, text } => {
+                json!({"step": "notice", "by": from, "time": time, "text": text})
+            }
+            Step::Suspend { user, until_ms } => {
+                json!({"step": "suspend", "user": user, "until": until_ms})
+            }
+            Step::Unsuspend { user } => json!({"step": "unsuspend", "user": user}),
+        }
+    }
+
+    /// The step a [`Step::to_value`] object describes.
+    fn from_value(v: &Value) -> Option<Step> {
+        let text = |field: &str| v[field].as_str().map(str::to_owned);
+        Some(match v["step"].as_str()? {
+            "kick" => Step::Kick {
+                room: text("room")?,
+                user: text("user")?,
+                by: text("by")?,
+                reason: text("reason").unwrap_or_default(),
+            },
+            "ban" => Step::Ban {
+                room: text("room")?,
+                user: text("user")?,
+                until_ms: v["until"].as_i64()?,
+                by: text("by")?,
+                reason: text("reason").unwrap_or_default(),
+            },
+            "unban" => Step::Unban {
+                room: text("room")?,
+                user: text("user")?,
+            },
+            "topic" => Step::Topic {
+                room: text("room")?,
+                by: text("by")?,
+                time: v["time"].as_i64()?,
+                text: text("text")?,
+            },
+            "close" => Step::Close {
+                room: text("room")?,
+                by: text("by")?,
+            },
+            "notice" => Step::Notice {
+                from: text("by")?,
+                time: v["time"].as_i64()?,
+                text: text("text")?,
+            },
+            "suspend" => Step::Suspend {
+                user: text("user")?,
+                until_ms: v["until"].as_i64()?,
+            },
+            "unsuspend" => Step::Unsuspend {
+                user: text("user")?,
+            },
+            _ => return None,
+        })
+    }
 }
 
 /// A direct message for a user held by another node.
@@ -147,7 +316,7 @@ impl Event {
             | Event::Joined { room, .. }
             | Event::Left { room, .. }
             | Event::RoomCreated { room } => Some(room),
-            Event::NodeGone { .. } => None,
+            Event::NodeGone { .. } | Event::Moderated { .. } => None,
         }
     }
 
@@ -186,6 +355,12 @@ impl Event {
             }
             Event::RoomCreated { room } => json!({"t": "room", "room": room}),
             Event::NodeGone { node } => json!({"t": "gone", "gone": node}),
+            Event::Moderated { origin, step } => {
+                let mut o = step.to_value();
+                o["t"] = json!("mod");
+                o["origin"] = json!(origin);
+                o
+            }
         };
         if let Value::Object(map) = &mut object {
             map.retain(|_, v| !v.is_null());
@@ -220,6 +395,10 @@ impl Event {
             "room" => Event::RoomCreated { room: room()? },
             "gone" => Event::NodeGone {
                 node: value["gone"].as_str()?.to_owned(),
+            },
+            "mod" => Event::Moderated {
+                origin: value["origin"].as_str()?.to_owned(),
+                step: Step::from_value(&value)?,
             },
             _ => return None,
         })
@@ -280,6 +459,24 @@ mod tests {
                 room: "nova".into(),
             },
             Event::NodeGone { node: "n2".into() },
+            Event::Moderated {
+                origin: "n1".into(),
+                step: Step::Ban {
+                    room: "geral".into(),
+                    user: "Bia".into(),
+                    until_ms: i64::MAX,
+                    by: "Ana".into(),
+                    reason: "spam".into(),
+                },
+            },
+            Event::Moderated {
+                origin: "n1".into(),
+                step: Step::Notice {
+                    from: "Ana".into(),
+                    time: 3,
+                    text: "aula às 10h".into(),
+                },
+            },
         ];
         for event in events {
             let seq = match &event {

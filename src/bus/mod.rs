@@ -24,7 +24,7 @@ mod spec;
 use std::fmt;
 use std::sync::Arc;
 
-pub use event::{Announcement, Event, RemoteDm, Seat, Snapshot};
+pub use event::{Announcement, Event, RemoteDm, Seat, Snapshot, Step};
 pub use local::LocalBus;
 pub use redis::RedisBus;
 pub use spec::BusSpec;
@@ -105,6 +105,13 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// that a DM was just stored for the user: its login may have looked
     /// for stored DMs before this one was there.
     fn stored_dm(&self, user_key: &str);
+
+    /// How many users are logged in on all the nodes, if the bus knows
+    /// (`ANNOUNCE` answers with it). `None` on a server alone: the hub
+    /// counts its own.
+    fn sessions(&self) -> Option<usize> {
+        None
+    }
 
     /// Whether it works now, cheaply (a `SAY` asks): while a shared bus
     /// cannot reach Redis, a message could reach nobody, and its sender

@@ -214,6 +214,10 @@ enum Job {
     },
     /// A DM was stored for `user`: tell the node holding the session.
     Stored { user: String },
+    /// How many users are online on all nodes.
+    Count {
+        reply: oneshot::Sender<std::result::Result<usize, BusError>>,
+    },
     /// A logout.
     Release { user: String, conn: u64 },
     /// A DM for another node; the caller waits for where it went.
@@ -389,6 +393,12 @@ impl Bus for RedisBus {
             .unwrap_or_else(|_| Err(BusError("no answer from the publishing thread".into())))
     }
 
+    fn sessions(&self) -> Option<usize> {
+        let (reply, answer) = oneshot::channel();
+        self.queue(Job::Count { reply }).ok()?;
+        answer.recv_timeout(IO_TIMEOUT * 2).ok()?.ok()
+    }
+
     fn up(&self) -> bool {
         self.shared.up.load(Ordering::Relaxed)
     }
@@ -558,6 +568,11 @@ fn send(conn: &mut Connection, shared: &Shared, jobs: &[Job]) -> redis::RedisRes
                 &[user, &format!("{}/{conn}", shared.node)],
             ),
             Job::Dm { dm, .. } => eval(SCRIPT_DM, &["chat:presence"], &[&dm.to, &dm.to_json()]),
+            Job::Count { .. } => {
+                let mut cmd = redis::cmd("HLEN");
+                cmd.arg("chat:presence");
+                cmd
+            }
             Job::Stored { user } => {
                 let note = serde_json::json!({"t": "stored", "to": user}).to_string();
                 eval(SCRIPT_DM, &["chat:presence"], &[user, &note])
@@ -593,7 +608,7 @@ fn event_script(event: &Event) -> redis::Cmd {
             &["chat:ev", &seats_key(room)],
             &[&seat.key(), &json],
         ),
-        Event::RoomCreated { .. } | Event::NodeGone { .. } => {
+        Event::RoomCreated { .. } | Event::NodeGone { .. } | Event::Moderated { .. } => {
             eval(SCRIPT_OTHER, &["chat:ev"], &[&json])
         }
     }
@@ -615,6 +630,13 @@ fn answer(jobs: Vec<Job>, results: Vec<Value>) {
             } => {
                 let _ = reply.send(Ok(()));
             }
+            Job::Count { reply } => {
+                let count = match result {
+                    Value::Int(n) => usize::try_from(n).unwrap_or(0),
+                    _ => 0,
+                };
+                let _ = reply.send(Ok(count));
+            }
             _ => {}
         }
     }
@@ -631,6 +653,9 @@ fn fail(shared: &Shared, jobs: Vec<Job>, why: &str) {
             Job::Claim {
                 reply: Some(reply), ..
             } => {
+                let _ = reply.send(Err(BusError(why.into())));
+            }
+            Job::Count { reply } => {
                 let _ = reply.send(Err(BusError(why.into())));
             }
             Job::Event(_)

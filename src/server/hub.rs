@@ -1085,6 +1085,17 @@ impl Hub {
             .cloned()
     }
 
+    /// The name of the member of `room` whose user key is `user_key`, if
+    /// it sits on another node.
+    pub fn seated_elsewhere(&self, room: &Room, user_key: &str) -> Option<String> {
+        let me = self.bus.node();
+        room.lock()
+            .seats
+            .iter()
+            .find(|s| s.node != me && s.user.eq_ignore_ascii_case(user_key))
+            .map(|s| s.user.clone())
+    }
+
     /// Puts `target` out of `room`, if it is still in it: the others get
     /// `LEFT … kick`, the target `kicked` (its `KICKED` line), in that
     /// order and under the target's membership lock, so that nothing of

@@ -30,6 +30,7 @@
 
 use std::sync::Arc;
 
+use crate::bus::{Event, Step};
 use crate::db::{Action, DbError, Moderation, FOREVER};
 use crate::protocol::command::{NO_SUCH_ROOM_TEXT, NO_SUCH_USER_TEXT};
 use crate::protocol::{ErrCode, LeftReason, Name, ServerLine, Timestamp};
@@ -240,10 +241,7 @@ impl Session {
             return self.err(ErrCode::NotAllowed, NOT_YOURSELF);
         }
         let Some(target) = state.hub.member(&room, &user.key()) else {
-            return self.err(
-                ErrCode::NoSuchUser,
-                format!("{user} is not in {}.", room.name),
-            );
+            return self.kick_elsewhere(state, &room, user, reason);
         };
         if target.is_admin() {
             return self.err(ErrCode::NotAllowed, NOT_AN_ADMIN);
@@ -264,6 +262,53 @@ impl Session {
         let name = target.display_name().to_owned();
         log::info!(
             "moderation: {} kicked {name} from {}{}",
+            self.me(),
+            room.name,
+            because(&reason)
+        );
+        self.log_action(
+            state,
+            Action::Kick {
+                room_id: room.id,
+                room: room.name.to_string(),
+                target: name.clone(),
+                reason,
+            },
+        );
+        self.ok("KICK", name);
+    }
+
+    /// `KICK` of a member who sits on another node: that node puts it out
+    /// when the bus brings the step (`LEFT … kick` follows through the bus
+    /// for everyone).
+    fn kick_elsewhere(
+        &mut self,
+        state: &State,
+        room: &Arc<Room>,
+        user: &Name,
+        reason: Option<String>,
+    ) {
+        let Some(name) = state.hub.seated_elsewhere(room, &user.key()) else {
+            return self.err(
+                ErrCode::NoSuchUser,
+                format!("{user} is not in {}.", room.name),
+            );
+        };
+        if !self.may_target(state, user) {
+            return;
+        }
+        let reason = reason.unwrap_or_default();
+        tell_others(
+            state,
+            Step::Kick {
+                room: room.name.to_string(),
+                user: user.key(),
+                by: self.me().to_owned(),
+                reason: reason.clone(),
+            },
+        );
+        log::info!(
+            "moderation: {} kicked {name} (on another node) from {}{}",
             self.me(),
             room.name,
             because(&reason)
@@ -323,6 +368,16 @@ impl Session {
                 by: self.me().to_owned(),
             },
         );
+        tell_others(
+            state,
+            Step::Ban {
+                room: room.name.to_string(),
+                user: name.clone(),
+                until_ms,
+                by: self.me().to_owned(),
+                reason: reason.clone(),
+            },
+        );
         // Looked for again: it may have joined since the first look, before
         // the ban was in place.
         if let Some(member) = state.hub.member(&room, &user.key()) {
@@ -362,6 +417,13 @@ impl Session {
             return;
         };
         state.hub.unban(&room, &user.key());
+        tell_others(
+            state,
+            Step::Unban {
+                room: room.name.to_string(),
+                user: user.key(),
+            },
+        );
         log::info!(
             "moderation: {} unbanned {name} from {}",
             self.me(),
@@ -430,6 +492,15 @@ impl Session {
             self.me(),
             room.name
         );
+        tell_others(
+            state,
+            Step::Topic {
+                room: room.name.to_string(),
+                by: self.me().to_owned(),
+                time: now.0,
+                text: text.clone(),
+            },
+        );
         let topic = Topic {
             by: self.me().to_owned(),
             time: now,
@@ -470,6 +541,13 @@ impl Session {
             by: self.me().to_owned(),
         };
         let members = state.hub.close(&room, &closed);
+        tell_others(
+            state,
+            Step::Close {
+                room: room.name.to_string(),
+                by: self.me().to_owned(),
+            },
+        );
         log::info!(
             "moderation: {} closed room {} ({members} members)",
             self.me(),
@@ -508,6 +586,13 @@ impl Session {
         ) else {
             return;
         };
+        tell_others(
+            state,
+            Step::Suspend {
+                user: user.key(),
+                until_ms,
+            },
+        );
         if let Some(session) = state.hub.suspend(&user.key(), until_ms) {
             // As a takeover does: closed first, so that a JOIN it is making
             // now does nothing, then out of its room.
@@ -537,6 +622,7 @@ impl Session {
             return;
         };
         state.hub.unsuspend(&user.key());
+        tell_others(state, Step::Unsuspend { user: user.key() });
         log::info!("moderation: {} lifted the suspension of {name}", self.me());
         self.ok("UNSUSPEND", name);
     }
@@ -546,17 +632,43 @@ impl Session {
         if !self.within_rate() || !self.admin() {
             return;
         }
+        let time = state.hub.now();
         let notice = ServerLine::Notice {
-            time: state.hub.now(),
+            time,
             from: self.me().to_owned(),
             text: text.clone(),
         };
-        let reached = state.hub.announce(&notice);
+        tell_others(
+            state,
+            Step::Notice {
+                from: self.me().to_owned(),
+                time: time.0,
+                text: text.clone(),
+            },
+        );
+        let here = state.hub.announce(&notice);
+        // Users online on every node, if the bus can count them.
+        let reached = state.hub.bus().sessions().map_or(here, |all| all.max(here));
         log::info!(
             "moderation: {} announced to {reached} connections: {text:?}",
             self.me()
         );
         self.log_action(state, Action::Announce { text });
         self.ok("ANNOUNCE", reached.to_string());
+    }
+}
+
+/// Tells the other nodes of a moderation step this node has taken (and
+/// committed) already; nothing to do on a server alone.
+fn tell_others(state: &State, step: Step) {
+    let bus = state.hub.bus();
+    if bus.shared() {
+        let event = Event::Moderated {
+            origin: bus.node().to_owned(),
+            step,
+        };
+        if let Err(e) = bus.publish(event) {
+            log::warn!("{e}: a moderation step did not reach the other nodes");
+        }
     }
 }

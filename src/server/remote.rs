@@ -8,12 +8,13 @@
 
 use std::sync::{Arc, Weak};
 
-use crate::bus::{Announcement, Deliver, Event, RemoteDm, Snapshot};
+use crate::bus::{Announcement, Deliver, Event, RemoteDm, Snapshot, Step};
 use crate::db::DbError;
-use crate::protocol::{Name, ServerLine, Timestamp};
+use crate::protocol::{LeftReason, Name, ServerLine, Timestamp};
 
+use super::client::Closing;
 use super::commands::{hand_over_stored_dms, load_room, store_said};
-use super::hub::Room;
+use super::hub::{Ban, Room, Topic};
 use super::State;
 
 /// The node, as the bus sees it.
@@ -68,6 +69,12 @@ impl Deliver for Remote {
                 let _ = Remote::room(&state, &room);
             }
             Event::NodeGone { node } => state.hub.apply_node_gone(&node),
+            Event::Moderated { origin, step } => {
+                // Its node applied it when it was taken.
+                if origin != state.hub.bus().node() {
+                    moderate(&state, step);
+                }
+            }
         }
     }
 
@@ -129,5 +136,104 @@ impl Deliver for Remote {
             let name = recipient.display_name().to_owned();
             hand_over_stored_dms(&state, &recipient, &name);
         }
+    }
+}
+
+/// Applies to this node's members a moderation step taken on another node
+/// (and committed to the shared store there): the same hub calls as the
+/// step's own node made, so the same races end the same way.
+fn moderate(state: &State, step: Step) {
+    let room_of = |name: &str| {
+        Name::parse(name)
+            .ok()
+            .and_then(|n| state.hub.room(&n.key()))
+    };
+    match step {
+        Step::Kick {
+            room,
+            user,
+            by,
+            reason,
+        } => {
+            let Some(room) = room_of(&room) else { return };
+            if let Some(target) = state.hub.member(&room, &user) {
+                let kicked = ServerLine::Kicked {
+                    room: room.name.to_string(),
+                    by,
+                    reason,
+                };
+                state.hub.kick(&room, &target, &kicked);
+            }
+        }
+        Step::Ban {
+            room,
+            user,
+            until_ms,
+            by,
+            reason,
+        } => {
+            let Some(room) = room_of(&room) else { return };
+            let key = user.to_ascii_lowercase();
+            state.hub.ban(
+                &room,
+                Ban {
+                    user,
+                    until_ms,
+                    by: by.clone(),
+                },
+            );
+            if let Some(member) = state.hub.member(&room, &key) {
+                let kicked = ServerLine::Kicked {
+                    room: room.name.to_string(),
+                    by,
+                    reason,
+                };
+                state.hub.kick(&room, &member, &kicked);
+            }
+        }
+        Step::Unban { room, user } => {
+            if let Some(room) = room_of(&room) {
+                state.hub.unban(&room, &user);
+            }
+        }
+        Step::Topic {
+            room,
+            by,
+            time,
+            text,
+        } => {
+            if let Some(room) = room_of(&room) {
+                let topic = Topic {
+                    by,
+                    time: Timestamp(time),
+                    text,
+                };
+                state.hub.set_topic(&room, topic);
+            }
+        }
+        Step::Close { room, by } => {
+            if let Some(room) = room_of(&room) {
+                let closed = ServerLine::Closed {
+                    room: room.name.to_string(),
+                    by,
+                };
+                state.hub.close(&room, &closed);
+            }
+        }
+        Step::Notice { from, time, text } => {
+            let notice = ServerLine::Notice {
+                time: Timestamp(time),
+                from,
+                text,
+            };
+            state.hub.announce(&notice);
+        }
+        Step::Suspend { user, until_ms } => {
+            if let Some(session) = state.hub.suspend(&user, until_ms) {
+                session.close(Closing::Suspended(until_ms));
+                state.hub.leave(&session, LeftReason::Quit);
+            }
+        }
+        Step::Unsuspend { user } => state.hub.unsuspend(&user),
     }
 }
