@@ -4,9 +4,16 @@
 //!
 //! Nothing here sleeps to wait for an event: a test waits for the *line*
 //! that proves the event, and fails with a clear message if it does not
-//! come within [`WAIT`].
+//! come within [`WAIT`]. What can only be asked (is Redis up, has a child
+//! process exited) is asked again every few milliseconds until that same
+//! deadline, never slept on for a fixed time.
 
 #![allow(dead_code)] // each test file uses a different part of this module
+
+// The multi-node tests' parts: a throwaway Redis for `--bus redis://…`,
+// and server nodes as child processes.
+pub mod node;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
