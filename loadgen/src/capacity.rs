@@ -14,6 +14,7 @@
 //! costs the load generator a socket, a rustls state and a few buffers, and
 //! no thread.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -107,6 +108,8 @@ enum State {
 
 /// One idle client.
 struct Client {
+    /// Its global index, part of its name.
+    g: usize,
     /// Setup steps.
     script: Script,
     /// Where it is.
@@ -188,6 +191,10 @@ impl Session for Client {
         }
     }
 
+    fn client(&self) -> usize {
+        self.g
+    }
+
     fn on_closed(&mut self, why: Closed, ctx: &mut Ctx) {
         if why == Closed::ByUs {
             return;
@@ -222,6 +229,9 @@ impl Client {
 pub struct CapacityReport {
     /// Always `"capacity"`.
     pub scenario: &'static str,
+    /// The servers' addresses (`--addr`); client `i` of the run connected
+    /// to address `i % n` of these `n`.
+    pub addrs: Vec<SocketAddr>,
     /// Clients asked for.
     pub connections: usize,
     /// Rooms.
@@ -345,6 +355,7 @@ pub fn run(target: &Target, cfg: &CapacityConfig) -> Result<CapacityReport> {
     };
     Ok(CapacityReport {
         scenario: "capacity",
+        addrs: target.addrs().to_vec(),
         connections: n,
         rooms: cfg.rooms,
         threads: cfg.engine.threads,
@@ -380,6 +391,7 @@ fn worker(
     let sessions: Vec<Client> = (w..cfg.connections)
         .step_by(cfg.engine.threads)
         .map(|g| Client {
+            g,
             script: Script::new(
                 &steps,
                 format!("{prefix}_{g}"),

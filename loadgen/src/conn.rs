@@ -15,6 +15,10 @@
 //!   the same event then share one `write`), or writes each line out as it
 //!   sends it ([`Conn::send_now`]: one record, one `write` per line).
 //!
+//! A [`Target`] may name several servers (nodes sharing their rooms): each
+//! client of a run connects to one of them, chosen by its index
+//! ([`Target::addr`]).
+//!
 //! Over WebSocket (a [`Target::websocket`]), the session offers ALPN
 //! `http/1.1`, upgrades with `GET /ws` first, and each line travels as one
 //! masked text frame (still one TLS record); [`WsCodec`] does the framing
@@ -42,16 +46,17 @@ use chat::error::{Error, Result};
 /// Where the load goes, and how to trust it.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The server's address.
-    pub addr: SocketAddr,
+    /// The servers' addresses, never empty: one server, or several nodes
+    /// sharing their rooms, over which the clients are spread (see
+    /// [`Target::addr`]).
+    addrs: Vec<SocketAddr>,
     /// The client TLS config (trusting the server's CA). Shared by every
     /// connection, as rustls intends.
     pub tls: Arc<ClientConfig>,
     /// The name the certificate must match (and the SNI sent).
     pub server_name: ServerName<'static>,
-    /// `Some(host:port)`: speak protocol v1 over WebSocket (`GET /ws` on
-    /// that host) instead of plain lines.
-    pub websocket: Option<String>,
+    /// Speak protocol v1 over WebSocket (`GET /ws`) instead of plain lines.
+    pub websocket: bool,
 }
 
 impl Target {
@@ -63,32 +68,56 @@ impl Target {
     ///
     /// [`Error::Tls`] when the CA file cannot be used or the name is invalid.
     pub fn new(addr: SocketAddr, ca: &Path, server_name: &str) -> Result<Target> {
+        Target::spread(vec![addr], ca, server_name)
+    }
+
+    /// [`Target::new`] for several servers (nodes that share their rooms
+    /// through a bus, all with a certificate for `server_name`): client `i`
+    /// of a run connects to `addrs[i % addrs.len()]`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `addrs` is empty; as [`Target::new`].
+    pub fn spread(addrs: Vec<SocketAddr>, ca: &Path, server_name: &str) -> Result<Target> {
+        if addrs.is_empty() {
+            return Err(Error::Config("no server address to connect to".into()));
+        }
         let mut config = (*chat::tls::client_config(ca)?).clone();
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Target {
-            addr,
+            addrs,
             tls: Arc::new(config),
             server_name: chat::tls::server_name(server_name)?,
-            websocket: None,
+            websocket: false,
         })
     }
 
-    /// The same server over WebSocket: the TLS session offers ALPN
+    /// The address client `client` (its index among all the clients of
+    /// the run, whichever worker drives it) connects to: round robin over
+    /// the addresses, so that with `n` of them client `i` goes to address
+    /// `i % n`, and the same client always to the same server.
+    pub fn addr(&self, client: usize) -> SocketAddr {
+        self.addrs[client % self.addrs.len()]
+    }
+
+    /// Every address, in the order given.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The same servers over WebSocket: the TLS session offers ALPN
     /// `http/1.1` (which routes it to the server's HTTP side, as a
     /// browser's would) and each connection upgrades with `GET /ws`, with
-    /// the `Host` and `Origin` of the server's name and port.
+    /// the `Host` and `Origin` of the server's name and the port it
+    /// connects to.
     pub fn websocket(&self) -> Target {
         let mut config = (*self.tls).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Target {
-            addr: self.addr,
+            addrs: self.addrs.clone(),
             tls: Arc::new(config),
             server_name: self.server_name.clone(),
-            websocket: Some(format!(
-                "{}:{}",
-                self.server_name.to_str(),
-                self.addr.port()
-            )),
+            websocket: true,
         }
     }
 }
@@ -154,8 +183,9 @@ fn client_session(target: &Target) -> Result<ClientConnection> {
 }
 
 impl Conn {
-    /// Starts a non-blocking connect and registers it; the TLS handshake
-    /// starts as soon as the socket becomes writable.
+    /// Starts a non-blocking connect for client `client` of the run (to
+    /// [`Target::addr`] of it) and registers it; the TLS handshake starts
+    /// as soon as the socket becomes writable.
     ///
     /// # Errors
     ///
@@ -164,14 +194,15 @@ impl Conn {
     /// members that are meant to fall behind quickly.
     pub fn connect(
         target: &Target,
+        client: usize,
         registry: &Registry,
         token: Token,
         recv_buffer: Option<usize>,
     ) -> Result<Conn> {
+        let addr = target.addr(client);
         let mut socket = match recv_buffer {
-            None => TcpStream::connect(target.addr)
-                .map_err(|e| Error::io("connect to the server", e))?,
-            Some(size) => small_window_socket(target.addr, size)
+            None => TcpStream::connect(addr).map_err(|e| Error::io("connect to the server", e))?,
+            Some(size) => small_window_socket(addr, size)
                 .map_err(|e| Error::io("connect to the server", e))?,
         };
         // Small lines, sent as soon as they are written: Nagle would only
@@ -182,16 +213,16 @@ impl Conn {
             .map_err(|e| Error::io("register a socket", e))?;
         let mut tls = client_session(target)?;
         let mut line = Vec::with_capacity(256);
-        let ws = match &target.websocket {
-            None => None,
-            Some(host) => {
-                let mut ws = WsCodec::start(host).map_err(Error::Config)?;
-                // The upgrade request waits in rustls until its handshake
-                // is done, then leaves first.
-                ws.take_outgoing(&mut line);
-                let _ = tls.writer().write_all(&line);
-                Some(ws)
-            }
+        let ws = if target.websocket {
+            let host = format!("{}:{}", target.server_name.to_str(), addr.port());
+            let mut ws = WsCodec::start(&host).map_err(Error::Config)?;
+            // The upgrade request waits in rustls until its handshake is
+            // done, then leaves first.
+            ws.take_outgoing(&mut line);
+            let _ = tls.writer().write_all(&line);
+            Some(ws)
+        } else {
+            None
         };
         Ok(Conn {
             socket,
@@ -450,6 +481,29 @@ mod tests {
         assert_eq!(used, 12);
     }
 
+    /// Clients are spread round robin by their index over the addresses,
+    /// whatever the target's transport; one address takes them all.
+    #[test]
+    fn clients_are_spread_round_robin() {
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let dir = std::env::temp_dir().join(format!("loadgen-spread-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("ca.pem");
+        std::fs::write(&pem, ca.cert.pem()).unwrap();
+        let a: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+        let c: SocketAddr = "[::1]:1003".parse().unwrap();
+        let three = Target::spread(vec![a, b, c], &pem, "localhost").unwrap();
+        let got: Vec<SocketAddr> = (0..7).map(|i| three.addr(i)).collect();
+        assert_eq!(got, [a, b, c, a, b, c, a]);
+        assert_eq!(three.websocket().addr(4), b);
+        assert_eq!(three.addrs(), [a, b, c]);
+        let one = Target::new(a, &pem, "localhost").unwrap();
+        assert!((0..5).all(|i| one.addr(i) == a));
+        assert!(Target::spread(Vec::new(), &pem, "localhost").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A session whose socket takes nothing (here: before its handshake
     /// has even started) still accepts every line whole, however many are
     /// waiting: no line can be cut in two when the socket is full.
@@ -462,10 +516,10 @@ mod tests {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let target = Target {
-            addr: "127.0.0.1:9".parse().unwrap(),
+            addrs: vec!["127.0.0.1:9".parse().unwrap()],
             tls: Arc::new(tls),
             server_name: ServerName::try_from("localhost").unwrap(),
-            websocket: None,
+            websocket: false,
         };
         let mut session = client_session(&target).unwrap();
         let line = [b'x'; 3000];

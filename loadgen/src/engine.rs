@@ -58,6 +58,11 @@ pub trait Session {
     /// The connection is gone; [`Worker::open`] may start a new one.
     fn on_closed(&mut self, why: Closed, ctx: &mut Self::Ctx);
 
+    /// This client's index among all of the run's clients, whichever
+    /// worker drives it: its connections go to [`Target::addr`] of it, so
+    /// that clients are spread over several servers by their index.
+    fn client(&self) -> usize;
+
     /// While true, the worker does not read this connection (a member that
     /// "stops reading", to make the server's outbox fill up).
     fn paused(&self) -> bool {
@@ -79,7 +84,7 @@ pub struct Worker<S: Session> {
     poll: Poll,
     /// Reused event buffer.
     events: Events,
-    /// Where to connect.
+    /// Where to connect (each session to its own address of it).
     target: Target,
     /// The connections; a slot's index is its poller token.
     pub slots: Vec<Slot<S>>,
@@ -129,11 +134,19 @@ impl<S: Session> Worker<S> {
         Waker::new(self.poll.registry(), WAKE).map_err(|e| Error::io("create a waker", e))
     }
 
-    /// Starts connecting slot `i`. A failure is reported to the session as
+    /// Starts connecting slot `i`, to the address of its session's
+    /// [`Session::client`] index. A failure is reported to the session as
     /// [`Closed::Error`], like any other failed connection.
     /// `recv_buffer` fixes the socket's receive buffer (see [`Conn::connect`]).
     pub fn open(&mut self, i: usize, recv_buffer: Option<usize>) {
-        match Conn::connect(&self.target, self.poll.registry(), Token(i), recv_buffer) {
+        let client = self.slots[i].session.client();
+        match Conn::connect(
+            &self.target,
+            client,
+            self.poll.registry(),
+            Token(i),
+            recv_buffer,
+        ) {
             Ok(conn) => self.slots[i].conn = Some(conn),
             Err(e) => {
                 self.slots[i]

@@ -61,6 +61,7 @@
 //! `BYE SLOW_CONSUMER`. The report shows it as dropped, and what it missed
 //! as lost.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -581,6 +582,10 @@ impl Session for Member {
         }
     }
 
+    fn client(&self) -> usize {
+        self.g
+    }
+
     fn on_closed(&mut self, why: Closed, ctx: &mut Ctx) {
         let how = match why {
             Closed::ByUs => return,
@@ -654,6 +659,9 @@ pub struct ServerUsage {
 pub struct FanoutReport {
     /// Always `"fanout"`.
     pub scenario: &'static str,
+    /// The servers' addresses (`--addr`); client `i` of the run connected
+    /// to address `i % n` of these `n`.
+    pub addrs: Vec<SocketAddr>,
     /// Rooms.
     pub rooms: usize,
     /// Members per room.
@@ -870,6 +878,7 @@ pub fn run(target: &Target, cfg: &FanoutConfig) -> Result<FanoutReport> {
     let window_s = (measure_end - measure_start) as f64 / 1e9;
     let in_window = shared.in_window.load(Ordering::Relaxed);
     let mut report = account(&plan, &members_out);
+    report.addrs = target.addrs().to_vec();
     report.threads = cfg.engine.threads;
     report.setup_s = setup_s;
     report.measure_s = window_s;
@@ -948,6 +957,7 @@ fn account(plan: &Plan, members: &[Member]) -> FanoutReport {
     };
     let mut report = FanoutReport {
         scenario: "fanout",
+        addrs: Vec::new(),
         rooms: cfg.rooms,
         members: cfg.members,
         senders: cfg.senders,

@@ -16,8 +16,12 @@
 //! would refuse most of the flood without hashing it: to measure the
 //! hashing pool itself, run the server with that limit raised. Refusals
 //! are counted apart from registrations.
+//!
+//! With several servers (`--addr A,B`), the attackers are spread over them
+//! by their index and the legitimate client logs in through the first.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -158,6 +162,10 @@ impl Session for Attacker {
         self.next(conn, ctx);
     }
 
+    fn client(&self) -> usize {
+        self.g
+    }
+
     fn on_closed(&mut self, why: Closed, ctx: &mut Ctx) {
         self.greeted = false;
         if let Closed::Error(e) = why {
@@ -184,6 +192,9 @@ pub struct LoginLatency {
 pub struct RegisterFloodReport {
     /// Always `"register-flood"`.
     pub scenario: &'static str,
+    /// The servers' addresses (`--addr`); client `i` of the run connected
+    /// to address `i % n` of these `n`.
+    pub addrs: Vec<SocketAddr>,
     /// Connections flooding `REGISTER`.
     pub attackers: usize,
     /// Seconds from the start of the flood to its end.
@@ -289,6 +300,7 @@ pub fn run(target: &Target, cfg: &RegisterFloodConfig) -> Result<RegisterFloodRe
     let ms = |ns: u64| ns as f64 / 1e6;
     Ok(RegisterFloodReport {
         scenario: "register-flood",
+        addrs: target.addrs().to_vec(),
         attackers: cfg.attackers,
         duration_s,
         registered,
@@ -367,7 +379,8 @@ struct Legit {
 impl Legit {
     /// Connects, completes the handshake and reads `HELLO`.
     fn connect(target: &Target) -> Result<Legit> {
-        let socket = std::net::TcpStream::connect(target.addr)
+        // Through the first server, with several.
+        let socket = std::net::TcpStream::connect(target.addr(0))
             .map_err(|e| Error::io("connect to the server", e))?;
         socket
             .set_read_timeout(Some(REPLY_TIMEOUT))

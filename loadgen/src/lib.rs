@@ -27,17 +27,19 @@
 //! - [`engine`]: the event loop (mio) that each worker thread runs over its
 //!   share of the connections, and the `Session` trait scenarios implement.
 //! - [`conn`]: one non-blocking TLS connection (rustls, `tlsclient-mio`
-//!   style) and the [`Target`] it connects to.
+//!   style) and the [`Target`] it connects to: one server, or several
+//!   nodes over which the clients are spread round robin by their index.
 //! - [`ws`]: protocol v1 over WebSocket for a connection (`--transport
 //!   ws`): tungstenite's upgrade and frames over an in-memory stream.
 //! - [`options`]: what every scenario config shares ([`EngineOptions`]:
-//!   threads, progress, server pid, name prefix; [`SetupOptions`]: batches
+//!   threads, progress, server pids (several nodes add up), name prefix; [`SetupOptions`]: batches
 //!   and the setup time limit), with their defaults in one place.
 //! - [`script`]: the setup commands and which replies count as success.
 //! - [`accounting`]: pure bookkeeping: per-sender sequence tracking, the
 //!   latency histogram, the message stamp format.
 //! - [`clock`]: the process-wide monotonic clock that stamps messages.
-//! - [`proc`]: the server's RSS, threads and CPU from `/proc`.
+//! - [`proc`]: the server's RSS, threads and CPU from `/proc`, summed
+//!   over several nodes.
 //! - [`progress`], [`report`]: the stderr progress line and the summary
 //!   tables (the reports are also `serde::Serialize`, for `--json`).
 //!

@@ -7,6 +7,7 @@
 //! full one (session resumption is off in [`Target::new`]): each cycle is a
 //! new client as far as the server can tell.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -130,6 +131,10 @@ impl Session for Connector {
         }
     }
 
+    fn client(&self) -> usize {
+        self.g
+    }
+
     fn on_closed(&mut self, why: Closed, ctx: &mut Ctx) {
         if !self.done && why != Closed::ByUs {
             ctx.errors.note(format!("{}: {why:?}", self.script.user()));
@@ -143,6 +148,9 @@ impl Session for Connector {
 pub struct LoginsReport {
     /// Always `"logins"`.
     pub scenario: &'static str,
+    /// The servers' addresses (`--addr`); client `i` of the run connected
+    /// to address `i % n` of these `n`.
+    pub addrs: Vec<SocketAddr>,
     /// Clients cycling at once.
     pub connectors: usize,
     /// Load-generator threads.
@@ -225,6 +233,7 @@ pub fn run(target: &Target, cfg: &LoginsConfig) -> Result<LoginsReport> {
     let server = before.zip(after);
     Ok(LoginsReport {
         scenario: "logins",
+        addrs: target.addrs().to_vec(),
         connectors: cfg.connectors,
         threads: cfg.engine.threads,
         duration_s,

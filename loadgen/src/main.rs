@@ -7,7 +7,14 @@
 //! loadgen sweep    --sizes 10,50,100,250,500,1000 --svg docs/img/sweep.svg
 //! loadgen sweep-rate --rates 1,2,5,10,50 --svg docs/img/rate-sweep.svg --server-pid $(pidof server)
 //! loadgen register-flood --attackers 200 --logins 30 --server-pid $(pidof server)
+//! loadgen --addr 127.0.0.1:12345,127.0.0.1:12346 --server-pid 4242,4243 fanout --rooms 10
 //! ```
+//!
+//! `--addr` may name several servers (nodes sharing their rooms, see
+//! `docs/SCALING.md`), comma-separated or repeated: client `i` of a run
+//! connects to address `i % n`, and the report lists them (`addrs`). Then
+//! `--server-pid` takes one pid per node, and the server's CPU, RSS and
+//! threads are their sums.
 //!
 //! The server's per-connection message rate limit must be raised for
 //! anything flat out (`server --msg-rate 1000000 --msg-burst 1000000`):
@@ -53,9 +60,11 @@ struct Common {
     /// Server port.
     #[arg(long, global = true, default_value_t = 12345)]
     port: u16,
-    /// Server address as HOST:PORT (overrides --host and --port).
-    #[arg(long, global = true)]
-    addr: Option<String>,
+    /// Server address as HOST:PORT (overrides --host and --port). Several
+    /// (comma-separated or repeated) spread the clients round robin: client
+    /// i connects to address i mod n.
+    #[arg(long, global = true, value_delimiter = ',', value_name = "HOST:PORT")]
+    addr: Vec<String>,
     /// The CA (or self-signed certificate) to trust, PEM.
     #[arg(long, global = true, default_value = "cert.pem")]
     ca: PathBuf,
@@ -66,8 +75,9 @@ struct Common {
     #[arg(long, global = true, default_value_t = 2)]
     threads: usize,
     /// The server's process id: report its RSS, threads and CPU from /proc.
-    #[arg(long, global = true)]
-    server_pid: Option<u32>,
+    /// Several (comma-separated or repeated, one per node) are added up.
+    #[arg(long, global = true, value_delimiter = ',', value_name = "PID")]
+    server_pid: Vec<u32>,
     /// Print one JSON object instead of the table.
     #[arg(long, global = true)]
     json: bool,
@@ -77,12 +87,12 @@ struct Common {
 }
 
 impl Common {
-    /// The library's engine options: threads, progress, server pid.
+    /// The library's engine options: threads, progress, server pids.
     fn engine(&self) -> EngineOptions {
         EngineOptions {
             threads: self.threads,
             progress: !self.quiet,
-            server_pid: self.server_pid,
+            server_pids: self.server_pid.clone(),
             ..EngineOptions::default()
         }
     }
@@ -434,7 +444,7 @@ fn run(options: &Options) -> Result<()> {
     #[cfg(unix)]
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     // Every scenario but `chart` needs the server's address and CA.
-    let target = || Target::new(resolve(common)?, &common.ca, &common.server_name);
+    let target = || Target::spread(resolve(common)?, &common.ca, &common.server_name);
     match &options.scenario {
         Scenario::Chart(args) => {
             let json = std::fs::read_to_string(&args.from)
@@ -500,14 +510,86 @@ fn run(options: &Options) -> Result<()> {
     }
 }
 
-/// The server's address from --addr, or --host and --port.
-fn resolve(common: &Common) -> Result<SocketAddr> {
-    let spec = common
-        .addr
-        .clone()
-        .unwrap_or_else(|| format!("{}:{}", common.host, common.port));
+/// The servers' addresses from --addr (each in the order given), or the
+/// one of --host and --port.
+fn resolve(common: &Common) -> Result<Vec<SocketAddr>> {
+    let specs = if common.addr.is_empty() {
+        vec![format!("{}:{}", common.host, common.port)]
+    } else {
+        common.addr.clone()
+    };
+    specs.iter().map(|spec| resolve_one(spec)).collect()
+}
+
+/// The first address `spec` (`HOST:PORT`) resolves to.
+fn resolve_one(spec: &str) -> Result<SocketAddr> {
     spec.to_socket_addrs()
         .map_err(|e| Error::io(format!("cannot resolve {spec}"), e))?
         .next()
         .ok_or_else(|| Error::Config(format!("{spec} resolves to no address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address from its text.
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("an address")
+    }
+
+    /// The options as the command line gives them.
+    fn parse(args: &[&str]) -> Options {
+        let mut argv = vec!["loadgen"];
+        argv.extend_from_slice(args);
+        Options::try_parse_from(argv).expect("valid options")
+    }
+
+    /// One --addr is one server, as before; a list, or the option
+    /// repeated, is several in the order given; without it, --host and
+    /// --port.
+    #[test]
+    fn addr_takes_a_list() {
+        let one = parse(&["--addr", "127.0.0.1:7000", "capacity"]);
+        assert_eq!(resolve(&one.common).unwrap(), [addr("127.0.0.1:7000")]);
+        let expected: Vec<SocketAddr> = ["127.0.0.1:7001", "127.0.0.1:7002", "[::1]:7003"]
+            .into_iter()
+            .map(addr)
+            .collect();
+        let listed = parse(&[
+            "--addr",
+            "127.0.0.1:7001,127.0.0.1:7002,[::1]:7003",
+            "fanout",
+        ]);
+        assert_eq!(resolve(&listed.common).unwrap(), expected);
+        let repeated = parse(&[
+            "fanout",
+            "--addr",
+            "127.0.0.1:7001",
+            "--addr",
+            "127.0.0.1:7002,[::1]:7003",
+        ]);
+        assert_eq!(resolve(&repeated.common).unwrap(), expected);
+        let default = parse(&["--host", "127.0.0.1", "--port", "7004", "logins"]);
+        assert_eq!(resolve(&default.common).unwrap(), [addr("127.0.0.1:7004")]);
+        let bad = parse(&["--addr", "127.0.0.1:7001,nowhere", "fanout"]);
+        assert!(resolve(&bad.common).is_err());
+    }
+
+    /// --server-pid takes one pid or several, all of which the engine
+    /// samples; none means no sampling.
+    #[test]
+    fn server_pid_takes_a_list() {
+        let none = parse(&["capacity"]);
+        assert!(none.common.engine().server_pids.is_empty());
+        let one = parse(&["--server-pid", "42", "capacity"]);
+        assert_eq!(one.common.engine().server_pids, [42]);
+        let three = parse(&["--server-pid", "42,43", "--server-pid", "44", "fanout"]);
+        assert_eq!(three.common.engine().server_pids, [42, 43, 44]);
+        // A global option given after the scenario replaces what came
+        // before it (clap's rule for every global option), never mixes.
+        let after = parse(&["--server-pid", "42,43", "fanout", "--server-pid", "44"]);
+        assert_eq!(after.common.engine().server_pids, [44]);
+        assert!(Options::try_parse_from(["loadgen", "--server-pid", "42,x", "fanout"]).is_err());
+    }
 }

@@ -1,5 +1,5 @@
 //! The options every scenario shares: how many worker threads, whether to
-//! show progress, which server process to sample and how to name the
+//! show progress, which server processes to sample and how to name the
 //! users and rooms; and, for the scenarios that set up connections a batch
 //! at a time, the batch size and how long setup may take.
 //!
@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::clock;
 use super::proc::{self, ProcSample};
 
-/// Worker threads, progress, the server's pid and the name prefix.
+/// Worker threads, progress, the server's pids and the name prefix.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Worker threads (each an event loop over many connections).
@@ -19,8 +19,10 @@ pub struct EngineOptions {
     /// Show a progress line on stderr.
     pub progress: bool,
     /// The server's pid, to read its RSS, threads and CPU time from
-    /// `/proc` (each scenario reports what it needs).
-    pub server_pid: Option<u32>,
+    /// `/proc` (each scenario reports what it needs); several for several
+    /// server nodes, whose figures are added up as one server's. Empty:
+    /// nothing is read.
+    pub server_pids: Vec<u32>,
     /// Prefix of user and room names; a fresh `lg<run id>` when `None`.
     pub prefix: Option<String>,
 }
@@ -30,7 +32,7 @@ impl Default for EngineOptions {
         EngineOptions {
             threads: 2,
             progress: false,
-            server_pid: None,
+            server_pids: Vec::new(),
             prefix: None,
         }
     }
@@ -44,17 +46,19 @@ impl EngineOptions {
             .unwrap_or_else(|| format!("lg{}", clock::run_id()))
     }
 
-    /// The server's resources now, with a [`EngineOptions::server_pid`]
-    /// that `/proc` knows.
+    /// The server's resources now, added up over the
+    /// [`EngineOptions::server_pids`], if `/proc` knows every one of them
+    /// (see [`proc::sample_all`]).
     pub fn sample_server(&self) -> Option<ProcSample> {
-        self.server_pid.and_then(proc::sample)
+        proc::sample_all(&self.server_pids)
     }
 
-    /// The resident KiB of the server's thread stacks now (see
-    /// [`proc::stacks_kib`]): slower than [`EngineOptions::sample_server`]
-    /// (a file per thread), so only for the capacity scenario.
+    /// The resident KiB of the server's thread stacks now, added up over
+    /// the pids (see [`proc::stacks_kib`]): slower than
+    /// [`EngineOptions::sample_server`] (a file per thread), so only for
+    /// the capacity scenario.
     pub fn server_stacks_kib(&self) -> Option<u64> {
-        self.server_pid.and_then(proc::stacks_kib)
+        proc::stacks_kib_all(&self.server_pids)
     }
 }
 

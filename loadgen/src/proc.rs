@@ -1,6 +1,8 @@
 //! The server's memory, threads and CPU time, read from `/proc/<pid>` (Linux
 //! only) when the load generator is given `--server-pid`; and how much of
-//! its memory is thread stacks.
+//! its memory is thread stacks. Several server nodes (`--server-pid
+//! P1,P2`) are added up and reported as one server ([`sample_all`],
+//! [`stacks_kib_all`]).
 
 use serde::Serialize;
 
@@ -29,6 +31,33 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse(&status, &stat)
+}
+
+/// One look at each of `pids` (several server nodes, counted as one
+/// server), added up: RSS, threads and CPU time; the peak RSS is the sum of
+/// each one's own peak, an upper bound of their peak together, and `None`
+/// unless every one reports it. `None` if `pids` is empty or any of them
+/// cannot be read: a sum missing a node would be wrong, not smaller.
+pub fn sample_all(pids: &[u32]) -> Option<ProcSample> {
+    total(pids.iter().map(|&pid| sample(pid)))
+}
+
+/// The sum of `samples`, `None` if there are none or any is `None`.
+fn total(samples: impl IntoIterator<Item = Option<ProcSample>>) -> Option<ProcSample> {
+    let mut sum: Option<ProcSample> = None;
+    for s in samples {
+        let s = s?;
+        sum = Some(match sum {
+            None => s,
+            Some(t) => ProcSample {
+                rss_kib: t.rss_kib + s.rss_kib,
+                peak_rss_kib: t.peak_rss_kib.zip(s.peak_rss_kib).map(|(a, b)| a + b),
+                threads: t.threads + s.threads,
+                cpu_s: t.cpu_s + s.cpu_s,
+            },
+        });
+    }
+    sum
 }
 
 /// The pure part of [`sample`].
@@ -77,6 +106,15 @@ pub fn stacks_kib(pid: u32) -> Option<u64> {
         }
     }
     (!pointers.is_empty()).then(|| resident_kib_holding(&maps, &mut pointers))
+}
+
+/// [`stacks_kib`] of each of `pids`, added up; `None` if `pids` is empty
+/// or any of them cannot be read.
+pub fn stacks_kib_all(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| stacks_kib(pid)).sum()
 }
 
 /// One mapping of `/proc/<pid>/smaps`: its address range and resident KiB.
@@ -198,6 +236,38 @@ Rss:                 900 kB
         assert_eq!((s.rss_kib, s.threads), (123_456, 42));
         assert_eq!(s.peak_rss_kib, Some(234_567));
         assert!((s.cpu_s - 3.0).abs() < 1e-9);
+    }
+
+    /// Several processes add up as one server; one that cannot be read,
+    /// or none at all, gives no sum.
+    #[test]
+    fn sums_several_processes() {
+        let a = ProcSample {
+            rss_kib: 100,
+            peak_rss_kib: Some(150),
+            threads: 3,
+            cpu_s: 1.5,
+        };
+        let b = ProcSample {
+            rss_kib: 20,
+            peak_rss_kib: Some(30),
+            threads: 2,
+            cpu_s: 0.25,
+        };
+        let sum = total([Some(a), Some(b)]).unwrap();
+        assert_eq!((sum.rss_kib, sum.threads), (120, 5));
+        assert_eq!(sum.peak_rss_kib, Some(180));
+        assert!((sum.cpu_s - 1.75).abs() < 1e-9);
+        let no_peak = ProcSample {
+            peak_rss_kib: None,
+            ..b
+        };
+        assert_eq!(total([Some(a), Some(no_peak)]).unwrap().peak_rss_kib, None);
+        assert_eq!(total([Some(a), None]), None);
+        assert_eq!(total([]), None);
+        assert_eq!(total([Some(a)]), Some(a));
+        assert_eq!(sample_all(&[]), None);
+        assert_eq!(stacks_kib_all(&[]), None);
     }
 
     /// This very process can be sampled.

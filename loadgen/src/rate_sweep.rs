@@ -9,6 +9,7 @@
 //! server's CPU needs its pid (`--server-pid`); without it the chart has
 //! only the latency.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,9 @@ pub struct RatePoint {
 pub struct RateSweepReport {
     /// Always `"sweep-rate"`.
     pub scenario: &'static str,
+    /// The servers' addresses (`--addr`); client `i` of the run connected
+    /// to address `i % n` of these `n`.
+    pub addrs: Vec<SocketAddr>,
     /// Rooms.
     pub rooms: usize,
     /// Members per room.
@@ -74,6 +78,7 @@ pub fn run(target: &Target, base: &FanoutConfig, rates: &[f64]) -> Result<RateSw
     }
     let mut report = RateSweepReport {
         scenario: "sweep-rate",
+        addrs: target.addrs().to_vec(),
         rooms: base.rooms,
         members: base.members,
         senders: base.senders,

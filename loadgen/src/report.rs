@@ -105,6 +105,16 @@ impl Display for Table {
     }
 }
 
+/// The servers' addresses, for a row shown only when the clients were
+/// spread over several (one address is the usual case, said by the
+/// command line).
+fn servers(addrs: &[std::net::SocketAddr]) -> Option<String> {
+    (addrs.len() > 1).then(|| {
+        let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        format!("{} (clients spread round robin)", list.join(", "))
+    })
+}
+
 /// `1234567.8` → `1,234,568`.
 pub fn thousands(x: f64) -> String {
     let digits = format!("{:.0}", x.max(0.0));
@@ -141,6 +151,7 @@ impl Display for FanoutReport {
             "fanout: {} room(s) x {} members, {} sender(s) per room, {rate}, {} B text",
             self.rooms, self.members, self.senders, self.size
         ))
+        .row_if("servers", servers(&self.addrs))
         .row(
             "members joined",
             format!("{} ({} failed)", self.ready, self.setup_failed),
@@ -247,6 +258,7 @@ impl Display for CapacityReport {
             "capacity: {} connections over {} rooms",
             self.connections, self.rooms
         ))
+        .row_if("servers", servers(&self.addrs))
         .row(
             "logged in and joined",
             format!("{} ({} failed)", self.ready, self.setup_failed),
@@ -298,6 +310,7 @@ impl Display for LoginsReport {
             "logins: {} connectors, connect + TLS + REGISTER + LOGIN + QUIT",
             self.connectors
         ))
+        .row_if("servers", servers(&self.addrs))
         .row("duration", format!("{:.1} s", self.duration_s))
         .row("cycles completed", thousands(self.completed as f64))
         .row("cycles/s", format!("{:.0}", self.per_s))
@@ -319,6 +332,7 @@ impl Display for RegisterFloodReport {
             "register-flood: {} connections flooding REGISTER, one client logging in",
             self.attackers
         ))
+        .row_if("servers", servers(&self.addrs))
         .row("duration", format!("{:.1} s", self.duration_s))
         .row(
             "REGISTER answered",

@@ -5,6 +5,7 @@
 //! The chart is drawn by the project itself with `plotters` (SVG backend
 //! only), so `docs/BENCHMARKS.md` can be regenerated with one command.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,9 @@ pub struct SweepPoint {
 pub struct SweepReport {
     /// Always `"sweep"`.
     pub scenario: &'static str,
+    /// The servers' addresses (`--addr`); client `i` of the run connected
+    /// to address `i % n` of these `n`.
+    pub addrs: Vec<SocketAddr>,
     /// Senders per room (at most the room's size).
     pub senders: usize,
     /// Seconds measured per size.
@@ -55,6 +59,7 @@ pub struct SweepReport {
 pub fn run(target: &Target, base: &FanoutConfig, sizes: &[usize]) -> Result<SweepReport> {
     let mut report = SweepReport {
         scenario: "sweep",
+        addrs: target.addrs().to_vec(),
         senders: base.senders,
         duration_s: base.duration.as_secs_f64(),
         points: Vec::new(),

@@ -224,7 +224,7 @@ fn a_rate_limited_run_states_cpu_per_delivery() {
         duration: Duration::from_secs(1),
         engine: EngineOptions {
             // The test server runs inside this process.
-            server_pid: Some(std::process::id()),
+            server_pids: vec![std::process::id()],
             ..EngineOptions::default()
         },
         ..FanoutConfig::default()
@@ -345,6 +345,83 @@ fn fanout_over_websocket_delivers_every_message() {
     assert_all_delivered(&report);
     assert_eq!(report.sender_writes, report.sent, "{report}");
     assert_eq!(report.acks, report.sent, "{report}");
+}
+
+/// A server whose message rate limits are out of the way.
+fn fast_server() -> support::TestServer {
+    support::TestServer::start_with(|c| {
+        c.msg_rate = 100_000;
+        c.msg_burst = 100_000;
+        c.line_rate = c.line_rate.max(100_000);
+        c.line_burst = c.line_burst.max(100_000);
+    })
+}
+
+/// Several addresses: the members are spread over the servers by their
+/// index (member `i` to address `i % n`), through the library and through
+/// the binary's `--addr A,B`, and the report names the addresses. These two
+/// servers share nothing (no bus), so every room has one member, on one
+/// server: rooms 0 and 2 on the first, room 1 on the second. Each server
+/// then holds exactly the accounts of its own members.
+#[test]
+fn fanout_spreads_its_members_over_several_servers() {
+    let (first, second) = (fast_server(), fast_server());
+    let target = Target::spread(
+        vec![first.addr, second.addr],
+        &support::pki().ca,
+        "localhost",
+    )
+    .expect("target");
+    let cfg = FanoutConfig {
+        rooms: 3,
+        members: 1,
+        senders: 1,
+        window: 4,
+        messages: Some(50),
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(500),
+        engine: EngineOptions {
+            prefix: Some("spread".into()),
+            ..EngineOptions::default()
+        },
+        ..FanoutConfig::default()
+    };
+    let report = loadgen::fanout::run(&target, &cfg).expect("fanout runs");
+    assert_eq!(report.addrs, [first.addr, second.addr], "{report}");
+    assert_eq!(report.ready, 3, "{report}");
+    assert_eq!(report.sent, 3 * 50, "{report}");
+    assert_all_delivered(&report);
+    for (g, home, other) in [
+        (0, &first, &second),
+        (1, &second, &first),
+        (2, &first, &second),
+    ] {
+        let name = format!("spread_{g}");
+        let mut c = home.connect();
+        c.send(&format!("REGISTER {name} pw"));
+        c.expect_prefix("ERR ");
+        let mut c = other.connect();
+        c.send(&format!("REGISTER {name} pw"));
+        c.expect(&format!("OK REGISTER {name}"));
+    }
+
+    let both = format!("{},{}", first.addr, second.addr);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--addr", &both])
+        .arg("--ca")
+        .arg(&support::pki().ca)
+        .args(["-q", "--json", "fanout", "--rooms", "2", "--members", "1"])
+        .args(["--senders", "1", "--messages", "20"])
+        .args(["--duration", "0.3", "--warmup", "0.1"])
+        .output()
+        .expect("run the load generator");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let addrs = [first.addr.to_string(), second.addr.to_string()];
+    assert_eq!(report["addrs"], serde_json::json!(addrs), "{report}");
+    assert_eq!(report["ready"], 2, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
 }
 
 /// 50 idle clients held for a second are all still there.

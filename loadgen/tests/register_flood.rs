@@ -32,7 +32,7 @@ fn the_register_flood_scenario_runs_end_to_end() {
         gap: Duration::ZERO,
         settle: Duration::ZERO,
         engine: EngineOptions {
-            server_pid: Some(std::process::id()),
+            server_pids: vec![std::process::id()],
             ..EngineOptions::default()
         },
     };
