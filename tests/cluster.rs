@@ -347,6 +347,16 @@ fn moderation_reaches_members_on_other_nodes() {
     caio.expect("CLOSED aula ana");
     bia.send("SAY still here?");
     bia.expect_prefix("ERR NOT_IN_ROOM");
+    // Made again under the same name, on the other node: nobody from the
+    // closed room sits in it.
+    bia.send("CREATE aula");
+    bia.expect("OK CREATE aula");
+    bia.join("aula");
+    bia.send("WHO");
+    assert_eq!(
+        bia.lines_until(|l| l.starts_with("OK WHO")),
+        ["USER bia", "OK WHO 1"]
+    );
 
     // ANNOUNCE and SUSPEND from an admin reach users on the other node.
     chat::accounts::set_admin(&dir.path().join("chat.db"), "ana", true, false)

@@ -56,7 +56,9 @@ use std::time::{Duration, Instant};
 
 use redis::{Client, Connection, Script, Value};
 
-use super::{Announcement, Bus, BusError, BusHealth, Deliver, Event, RemoteDm, Seat, Snapshot};
+use super::{
+    Announcement, Bus, BusError, BusHealth, Deliver, Event, RemoteDm, Seat, Snapshot, Step,
+};
 use crate::doorbell::{self, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::oneshot;
@@ -105,6 +107,15 @@ return ev";
 const SCRIPT_LEFT: &str = r"
 local ev = redis.call('INCR', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('PUBLISH', 'chat:events', ev .. ' 0 ' .. ARGV[2])
+return ev";
+
+/// Publishes a room's `CLOSE`: its seats go with it, so that a room made
+/// later under the same name starts empty.
+const SCRIPT_CLOSE: &str = r"
+local ev = redis.call('INCR', KEYS[1])
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('PUBLISH', 'chat:events', ev .. ' 0 ' .. ARGV[2])
 return ev";
 
@@ -607,6 +618,14 @@ fn event_script(event: &Event) -> redis::Cmd {
             SCRIPT_LEFT,
             &["chat:ev", &seats_key(room)],
             &[&seat.key(), &json],
+        ),
+        Event::Moderated {
+            step: Step::Close { room, .. },
+            ..
+        } => eval(
+            SCRIPT_CLOSE,
+            &["chat:ev", &seats_key(room), "chat:rooms"],
+            &[&room.to_ascii_lowercase(), &json],
         ),
         Event::RoomCreated { .. } | Event::NodeGone { .. } | Event::Moderated { .. } => {
             eval(SCRIPT_OTHER, &["chat:ev"], &[&json])
