@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod postgres;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
