@@ -505,3 +505,91 @@ fn unreachable_at_start_names_the_url_without_password() {
     assert!(!error.contains("s3cret"), "{error}");
     assert!(!error.contains('\n'), "{error}");
 }
+
+/// Another node in the middle of a batch: it has taken the rooms lock and
+/// inserted an owner's room, not yet committed. Our node's `CREATE` for
+/// the same owner must wait for it and then count that room: without the
+/// lock it would count the committed rows only, and pass the limit. (The
+/// other node is played by a plain connection, with the lock numbers of
+/// `pg_schema.rs`; the same for a mailbox.)
+#[test]
+fn limits_wait_for_another_node_mid_batch() {
+    let Some(pg) = postgres::start() else { return };
+    let limits = Limits {
+        rooms_per_user: 1,
+        mailbox: 1,
+        ..Limits::default()
+    };
+    let (db, thread, _) = open(&pg.url().parse().unwrap(), 10, limits);
+    db.register("owner", hash("o"), 0).unwrap();
+    let mut other = within("connect", {
+        let url = pg.url();
+        move || ::postgres::Client::connect(&url, ::postgres::NoTls)
+    })
+    .unwrap();
+    // "chat" and "chau" in ASCII: the rooms lock and the mailbox locks.
+    const LOCK_CLASS: i32 = 0x6368_6174;
+    const LOCK_CLASS_MAILBOX: i32 = 0x6368_6175;
+
+    let held_back = |other: &mut ::postgres::Client,
+                     mid_batch: &str,
+                     request: Box<dyn FnOnce() -> Result<(), DbError> + Send>,
+                     expected: DbError| {
+        other.batch_execute("BEGIN").unwrap();
+        other.batch_execute(mid_batch).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(request());
+        });
+        // Wait until our node waits for the lock (polled, with a deadline).
+        let deadline = Instant::now() + CALL_WAIT;
+        loop {
+            let waiting: i64 = other
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "our node never waited for the lock"
+            );
+            assert!(rx.try_recv().is_err(), "our node did not wait for the lock");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        other.batch_execute("COMMIT").unwrap();
+        let result = rx
+            .recv_timeout(CALL_WAIT)
+            .expect("an answer after the COMMIT");
+        assert_eq!(result, Err(expected));
+    };
+
+    let node = db.clone();
+    held_back(
+        &mut other,
+        &format!(
+            "SELECT pg_advisory_xact_lock({LOCK_CLASS}, 2);
+             INSERT INTO rooms (name, created_ms, owner_id)
+                 SELECT 'elsewhere', 0, id FROM users WHERE name = 'owner'"
+        ),
+        Box::new(move || node.create_room("here", None, "owner", 0).map(|_| ())),
+        DbError::TooManyRooms,
+    );
+    let node = db.clone();
+    held_back(
+        &mut other,
+        &format!(
+            "SELECT pg_advisory_xact_lock({LOCK_CLASS_MAILBOX}, id::INTEGER) FROM users WHERE name = 'owner';
+             INSERT INTO dms (to_user_id, from_user, time_ms, text)
+                 SELECT id, 'x', 0, 'from elsewhere' FROM users WHERE name = 'owner'"
+        ),
+        Box::new(move || node.store_dm("owner", "y", 0, "from here")),
+        DbError::MailboxFull,
+    );
+    drop(db);
+    within("joining", move || thread.join()).unwrap();
+}

@@ -163,16 +163,20 @@ impl PgStore {
         let mut config: Config = url
             .parse()
             .map_err(|e| Error::Db(format!("{shown} is not a PostgreSQL URL: {}", describe(&e))))?;
+        // Our statement timeout goes after any `options` the URL gives, so
+        // that it wins over one there.
+        let options = format!(
+            "{} -c statement_timeout={}",
+            config.get_options().unwrap_or_default(),
+            STATEMENT_TIMEOUT.as_millis()
+        );
         config
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_user_timeout(IO_TIMEOUT)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
             .application_name("chat-server")
-            .options(&format!(
-                "-c statement_timeout={}",
-                STATEMENT_TIMEOUT.as_millis()
-            ));
+            .options(options.trim_start());
         let mut client = config.connect(NoTls).map_err(|e| {
             Error::Db(format!(
                 "cannot connect to PostgreSQL at {shown}: {}",

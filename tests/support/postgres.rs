@@ -284,9 +284,7 @@ fn find_bindir() -> Option<PathBuf> {
             return Some(bin);
         }
     }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).find(|dir| has_both(dir))
-    })
+    std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).find(|dir| has_both(dir)))
 }
 
 /// Whether this process runs as root (`id -u` says 0).
