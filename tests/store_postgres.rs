@@ -20,7 +20,8 @@ use chat::db::{
     open_store, Action, BanRecord, Db, DbError, DbThread, Limits, Moderation, RoomRecord,
     StoreSpec, TopicRecord, FOREVER,
 };
-use support::postgres;
+use chat::protocol::ServerLine;
+use support::{postgres, TestServer, NOTHING};
 
 /// The longest any one database call may take in these tests.
 const CALL_WAIT: Duration = Duration::from_secs(20);
@@ -592,4 +593,74 @@ fn limits_wait_for_another_node_mid_batch() {
     );
     drop(db);
     within("joining", move || thread.join()).unwrap();
+}
+
+/// A whole server on PostgreSQL: what it acknowledged (an account, a room
+/// and its history, a stored DM) is there after a restart of the server.
+#[test]
+fn a_server_on_postgres_keeps_what_it_acknowledged() {
+    let Some(pg) = postgres::start() else { return };
+    let spec: StoreSpec = pg.url().parse().unwrap();
+    let server = TestServer::start_with(|c| c.store = Some(spec.clone()));
+    let mut bob = server.connect();
+    bob.send("REGISTER bob pw");
+    bob.expect("OK REGISTER bob");
+    drop(bob);
+    let mut alice = server.user_in("alice", "lobby");
+    alice.send("SAY kept in postgres");
+    alice.expect_msg("lobby", "alice", "kept in postgres");
+    alice.send("DM bob waiting in postgres");
+    alice.expect("OK DM bob stored");
+    drop(alice);
+
+    let server = server.restart();
+    let mut bob = server.connect();
+    bob.send("LOGIN bob pw");
+    bob.expect("OK LOGIN bob");
+    bob.expect_timed("DM alice", "waiting in postgres");
+    let history = bob.join("lobby");
+    assert!(
+        matches!(&history[..], [ServerLine::History { text, .. }] if text == "kept in postgres"),
+        "{history:?}"
+    );
+    assert_eq!(bob.sync(), NOTHING);
+}
+
+/// PostgreSQL stops under a running server: what needs it answers
+/// `ERR SERVER_ERROR`, chat in rooms goes on, and once it is back the same
+/// server registers again.
+#[test]
+fn chat_goes_on_while_postgres_is_down() {
+    let Some(pg) = postgres::start() else { return };
+    let spec: StoreSpec = pg.url().parse().unwrap();
+    let server = TestServer::start_with(|c| c.store = Some(spec.clone()));
+    let mut alice = server.user_in("alice", "lobby");
+    let mut bob = server.user_in("bob", "lobby");
+    alice.expect("JOINED lobby bob");
+
+    pg.stop();
+    alice.send("SAY still talking");
+    alice.expect_msg("lobby", "alice", "still talking");
+    bob.expect_msg("lobby", "alice", "still talking");
+    let mut carol = server.connect();
+    carol.send("REGISTER carol pw");
+    carol.expect_prefix("ERR SERVER_ERROR");
+
+    pg.start_again();
+    let deadline = Instant::now() + CALL_WAIT;
+    loop {
+        carol.send("REGISTER carol pw");
+        let line = carol.line();
+        if line == "OK REGISTER carol" {
+            break;
+        }
+        assert!(
+            line.starts_with("ERR SERVER_ERROR") && Instant::now() < deadline,
+            "no recovery: {line}"
+        );
+        // Reconnecting happens at most once a second: ask again.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    carol.send("LOGIN carol pw");
+    carol.expect("OK LOGIN carol");
 }

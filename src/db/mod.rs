@@ -287,7 +287,8 @@ pub enum DbError {
     TooManyRooms,
     /// `UNBAN`/`UNSUSPEND` of somebody who is not banned or suspended now.
     NotFound,
-    /// SQLite failed, or the DB thread is gone; the text says why. Nothing
+    /// The store failed (SQLite, or PostgreSQL unreachable), or the DB
+    /// thread is gone; the text says why. Nothing
     /// of the request remains in the database.
     Failed(String),
 }
@@ -653,7 +654,7 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::Exists`] if the name is taken in any letter case;
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn register(
         &self,
         name: &str,
@@ -672,7 +673,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>, DbError> {
         self.call(|reply| Request::User {
             name: name.to_owned(),
@@ -685,7 +686,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn room(&self, name: &str) -> Result<Option<RoomRecord>, DbError> {
         self.call(|reply| Request::Room {
             name: name.to_owned(),
@@ -699,7 +700,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn room_counts(&self, owner: &str) -> Result<(usize, usize), DbError> {
         self.call(|reply| Request::RoomCounts {
             owner: owner.to_owned(),
@@ -713,7 +714,7 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::NoSuchUser`] if there is no such account;
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn set_password_hash(&self, name: &str, password_hash: String) -> Result<(), DbError> {
         self.call(|reply| Request::SetPasswordHash {
             name: name.to_owned(),
@@ -728,7 +729,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if there is no such private room, SQLite fails or
+    /// [`DbError::Failed`] if there is no such private room, the store fails or
     /// the DB thread is gone.
     pub fn set_room_password_hash(&self, name: &str, password_hash: String) -> Result<(), DbError> {
         self.call(|reply| Request::SetRoomPasswordHash {
@@ -748,7 +749,7 @@ impl Db {
     /// [`DbError::Exists`] if the name is taken in any letter case;
     /// [`DbError::TooManyRooms`] if [`Limits::max_rooms`] rooms exist or
     /// `owner` owns [`Limits::rooms_per_user`];
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn create_room(
         &self,
         name: &str,
@@ -803,7 +804,7 @@ impl Db {
     ///
     /// [`DbError::NoSuchUser`] if the target account does not exist;
     /// [`DbError::NotFound`] to lift a ban or suspension not in force;
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn moderate(&self, moderation: Moderation) -> Result<String, DbError> {
         self.call(|reply| Request::Moderate { moderation, reply })
     }
@@ -817,7 +818,7 @@ impl Db {
     ///
     /// [`DbError::NoSuchUser`] if `to` is not registered;
     /// [`DbError::MailboxFull`] if `to` has [`Limits::mailbox`] stored DMs;
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn store_dm(&self, to: &str, from: &str, time_ms: i64, text: &str) -> Result<(), DbError> {
         self.call(|reply| Request::StoreDm {
             to: to.to_owned(),
@@ -839,7 +840,7 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::NoSuchUser`] if `to` is not registered (any more);
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn restore_dm(
         &self,
         to: &str,
@@ -866,7 +867,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone (then
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone (then
     /// nothing is claimed).
     pub fn claim_dms(&self, to: &str, conn: u64, limit: usize) -> Result<ClaimedDms, DbError> {
         let dms = self.call(|reply| Request::ClaimDms {
@@ -958,7 +959,7 @@ impl ClaimedDms {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone; the
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone; the
     /// rows then stay stored (delivered again later: at least once).
     pub fn delete(mut self) -> Result<(), DbError> {
         let ids = self.take_ids();
