@@ -320,6 +320,19 @@ fn contract_on_postgres() {
         log,
         "ban:bob,unban:bob,suspend:carol,unsuspend:carol,topic:-,close:-,announce:-"
     );
+    // A database from a newer server is refused, and left as it is.
+    pg.psql("chat", "UPDATE schema_version SET version = 7");
+    let spec: StoreSpec = pg.url().parse().unwrap();
+    let error = within("open_store", move || {
+        open_store(&spec, 3, Limits::default()).map(|_| ())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("schema version 7 is newer than this server (1)"),
+        "{error}"
+    );
+    assert_eq!(pg.psql("chat", "SELECT version FROM schema_version"), "7");
 }
 
 /// Two nodes on one database: both migrate at once, then race, round after

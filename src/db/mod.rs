@@ -47,7 +47,8 @@
 //! `--rooms-per-user` rooms per owner are counted inside the savepoint of
 //! the insert they guard, so racing requests (two `CREATE`s, two senders
 //! filling one mailbox) are counted one after the other and cannot pass a
-//! limit together; `--history-keep` messages per room are kept, the older
+//! limit together (on PostgreSQL, under an advisory lock held until the
+//! batch commits, so that requests racing on *other nodes* cannot either); `--history-keep` messages per room are kept, the older
 //! ones deleted at the end of each batch that appended to the room.
 //!
 //! # Stored DMs: deleted once written, delivered at least once

@@ -83,8 +83,11 @@ pub const CREATE_VERSION_TABLE: &str = "CREATE TABLE schema_version (version INT
 /// The version, from the table's one row.
 pub const SELECT_VERSION: &str = "SELECT version FROM schema_version";
 
-/// Replaces the version row (`$1`).
-pub const SET_VERSION: &str = "DELETE FROM schema_version; INSERT INTO schema_version VALUES ";
+/// Empties the version table, before [`INSERT_VERSION`].
+pub const DELETE_VERSION: &str = "DELETE FROM schema_version";
+
+/// Writes the version row (`$1`).
+pub const INSERT_VERSION: &str = "INSERT INTO schema_version (version) VALUES ($1)";
 
 /// Version 0 → 1: the whole layout, with the content of SQLite's version 3
 /// (see `schema.rs` for what each table and column is for).
@@ -364,7 +367,8 @@ pub fn migrate(client: &mut Client, shown: &str) -> Result<()> {
             ))
         })?;
     }
-    tx.batch_execute(&format!("{SET_VERSION}({PG_SCHEMA_VERSION})"))
+    tx.execute(DELETE_VERSION, &[]).map_err(failed)?;
+    tx.execute(INSERT_VERSION, &[&PG_SCHEMA_VERSION])
         .map_err(failed)?;
     tx.commit().map_err(failed)?;
     log::info!(
