@@ -352,9 +352,7 @@ impl Store for SqliteStore {
     }
 
     fn close(self: Box<Self>) -> Result<(), DbError> {
-        self.conn
-            .close()
-            .map_err(|(_, e)| DbError::Failed(format!("closing the database: {e}")))
+        self.conn.close().map_err(|(_, e)| DbError::from(e))
     }
 }
 

@@ -57,10 +57,10 @@
 //! The rows survive a crash of the server (the kernel has them); only a
 //! power cut before the next fsync can lose them, and the next batch that
 //! somebody waits for commits durably, and its fsync makes everything
-//! before it durable too. So an acknowledged request is as durable as ever, and what
-//! may be lost was never acknowledged: the last milliseconds of history,
-//! as a crash could lose before by losing the queue (docs/RELIABILITY.md,
-//! "Durability, precisely").
+//! before it durable too. So an acknowledged request is as durable as
+//! ever, and what may be lost was never acknowledged: the last
+//! milliseconds of history, as a crash could lose before by losing the
+//! queue (docs/RELIABILITY.md, "Durability, precisely").
 //!
 //! # Why reply only after COMMIT
 //!
@@ -82,8 +82,8 @@
 //!
 //! # Why a store may be unreachable for a while
 //!
-//! A SQLite file is always there; a PostgreSQL server may restart or drop
-//! off the network. Then [`Store::begin`] fails fast with
+//! A SQLite file is on this machine; a PostgreSQL server is elsewhere, and
+//! may restart or drop off the network. Then [`Store::begin`] fails fast with
 //! [`DbError::Failed`] (the server answers `ERR SERVER_ERROR`, and chat in
 //! rooms, which needs no database, goes on); the store tries to reconnect at
 //! the next batch, at most once a second, so that the node recovers by
@@ -182,10 +182,10 @@ pub(super) fn run(
     }
 
     log::debug!("db thread: every handle dropped, closing the database");
-    worker
-        .store
-        .close()
-        .map_err(|e| Error::Db(format!("closing the database: {e}")))
+    worker.store.close().map_err(|e| match e {
+        DbError::Failed(why) => Error::Db(format!("closing the database: {why}")),
+        other => Error::Db(format!("closing the database: {other}")),
+    })
 }
 
 /// Moves the requests waiting in `queue` into `batch` (up to

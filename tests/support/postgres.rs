@@ -64,10 +64,16 @@ pub fn start() -> Option<Postgres> {
         eprintln!("skipped: running as root and there is no `postgres` user to run PostgreSQL as");
         return None;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("chat-pg-")
-        .tempdir()
-        .expect("a temporary directory");
+    // As root, in /tmp rather than $TMPDIR: the `postgres` user must be
+    // able to reach the directory, not only own it.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("chat-pg-");
+    let dir = if as_postgres && Path::new("/tmp").is_dir() {
+        builder.tempdir_in("/tmp")
+    } else {
+        builder.tempdir()
+    }
+    .expect("a temporary directory");
     if as_postgres {
         check(
             Command::new("chown")
