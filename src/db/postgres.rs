@@ -56,8 +56,10 @@
 //! without one (a savepoint costs two round trips): a read that fails
 //! marks the transaction aborted, and the thread fails the batch.
 //!
-//! Every statement is prepared once per connection and kept, like
-//! rusqlite's `prepare_cached`: one round trip per statement, not two.
+//! Every statement with parameters is prepared once per connection and
+//! kept, like rusqlite's `prepare_cached`: one round trip per statement,
+//! not two. Those without (`BEGIN`, `SAVEPOINT`, `COMMIT`…) go as plain
+//! text, one round trip each.
 //!
 //! The connection has no TLS: the database is expected on the same host or
 //! a private network, as the nodes are.
