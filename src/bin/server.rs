@@ -308,7 +308,17 @@ fn run(options: &Options) -> Result<()> {
         return generate_cert(options);
     }
     if let Some(Tool::User { action }) = &options.command {
-        return user(action, &options.db);
+        // `server user` edits a SQLite file; with `--store sqlite:PATH`
+        // that file, and never `--db`'s behind the back of a PostgreSQL
+        // store.
+        return match &options.store {
+            None => user(action, &options.db),
+            Some(StoreSpec::Sqlite(path)) => user(action, path),
+            Some(spec @ StoreSpec::Postgres(_)) => Err(Error::Config(format!(
+                "`server user` works on a SQLite file (--db or --store sqlite:PATH), \
+                 not on {spec}: register the accounts through a server on that store"
+            ))),
+        };
     }
     let config = options.config();
     config.validate()?;

@@ -1,5 +1,11 @@
-//! The database: accounts, rooms, room history and stored direct messages,
-//! kept in one SQLite file and reached through a cloneable [`Db`] handle.
+//! The database: accounts, rooms, room history, stored direct messages and
+//! moderation records, kept in a **store** (one SQLite file, or a
+//! PostgreSQL database that several server nodes share) and reached
+//! through a cloneable [`Db`] handle.
+//!
+//! The rest of the server sees only [`Db`]: which engine answers is decided
+//! once, by [`open_store`], and lives behind the `Store` trait (`store.rs`,
+//! with `sqlite.rs` and `postgres.rs` as its two implementations).
 //!
 //! # One owner, many handles
 //!
@@ -7,13 +13,14 @@
 //! but not *shared* between threads (it is not `Sync`). Rather than put it
 //! behind a mutex that thousands of connection threads would queue on, we
 //! give it to one thread, the **DB thread** (`thread.rs`), and let everyone
-//! else send it requests:
+//! else send it requests (the same goes for a PostgreSQL connection, which
+//! also serves one query at a time):
 //!
 //! ```text
 //!  conn-1 ──┐  Db::register(..)                       ┌─────────────┐
 //!  conn-2 ──┼──────── bounded queue of Request ──────▶│  DB thread  │──▶ chat.db
-//!  conn-3 ──┘  ◀── reply channel (one per request) ───│  (owns the  │
-//!                                                      │ Connection) │
+//!  conn-3 ──┘  ◀── reply channel (one per request) ───│  (owns the  │    or
+//!                                                      │   store)    │ PostgreSQL
 //!                                                      └─────────────┘
 //! ```
 //!
@@ -25,8 +32,9 @@
 //!
 //! # Life cycle
 //!
-//! [`open`] opens (or creates) the file, migrates it to the current schema
-//! (see `schema.rs`), reads every room with its recent history for the
+//! [`open_store`] opens (or creates) the file, or connects to PostgreSQL,
+//! migrates it to the current schema (see `schema.rs` and `pg_schema.rs`),
+//! reads every room with its recent history for the
 //! server's memory, and starts the thread. The thread runs until every
 //! [`Db`] handle has been dropped; it then finishes what is still queued and
 //! exits, and [`DbThread::join`] returns. A graceful stop therefore loses
@@ -39,7 +47,8 @@
 //! `--rooms-per-user` rooms per owner are counted inside the savepoint of
 //! the insert they guard, so racing requests (two `CREATE`s, two senders
 //! filling one mailbox) are counted one after the other and cannot pass a
-//! limit together; `--history-keep` messages per room are kept, the older
+//! limit together (on PostgreSQL, under an advisory lock held until the
+//! batch commits, so that requests racing on *other nodes* cannot either); `--history-keep` messages per room are kept, the older
 //! ones deleted at the end of each batch that appended to the room.
 //!
 //! # Stored DMs: deleted once written, delivered at least once
@@ -65,17 +74,21 @@
 
 pub mod moderation;
 mod offline;
+mod pg_schema;
+mod postgres;
 mod schema;
 mod spec;
+mod sqlite;
+mod store;
 mod thread;
 
 use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::doorbell::Sender;
-use rusqlite::{Connection, ErrorCode};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -106,6 +119,12 @@ pub const MAX_BATCH: usize = 256;
 /// Stack size of the DB thread. SQLite needs little stack; argon2 never runs
 /// here. 256 KiB matches the per-client threads.
 pub const DB_THREAD_STACK_SIZE: usize = 256 * 1024;
+
+/// Stack size of the DB thread on PostgreSQL. The `postgres` crate's
+/// blocking client drives the futures of `tokio-postgres` on the calling
+/// thread, and those are larger than anything SQLite puts on the stack;
+/// one thread per node, so the extra is nothing.
+pub const PG_THREAD_STACK_SIZE: usize = 2 * 1024 * 1024;
 
 /// How long SQLite waits for a lock held by *another process* (e.g. a
 /// student's `sqlite3 chat.db` shell) before giving up with "database is
@@ -269,7 +288,8 @@ pub enum DbError {
     TooManyRooms,
     /// `UNBAN`/`UNSUSPEND` of somebody who is not banned or suspended now.
     NotFound,
-    /// SQLite failed, or the DB thread is gone; the text says why. Nothing
+    /// The store failed (SQLite, or PostgreSQL unreachable), or the DB
+    /// thread is gone; the text says why. Nothing
     /// of the request remains in the database.
     Failed(String),
 }
@@ -469,6 +489,35 @@ pub struct Db {
     /// are the "handles"; when all are dropped, the queue disconnects and
     /// the DB thread knows to finish.
     requests: Sender<Request>,
+    /// The store's health, as the DB thread last saw it.
+    health: Arc<Mutex<StoreHealth>>,
+}
+
+/// How the store is doing, for the status page and the metrics: what
+/// [`Db::health`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// `sqlite` or `postgres`.
+    pub engine: &'static str,
+    /// Whether the last batch began and committed (false while PostgreSQL
+    /// is unreachable, until a batch works again).
+    pub ok: bool,
+    /// The last failure to begin or commit a batch, if there was one (kept
+    /// after recovery, as the last thing that went wrong). Never holds a
+    /// password: connection errors name the URL through
+    /// [`without_password`].
+    pub last_error: Option<String>,
+}
+
+impl StoreHealth {
+    /// A healthy store of this engine, with no error yet.
+    pub(crate) fn new(engine: &'static str) -> Self {
+        StoreHealth {
+            engine,
+            ok: true,
+            last_error: None,
+        }
+    }
 }
 
 /// The running DB thread, to be joined at shutdown.
@@ -497,10 +546,10 @@ impl DbThread {
     }
 }
 
-/// Opens (creating if needed) and migrates the database, loads every room
-/// with its last `history` messages, and starts the DB thread (named "db",
-/// with a 256 KiB stack) with the protocol's default [`Limits`]; the server
-/// uses [`open_with`] and its own.
+/// Opens (creating if needed) and migrates the SQLite file at `path`,
+/// loads every room with its last `history` messages, and starts the DB
+/// thread with the protocol's default [`Limits`]; the server uses
+/// [`open_store`] with its own.
 ///
 /// Rooms come in creation order. Everything before the spawn runs on the
 /// calling thread, so a bad file is reported before the server listens.
@@ -516,7 +565,7 @@ pub fn open(path: &Path, history: usize) -> Result<(Db, DbThread, Vec<RoomRecord
 }
 
 /// [`open`] with the given [`Limits`] instead of the protocol's defaults:
-/// what the server uses.
+/// [`open_store`] on `sqlite:PATH`.
 ///
 /// # Errors
 ///
@@ -526,150 +575,63 @@ pub fn open_with(
     history: usize,
     limits: Limits,
 ) -> Result<(Db, DbThread, Vec<RoomRecord>)> {
-    let conn = open_connection(path)?;
-    let rooms = load_rooms(&conn, history)
-        .map_err(|e| Error::Db(format!("reading rooms from {}: {e}", path.display())))?;
-
-    // Bounded: see REQUEST_QUEUE_CAPACITY.
-    let (requests, queue) = crate::doorbell::bounded(REQUEST_QUEUE_CAPACITY);
-    // The connection *moves* into the thread: from here on no other thread
-    // can touch it, which the compiler checks for us.
-    let handle = std::thread::Builder::new()
-        .name("db".into())
-        .stack_size(DB_THREAD_STACK_SIZE)
-        .spawn(move || thread::run(conn, queue, limits))
-        .map_err(Error::Spawn)?;
-    Ok((Db { requests }, DbThread { handle }, rooms))
+    open_store(&StoreSpec::Sqlite(path.to_owned()), history, limits)
 }
 
-/// Opens the file, sets the connection's PRAGMAs and migrates the schema.
+/// Opens the store `spec` names, loads every room with its last `history`
+/// messages, and starts the DB thread (named "db") enforcing `limits`:
+/// what the server uses.
 ///
-/// - `journal_mode=WAL`: writers append to a log instead of rewriting pages
-///   in place, so a commit costs one sequential write + fsync, and readers
-///   (a student's `sqlite3` shell) do not block the server.
-/// - `synchronous=FULL`: the fsync happens at *every* commit, so an account
-///   we answered `OK` for survives `kill -9` and even a power cut. This is
-///   the expensive setting; group commit (see `thread.rs`) pays it once per
-///   batch instead of once per request. The DB thread lowers it to `NORMAL`
-///   for batches that nobody waits for, and raises it back for the next
-///   one somebody does.
-/// - `foreign_keys=ON`: SQLite ignores `REFERENCES` unless asked; we ask,
-///   so a message can never point at a room that does not exist.
-/// - `busy_timeout`: see [`BUSY_TIMEOUT`].
+/// - `sqlite:PATH`: opens (creating if needed) and migrates the file.
+/// - `postgres://USER@HOST:PORT/DB`: connects (the database must exist),
+///   creates or migrates the server's tables, and keeps one connection,
+///   owned by the DB thread; several nodes may share the database.
+///
+/// Rooms come in creation order. Everything before the spawn runs on the
+/// calling thread, so a bad file or an unreachable PostgreSQL is reported
+/// before the server listens.
 ///
 /// # Errors
 ///
-/// [`Error::Db`] naming `path`, with "is not a SQLite database" when the
-/// file holds something else.
-fn open_connection(path: &Path) -> Result<Connection> {
-    let describe = |e: rusqlite::Error| match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => Error::Db(format!(
-            "{} is not a SQLite database ({e}); it was left as it is: give another file with \
-             --db, or move this one aside",
-            path.display()
-        )),
-        _ => Error::Db(format!(
-            "cannot open {}: {e}; check that its folder exists and that you may write there, \
-             or give another path with --db",
-            path.display()
-        )),
+/// - [`Error::Db`] if the store cannot be opened or reached (the message
+///   names the file, or the URL without its password), if its schema is
+///   newer than this server, or if migrating or reading it fails;
+/// - [`Error::Spawn`] if the thread cannot be started.
+pub fn open_store(
+    spec: &StoreSpec,
+    history: usize,
+    limits: Limits,
+) -> Result<(Db, DbThread, Vec<RoomRecord>)> {
+    let (mut store, stack_size): (Box<dyn store::Store>, usize) = match spec {
+        StoreSpec::Sqlite(path) => (
+            Box::new(sqlite::SqliteStore::open(path)?),
+            DB_THREAD_STACK_SIZE,
+        ),
+        StoreSpec::Postgres(url) => (
+            Box::new(self::postgres::PgStore::open(url)?),
+            PG_THREAD_STACK_SIZE,
+        ),
     };
-    let mut conn = Connection::open(path).map_err(describe)?;
-    // First: a second process opening the same new file at this moment
-    // (a server and `server user add`) makes us wait for its lock instead
-    // of failing at the first statement.
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(describe)?;
-    // Reading the journal mode back is the first real read of the file, so
-    // a file that is not a database fails here, with `describe`'s message.
-    // Turning a new file to WAL needs a lock that SQLite does not wait for
-    // (it answers "busy" at once, whatever the busy timeout, while another
-    // connection is doing the same); so this one step is retried, for as
-    // long as the busy timeout would have waited.
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-    let mode: String = loop {
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
-            Err(e)
-                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            other => break other.map_err(describe)?,
-        }
-    };
-    if !mode.eq_ignore_ascii_case("wal") {
-        log::warn!("{}: journal mode is {mode}, not WAL", path.display());
-    }
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(describe)?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(describe)?;
-    schema::migrate(&mut conn)?;
-    Ok(conn)
-}
+    let rooms = store.load_rooms(history).map_err(|e| {
+        let from = match spec {
+            StoreSpec::Sqlite(path) => path.display().to_string(),
+            StoreSpec::Postgres(url) => without_password(url),
+        };
+        Error::Db(format!("reading rooms from {from}: {e}"))
+    })?;
+    let health = Arc::new(Mutex::new(StoreHealth::new(store.engine())));
 
-/// Reads every room with its last `history` messages, its next sequence
-/// number, its topic and its bans.
-fn load_rooms(conn: &Connection, history: usize) -> rusqlite::Result<Vec<RoomRecord>> {
-    // SQLite's LIMIT is an i64; no one keeps more history than that.
-    let limit = i64::try_from(history).unwrap_or(i64::MAX);
-    let mut rooms_stmt = conn.prepare(schema::SELECT_ROOMS)?;
-    let mut history_stmt = conn.prepare(schema::SELECT_LAST_MESSAGES)?;
-    let mut next_seq_stmt = conn.prepare(schema::SELECT_NEXT_SEQ)?;
-
-    let rooms = rooms_stmt
-        .query_map([], room_record)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-
-    let mut records = Vec::with_capacity(rooms.len());
-    for mut room in rooms {
-        room.history = history_stmt
-            .query_map((room.id, limit), |row| {
-                Ok(HistoryRecord {
-                    seq: row.get(0)?,
-                    time_ms: row.get(1)?,
-                    user: row.get(2)?,
-                    text: row.get(3)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        room.next_seq = next_seq_stmt.query_row([room.id], |row| row.get(0))?;
-        room.bans = room_bans(conn, room.id)?;
-        records.push(room);
-    }
-    Ok(records)
-}
-
-/// A room from a row of [`schema::SELECT_ROOM`] or [`schema::SELECT_ROOMS`],
-/// without history or bans yet.
-fn room_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRecord> {
-    let topic = match (row.get(4)?, row.get(5)?, row.get(6)?) {
-        (Some(text), Some(by), Some(time_ms)) => Some(TopicRecord { by, time_ms, text }),
-        _ => None,
-    };
-    Ok(RoomRecord {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        password_hash: row.get(2)?,
-        owner: row.get(3)?,
-        topic,
-        bans: Vec::new(),
-        history: Vec::new(),
-        next_seq: 1,
-    })
-}
-
-/// The bans of one room, ended ones included.
-fn room_bans(conn: &Connection, room_id: i64) -> rusqlite::Result<Vec<BanRecord>> {
-    conn.prepare_cached(schema::SELECT_ROOM_BANS)?
-        .query_map([room_id], |row| {
-            Ok(BanRecord {
-                user: row.get(0)?,
-                until_ms: row.get::<_, Option<i64>>(1)?.unwrap_or(FOREVER),
-                by: row.get(2)?,
-            })
-        })?
-        .collect()
+    // Bounded: see REQUEST_QUEUE_CAPACITY.
+    let (requests, queue) = crate::doorbell::bounded(REQUEST_QUEUE_CAPACITY);
+    // The store *moves* into the thread: from here on no other thread can
+    // touch it, which the compiler checks for us.
+    let thread_health = Arc::clone(&health);
+    let handle = std::thread::Builder::new()
+        .name("db".into())
+        .stack_size(stack_size)
+        .spawn(move || thread::run(store, queue, limits, thread_health))
+        .map_err(Error::Spawn)?;
+    Ok((Db { requests, health }, DbThread { handle }, rooms))
 }
 
 impl Db {
@@ -679,7 +641,8 @@ impl Db {
     /// There is no timeout on the wait: the DB thread either answers or
     /// dies, and if it dies its end of the reply channel is dropped, which
     /// wakes us with an error. SQLite's own waits are bounded by
-    /// [`BUSY_TIMEOUT`].
+    /// [`BUSY_TIMEOUT`]; PostgreSQL's by the connection's timeouts (see
+    /// `postgres.rs`).
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, DbError> {
         // Exactly one answer will ever be sent.
         let (reply, answer) = oneshot::channel();
@@ -692,7 +655,7 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::Exists`] if the name is taken in any letter case;
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn register(
         &self,
         name: &str,
@@ -711,7 +674,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>, DbError> {
         self.call(|reply| Request::User {
             name: name.to_owned(),
@@ -724,7 +687,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn room(&self, name: &str) -> Result<Option<RoomRecord>, DbError> {
         self.call(|reply| Request::Room {
             name: name.to_owned(),
@@ -738,7 +701,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn room_counts(&self, owner: &str) -> Result<(usize, usize), DbError> {
         self.call(|reply| Request::RoomCounts {
             owner: owner.to_owned(),
@@ -752,7 +715,7 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::NoSuchUser`] if there is no such account;
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn set_password_hash(&self, name: &str, password_hash: String) -> Result<(), DbError> {
         self.call(|reply| Request::SetPasswordHash {
             name: name.to_owned(),
@@ -767,7 +730,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if there is no such private room, SQLite fails or
+    /// [`DbError::Failed`] if there is no such private room, the store fails or
     /// the DB thread is gone.
     pub fn set_room_password_hash(&self, name: &str, password_hash: String) -> Result<(), DbError> {
         self.call(|reply| Request::SetRoomPasswordHash {
@@ -787,7 +750,7 @@ impl Db {
     /// [`DbError::Exists`] if the name is taken in any letter case;
     /// [`DbError::TooManyRooms`] if [`Limits::max_rooms`] rooms exist or
     /// `owner` owns [`Limits::rooms_per_user`];
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn create_room(
         &self,
         name: &str,
@@ -842,7 +805,7 @@ impl Db {
     ///
     /// [`DbError::NoSuchUser`] if the target account does not exist;
     /// [`DbError::NotFound`] to lift a ban or suspension not in force;
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn moderate(&self, moderation: Moderation) -> Result<String, DbError> {
         self.call(|reply| Request::Moderate { moderation, reply })
     }
@@ -856,7 +819,7 @@ impl Db {
     ///
     /// [`DbError::NoSuchUser`] if `to` is not registered;
     /// [`DbError::MailboxFull`] if `to` has [`Limits::mailbox`] stored DMs;
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn store_dm(&self, to: &str, from: &str, time_ms: i64, text: &str) -> Result<(), DbError> {
         self.call(|reply| Request::StoreDm {
             to: to.to_owned(),
@@ -878,7 +841,7 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::NoSuchUser`] if `to` is not registered (any more);
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone.
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone.
     pub fn restore_dm(
         &self,
         to: &str,
@@ -905,7 +868,7 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone (then
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone (then
     /// nothing is claimed).
     pub fn claim_dms(&self, to: &str, conn: u64, limit: usize) -> Result<ClaimedDms, DbError> {
         let dms = self.call(|reply| Request::ClaimDms {
@@ -919,6 +882,17 @@ impl Db {
             conn,
             dms,
         })
+    }
+
+    /// The store's health as of its last batch: the engine, whether the
+    /// last BEGIN and COMMIT worked, and the last error. Cheap (a mutex
+    /// held for a copy): the status page and the metrics may call it at
+    /// every request.
+    pub fn health(&self) -> StoreHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits until everything queued before this call (from any thread) is
@@ -986,7 +960,7 @@ impl ClaimedDms {
     ///
     /// # Errors
     ///
-    /// [`DbError::Failed`] if SQLite fails or the DB thread is gone; the
+    /// [`DbError::Failed`] if the store fails or the DB thread is gone; the
     /// rows then stay stored (delivered again later: at least once).
     pub fn delete(mut self) -> Result<(), DbError> {
         let ids = self.take_ids();
@@ -1045,6 +1019,7 @@ fn stopped() -> DbError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
     use std::sync::Barrier;
 
     /// A stand-in hash: the database stores whatever string it is given.
@@ -1422,7 +1397,10 @@ mod tests {
         // Simulate a dead thread: a handle whose queue has no receiver.
         let (requests, queue) = crate::doorbell::bounded(1);
         drop(queue);
-        let dead = Db { requests };
+        let dead = Db {
+            requests,
+            health: Arc::new(Mutex::new(StoreHealth::new("sqlite"))),
+        };
         let stopped = Err(DbError::Failed(THREAD_STOPPED.into()));
         assert_eq!(
             dead.register("x", hash("x"), 0),

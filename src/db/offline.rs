@@ -19,7 +19,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::{open_connection, schema};
+use super::schema;
+use super::sqlite::open_connection;
 use crate::error::{Error, Result};
 
 /// Opens a database file that must exist already (see the module doc).

@@ -1,9 +1,16 @@
-//! The DB thread: the one thread that owns the SQLite connection.
+//! The DB thread: the one thread that owns the store (the SQLite file's
+//! connection, or the connection to PostgreSQL), whichever engine it is.
+//!
+//! This file is the engine-independent machinery: the queue, the batches,
+//! the lazy commit, the answers held until COMMIT, and the stored DMs in
+//! flight. What an engine does inside a batch is behind the [`Store`] trait
+//! (`store.rs`), implemented in `sqlite.rs` and `postgres.rs`.
 //!
 //! # Why one owner
 //!
 //! A `rusqlite::Connection` is `Send` but not `Sync`: it can move to another
-//! thread, but two threads must never use it at the same time. We could put
+//! thread, but two threads must never use it at the same time (a
+//! `postgres::Client` likewise needs `&mut` for every query). We could put
 //! it in a `Mutex`, but then every connection thread that registers, sends a
 //! DM or says something would hold that mutex across a disk write and an
 //! fsync, and the critical section would be as slow as the disk. Instead the
@@ -22,7 +29,8 @@
 //! # Why group commit
 //!
 //! With `synchronous=FULL`, every COMMIT waits for an fsync, a few
-//! milliseconds on an SSD and far more on a laptop's slow disk. One
+//! milliseconds on an SSD and far more on a laptop's slow disk (and, on
+//! PostgreSQL, a round trip to the server as well as its fsync). One
 //! transaction per request would cap the server at a few hundred writes per
 //! second, whatever the CPU. So the loop below takes *every request already
 //! waiting* (up to [`MAX_BATCH`]) and runs them all in **one** transaction:
@@ -42,15 +50,17 @@
 //! one commit and one wake-up per message into one per handful, and the
 //! database thread's share of each delivery with it.
 //!
-//! Such a batch also commits with `synchronous=NORMAL`: in WAL mode, that
-//! COMMIT writes the log but does not wait for an fsync. The rows survive a
-//! crash of the server (the kernel has them); only a power cut before the
-//! next fsync can lose them, and the next batch that somebody waits for
-//! commits with `synchronous=FULL`, whose fsync makes everything before it
-//! durable too. So an acknowledged request is as durable as ever, and what
-//! may be lost was never acknowledged: the last milliseconds of history,
-//! as a crash could lose before by losing the queue (docs/RELIABILITY.md,
-//! "Durability, precisely").
+//! Such a batch is also begun with `durable: false` ([`Store::begin`]):
+//! SQLite commits it with `synchronous=NORMAL` (in WAL mode, that COMMIT
+//! writes the log but does not wait for an fsync), PostgreSQL with
+//! `synchronous_commit = off` (the same promise, from its WAL writer).
+//! The rows survive a crash of the server (the kernel has them); only a
+//! power cut before the next fsync can lose them, and the next batch that
+//! somebody waits for commits durably, and its fsync makes everything
+//! before it durable too. So an acknowledged request is as durable as
+//! ever, and what may be lost was never acknowledged: the last
+//! milliseconds of history, as a crash could lose before by losing the
+//! queue (docs/RELIABILITY.md, "Durability, precisely").
 //!
 //! # Why reply only after COMMIT
 //!
@@ -65,25 +75,42 @@
 //! Sharing a transaction must not make requests share their failures: if
 //! one history insert fails (say, a duplicate message number), the account
 //! registered just before it in the same batch must still be committed.
-//! Each request therefore runs inside its own SAVEPOINT, a transaction
-//! nested inside the batch's. A failing request rolls back to its savepoint,
-//! undoing only itself, and the batch goes on.
+//! Each write therefore runs inside its own SAVEPOINT, a transaction
+//! nested inside the batch's (the store opens it: see [`Store`]). A failing
+//! request rolls back to its savepoint, undoing only itself, and the batch
+//! goes on.
 //!
-//! # What the thread keeps besides the connection
+//! # Why a store may be unreachable for a while
+//!
+//! A SQLite file is on this machine; a PostgreSQL server is elsewhere, and
+//! may restart or drop off the network. Then [`Store::begin`] fails fast with
+//! [`DbError::Failed`] (the server answers `ERR SERVER_ERROR`, and chat in
+//! rooms, which needs no database, goes on); the store tries to reconnect at
+//! the next batch, at most once a second, so that the node recovers by
+//! itself when the database returns.
+//!
+//! # What the thread keeps besides the store
 //!
 //! The limits it enforces ([`Limits`]), and the stored DMs in flight: which
 //! rows are claimed by which connection. Only this thread touches them, so
 //! they need no lock; a claim and the requests around it are ordered like
-//! everything else here.
+//! everything else here. With several nodes on one PostgreSQL database,
+//! each node's thread knows only its own claims: a user has one session in
+//! the whole cluster at a time (the bus sees to that), so only that node
+//! delivers the user's stored DMs.
+//!
+//! And the store's health ([`StoreHealth`]), which it updates after each
+//! batch for the status page and the metrics: whether the last BEGIN and
+//! COMMIT worked, and the last error if one did not.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::doorbell::Receiver;
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::schema;
-use super::{DbError, Limits, Reply, Request, StoredDm, UserRecord, MAX_BATCH};
+use super::store::{RoomLimits, Store};
+use super::{DbError, Limits, Reply, Request, StoreHealth, StoredDm, MAX_BATCH};
 use crate::error::{Error, Result};
 
 /// An answer waiting for the batch's COMMIT. It is called with the COMMIT's
@@ -95,19 +122,19 @@ use crate::error::{Error, Result};
 /// needs one type: the closure hides the difference.
 type HeldReply = Box<dyn FnOnce(&Result<(), DbError>)>;
 
-/// What the DB thread keeps besides the connection: the limits it
-/// enforces, and the stored DMs in flight (see "Stored DMs" in `mod.rs`).
+/// What the DB thread keeps: the store, the limits it enforces, the stored
+/// DMs in flight (see "Stored DMs" in `mod.rs`) and the store's health.
 pub(super) struct Worker {
     /// The database; nobody else touches it.
-    conn: Connection,
+    store: Box<dyn Store>,
     /// `--mailbox`, `--history-keep`, `--max-rooms`, `--rooms-per-user`.
     limits: Limits,
     /// Stored DM id → the connection it is in flight to. An id is here from
     /// its claim until its deletion or release.
     claims: HashMap<i64, u64>,
-    /// Whether `synchronous` is `FULL` now (else `NORMAL`): see "Why
-    /// history may wait a little".
-    synchronous_full: bool,
+    /// What [`Db::health`](super::Db::health) reads; written after each
+    /// batch.
+    health: Arc<Mutex<StoreHealth>>,
 }
 
 /// How long a batch that nobody waits for may wait for more requests
@@ -115,16 +142,21 @@ pub(super) struct Worker {
 const LAZY_COMMIT: Duration = Duration::from_millis(50);
 
 /// The DB thread's body: serve batches of requests until every `Db` handle
-/// is dropped, then close the database.
+/// is dropped, then close the store.
 ///
 /// # Errors
 ///
-/// [`Error::Db`] if closing the database fails (the last checkpoint of the
-/// WAL could not be written); everything acknowledged is safe in the WAL
-/// anyway.
-pub(super) fn run(conn: Connection, queue: Receiver<Request>, limits: Limits) -> Result<()> {
-    log::debug!("db thread started");
-    let mut worker = Worker::new(conn, limits);
+/// [`Error::Db`] if closing the store fails (for SQLite, the last
+/// checkpoint of the WAL could not be written); everything acknowledged is
+/// safe in the WAL anyway.
+pub(super) fn run(
+    store: Box<dyn Store>,
+    queue: Receiver<Request>,
+    limits: Limits,
+    health: Arc<Mutex<StoreHealth>>,
+) -> Result<()> {
+    log::debug!("db thread started ({})", store.engine());
+    let mut worker = Worker::new(store, limits, health);
     let mut batch = Vec::with_capacity(MAX_BATCH);
 
     // `recv` blocks until a request arrives. It returns `Err` only when the
@@ -150,10 +182,10 @@ pub(super) fn run(conn: Connection, queue: Receiver<Request>, limits: Limits) ->
     }
 
     log::debug!("db thread: every handle dropped, closing the database");
-    worker
-        .conn
-        .close()
-        .map_err(|(_, e)| Error::Db(format!("closing the database: {e}")))
+    worker.store.close().map_err(|e| match e {
+        DbError::Failed(why) => Error::Db(format!("closing the database: {why}")),
+        other => Error::Db(format!("closing the database: {other}")),
+    })
 }
 
 /// Moves the requests waiting in `queue` into `batch` (up to
@@ -172,29 +204,33 @@ fn take_waiting(queue: &Receiver<Request>, batch: &mut Vec<Request>, awaited: &m
 
 impl Worker {
     /// A worker with nothing in flight.
-    pub(super) fn new(conn: Connection, limits: Limits) -> Self {
+    pub(super) fn new(
+        store: Box<dyn Store>,
+        limits: Limits,
+        health: Arc<Mutex<StoreHealth>>,
+    ) -> Self {
         Worker {
-            conn,
+            store,
             limits,
             claims: HashMap::new(),
-            // As `open_connection` left it.
-            synchronous_full: true,
+            health,
         }
     }
 
-    /// Makes the next COMMIT wait for an fsync (`full`), or not. Changed
-    /// only when it changes: a batch of history after a batch of history
-    /// costs no statement.
-    fn set_synchronous(&mut self, full: bool) {
-        if full == self.synchronous_full {
-            return;
-        }
-        let mode = if full { "FULL" } else { "NORMAL" };
-        match self.conn.pragma_update(None, "synchronous", mode) {
-            Ok(()) => self.synchronous_full = full,
-            // Staying at FULL is always safe; staying at NORMAL is not, and
-            // SQLite cannot refuse this pragma outside a transaction.
-            Err(e) => log::error!("db: cannot set synchronous={mode}: {e}"),
+    /// Notes the outcome of a batch's BEGIN and COMMIT for
+    /// [`Db::health`](super::Db::health): healthy after a success, and the
+    /// error kept (with healthy false) after a failure.
+    fn note_health(&self, outcome: &Result<(), DbError>) {
+        let mut health = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match outcome {
+            Ok(()) => health.ok = true,
+            Err(error) => {
+                health.ok = false;
+                health.last_error = Some(error.to_string());
+            }
         }
     }
 
@@ -205,32 +241,31 @@ impl Worker {
     /// - all statements fine, COMMIT fine: every request gets its own result;
     /// - one request fails: only its savepoint is rolled back, it gets its
     ///   error, the others are committed and answered normally;
-    /// - COMMIT fails (or SQLite itself aborted the transaction): nothing of
-    ///   the batch remains, and every request gets the error.
+    /// - COMMIT fails (or the engine itself aborted the transaction, or it
+    ///   could not even begin one): nothing of the batch remains, and every
+    ///   request gets the error.
     pub(super) fn run_batch(&mut self, batch: Vec<Request>) {
         let size = batch.len();
-        self.set_synchronous(batch.iter().any(Request::awaited));
+        // Durable unless nobody waits for any of it (see "Why history may
+        // wait a little").
+        let durable = batch.iter().any(Request::awaited);
+        if let Err(error) = self.store.begin(durable) {
+            log::error!("db: cannot begin a transaction for {size} requests: {error}");
+            self.note_health(&Err(error.clone()));
+            for request in batch {
+                request.fail(&error, &mut self.claims);
+            }
+            return;
+        }
+
         let Worker {
-            conn,
+            store,
             limits,
             claims,
             ..
         } = self;
-        // IMMEDIATE takes the write lock now, so we find out at BEGIN (not
-        // half way through) if another process holds it too long.
-        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
-            Err(e) => {
-                let error = DbError::from(e);
-                log::error!("db: cannot begin a transaction for {size} requests: {error}");
-                for request in batch {
-                    request.fail(&error, claims);
-                }
-                return;
-            }
-        };
-
         let mut step = Step {
+            store: store.as_mut(),
             limits: *limits,
             claims,
             claimed: Vec::new(),
@@ -240,23 +275,25 @@ impl Worker {
         let mut requests = batch.into_iter();
         let mut aborted = None;
         for request in requests.by_ref() {
-            if let Some(reply) = step.execute(&mut tx, request) {
+            if let Some(reply) = step.execute(request) {
                 held.push(reply);
             }
-            // Some errors (disk full, I/O error) make SQLite roll back the
-            // *whole* transaction on its own. Carrying on would run the rest
-            // of the batch outside any transaction, one autocommit at a
-            // time, and then answer them as if they belonged to a failed
-            // batch. So we check, and stop.
-            if tx.is_autocommit() {
-                aborted = Some(DbError::Failed(
-                    "SQLite aborted the transaction after an error".into(),
-                ));
+            // Some errors (disk full, I/O error, a lost connection) make
+            // the engine give up the *whole* transaction on its own.
+            // Carrying on would run the rest of the batch outside any
+            // transaction (SQLite: one autocommit at a time) or not at all
+            // (PostgreSQL), and then answer them as if they belonged to a
+            // failed batch. So we check, and stop.
+            if step.store.aborted() {
+                aborted = Some(DbError::Failed(format!(
+                    "{} aborted the transaction after an error",
+                    step.store.engine()
+                )));
                 break;
             }
         }
         if aborted.is_none() {
-            step.trim_history(&mut tx);
+            step.trim_history();
         }
 
         let outcome = match aborted {
@@ -265,13 +302,13 @@ impl Worker {
                 for request in requests {
                     request.fail(&error, step.claims);
                 }
+                step.store.rollback();
                 Err(error)
             }
-            // COMMIT: the moment of truth, and the fsync. If it fails,
-            // `commit` drops the transaction, which rolls it back: nothing
-            // of the batch remains, matching the error every request is
-            // about to get.
-            None => crate::web::metrics::timed_commit(|| tx.commit()).map_err(DbError::from),
+            // COMMIT: the moment of truth, and the fsync. If it fails, the
+            // store has rolled the transaction back: nothing of the batch
+            // remains, matching the error every request is about to get.
+            None => crate::web::metrics::timed_commit(|| step.store.commit()),
         };
         if let Err(error) = &outcome {
             log::error!("db: batch of {size} requests not committed: {error}");
@@ -281,6 +318,7 @@ impl Worker {
                 step.claims.remove(&id);
             }
         }
+        self.note_health(&outcome);
 
         // Only now, with the outcome known, do the callers hear back.
         for reply in held {
@@ -289,9 +327,11 @@ impl Worker {
     }
 }
 
-/// What one batch works with: the worker's state, and what the batch has
-/// done so far that matters at its end.
+/// What one batch works with: the worker's store and state, and what the
+/// batch has done so far that matters at its end.
 struct Step<'a> {
+    /// The worker's store, inside the batch's transaction.
+    store: &'a mut dyn Store,
     /// The worker's limits.
     limits: Limits,
     /// The worker's DMs in flight.
@@ -306,7 +346,7 @@ struct Step<'a> {
 impl Step<'_> {
     /// Runs one request inside the batch's transaction and returns its held
     /// answer (`None` for the requests whose caller does not wait).
-    fn execute(&mut self, tx: &mut Transaction<'_>, request: Request) -> Option<HeldReply> {
+    fn execute(&mut self, request: Request) -> Option<HeldReply> {
         match request {
             Request::Register {
                 name,
@@ -314,62 +354,24 @@ impl Step<'_> {
                 now_ms,
                 reply,
             } => {
-                let result = in_savepoint(tx, |conn| {
-                    insert_named(
-                        conn,
-                        schema::INSERT_USER,
-                        &name,
-                        Some(&password_hash),
-                        now_ms,
-                    )
-                });
+                let result = self.store.register(&name, &password_hash, now_ms);
                 Some(hold(reply, result))
             }
-            Request::User { name, reply } => {
-                // A read needs no savepoint: it changes nothing to undo. It
-                // does see the writes of earlier requests in this batch, as
-                // it should.
-                Some(hold(reply, find_user(tx, &name)))
-            }
-            Request::Room { name, reply } => {
-                let result = tx
-                    .prepare_cached(schema::SELECT_ROOM)
-                    .and_then(|mut stmt| stmt.query_row([&name], super::room_record).optional())
-                    .and_then(|room| {
-                        room.map(|mut room| {
-                            room.bans = super::room_bans(tx, room.id)?;
-                            Ok(room)
-                        })
-                        .transpose()
-                    })
-                    .map_err(DbError::from);
-                Some(hold(reply, result))
-            }
+            Request::User { name, reply } => Some(hold(reply, self.store.user(&name))),
+            Request::Room { name, reply } => Some(hold(reply, self.store.room(&name))),
             Request::Moderate { moderation, reply } => {
                 let keep = self.limits.moderation_keep;
-                let result = in_savepoint(tx, |conn| {
-                    super::moderation::execute(conn, &moderation, keep)
-                });
-                Some(hold(reply, result))
+                Some(hold(reply, self.store.moderate(&moderation, keep)))
             }
             Request::RoomCounts { owner, reply } => {
-                // Reads only: no savepoint needed.
-                let result = count(tx, schema::COUNT_ROOMS, [])
-                    .and_then(|rooms| Ok((rooms, count(tx, schema::COUNT_OWNED_ROOMS, [&owner])?)));
-                Some(hold(reply, result))
+                Some(hold(reply, self.store.room_counts(&owner)))
             }
             Request::SetPasswordHash {
                 name,
                 password_hash,
                 reply,
             } => {
-                let result = update_hash(
-                    tx,
-                    schema::UPDATE_PASSWORD_HASH,
-                    &name,
-                    &password_hash,
-                    DbError::NoSuchUser,
-                );
+                let result = self.store.set_password_hash(&name, &password_hash);
                 Some(hold(reply, result))
             }
             Request::SetRoomPasswordHash {
@@ -377,14 +379,7 @@ impl Step<'_> {
                 password_hash,
                 reply,
             } => {
-                let missing = DbError::Failed(format!("no private room named {name}"));
-                let result = update_hash(
-                    tx,
-                    schema::UPDATE_ROOM_PASSWORD_HASH,
-                    &name,
-                    &password_hash,
-                    missing,
-                );
+                let result = self.store.set_room_password_hash(&name, &password_hash);
                 Some(hold(reply, result))
             }
             Request::CreateRoom {
@@ -394,33 +389,13 @@ impl Step<'_> {
                 now_ms,
                 reply,
             } => {
-                let limits = self.limits;
-                // The counts and the insert share one savepoint on the one
-                // thread that writes: two racing CREATEs are counted one
-                // after the other, so they cannot pass a limit together.
-                let result = in_savepoint(tx, |conn| {
-                    let exists = conn
-                        .prepare_cached(schema::ROOM_EXISTS)?
-                        .query_row([&name], |_| Ok(()))
-                        .optional()?
-                        .is_some();
-                    if exists {
-                        return Err(DbError::Exists);
-                    }
-                    let rooms = count(conn, schema::COUNT_ROOMS, [])?;
-                    let owned = count(conn, schema::COUNT_OWNED_ROOMS, [&owner])?;
-                    if rooms >= limits.max_rooms || owned >= limits.rooms_per_user {
-                        return Err(DbError::TooManyRooms);
-                    }
-                    let inserted = conn
-                        .prepare_cached(schema::INSERT_OWNED_ROOM)?
-                        .execute(params![name, password_hash.as_deref(), now_ms, owner])?;
-                    if inserted == 0 {
-                        Err(DbError::Exists)
-                    } else {
-                        Ok((name.clone(), conn.last_insert_rowid()))
-                    }
-                });
+                let limits = RoomLimits {
+                    max_rooms: self.limits.max_rooms,
+                    rooms_per_user: self.limits.rooms_per_user,
+                };
+                let result =
+                    self.store
+                        .create_room(&name, password_hash.as_deref(), &owner, now_ms, limits);
                 Some(hold(reply, result))
             }
             Request::AppendHistory {
@@ -431,13 +406,10 @@ impl Step<'_> {
                 user,
                 text,
             } => {
-                let result = in_savepoint(tx, |conn| {
-                    let inserted = conn
-                        .prepare_cached(schema::INSERT_MESSAGE)?
-                        .execute(params![room_id, seq, time_ms, user, text])?;
-                    Ok(inserted > 0)
-                });
-                match result {
+                match self
+                    .store
+                    .append_history(room_id, seq, time_ms, &user, &text)
+                {
                     // Said just before its room was closed: nothing to keep.
                     Ok(false) => {
                         log::debug!("db: message {seq} of closed room {room:?} not stored")
@@ -465,22 +437,8 @@ impl Step<'_> {
                 limited,
                 reply,
             } => {
-                let mailbox = self.limits.mailbox;
-                // Counted in the same savepoint as the insert, on the one
-                // thread that writes: racing senders cannot pass the limit.
-                let result = in_savepoint(tx, |conn| {
-                    if limited && count(conn, schema::COUNT_DMS, [&to])? >= mailbox {
-                        return Err(DbError::MailboxFull);
-                    }
-                    let inserted = conn
-                        .prepare_cached(schema::INSERT_DM)?
-                        .execute(params![to, from, time_ms, text])?;
-                    if inserted == 0 {
-                        Err(DbError::NoSuchUser)
-                    } else {
-                        Ok(())
-                    }
-                });
+                let mailbox = limited.then_some(self.limits.mailbox);
+                let result = self.store.store_dm(&to, &from, time_ms, &text, mailbox);
                 Some(hold(reply, result))
             }
             Request::ClaimDms {
@@ -489,11 +447,11 @@ impl Step<'_> {
                 limit,
                 reply,
             } => {
-                let result = self.claim(tx, &to, conn, limit);
+                let result = self.claim(&to, conn, limit);
                 Some(hold(reply, result))
             }
             Request::DeleteDms { ids, reply } => {
-                let result = self.delete(tx, &ids);
+                let result = self.delete(&ids);
                 reply.map(|reply| hold(reply, result))
             }
             Request::ReleaseDms { conn, ids } => {
@@ -509,14 +467,8 @@ impl Step<'_> {
     /// Deletes stored DMs that were written to their recipient's socket,
     /// and their claims, whoever holds them now. A failure is logged (the
     /// rows are then no longer in flight, and come again: at least once).
-    fn delete(&mut self, tx: &mut Transaction<'_>, ids: &[i64]) -> Result<(), DbError> {
-        let result = in_savepoint(tx, |conn| {
-            let mut delete = conn.prepare_cached(schema::DELETE_DM)?;
-            for id in ids {
-                delete.execute([id])?;
-            }
-            Ok(())
-        });
+    fn delete(&mut self, ids: &[i64]) -> Result<(), DbError> {
+        let result = self.store.delete_dms(ids);
         if let Err(error) = &result {
             log::error!("db: {} delivered DMs not deleted: {error}", ids.len());
         }
@@ -530,31 +482,13 @@ impl Step<'_> {
     /// not already in flight to it. Rows in flight to *another* connection
     /// of the user are taken over: that session is gone or being replaced
     /// (a user has one at a time), and its rows would otherwise wait for a
-    /// later login. Reads only, so no savepoint; a mailbox holds at most
-    /// `--mailbox` rows, so the skipped ones cost little.
-    fn claim(
-        &mut self,
-        tx: &Transaction<'_>,
-        to: &str,
-        conn: u64,
-        limit: usize,
-    ) -> Result<Vec<StoredDm>, DbError> {
-        let mut select = tx.prepare_cached(schema::SELECT_DMS)?;
-        let mut rows = select.query([to])?;
-        let mut dms = Vec::new();
-        while dms.len() < limit {
-            let Some(row) = rows.next()? else { break };
-            let id: i64 = row.get(0)?;
-            if self.claims.get(&id) == Some(&conn) {
-                continue;
-            }
-            dms.push(StoredDm {
-                id,
-                from: row.get(1)?,
-                time_ms: row.get(2)?,
-                text: row.get(3)?,
-            });
-        }
+    /// later login. Reads only; a mailbox holds at most `--mailbox` rows,
+    /// so the skipped ones cost little.
+    fn claim(&mut self, to: &str, conn: u64, limit: usize) -> Result<Vec<StoredDm>, DbError> {
+        let claims = &*self.claims;
+        let dms = self
+            .store
+            .pending_dms(to, limit, &|id| claims.get(&id) != Some(&conn))?;
         for dm in &dms {
             self.claims.insert(dm.id, conn);
             self.claimed.push(dm.id);
@@ -564,21 +498,16 @@ impl Step<'_> {
 
     /// `--history-keep`: deletes, in each room that got messages in this
     /// batch, those numbered `keep` or more below its newest. One indexed
-    /// range per room per batch (see [`schema::TRIM_HISTORY`]); in the
-    /// steady state it deletes as many rows as the batch appended. A failure
-    /// is logged and costs nothing but disk: the next batch tries again.
-    fn trim_history(&mut self, tx: &mut Transaction<'_>) {
+    /// range per room per batch; in the steady state it deletes as many
+    /// rows as the batch appended. A failure is logged and costs nothing
+    /// but disk: the next batch tries again.
+    fn trim_history(&mut self) {
         let keep = u64::try_from(self.limits.history_keep).unwrap_or(u64::MAX);
         for (room, newest) in std::mem::take(&mut self.newest).into_values() {
             let Some(last_gone) = newest.checked_sub(keep).filter(|&seq| seq > 0) else {
                 continue;
             };
-            let result = in_savepoint(tx, |conn| {
-                conn.prepare_cached(schema::TRIM_HISTORY)?
-                    .execute(params![room, last_gone])?;
-                Ok(())
-            });
-            if let Err(error) = result {
+            if let Err(error) = self.store.trim_history(&room, last_gone) {
                 log::error!("db: old history of room {room:?} not trimmed: {error}");
             }
         }
@@ -593,114 +522,6 @@ fn release(claims: &mut HashMap<i64, u64>, conn: u64, ids: &[i64]) {
             claims.remove(id);
         }
     }
-}
-
-/// Runs a `SELECT COUNT(*)` and returns the count.
-fn count<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> Result<usize, DbError> {
-    let n: i64 = conn
-        .prepare_cached(sql)?
-        .query_row(params, |row| row.get(0))?;
-    Ok(usize::try_from(n).unwrap_or(0))
-}
-
-/// Replaces one stored password hash (an account's or a room's, by the
-/// `UPDATE` in `sql`, whose parameters are the name and the new hash), in
-/// its own savepoint; `missing` is the answer when no row matched.
-fn update_hash(
-    tx: &mut Transaction<'_>,
-    sql: &str,
-    name: &str,
-    password_hash: &str,
-    missing: DbError,
-) -> Result<(), DbError> {
-    in_savepoint(tx, |conn| {
-        let changed = conn
-            .prepare_cached(sql)?
-            .execute(params![name, password_hash])?;
-        if changed == 0 {
-            Err(missing)
-        } else {
-            Ok(())
-        }
-    })
-}
-
-/// Runs `work` inside a SAVEPOINT of the batch's transaction: kept (RELEASE)
-/// if it returns `Ok`, undone (ROLLBACK TO) if it returns `Err`, so that a
-/// failed request leaves no trace and does not disturb the others.
-///
-/// The three statements are prepared once and cached, like every other
-/// statement of this thread: a savepoint per request is then three short
-/// steps, not three SQL texts parsed again for every message said.
-fn in_savepoint<T>(
-    tx: &mut Transaction<'_>,
-    work: impl FnOnce(&Connection) -> Result<T, DbError>,
-) -> Result<T, DbError> {
-    let conn: &Connection = tx;
-    conn.prepare_cached("SAVEPOINT request")?.execute([])?;
-    match work(conn) {
-        Ok(value) => {
-            // RELEASE: the changes join the outer transaction; they are
-            // still not on disk until the batch's COMMIT.
-            conn.prepare_cached("RELEASE request")?.execute([])?;
-            Ok(value)
-        }
-        Err(error) => {
-            // Undo this request's changes and forget the savepoint. If the
-            // error made SQLite abort the whole transaction, the savepoint
-            // is gone already: the batch checks for that and stops.
-            let undo = conn
-                .prepare_cached("ROLLBACK TO request")
-                .and_then(|mut stmt| stmt.execute([]))
-                .and_then(|_| conn.prepare_cached("RELEASE request")?.execute([]));
-            if let Err(e) = undo {
-                log::debug!("db: savepoint not rolled back: {e}");
-            }
-            Err(error)
-        }
-    }
-}
-
-/// Inserts a user or a room (`sql` is `INSERT_USER` or `INSERT_ROOM`) and
-/// returns the stored name.
-///
-/// The `ON CONFLICT DO NOTHING` in the SQL turns "name taken in any letter
-/// case" into "0 rows inserted" instead of an error, so `Exists` is an
-/// ordinary answer, not a failed statement. Two connection threads racing
-/// for one name cannot both win: their requests run one after the other on
-/// this thread, and the `UNIQUE COLLATE NOCASE` index decides.
-fn insert_named(
-    conn: &Connection,
-    sql: &str,
-    name: &str,
-    password_hash: Option<&str>,
-    now_ms: i64,
-) -> Result<String, DbError> {
-    let inserted = conn
-        .prepare_cached(sql)?
-        .execute(params![name, password_hash, now_ms])?;
-    if inserted == 0 {
-        Err(DbError::Exists)
-    } else {
-        // We inserted exactly this spelling, so it is the stored one.
-        Ok(name.to_owned())
-    }
-}
-
-/// Looks an account up, in any letter case.
-fn find_user(conn: &Connection, name: &str) -> Result<Option<UserRecord>, DbError> {
-    let user = conn
-        .prepare_cached(schema::SELECT_USER)?
-        .query_row([name], |row| {
-            Ok(UserRecord {
-                name: row.get(0)?,
-                password_hash: row.get(1)?,
-                admin: row.get(2)?,
-                suspended_until: row.get(3)?,
-            })
-        })
-        .optional()?;
-    Ok(user)
 }
 
 /// Wraps a request's reply channel and result into an answer held until the
@@ -775,13 +596,19 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::sqlite::SqliteStore;
     use crate::oneshot;
+    use rusqlite::Connection;
 
-    /// A worker on a fresh, migrated file, for driving `run_batch` by hand.
-    fn worker(limits: Limits) -> (tempfile::TempDir, Worker) {
+    /// A worker on a fresh, migrated file, for driving `run_batch` by hand,
+    /// and a second connection to the same file to look at what it did.
+    fn worker(limits: Limits) -> (tempfile::TempDir, Worker, Connection) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = super::super::open_connection(&dir.path().join("chat.db")).unwrap();
-        (dir, Worker::new(conn, limits))
+        let path = dir.path().join("chat.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let health = Arc::new(Mutex::new(StoreHealth::new("sqlite")));
+        let look = Connection::open(&path).unwrap();
+        (dir, Worker::new(Box::new(store), limits, health), look)
     }
 
     /// A register request and the receiver of its answer.
@@ -806,9 +633,8 @@ mod tests {
     /// duplicate name) does not undo the requests around it.
     #[test]
     fn failure_in_a_batch_is_isolated() {
-        let (_dir, mut w) = worker(Limits::default());
-        w.conn
-            .execute("INSERT INTO rooms (name, created_ms) VALUES ('r', 0)", [])
+        let (_dir, mut w, look) = worker(Limits::default());
+        look.execute("INSERT INTO rooms (name, created_ms) VALUES ('r', 0)", [])
             .unwrap();
         let history = |seq| Request::AppendHistory {
             room_id: 1,
@@ -832,9 +658,8 @@ mod tests {
         assert_eq!(ann_answer.try_recv().unwrap(), Ok("ann".into()));
         assert_eq!(ann_again_answer.try_recv().unwrap(), Err(DbError::Exists));
         assert_eq!(bob_answer.try_recv().unwrap(), Ok("bob".into()));
-        assert_eq!(user_count(&w.conn), 2);
-        let seqs: Vec<i64> = w
-            .conn
+        assert_eq!(user_count(&look), 2);
+        let seqs: Vec<i64> = look
             .prepare("SELECT seq FROM messages ORDER BY seq")
             .unwrap()
             .query_map([], |r| r.get(0))
@@ -842,49 +667,17 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(seqs, [1, 2]);
+        assert!(w.health.lock().unwrap().ok);
     }
 
-    /// A batch of history commits without waiting for an fsync, and the
-    /// next batch that somebody waits for with it; both are committed.
-    #[test]
-    fn history_alone_commits_without_fsync() {
-        let (_dir, mut w) = worker(Limits::default());
-        w.conn
-            .execute("INSERT INTO rooms (name, created_ms) VALUES ('r', 0)", [])
-            .unwrap();
-        let synchronous = |w: &Worker| -> i64 {
-            w.conn
-                .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                .unwrap()
-        };
-        assert_eq!(synchronous(&w), 2, "FULL to begin with");
-        w.run_batch(vec![Request::AppendHistory {
-            room_id: 1,
-            room: "r".into(),
-            seq: 1,
-            time_ms: 0,
-            user: "u".into(),
-            text: "t".into(),
-        }]);
-        assert_eq!(synchronous(&w), 1, "NORMAL for history alone");
-        let (ann, ann_answer) = register("ann");
-        w.run_batch(vec![ann]);
-        assert_eq!(synchronous(&w), 2, "FULL again for an account");
-        assert_eq!(ann_answer.try_recv().unwrap(), Ok("ann".into()));
-        let messages: i64 = w
-            .conn
-            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(messages, 1);
-    }
-
-    /// If the COMMIT fails, every request of the batch gets the error and
-    /// nothing of the batch remains. (A deferred foreign key, checked only at
-    /// COMMIT and violated by a trigger, makes the COMMIT fail on demand.)
+    /// If the COMMIT fails, every request of the batch gets the error,
+    /// nothing of the batch remains, and the health says so until the next
+    /// batch works. (A deferred foreign key, checked only at COMMIT and
+    /// violated by a trigger, makes the COMMIT fail on demand.)
     #[test]
     fn failed_commit_fails_the_whole_batch() {
-        let (_dir, mut w) = worker(Limits::default());
-        w.conn.execute_batch(
+        let (_dir, mut w, look) = worker(Limits::default());
+        look.execute_batch(
             "CREATE TABLE poison (room_id INTEGER REFERENCES rooms(id) DEFERRABLE INITIALLY DEFERRED);
              CREATE TRIGGER poison_on_mallory AFTER INSERT ON users WHEN NEW.name = 'mallory'
              BEGIN INSERT INTO poison VALUES (999); END;",
@@ -906,23 +699,30 @@ mod tests {
             flush_answer.try_recv().unwrap(),
             Err(DbError::Failed(_))
         ));
-        assert_eq!(user_count(&w.conn), 0);
-        assert!(
-            w.conn.is_autocommit(),
-            "the failed transaction was rolled back"
-        );
+        assert_eq!(user_count(&look), 0);
+        {
+            let health = w.health.lock().unwrap();
+            assert!(!health.ok);
+            let error = health.last_error.as_deref().unwrap_or_default();
+            assert!(error.contains("FOREIGN KEY"), "{error}");
+        }
+        // The failed transaction was rolled back: another connection may
+        // write (it would be refused as busy while the write lock is held).
+        look.busy_timeout(Duration::ZERO).unwrap();
+        look.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").unwrap();
 
         // The next batch works normally.
         let (ann, ann_answer) = register("ann");
         w.run_batch(vec![ann]);
         assert_eq!(ann_answer.try_recv().unwrap(), Ok("ann".into()));
-        assert_eq!(user_count(&w.conn), 1);
+        assert_eq!(user_count(&look), 1);
+        assert!(w.health.lock().unwrap().ok, "healthy again");
     }
 
     /// A read in a batch sees the writes before it in the same batch.
     #[test]
     fn reads_see_earlier_writes_of_the_batch() {
-        let (_dir, mut w) = worker(Limits::default());
+        let (_dir, mut w, _look) = worker(Limits::default());
         let (ann, _ann_answer) = register("Ann");
         let (reply, answer) = oneshot::channel();
         w.run_batch(vec![

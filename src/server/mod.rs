@@ -284,16 +284,10 @@ pub fn run_with(
             "--fast-hash: passwords are hashed with minimal argon2 cost; not for production"
         );
     }
-    let (db, db_thread, rooms) = db::open_with(
-        &config.db_path,
-        config.history,
-        db::Limits::from_config(&config),
-    )?;
-    log::info!(
-        "database {} open: {} rooms",
-        config.db_path.display(),
-        rooms.len()
-    );
+    let store = config.store_spec();
+    let (db, db_thread, rooms) =
+        db::open_store(&store, config.history, db::Limits::from_config(&config))?;
+    log::info!("store {store} open: {} rooms", rooms.len());
     let max_connections = connection_cap(config.max_connections);
     let addr = listener
         .local_addr()

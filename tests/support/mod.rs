@@ -11,8 +11,10 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 // The multi-node tests' parts: a throwaway Redis for `--bus redis://…`,
-// and server nodes as child processes.
+// a throwaway PostgreSQL for `--store postgres://…`, and server nodes as
+// child processes.
 pub mod node;
+pub mod postgres;
 pub mod redis;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
