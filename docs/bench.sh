@@ -8,6 +8,9 @@
 #   bash docs/bench.sh register-flood # a LOGIN under a REGISTER flood, real argon2 (not in "all")
 #   bash docs/bench.sh hash-memory    # RSS of 300 parallel REGISTER+LOGIN, real argon2 (not in "all")
 #   SERVER=path/to/server bash docs/bench.sh register-flood   # another build (e.g. an older one)
+#   bash docs/bench.sh nodes          # 1 x 100 over 1, 2 and 3 nodes on one Redis (not in "all";
+#                                     # needs redis-server; STORE=postgres://... for a shared
+#                                     # PostgreSQL, else the nodes share one SQLite file)
 #
 # Each group gets a fresh server (release build, temporary database, the
 # limits raised for load testing) on 127.0.0.1:$PORT; its pid goes to the
@@ -43,7 +46,6 @@ stop_server() {
         SERVER_PID=
     fi
 }
-trap 'stop_server; rm -rf "$DB_DIR"' EXIT
 
 # A fresh server and database; waits until it listens. Without an
 # argument, the load-test options: fast hashing, every rate limit raised,
@@ -73,6 +75,52 @@ start_server() {
     echo "server did not start; see $OUT/server.log" >&2
     exit 1
 }
+
+# Several nodes on one Redis (docs/SCALING.md): start_nodes N starts a
+# fresh redis-server and N nodes on PORT+1..PORT+N, sharing the store
+# (STORE, or one SQLite file); NODE_ADDRS and NODE_PIDS are then
+# comma-separated lists for the load generator, REDIS_PID Redis's pid.
+REDIS_PORT=${REDIS_PORT:-26379}
+NODE_PIDS=
+NODE_ADDRS=
+REDIS_PID=
+stop_nodes() {
+    for pid in ${NODE_PIDS//,/ } $REDIS_PID; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    NODE_PIDS= NODE_ADDRS= REDIS_PID=
+}
+start_nodes() {
+    stop_server
+    stop_nodes
+    rm -f "$DB_DIR"/bench.db*
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$DB_DIR" >"$OUT/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 50); do
+        redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+    local store=${STORE:-sqlite:$DB_DIR/bench.db} bus=redis://127.0.0.1:$REDIS_PORT/
+    if [ "${1}" = local ]; then bus=local; set -- 1; fi
+    for n in $(seq "$1"); do
+        "$SERVER" --addr "127.0.0.1:$((PORT + n))" --store "$store" --bus "$bus" \
+            --node-id "n$n" --cert cert.pem --key key.pem --fast-hash \
+            --msg-rate 1000000 --msg-burst 1000000 --line-rate 1000000 --line-burst 1000000 \
+            --register-rate 1000000 --register-burst 1000000 --history 0 \
+            >"$OUT/node-$n.log" 2>&1 &
+        NODE_PIDS=${NODE_PIDS:+$NODE_PIDS,}$!
+        NODE_ADDRS=${NODE_ADDRS:+$NODE_ADDRS,}127.0.0.1:$((PORT + n))
+        for _ in $(seq 100); do
+            grep -q "listening on" "$OUT/node-$n.log" && break
+            sleep 0.1
+        done
+    done
+}
+# Redis's CPU seconds so far.
+redis_cpu() { redis-cli -p "$REDIS_PORT" info cpu | awk -F: '/used_cpu_(sys|user):/ { s += $2 } END { print s }'; }
+trap 'stop_server; stop_nodes; rm -rf "$DB_DIR"' EXIT
 
 lg() { "$LOADGEN" --addr "127.0.0.1:$PORT" --ca cert.pem --server-pid "$SERVER_PID" -q --json "$@"; }
 
@@ -110,6 +158,28 @@ for group in $GROUPS_TO_RUN; do
         fanout fanout-10x20-rate2 --rooms 10 --members 20 --senders 20 --rate 2 --duration 10
         fanout fanout-1x100 --rooms 1 --members 100 --senders 10 --window 32 --duration 10
         fanout fanout-10x50 --rooms 10 --members 50 --senders 5 --window 32 --duration 10
+        ;;
+    nodes)
+        # Issue 15's rows: 1 room x 100 members, 10 senders flat out, the
+        # members spread round-robin over 1, 2 and 3 nodes on one Redis;
+        # and "local", one node on the in-process bus, for the bus's cost.
+        # Server CPU is the nodes' together; Redis's is printed apart.
+        for shape in local 1 2 3; do
+            for i in $(seq "$RUNS"); do
+                start_nodes "$shape"
+                before=$(redis_cpu)
+                "$LOADGEN" --addr "$NODE_ADDRS" --ca cert.pem --server-pid "$NODE_PIDS" -q --json \
+                    fanout --rooms 1 --members 100 --senders 10 --window 32 --duration 10 \
+                    >"$OUT/nodes-$shape-$i.json"
+                after=$(redis_cpu)
+                delivered=$(field "$OUT/nodes-$shape-$i.json" deliveries_per_s)
+                echo "  nodes $shape run $i: $delivered deliveries/s," \
+                    "p99 $(field "$OUT/nodes-$shape-$i.json" p99_ms) ms, lost $(field "$OUT/nodes-$shape-$i.json" lost)," \
+                    "nodes $(field "$OUT/nodes-$shape-$i.json" cpu_us_per_delivery) us CPU/delivery," \
+                    "redis $(python3 -c "print(round(($after - $before) / ($delivered * 10) * 1e6, 3))") us CPU/delivery"
+                stop_nodes
+            done
+        done
         ;;
     ws-fanout)
         # Issue 13's row: the same fanout by browsers' transport (ALPN
@@ -197,7 +267,7 @@ for group in $GROUPS_TO_RUN; do
             --svg docs/img/sweep.svg --out docs/img/sweep.json
         ;;
     *)
-        echo "unknown group $group (fanout capacity logins sweep rate-sweep ws-fanout real-logins register-flood hash-memory)" >&2
+        echo "unknown group $group (fanout capacity logins sweep rate-sweep ws-fanout nodes real-logins register-flood hash-memory)" >&2
         exit 2
         ;;
     esac

@@ -297,6 +297,22 @@ fn status_json_shows_who_is_where() {
     assert_eq!(lobby["messages_last_minute"], 1);
     assert_eq!(data["connections"]["terminal"], 2);
     assert_eq!(data["connections"]["http"], 1, "this request's own");
+    // A server alone: the in-process bus and its SQLite file, both working.
+    let node = &data["node"];
+    assert!(
+        node["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{node}"
+    );
+    assert_eq!(node["bus"]["kind"], "local");
+    assert_eq!(node["bus"]["ok"], true);
+    assert_eq!(node["store"]["engine"], "sqlite");
+    assert_eq!(node["store"]["ok"], true);
+    assert!(
+        node["store"]["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("sqlite:") && t.ends_with("chat.db")),
+        "{node}"
+    );
 }
 
 /// 404, 405, 431 (a head over 8 KiB), 400 (not HTTP; a bad upgrade) and
@@ -581,6 +597,12 @@ fn metrics_parse_back() {
     assert_eq!(get("chat_messages_said_total"), 1.0);
     assert_eq!(get("chat_deliveries_total"), 1.0);
     assert!(get("chat_rooms") >= 1.0);
+    assert_eq!(get("chat_bus_up"), 1.0);
+    assert_eq!(get("chat_store_up"), 1.0);
+    assert_eq!(get("chat_bus_events_dropped"), 0.0);
+    assert!(samples.keys().any(|k| k.starts_with("chat_node{")
+        && k.contains("bus=\"local\"")
+        && k.contains("store=\"sqlite\"")));
     assert!(samples
         .keys()
         .any(|k| k.starts_with("chat_db_commit_seconds_bucket")));

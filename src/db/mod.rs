@@ -495,7 +495,7 @@ pub struct Db {
 
 /// How the store is doing, for the status page and the metrics: what
 /// [`Db::health`] returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreHealth {
     /// `sqlite` or `postgres`.
     pub engine: &'static str,

@@ -247,12 +247,20 @@ impl Metrics {
         node.get_or_create(&vec![
             ("node", gauges.node.clone()),
             ("bus", gauges.bus.kind.to_string()),
+            ("store", gauges.store.engine.to_string()),
         ])
         .set(1);
         registry.register(
             "node",
-            "This node's name and the bus it shares rooms through",
+            "This node's name, the bus it shares rooms through and its store",
             node,
+        );
+        let store_up = Gauge::<i64>::default();
+        store_up.set(i64::from(gauges.store.ok));
+        registry.register(
+            "store_up",
+            "Whether the store's last batch committed (1) or not (0)",
+            store_up,
         );
         let bus_up = Gauge::<i64>::default();
         bus_up.set(i64::from(gauges.bus.ok));
@@ -347,6 +355,8 @@ pub struct Gauges {
     pub node: String,
     /// How the bus is doing.
     pub bus: crate::bus::BusHealth,
+    /// How the store is doing.
+    pub store: crate::db::StoreHealth,
 }
 
 #[cfg(test)]

@@ -269,6 +269,7 @@ fn answer(
                 outbox_max: state.hub.outbox_depth_max(),
                 node: state.hub.bus().node().to_owned(),
                 bus: state.hub.bus().health(),
+                store: state.db.health(),
             };
             Response::new(200)
                 .header(

@@ -47,6 +47,7 @@ pub(crate) fn snapshot(state: &State, public_address: Option<String>) -> Value {
         .leaf()
         .map(|leaf| json!({ "subject": leaf.subject, "not_after": leaf.not_after_text() }));
     let bus = state.hub.bus().health();
+    let store = state.db.health();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "node": {
@@ -57,6 +58,12 @@ pub(crate) fn snapshot(state: &State, public_address: Option<String>) -> Value {
                 "ok": bus.ok,
                 "last_error": bus.last_error,
                 "events_dropped": bus.dropped,
+            },
+            "store": {
+                "engine": store.engine,
+                "target": state.config.store_spec().to_string(),
+                "ok": store.ok,
+                "last_error": store.last_error,
             },
         },
         "uptime_secs": metrics.started.elapsed().as_secs(),
