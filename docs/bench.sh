@@ -108,7 +108,7 @@ start_nodes() {
         "$SERVER" --addr "127.0.0.1:$((PORT + n))" --store "$store" --bus "$bus" \
             --node-id "n$n" --cert cert.pem --key key.pem --fast-hash \
             --msg-rate 1000000 --msg-burst 1000000 --line-rate 1000000 --line-burst 1000000 \
-            --register-rate 1000000 --register-burst 1000000 --history 0 \
+            --register-rate 1000000 --register-burst 1000000 --history 0 ${NODE_OPTS:-} \
             >"$OUT/node-$n.log" 2>&1 &
         NODE_PIDS=${NODE_PIDS:+$NODE_PIDS,}$!
         NODE_ADDRS=${NODE_ADDRS:+$NODE_ADDRS,}127.0.0.1:$((PORT + n))
@@ -160,24 +160,33 @@ for group in $GROUPS_TO_RUN; do
         fanout fanout-10x50 --rooms 10 --members 50 --senders 5 --window 32 --duration 10
         ;;
     nodes)
-        # Issue 15's rows: 1 room x 100 members, 10 senders flat out, the
-        # members spread round-robin over 1, 2 and 3 nodes on one Redis;
-        # and "local", one node on the in-process bus, for the bus's cost.
-        # Server CPU is the nodes' together; Redis's is printed apart.
-        for shape in local 1 2 3; do
-            for i in $(seq "$RUNS"); do
-                start_nodes "$shape"
-                before=$(redis_cpu)
-                "$LOADGEN" --addr "$NODE_ADDRS" --ca cert.pem --server-pid "$NODE_PIDS" -q --json \
-                    fanout --rooms 1 --members 100 --senders 10 --window 32 --duration 10 \
-                    >"$OUT/nodes-$shape-$i.json"
-                after=$(redis_cpu)
-                delivered=$(field "$OUT/nodes-$shape-$i.json" deliveries_per_s)
-                echo "  nodes $shape run $i: $delivered deliveries/s," \
-                    "p99 $(field "$OUT/nodes-$shape-$i.json" p99_ms) ms, lost $(field "$OUT/nodes-$shape-$i.json" lost)," \
-                    "nodes $(field "$OUT/nodes-$shape-$i.json" cpu_us_per_delivery) us CPU/delivery," \
-                    "redis $(python3 -c "print(round(($after - $before) / ($delivered * 10) * 1e6, 3))") us CPU/delivery"
-                stop_nodes
+        # Issue 15's rows: 1 room x 100 members spread round-robin over 1,
+        # 2 and 3 nodes on one Redis, and "local" (one node on the
+        # in-process bus) for the bus's cost. Two loads: "paced", 10
+        # senders at 100 msg/s each with the default outbox; "flat", 10
+        # senders flat out (32 in flight each) with outboxes of 65,536
+        # lines, for throughput. Server CPU is the nodes' together;
+        # Redis's is printed apart (a PostgreSQL store's is not counted).
+        for load in paced flat; do
+            case $load in
+            paced) NODE_OPTS= ; pace=(--rate 100) ;;
+            flat) NODE_OPTS="--queue-lines 65536" ; pace=(--window 32) ;;
+            esac
+            for shape in local 1 2 3; do
+                for i in $(seq "$RUNS"); do
+                    start_nodes "$shape"
+                    before=$(redis_cpu)
+                    json="$OUT/nodes-$load-$shape-$i.json"
+                    "$LOADGEN" --addr "$NODE_ADDRS" --ca cert.pem --server-pid "$NODE_PIDS" -q --json \
+                        fanout --rooms 1 --members 100 --senders 10 "${pace[@]}" --duration 10 >"$json"
+                    after=$(redis_cpu)
+                    delivered=$(field "$json" deliveries_per_s)
+                    echo "  nodes $load $shape run $i: $delivered deliveries/s," \
+                        "p99 $(field "$json" p99_ms) ms, lost $(field "$json" lost)," \
+                        "nodes $(field "$json" cpu_us_per_delivery) us CPU/delivery," \
+                        "redis $(python3 -c "print(round(($after - $before) / ($delivered * 10) * 1e6, 3))") us CPU/delivery"
+                    stop_nodes
+                done
             done
         done
         ;;
