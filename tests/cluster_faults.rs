@@ -63,6 +63,19 @@ fn login(node: &Node, user: &str) -> TestClient {
     c
 }
 
+/// ana on node `a` creates and joins `sala`, bia on node `b` joins it,
+/// and ana has seen her come in.
+fn ana_and_bia_in_sala(a: &Node, b: &Node) -> (TestClient, TestClient) {
+    let mut ana = login(a, "ana");
+    ana.send("CREATE sala");
+    ana.expect("OK CREATE sala");
+    ana.join("sala");
+    let mut bia = login(b, "bia");
+    bia.join("sala");
+    ana.expect("JOINED sala bia");
+    (ana, bia)
+}
+
 /// The threads of process `pid` now.
 fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -80,13 +93,7 @@ fn a_node_killed_with_sigkill_leaves_within_the_ttl() {
     let mut a = node(&redis, &db, "a");
     let b = node(&redis, &db, "b");
 
-    let mut ana = login(&a, "ana");
-    ana.send("CREATE sala");
-    ana.expect("OK CREATE sala");
-    ana.join("sala");
-    let mut bia = login(&b, "bia");
-    bia.join("sala");
-    ana.expect("JOINED sala bia");
+    let (_ana, mut bia) = ana_and_bia_in_sala(&a, &b);
 
     let killed = Instant::now();
     a.kill9();
@@ -123,13 +130,7 @@ fn nodes_ride_out_a_redis_restart() {
     let a = node(&redis, &db, "a");
     let b = node(&redis, &db, "b");
 
-    let mut ana = login(&a, "ana");
-    ana.send("CREATE sala");
-    ana.expect("OK CREATE sala");
-    ana.join("sala");
-    let mut bia = login(&b, "bia");
-    bia.join("sala");
-    ana.expect("JOINED sala bia");
+    let (mut ana, mut bia) = ana_and_bia_in_sala(&a, &b);
     let before = (threads(a.child.id()), threads(b.child.id()));
 
     redis.kill();
@@ -255,13 +256,7 @@ fn chat_goes_on_while_postgres_is_down() {
     };
     let a = pg_node(&redis, &pg.url(), "a");
     let b = pg_node(&redis, &pg.url(), "b");
-    let mut ana = login(&a, "ana");
-    ana.send("CREATE sala");
-    ana.expect("OK CREATE sala");
-    ana.join("sala");
-    let mut bia = login(&b, "bia");
-    bia.join("sala");
-    ana.expect("JOINED sala bia");
+    let (mut ana, mut bia) = ana_and_bia_in_sala(&a, &b);
 
     pg.stop();
     // What needs the store is refused, clearly; the room goes on.
@@ -302,13 +297,7 @@ fn a_rolling_restart_loses_nothing_acknowledged() {
     let store = pg.url();
     let mut a = pg_node(&redis, &store, "a");
     let mut b = pg_node(&redis, &store, "b");
-    let mut ana = login(&a, "ana");
-    ana.send("CREATE sala");
-    ana.expect("OK CREATE sala");
-    ana.join("sala");
-    let mut bia = login(&b, "bia");
-    bia.join("sala");
-    ana.expect("JOINED sala bia");
+    let (mut ana, mut bia) = ana_and_bia_in_sala(&a, &b);
     login(&b, "caio").send("QUIT");
 
     // Acknowledged before each restart: messages (their echo), an account

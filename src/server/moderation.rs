@@ -260,8 +260,14 @@ impl Session {
             );
         }
         let name = target.display_name().to_owned();
+        self.kicked(state, &room, name, reason, "");
+    }
+
+    /// A kick done (or, for a member on another node, sent on its way):
+    /// logged, written to the moderation log, answered.
+    fn kicked(&mut self, state: &State, room: &Room, name: String, reason: String, where_: &str) {
         log::info!(
-            "moderation: {} kicked {name} from {}{}",
+            "moderation: {} kicked {name}{where_} from {}{}",
             self.me(),
             room.name,
             because(&reason)
@@ -307,22 +313,7 @@ impl Session {
                 reason: reason.clone(),
             },
         );
-        log::info!(
-            "moderation: {} kicked {name} (on another node) from {}{}",
-            self.me(),
-            room.name,
-            because(&reason)
-        );
-        self.log_action(
-            state,
-            Action::Kick {
-                room_id: room.id,
-                room: room.name.to_string(),
-                target: name.clone(),
-                reason,
-            },
-        );
-        self.ok("KICK", name);
+        self.kicked(state, room, name, reason, " (on another node)");
     }
 
     /// `BAN <user> [<minutes>] [<reason>]`: committed, put where `JOIN`
