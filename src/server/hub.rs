@@ -17,11 +17,14 @@
 //! | `Room::state` (Mutex) | one room's members, history, sequence, topic, bans | everything in that room |
 //! | `Room::password_hash` (RwLock) | a private room's hash | JOIN (copy it out), a legacy upgrade |
 //! | `Client::dm_gate` (Mutex) | one client's "closing" flag against a DM being queued | `DM` to that client, closing it |
+//! | `unseated` (Mutex) | seats of rooms this node did not know at its last snapshot | a resync (all along), `add_room` |
 //!
 //! **Order.** When two are held at once it is always `Client::room` first,
 //! then `Room::state`; no code holds two rooms' states or a map lock
 //! together with a room state, and the password lock is never held with
-//! any other. `suspended` is only ever taken inside `users`. `Client::dm_gate` is a leaf: nothing is locked inside it, so
+//! any other. `suspended` is only ever taken inside `users`. `unseated` is
+//! taken before the others (a resync holds it while it visits the map and
+//! each room's state), never inside them. `Client::dm_gate` is a leaf: nothing is locked inside it, so
 //! it may be taken under any of the others (a broadcast that closes a slow
 //! consumer takes it under a room's lock). A fixed order means no deadlock.
 //!
@@ -31,6 +34,14 @@
 //! each writer sends its outbox in order: all members see the same sequence.
 //! The lock is per room, so rooms do not slow each other down; the `SAY`
 //! path takes no global lock at all.
+//!
+//! **Several nodes.** On a shared bus (`bus/`) the room's lock cannot order
+//! what happens on other nodes, so Redis does: a `SAY`, a join, a leave
+//! and a moderation step are published, and every node applies them as
+//! its subscription brings them back (the `apply_*` methods), under the
+//! same locks. Each room then also keeps its *seats*, every member on
+//! every node in the bus's order, and a message is delivered only if its
+//! sender is seated at that point of the stream.
 //!
 //! **Moderation** uses the same two locks, in the same order, so its races
 //! have one outcome each. A `KICK` takes the target's membership lock: the
@@ -739,9 +750,10 @@ impl Hub {
     }
 
     /// Says `text` in the client's room: one `MSG` line, formatted once,
-    /// to every member including the sender, under the room's lock.
-    /// Returns what was said (for the database), or `None` if the client is
-    /// in no room.
+    /// to every member including the sender, under the room's lock, and
+    /// returns what was said, for the caller to store. On a shared bus it
+    /// is published instead, and every node delivers it when it comes back
+    /// ([`Hub::apply_msg`]).
     pub fn say(&self, client: &Client, text: String) -> Spoken {
         // The membership lock makes sure the client is really a member
         // while the room's lock is taken (a takeover could be removing it).
