@@ -743,20 +743,14 @@ fn subscribe_and_serve(
             .arg(last)
             .invoke(&mut conn)?;
     }
+    // Alive now, not at the next beat: a Redis that came back empty must
+    // route DMs to this node as soon as its users are announced.
+    beat_alive(&mut conn, shared)?;
     let text: String = Script::new(SCRIPT_SNAPSHOT).invoke(&mut conn)?;
     let snapshot = parse_snapshot(&text);
     let seen = snapshot.ev;
     deliver.resync(snapshot);
-    for event in seats {
-        let _ = jobs.try_send(Job::Event(event));
-    }
-    for (user, conn) in sessions {
-        let _ = jobs.try_send(Job::Claim {
-            user,
-            conn,
-            reply: None,
-        });
-    }
+    queue_announcement(jobs, seats, sessions);
     shared.worked();
     *lock(&shared.ready.0) = true;
     shared.ready.1.notify_all();
@@ -786,12 +780,47 @@ fn subscribe_and_serve(
             if event.is_membership() && ev <= seen {
                 continue;
             }
+            if matches!(&event, Event::NodeGone { node } if *node == shared.node) {
+                // Declared gone while alive (its beats came late: the
+                // machine was overloaded, or the process stopped for a
+                // while): the others took its members out. Seat them, and
+                // claim its users, again.
+                log::warn!(
+                    "bus: this node was declared gone (its beats came late); announcing it again"
+                );
+                announce(deliver, jobs);
+                continue;
+            }
             deliver.apply(event);
         } else {
             direct(deliver, &payload);
         }
     }
     Ok(())
+}
+
+/// Queues this node's announcement: its members' seats and its users'
+/// sessions, for every node (see [`Deliver::announcement`]).
+fn announce(deliver: &dyn Deliver, jobs: &Sender<Job>) {
+    let Announcement {
+        seats, sessions, ..
+    } = deliver.announcement();
+    queue_announcement(jobs, seats, sessions);
+}
+
+/// Queues `seats` (quiet `Joined` events) and `sessions` (claims nobody
+/// waits for) for bus-pub.
+fn queue_announcement(jobs: &Sender<Job>, seats: Vec<Event>, sessions: Vec<(String, u64)>) {
+    for event in seats {
+        let _ = jobs.try_send(Job::Event(event));
+    }
+    for (user, conn) in sessions {
+        let _ = jobs.try_send(Job::Claim {
+            user,
+            conn,
+            reply: None,
+        });
+    }
 }
 
 /// A message on this node's own channel: a takeover or a DM.
@@ -870,14 +899,20 @@ fn beat(client: &Client, shared: &Shared) {
     }
 }
 
-/// One beat: refresh our key, reap the nodes whose key has expired.
-fn beat_once(conn: &mut Connection, shared: &Shared) -> redis::RedisResult<()> {
+/// Refreshes this node's `alive` key and lists it in `chat:nodes`.
+fn beat_alive(conn: &mut Connection, shared: &Shared) -> redis::RedisResult<()> {
     let ttl = u64::try_from(shared.ttl.as_millis()).unwrap_or(u64::MAX);
     let _: i64 = Script::new(SCRIPT_BEAT)
         .key("chat:nodes")
         .arg(&shared.node)
         .arg(ttl)
         .invoke(conn)?;
+    Ok(())
+}
+
+/// One beat: refresh our key, reap the nodes whose key has expired.
+fn beat_once(conn: &mut Connection, shared: &Shared) -> redis::RedisResult<()> {
+    beat_alive(conn, shared)?;
     let nodes: Vec<String> = redis::cmd("SMEMBERS").arg("chat:nodes").query(conn)?;
     for node in nodes.into_iter().filter(|n| *n != shared.node) {
         let gone = Event::NodeGone { node: node.clone() };
