@@ -227,6 +227,9 @@ fn a_student_in_the_browser_chats_with_a_student_on_the_line_protocol() {
         .expect("open the status page");
     wait_for(&status, "ana on the status page", &text_contains("ana"));
     wait_for(&status, "bob on the status page", &text_contains("bob"));
+    // The node, its bus and its store, and that each works.
+    wait_for(&status, "the bus", &text_contains("local: working"));
+    wait_for(&status, "the store", &text_contains("sqlite: working"));
     save_screenshot(&status, &shots.join("status.png"));
     status.close(false).expect("close the status tab");
 

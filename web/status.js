@@ -52,6 +52,13 @@ function limit(key, value) {
   return [option, seconds ? `${value} s` : value];
 }
 
+/**
+ * A bus or a store as "redis: working" or "postgres: NOT WORKING (why)".
+ */
+function health(kind, part) {
+  return part.ok ? `${kind}: working` : `${kind}: NOT WORKING (${part.last_error ?? "unknown"})`;
+}
+
 function show(data) {
   const cert = data.certificate;
   fill(document.getElementById("server"), pairs([
@@ -60,6 +67,9 @@ function show(data) {
     ["Certificate", cert ? `${cert.subject}, valid until ${cert.not_after}` : "(not loaded from files)"],
     ["Slow consumers dropped", data.slow_consumers_dropped],
     ["Rate-limited commands", data.rate_limited_commands],
+    ["Node", data.node.id],
+    ["Bus", health(data.node.bus.kind, data.node.bus)],
+    ["Store", health(data.node.store.engine, data.node.store)],
   ]));
   fill(document.getElementById("connections"), pairs([
     ["Terminal", data.connections.terminal],
