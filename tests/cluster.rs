@@ -381,3 +381,66 @@ fn moderation_reaches_members_on_other_nodes() {
     again.send("LOGIN bia pw");
     again.expect_prefix("ERR SUSPENDED");
 }
+
+#[test]
+fn a_seat_redis_kept_for_a_member_gone_is_cleared_at_the_next_subscription() {
+    let Some(redis) = support::redis::start() else {
+        return;
+    };
+    let (_dir, nodes) = nodes(&redis, 2);
+    let mut ana = login(&nodes[0], "ana");
+    ana.send("CREATE sala");
+    ana.expect("OK CREATE sala");
+    ana.join("sala");
+    let mut bia = login(&nodes[1], "bia");
+    bia.join("sala");
+    until_joined(&mut ana, "sala", "bia");
+
+    // A Redis that kept its data across a restart may still seat a member
+    // of n2 who left while it could not be told: "ghost".
+    let client = redis::Client::open(redis.url()).expect("a redis client");
+    let mut conn = client.get_connection().expect("connect to redis");
+    let _: i64 = redis::cmd("ZADD")
+        .arg("chat:seats:sala")
+        .arg(0)
+        .arg("n2/999999/ghost")
+        .query(&mut conn)
+        .expect("ZADD");
+    // Both nodes lose their subscription and take a snapshot again: n2
+    // sees a seat of its own that it does not have, and clears it.
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut conn)
+        .expect("CLIENT KILL");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let seats: Vec<String> = redis::cmd("ZRANGE")
+            .arg("chat:seats:sala")
+            .arg(0)
+            .arg(-1)
+            .query(&mut conn)
+            .expect("ZRANGE");
+        let mut names = Vec::new();
+        for client in [&mut ana, &mut bia] {
+            client.send("WHO");
+            let mut who: Vec<String> = client
+                .lines_until(|l| l.starts_with("OK WHO"))
+                .into_iter()
+                .filter(|l| l.starts_with("USER "))
+                .collect();
+            who.sort();
+            names.push(who);
+        }
+        let whole = ["USER ana", "USER bia"];
+        if !seats.iter().any(|s| s.ends_with("/ghost")) && names.iter().all(|w| w == &whole) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still seated: {seats:?}, {names:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -144,7 +144,12 @@ pub trait Deliver: Send + Sync {
 
     /// The node's view of who sits where, from Redis, taken when the node
     /// (re)subscribed: replaces what it knew of the other nodes' members.
-    fn resync(&self, snapshot: Snapshot);
+    ///
+    /// Returns what the node must publish to correct Redis: a `Left` for
+    /// each seat Redis gives this node that it no longer has (a member
+    /// who left while Redis could not be told, kept by a Redis that saved
+    /// its data across a restart).
+    fn resync(&self, snapshot: Snapshot) -> Vec<Event>;
 
     /// What this node announces again whenever it (re)subscribes.
     fn announcement(&self) -> Announcement;

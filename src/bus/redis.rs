@@ -749,7 +749,9 @@ fn subscribe_and_serve(
     let text: String = Script::new(SCRIPT_SNAPSHOT).invoke(&mut conn)?;
     let snapshot = parse_snapshot(&text);
     let seen = snapshot.ev;
-    deliver.resync(snapshot);
+    for stale in deliver.resync(snapshot) {
+        let _ = jobs.try_send(Job::Event(stale));
+    }
     queue_announcement(jobs, seats, sessions);
     shared.worked();
     *lock(&shared.ready.0) = true;

@@ -1004,8 +1004,11 @@ impl Hub {
 
     /// Replaces what this node knows of who sits where with `snapshot`
     /// (taken when the node subscribed), without a line to anybody: what
-    /// changed while the node was not listening is not replayed.
-    pub fn resync(&self, snapshot: Snapshot) {
+    /// changed while the node was not listening is not replayed. Returns a
+    /// `Left` for each seat the snapshot gives this node that it does not
+    /// have (see [`Deliver::resync`](crate::bus::Deliver::resync)), for the
+    /// caller to publish; those seats are not kept.
+    pub fn resync(&self, snapshot: Snapshot) -> Vec<Event> {
         let me = self.bus.node().to_owned();
         let mut seats: HashMap<String, Vec<Seat>> = snapshot
             .rooms
@@ -1017,9 +1020,23 @@ impl Hub {
             .iter()
             .map(|(key, room)| (key.clone(), room.clone()))
             .collect();
+        let mut stale = Vec::new();
         for (key, room) in rooms {
             let mut state = room.lock();
-            state.seats = seats.remove(&key).unwrap_or_default();
+            let mut given = seats.remove(&key).unwrap_or_default();
+            given.retain(|seat| {
+                let ours_and_gone =
+                    seat.node == me && !state.members.iter().any(|m| m.id == seat.conn);
+                if ours_and_gone {
+                    stale.push(Event::Left {
+                        room: room.name.to_string(),
+                        seat: seat.clone(),
+                        reason: LeftReason::Quit,
+                    });
+                }
+                !ours_and_gone
+            });
+            state.seats = given;
             // This node's own members are seated whatever Redis forgot:
             // their announcements are on their way to the others.
             let unseated: Vec<Seat> = state
@@ -1033,7 +1050,22 @@ impl Hub {
             room.online
                 .store(state.members.len() + state.remote, Ordering::Relaxed);
         }
+        // Rooms this node does not know have no members of its own.
+        for (room, given) in seats.iter_mut() {
+            given.retain(|seat| {
+                let ours = seat.node == me;
+                if ours {
+                    stale.push(Event::Left {
+                        room: room.clone(),
+                        seat: seat.clone(),
+                        reason: LeftReason::Quit,
+                    });
+                }
+                !ours
+            });
+        }
         *unseated = seats;
+        stale
     }
 
     /// What this node announces again when it (re)subscribes: its members'

@@ -78,9 +78,10 @@ impl Deliver for Remote {
         }
     }
 
-    fn resync(&self, snapshot: Snapshot) {
-        if let Some(state) = self.state.upgrade() {
-            state.hub.resync(snapshot);
+    fn resync(&self, snapshot: Snapshot) -> Vec<Event> {
+        match self.state.upgrade() {
+            Some(state) => state.hub.resync(snapshot),
+            None => Vec::new(),
         }
     }
 
