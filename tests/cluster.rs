@@ -45,6 +45,19 @@ fn login(node: &TestServer, user: &str) -> TestClient {
     node.user(user)
 }
 
+/// ana on n1 creates and joins `room`, bia on n2 joins it, and ana has
+/// seen her come in.
+fn ana_and_bia_in(nodes: &[TestServer], room: &str) -> (TestClient, TestClient) {
+    let mut ana = login(&nodes[0], "ana");
+    ana.send(&format!("CREATE {room}"));
+    ana.expect(&format!("OK CREATE {room}"));
+    ana.join(room);
+    let mut bia = login(&nodes[1], "bia");
+    bia.join(room);
+    until_joined(&mut ana, room, "bia");
+    (ana, bia)
+}
+
 /// Reads lines until `JOINED <room> <user>`, returning what came before.
 fn until_joined(client: &mut TestClient, room: &str, user: &str) -> Vec<String> {
     let want = format!("JOINED {room} {user}");
@@ -59,13 +72,7 @@ fn members_on_three_nodes_see_one_order() {
         return;
     };
     let (_dir, nodes) = nodes(&redis, 3);
-    let mut ana = login(&nodes[0], "ana");
-    ana.send("CREATE geral");
-    ana.expect("OK CREATE geral");
-    ana.join("geral");
-    let mut bia = login(&nodes[1], "bia");
-    bia.join("geral");
-    until_joined(&mut ana, "geral", "bia");
+    let (mut ana, mut bia) = ana_and_bia_in(&nodes, "geral");
     let mut caio = login(&nodes[2], "caio");
     caio.join("geral");
     until_joined(&mut ana, "geral", "caio");
@@ -117,15 +124,8 @@ fn joins_leaves_who_and_rooms_span_the_nodes() {
         return;
     };
     let (_dir, nodes) = nodes(&redis, 2);
-    let mut ana = login(&nodes[0], "ana");
-    ana.send("CREATE sala");
-    ana.expect("OK CREATE sala");
-    ana.join("sala");
-
     // A room made on n1 is there for n2.
-    let mut bia = login(&nodes[1], "bia");
-    bia.join("sala");
-    until_joined(&mut ana, "sala", "bia");
+    let (mut ana, mut bia) = ana_and_bia_in(&nodes, "sala");
 
     for client in [&mut ana, &mut bia] {
         client.send("WHO");
@@ -163,13 +163,7 @@ fn history_on_join_holds_what_every_node_said_in_order() {
         return;
     };
     let (_dir, nodes) = nodes(&redis, 2);
-    let mut ana = login(&nodes[0], "ana");
-    ana.send("CREATE hist");
-    ana.expect("OK CREATE hist");
-    ana.join("hist");
-    let mut bia = login(&nodes[1], "bia");
-    bia.join("hist");
-    until_joined(&mut ana, "hist", "bia");
+    let (mut ana, mut bia) = ana_and_bia_in(&nodes, "hist");
     for i in 0..5 {
         ana.send(&format!("SAY a{i}"));
         bia.send(&format!("SAY b{i}"));
@@ -294,13 +288,7 @@ fn moderation_reaches_members_on_other_nodes() {
         return;
     };
     let (dir, nodes) = nodes(&redis, 2);
-    let mut ana = login(&nodes[0], "ana");
-    ana.send("CREATE aula");
-    ana.expect("OK CREATE aula");
-    ana.join("aula");
-    let mut bia = login(&nodes[1], "bia");
-    bia.join("aula");
-    until_joined(&mut ana, "aula", "bia");
+    let (mut ana, mut bia) = ana_and_bia_in(&nodes, "aula");
 
     // The owner on n1 sets the topic: bia on n2 sees it.
     ana.send("TOPIC prova na sexta");
@@ -388,13 +376,7 @@ fn a_seat_redis_kept_for_a_member_gone_is_cleared_at_the_next_subscription() {
         return;
     };
     let (_dir, nodes) = nodes(&redis, 2);
-    let mut ana = login(&nodes[0], "ana");
-    ana.send("CREATE sala");
-    ana.expect("OK CREATE sala");
-    ana.join("sala");
-    let mut bia = login(&nodes[1], "bia");
-    bia.join("sala");
-    until_joined(&mut ana, "sala", "bia");
+    let (mut ana, mut bia) = ana_and_bia_in(&nodes, "sala");
 
     // A Redis that kept its data across a restart may still seat a member
     // of n2 who left while it could not be told: "ghost".

@@ -320,6 +320,18 @@ impl Event {
         }
     }
 
+    /// Its kind, as its JSON's `t` field names it (for logs).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Msg { .. } => "msg",
+            Event::Joined { .. } => "joined",
+            Event::Left { .. } => "left",
+            Event::RoomCreated { .. } => "room",
+            Event::NodeGone { .. } => "gone",
+            Event::Moderated { .. } => "mod",
+        }
+    }
+
     /// Is it about who sits where (and so already in a snapshot taken
     /// after it)?
     pub fn is_membership(&self) -> bool {
@@ -339,25 +351,25 @@ impl Event {
                 text,
                 ..
             } => {
-                let mut o = json!({"t": "msg", "room": room, "time": time, "text": text});
+                let mut o = json!({"t": self.kind(), "room": room, "time": time, "text": text});
                 seat_fields(&mut o, seat);
                 o
             }
             Event::Joined { room, seat, quiet } => {
-                let mut o = json!({"t": "joined", "room": room, "quiet": quiet});
+                let mut o = json!({"t": self.kind(), "room": room, "quiet": quiet});
                 seat_fields(&mut o, seat);
                 o
             }
             Event::Left { room, seat, reason } => {
-                let mut o = json!({"t": "left", "room": room, "reason": reason.as_str()});
+                let mut o = json!({"t": self.kind(), "room": room, "reason": reason.as_str()});
                 seat_fields(&mut o, seat);
                 o
             }
-            Event::RoomCreated { room } => json!({"t": "room", "room": room}),
-            Event::NodeGone { node } => json!({"t": "gone", "gone": node}),
+            Event::RoomCreated { room } => json!({"t": self.kind(), "room": room}),
+            Event::NodeGone { node } => json!({"t": self.kind(), "gone": node}),
             Event::Moderated { origin, step } => {
                 let mut o = step.to_value();
-                o["t"] = json!("mod");
+                o["t"] = json!(self.kind());
                 o["origin"] = json!(origin);
                 o
             }

@@ -665,14 +665,10 @@ impl Session {
                 state
                     .hub
                     .add_room(Room::new(id, name.clone(), hash, Some(owner)));
-                if state.hub.bus().shared() {
-                    let event = Event::RoomCreated {
-                        room: name.to_string(),
-                    };
-                    if let Err(e) = state.hub.bus().publish(event) {
-                        log::warn!("{e}: the other nodes learn of room {name} at its first JOIN");
-                    }
-                }
+                // Otherwise the other nodes learn of it at its first JOIN.
+                state.hub.tell_others(Event::RoomCreated {
+                    room: name.to_string(),
+                });
                 self.ok("CREATE", name.to_string());
             }
             Err(DbError::Exists) => {

@@ -479,13 +479,14 @@ impl Hub {
         }
     }
 
-    /// Publishes `event` if the rooms are shared; a failure is logged (the
-    /// members here have been told already; the other nodes miss it).
-    fn tell_others(&self, event: Event) {
+    /// Publishes `event` if the rooms are shared; nothing to do on a
+    /// server alone. A failure is logged (this node has done its part; the
+    /// other nodes miss it).
+    pub fn tell_others(&self, event: Event) {
         if self.bus.shared() {
-            let room = event.room().unwrap_or_default().to_owned();
+            let kind = event.kind();
             if let Err(e) = self.bus.publish(event) {
-                log::warn!("{e}: an event of room {room} did not reach the other nodes");
+                log::warn!("{e}: the other nodes miss a {kind:?} event");
             }
         }
     }
@@ -591,13 +592,10 @@ impl Hub {
     /// Forgets the user's session, if `client` is still it (a newer login
     /// may have replaced it already).
     pub fn logout(&self, client: &Client) {
-        let Some(user) = client.user() else { return };
-        let mut users = self.users_lock();
-        if users.get(&user.key()).is_some_and(|c| c.id == client.id) {
-            users.remove(&user.key());
+        self.logout_quietly(client);
+        if let Some(user) = client.user() {
+            self.bus.release_presence(&user.key(), client.id);
         }
-        drop(users);
-        self.bus.release_presence(&user.key(), client.id);
     }
 
     /// The online session of a user, if any.

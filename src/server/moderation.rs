@@ -652,14 +652,6 @@ impl Session {
 /// Tells the other nodes of a moderation step this node has taken (and
 /// committed) already; nothing to do on a server alone.
 fn tell_others(state: &State, step: Step) {
-    let bus = state.hub.bus();
-    if bus.shared() {
-        let event = Event::Moderated {
-            origin: bus.node().to_owned(),
-            step,
-        };
-        if let Err(e) = bus.publish(event) {
-            log::warn!("{e}: a moderation step did not reach the other nodes");
-        }
-    }
+    let origin = state.hub.bus().node().to_owned();
+    state.hub.tell_others(Event::Moderated { origin, step });
 }

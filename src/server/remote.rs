@@ -9,7 +9,6 @@
 use std::sync::{Arc, Weak};
 
 use crate::bus::{Announcement, Deliver, Event, RemoteDm, Snapshot, Step};
-use crate::db::DbError;
 use crate::protocol::{LeftReason, Name, ServerLine, Timestamp};
 
 use super::client::Closing;
@@ -123,9 +122,7 @@ impl Deliver for Remote {
                 }
             }
             Ok(None) => log::warn!("a DM for {}, who has no account, was dropped", dm.to),
-            Err(e @ DbError::Failed(_)) | Err(e) => {
-                log::error!("a DM for {} from another node was lost: {e}", dm.to);
-            }
+            Err(e) => log::error!("a DM for {} from another node was lost: {e}", dm.to),
         }
     }
 
@@ -144,11 +141,7 @@ impl Deliver for Remote {
 /// (and committed to the shared store there): the same hub calls as the
 /// step's own node made, so the same races end the same way.
 fn moderate(state: &State, step: Step) {
-    let room_of = |name: &str| {
-        Name::parse(name)
-            .ok()
-            .and_then(|n| state.hub.room(&n.key()))
-    };
+    let room_of = |name: &str| Remote::room(state, name);
     match step {
         Step::Kick {
             room,
