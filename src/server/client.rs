@@ -16,7 +16,10 @@
 //! this client reads. One student who stops reading would freeze the room.
 //! So a full outbox is a verdict instead: this client is a slow consumer,
 //! and it is closed with `BYE SLOW_CONSUMER`. No client ever waits for
-//! another.
+//! another. The verdict is about the client, not about our threads: a
+//! broadcaster that finds a member's writer asleep, or its outbox past
+//! half full, writes for it if it can ([`Visit`]), so an outbox fills only
+//! when the client's socket stops taking what it is sent.
 //!
 //! The client's *own* replies are the exception ([`Client::answer`]): they
 //! never make it a slow consumer. Its reader thread queues them, and it
@@ -32,12 +35,11 @@ use crossbeam_channel::TrySendError;
 
 use rustls::ServerConnection;
 
-use crate::doorbell::Wake;
 use crate::oneshot;
 use crate::protocol::{ByeReason, Name, ServerLine};
 
 use super::hub::Room;
-use super::outbox::{self, Outbox};
+use super::outbox::{self, Outbox, Owed};
 use super::writer::{Framing, Pen};
 
 /// One item of an outbox.
@@ -86,32 +88,43 @@ pub enum Closing {
     Silent,
 }
 
-/// A client whose writer thread was asleep when a broadcast queued a line
-/// for it; the broadcaster holds the duty to wake it.
+/// A client that a broadcast owes something once the room's lock is
+/// released: its writer thread was asleep, or is behind ([`Owed`]).
 #[derive(Debug)]
-pub struct Asleep {
+pub struct Visit {
     /// The client.
     client: Arc<Client>,
-    /// The duty to wake its writer.
-    wake: Wake,
+    /// What it is owed; never [`Owed::Nothing`].
+    owed: Owed,
 }
 
-impl Asleep {
-    /// Once no lock is held: writes what is queued for the client without
-    /// waiting, if it can (the writer sleeps on), and otherwise wakes the
-    /// writer to do it (see `writer.rs`).
+impl Visit {
+    /// Once no lock is held, in a quiet room: writes what is queued for the
+    /// client without waiting, if it can (the writer sleeps on), and
+    /// otherwise wakes the writer to do it (see `writer.rs`).
     pub fn write_or_wake(self) {
-        let Asleep { client, wake } = self;
-        if client.closing().is_none() && client.pen.try_write() {
-            client.outbox.rearm(wake);
-        } else {
-            wake.ring();
+        let Visit { client, owed } = self;
+        match owed {
+            Owed::Wake(wake) => {
+                if client.closing().is_none() && client.pen.try_write() {
+                    client.outbox.rearm(wake);
+                } else {
+                    wake.ring();
+                }
+            }
+            Owed::Help => client.help(),
+            Owed::Nothing => {}
         }
     }
 
-    /// Once no lock is held: wakes the writer.
+    /// Once no lock is held, in a busy room: wakes a writer that was
+    /// asleep, and helps one that is behind.
     pub fn wake(self) {
-        self.wake.ring();
+        match self.owed {
+            Owed::Wake(wake) => wake.ring(),
+            Owed::Help => self.client.help(),
+            Owed::Nothing => {}
+        }
     }
 }
 
@@ -198,18 +211,30 @@ impl Client {
     }
 
     /// Like [`Client::send`], for a broadcast under a room's lock: if the
-    /// writer was asleep, the client is added to `asleep`, to be written to
-    /// or woken once the lock is released ([`Asleep::write_or_wake`]).
-    pub fn send_quietly(self: &Arc<Self>, item: Outgoing, asleep: &mut Vec<Asleep>) -> bool {
-        let sent = self.outbox.send_quietly(item).map(|wake| {
-            if let Some(wake) = wake {
-                asleep.push(Asleep {
+    /// writer was asleep or is behind, the client is added to `visits`, to
+    /// be served once the lock is released ([`Visit`]).
+    pub fn send_quietly(self: &Arc<Self>, item: Outgoing, visits: &mut Vec<Visit>) -> bool {
+        let sent = self.outbox.send_quietly(item).map(|owed| {
+            if !matches!(owed, Owed::Nothing) {
+                visits.push(Visit {
                     client: self.clone(),
-                    wake,
+                    owed,
                 });
             }
         });
         self.judge(sent)
+    }
+
+    /// Does the work of a writer that is awake but behind, if its pen is
+    /// free: a writer thread that is runnable but waiting for a processor
+    /// must not let its outbox fill while the client reads everything it
+    /// is sent. If the pen is taken, or the socket did not take it all,
+    /// the writer is told to look again (a batch left on the desk is its
+    /// to finish); if the client is not reading, its outbox still fills.
+    fn help(&self) {
+        if self.closing().is_none() && !self.pen.try_write() {
+            self.outbox.wake();
+        }
     }
 
     /// The writing side: the writer thread's, shared with broadcasters.
@@ -469,5 +494,133 @@ pub fn bye_text(reason: ByeReason) -> &'static str {
         ByeReason::TooManyConnections => "The server is full; try again later.",
         ByeReason::Idle => "You sent nothing for too long.",
         ByeReason::Suspended => "An admin suspended this account.",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::path::Path;
+    use std::thread::{self, JoinHandle};
+    use std::time::{Duration, Instant};
+
+    use rustls::{ClientConnection, StreamOwned};
+
+    /// The peer's end: a TLS stream over its socket.
+    type Peer = StreamOwned<ClientConnection, TcpStream>;
+
+    /// A client connected over real TLS on loopback with an outbox of
+    /// `lines` lines, and **no writer thread**: it stands for a writer
+    /// that is runnable but never gets a processor. `server_sndbuf` and
+    /// `peer_rcvbuf` fix the kernel's buffers (bytes) when given.
+    fn connected(
+        lines: usize,
+        server_sndbuf: Option<usize>,
+        peer_rcvbuf: Option<usize>,
+    ) -> (Arc<Client>, Peer) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let server_config = crate::tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem"))
+            .expect("the bundled certificate");
+        let client_config = crate::tls::client_config(&dir.join("cert.pem")).expect("a CA");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let peer: JoinHandle<Peer> = thread::spawn(move || {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("socket");
+            if let Some(bytes) = peer_rcvbuf {
+                socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+            }
+            socket.connect(&addr.into()).expect("connect");
+            let name = crate::tls::server_name("localhost").expect("a name");
+            let conn = ClientConnection::new(client_config, name).expect("a TLS client");
+            let socket = TcpStream::from(socket);
+            // A test never hangs: a line that never comes fails the read.
+            socket
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("a read timeout");
+            let mut tls = StreamOwned::new(conn, socket);
+            while tls.conn.is_handshaking() {
+                tls.conn.complete_io(&mut tls.sock).expect("handshake");
+            }
+            tls
+        });
+        let (socket, from) = listener.accept().expect("accept");
+        if let Some(bytes) = server_sndbuf {
+            socket2::SockRef::from(&socket)
+                .set_send_buffer_size(bytes)
+                .expect("SO_SNDBUF");
+        }
+        let mut conn = ServerConnection::new(server_config).expect("a TLS server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        crate::tls::handshake(&mut conn, &socket, deadline).expect("handshake");
+        let client = Client::new(
+            1,
+            from,
+            Arc::new(Mutex::new(conn)),
+            Arc::new(socket),
+            (lines, 1 << 20),
+            Framing::Lines,
+        );
+        (Arc::new(client), peer.join().expect("the peer's handshake"))
+    }
+
+    /// Broadcasts `line` to `client` as a busy room does: queued under the
+    /// (here imaginary) room's lock, its visit paid after.
+    fn broadcast(client: &Arc<Client>, line: &str) -> bool {
+        let mut visits = Vec::new();
+        let queued = client.send_quietly(Outgoing::Shared(line.into()), &mut visits);
+        for visit in visits {
+            visit.wake();
+        }
+        queued
+    }
+
+    /// A client that reads everything it is sent is never a slow consumer
+    /// because its writer thread does not run: the broadcasters write for
+    /// a writer whose outbox is past half full. 2,000 lines through an
+    /// outbox of 16, with no writer thread at all, all arrive, in order.
+    /// (Before, the 17th line found the outbox full and the client was
+    /// dropped while the kernel's buffers were empty.)
+    #[test]
+    fn a_writer_that_never_runs_does_not_make_a_slow_consumer() {
+        // The kernel's buffers hold all 2,000 lines (about 20 KB), so the
+        // test does not depend on when the peer's thread reads.
+        let (client, peer) = connected(16, Some(1 << 20), None);
+        let reader = thread::spawn(move || {
+            let mut lines = BufReader::new(peer).lines();
+            (0..2000).all(|i| lines.next().and_then(Result::ok) == Some(format!("line {i}")))
+        });
+        for i in 0..2000 {
+            assert!(
+                broadcast(&client, &format!("line {i}\n")),
+                "refused line {i}"
+            );
+        }
+        assert_eq!(client.closing(), None);
+        // The last few lines (at most half of the outbox) wait for the
+        // writer thread's turn, which this stands for.
+        assert!(client.pen().try_write(), "the rest went out");
+        assert!(
+            reader.join().expect("the reader"),
+            "lines missing or out of order"
+        );
+    }
+
+    /// A client that does not read is still a slow consumer: once the
+    /// kernel's (small, here) buffers are full, the helpers cannot write,
+    /// the outbox fills and the client is closed with `SLOW_CONSUMER`.
+    #[test]
+    fn a_client_that_does_not_read_is_still_a_slow_consumer() {
+        let (client, _peer) = connected(16, Some(8 * 1024), Some(8 * 1024));
+        let line = format!("{}\n", "x".repeat(1000));
+        let refused = (0..10_000).position(|_| !broadcast(&client, &line));
+        let refused = refused.expect("10 MB taken by a client that reads nothing");
+        assert!(refused >= 16, "refused after {refused} lines");
+        assert_eq!(
+            client.closing(),
+            Some(Closing::Bye(ByeReason::SlowConsumer))
+        );
     }
 }

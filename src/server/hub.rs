@@ -64,7 +64,7 @@ use crate::clock::Clock;
 use crate::db::RoomRecord;
 use crate::protocol::{ByeReason, LeftReason, Name, ServerLine, Timestamp};
 
-use super::client::{Asleep, Client, Closing, Outgoing};
+use super::client::{Client, Closing, Outgoing, Visit};
 use super::sync;
 
 /// A chat room.
@@ -406,20 +406,20 @@ impl Room {
     }
 }
 
-/// The members a broadcast found with their writers asleep, to be served
-/// once the room's lock is released: a write or a wake-up is a system
-/// call, and the room's other senders should not wait for it.
+/// The members a broadcast found with their writers asleep or behind, to
+/// be served once the room's lock is released: a write or a wake-up is a
+/// system call, and the room's other senders should not wait for it.
 #[must_use = "sleeping writers are served by ring()"]
-struct Asleeps {
+struct Visits {
     /// Those members.
-    members: Vec<Asleep>,
+    members: Vec<Visit>,
     /// Whether the room was quiet (see [`QUIET_GAP`]).
     quiet: bool,
 }
 
 /// Queues `line` for every member, under the room's lock that the caller
 /// holds; returns the members to serve once it is released.
-fn broadcast(state: &mut RoomState, line: &Arc<str>) -> Asleeps {
+fn broadcast(state: &mut RoomState, line: &Arc<str>) -> Visits {
     let now = Instant::now();
     let quiet = state
         .last_broadcast
@@ -429,15 +429,16 @@ fn broadcast(state: &mut RoomState, line: &Arc<str>) -> Asleeps {
     for member in &state.members {
         member.send_quietly(Outgoing::Shared(line.clone()), &mut members);
     }
-    Asleeps { members, quiet }
+    Visits { members, quiet }
 }
 
-/// Serves the members a [`broadcast`] found asleep: in a quiet room the
-/// broadcaster writes to them itself if it can, in a busy one it wakes
-/// their writers.
-fn ring(asleep: Asleeps) {
-    for member in asleep.members {
-        if asleep.quiet {
+/// Serves the members a [`broadcast`] found asleep or behind: in a quiet
+/// room the broadcaster writes to sleeping writers' clients itself if it
+/// can, in a busy one it wakes them; either way it writes for a writer
+/// that is behind, if that writer's pen is free.
+fn ring(visits: Visits) {
+    for member in visits.members {
+        if visits.quiet {
             member.write_or_wake();
         } else {
             member.wake();
@@ -1246,7 +1247,7 @@ impl Hub {
             .iter()
             .filter(|c| c.send_quietly(Outgoing::Shared(line.clone()), &mut members))
             .count();
-        ring(Asleeps {
+        ring(Visits {
             members,
             quiet: true,
         });

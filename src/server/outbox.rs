@@ -45,6 +45,21 @@
 //! asleep wakes it with one system call; the others pay nothing. A
 //! broadcast uses [`Outbox::send_quietly`], which hands that wake-up back
 //! to be rung once the room's lock is released.
+//!
+//! # A writer that is behind
+//!
+//! An awake writer can still fall behind without its client being slow:
+//! on two cores shared by hundreds of threads, a writer thread that is
+//! runnable may wait tens of milliseconds for a processor, and in a room
+//! that says tens of thousands of lines a second its outbox fills in that
+//! time while the client's socket sits empty. Dropping that client would
+//! punish it for the server's own scheduling; the protocol's
+//! `SLOW_CONSUMER` means that *the client* stopped reading. So a
+//! broadcast that leaves more than half of either bound waiting also says
+//! so ([`Owed::Help`]), and once the room's lock is released the
+//! broadcaster does the writer's work if its pen is free (`writer.rs`).
+//! Whoever runs keeps the lines moving; the outbox fills only when the
+//! socket stops taking them, which is what a slow consumer is.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -56,6 +71,9 @@ use super::client::Outgoing;
 use crate::doorbell::{self, Receiver, Sender, Wake};
 use crate::oneshot;
 
+/// Lines and bytes, the two things an outbox counts and bounds.
+type Load = (u64, u64);
+
 /// Lines and bytes waiting, packed in one word (see the module's doc).
 #[derive(Debug, Default)]
 struct Count(AtomicU64);
@@ -66,22 +84,24 @@ fn packed(bytes: u64) -> u64 {
 }
 
 /// The packed count as `(lines, bytes)`.
-fn unpack(word: u64) -> (u64, u64) {
+fn unpack(word: u64) -> Load {
     (word >> 32, word & u64::from(u32::MAX))
 }
 
 impl Count {
     /// Adds one line of `bytes`, unless the result would pass `bound`
-    /// (`(lines, bytes)`) or overflow its half of the word. Relaxed is
-    /// enough: the count orders nothing, the channel carries the lines.
-    fn reserve(&self, bytes: u64, bound: (u64, u64)) -> bool {
+    /// (`(lines, bytes)`) or overflow its half of the word; returns the
+    /// count with it, or `None`. Relaxed is enough: the count orders
+    /// nothing, the channel carries the lines.
+    fn reserve(&self, bytes: u64, bound: Load) -> Option<Load> {
         self.0
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
                 let (lines, queued) = unpack(word);
                 let after = (lines + 1, queued + bytes);
                 (after.0 <= bound.0 && after.1 <= bound.1).then(|| word + packed(bytes))
             })
-            .is_ok()
+            .ok()
+            .map(|before| unpack(before + packed(bytes)))
     }
 
     /// Takes one line of `bytes` off the count.
@@ -90,7 +110,7 @@ impl Count {
     }
 
     /// `(lines, bytes)` waiting now.
-    fn now(&self) -> (u64, u64) {
+    fn now(&self) -> Load {
         unpack(self.0.load(Ordering::Relaxed))
     }
 }
@@ -115,7 +135,7 @@ pub struct Outbox {
     count: Arc<Count>,
     /// The most lines (`--queue-lines`) and bytes (`--queue-bytes`) that
     /// may wait, each at most `u32::MAX` (its half of the packed count).
-    bound: (u64, u64),
+    bound: Load,
 }
 
 /// The writer's end of an outbox: takes items, and takes each line off the
@@ -148,6 +168,22 @@ impl OutboxWaiter {
     }
 }
 
+/// What a broadcast that queued a line under a room's lock owes the
+/// client's writer once the lock is released ([`Outbox::send_quietly`]).
+#[derive(Debug)]
+#[must_use = "a sleeping writer stays asleep, and one that is behind gets no help"]
+pub enum Owed {
+    /// Nothing: the writer is awake, and not behind.
+    Nothing,
+    /// The writer was asleep, and this broadcaster holds the duty to wake
+    /// it (or to do its work).
+    Wake(Wake),
+    /// The writer is awake, but more than half of the outbox is waiting
+    /// for it: it may be runnable and still waiting for a processor. The
+    /// broadcaster writes for it if the pen is free (see the module's doc).
+    Help,
+}
+
 /// A new outbox holding at most `lines` lines and `bytes` bytes, and the
 /// writer's end.
 pub fn outbox(lines: usize, bytes: usize) -> (Outbox, OutboxReceiver) {
@@ -172,17 +208,23 @@ impl Outbox {
     /// writer has gone.
     pub fn try_send(&self, item: Outgoing) -> Result<(), TrySendError<Outgoing>> {
         self.send_within(item, self.bound, Sender::try_send)
+            .map(|_| ())
     }
 
-    /// Like [`Outbox::try_send`], for a broadcast under a room's lock: a
-    /// writer that was asleep is not woken here, but handed back as a
-    /// [`Wake`] to ring once the lock is released.
+    /// Like [`Outbox::try_send`], for a broadcast under a room's lock: says
+    /// what the broadcaster owes this client's writer once the lock is
+    /// released ([`Owed`]) instead of waking it here.
     ///
     /// # Errors
     ///
     /// As [`Outbox::try_send`].
-    pub fn send_quietly(&self, item: Outgoing) -> Result<Option<Wake>, TrySendError<Outgoing>> {
-        self.send_within(item, self.bound, Sender::send_quietly)
+    pub fn send_quietly(&self, item: Outgoing) -> Result<Owed, TrySendError<Outgoing>> {
+        let (wake, count) = self.send_within(item, self.bound, Sender::send_quietly)?;
+        Ok(match wake {
+            Some(wake) => Owed::Wake(wake),
+            None if count.is_some_and(|count| self.past_half(count)) => Owed::Help,
+            None => Owed::Nothing,
+        })
     }
 
     /// Queues one of the client's own replies: counted, but never refused
@@ -195,30 +237,38 @@ impl Outbox {
     pub fn push(&self, item: Outgoing) -> Result<(), TrySendError<Outgoing>> {
         let unbounded = (u64::from(u32::MAX), u64::from(u32::MAX));
         self.send_within(item, unbounded, Sender::try_send)
+            .map(|_| ())
     }
 
     /// Reserves the item's place in the count within `bound` (lines only:
     /// wake-ups, markers and claims always fit), then queues it with
     /// `send`. The queue itself is unbounded, so `send` fails only when the
-    /// writer has gone; the reservation is then given back.
+    /// writer has gone; the reservation is then given back. Returns what
+    /// `send` returned, and the count with this line (`None` for an item
+    /// that is not a line).
     fn send_within<R>(
         &self,
         item: Outgoing,
-        bound: (u64, u64),
+        bound: Load,
         send: impl FnOnce(&Sender<Outgoing>, Outgoing) -> Result<R, TrySendError<Outgoing>>,
-    ) -> Result<R, TrySendError<Outgoing>> {
+    ) -> Result<(R, Option<Load>), TrySendError<Outgoing>> {
         let bytes = weight(&item);
-        if let Some(bytes) = bytes {
-            if !self.count.reserve(bytes, bound) {
-                return Err(TrySendError::Full(item));
+        let count = match bytes {
+            Some(bytes) => match self.count.reserve(bytes, bound) {
+                Some(count) => Some(count),
+                None => return Err(TrySendError::Full(item)),
+            },
+            None => None,
+        };
+        match send(&self.tx, item) {
+            Ok(sent) => Ok((sent, count)),
+            Err(e) => {
+                if let Some(bytes) = bytes {
+                    self.count.release(bytes);
+                }
+                Err(TrySendError::Disconnected(e.into_inner()))
             }
         }
-        send(&self.tx, item).map_err(|e| {
-            if let Some(bytes) = bytes {
-                self.count.release(bytes);
-            }
-            TrySendError::Disconnected(e.into_inner())
-        })
     }
 
     /// Hands back the duty to wake the writer, for a writer that turned out
@@ -254,8 +304,12 @@ impl Outbox {
     /// True when at most half of each bound is in use: the low water mark
     /// under which the client's reader handles its next line.
     pub fn below_low_water(&self) -> bool {
-        let (lines, bytes) = self.count.now();
-        lines <= self.bound.0 / 2 && bytes <= self.bound.1 / 2
+        !self.past_half(self.count.now())
+    }
+
+    /// Whether `count` (`(lines, bytes)`) is past half of either bound.
+    fn past_half(&self, (lines, bytes): Load) -> bool {
+        lines > self.bound.0 / 2 || bytes > self.bound.1 / 2
     }
 
     /// The most lines and bytes of one piece of a long reply: a quarter of
@@ -341,6 +395,24 @@ mod tests {
         }
         assert!(tx.below_low_water(), "2 of 4 lines is the low water mark");
         assert_eq!(tx.piece(), (1, 250));
+    }
+
+    /// A broadcast owes nothing to an awake writer until more than half of
+    /// either bound is waiting; then it owes help.
+    #[test]
+    fn past_half_a_broadcast_owes_help() {
+        let owed = |tx: &Outbox, n| match tx.send_quietly(line(n)) {
+            Ok(Owed::Nothing) => "nothing",
+            Ok(Owed::Help) => "help",
+            Ok(Owed::Wake(_)) => "wake",
+            Err(_) => "refused",
+        };
+        let (tx, _rx) = outbox(4, 1000);
+        let said: Vec<_> = (0..5).map(|_| owed(&tx, 1)).collect();
+        assert_eq!(said, ["nothing", "nothing", "help", "help", "refused"]);
+        let (tx, _rx) = outbox(100, 100);
+        assert_eq!(owed(&tx, 50), "nothing");
+        assert_eq!(owed(&tx, 1), "help", "51 of 100 bytes");
     }
 
     /// Wake-ups and markers are not counted, and fit in a full outbox.

@@ -28,6 +28,13 @@
 //! the writer thread after all, and it finishes the job with its blocking
 //! write and its deadline. Either way a broadcast never waits for a client.
 //!
+//! A broadcaster also tries the pen for a writer that is awake but
+//! *behind*, whose outbox is more than half full (see "A writer that is
+//! behind" in `outbox.rs`): that writer thread may be waiting for a
+//! processor, and the client must not be dropped for it. If the pen is
+//! free it writes what the socket takes at once; if not, or if the socket
+//! took only part, it leaves the rest to the writer thread, as above.
+//!
 //! What they share is the [`Desk`]: the lines taken and not yet sealed, the
 //! bytes sealed and not yet written, and what must happen once they are
 //! (markers, DMs, stored-DM claims). Whoever holds its lock is the only one
