@@ -40,7 +40,7 @@ use crate::protocol::{ByeReason, Name, ServerLine};
 
 use super::hub::Room;
 use super::outbox::{self, Outbox, Owed};
-use super::writer::{Framing, Pen};
+use super::writer::{Framing, Pen, Tried};
 
 /// One item of an outbox.
 #[derive(Debug)]
@@ -106,7 +106,7 @@ impl Visit {
         let Visit { client, owed } = self;
         match owed {
             Owed::Wake(wake) => {
-                if client.closing().is_none() && client.pen.try_write() {
+                if client.closing().is_none() && client.pen.try_write() == Tried::Wrote {
                     client.outbox.rearm(wake);
                 } else {
                     wake.ring();
@@ -228,11 +228,12 @@ impl Client {
     /// Does the work of a writer that is awake but behind, if its pen is
     /// free: a writer thread that is runnable but waiting for a processor
     /// must not let its outbox fill while the client reads everything it
-    /// is sent. If the pen is taken, or the socket did not take it all,
-    /// the writer is told to look again (a batch left on the desk is its
-    /// to finish); if the client is not reading, its outbox still fills.
+    /// is sent. If the pen is taken, its holder writes the lines (the
+    /// writer thread, awake, does not sleep while lines are queued); if the
+    /// socket took only part, the writer thread is told to finish. If the
+    /// client is not reading, its outbox still fills.
     fn help(&self) {
-        if self.closing().is_none() && !self.pen.try_write() {
+        if self.closing().is_none() && self.pen.try_write() == Tried::Left {
             self.outbox.wake();
         }
     }
@@ -601,7 +602,7 @@ mod tests {
         assert_eq!(client.closing(), None);
         // The last few lines (at most half of the outbox) wait for the
         // writer thread's turn, which this stands for.
-        assert!(client.pen().try_write(), "the rest went out");
+        assert_eq!(client.pen().try_write(), Tried::Wrote, "the rest went out");
         assert!(
             reader.join().expect("the reader"),
             "lines missing or out of order"

@@ -32,8 +32,9 @@
 //! *behind*, whose outbox is more than half full (see "A writer that is
 //! behind" in `outbox.rs`): that writer thread may be waiting for a
 //! processor, and the client must not be dropped for it. If the pen is
-//! free it writes what the socket takes at once; if not, or if the socket
-//! took only part, it leaves the rest to the writer thread, as above.
+//! free it writes what the socket takes at once; if the pen is taken, its
+//! holder has the lines; if the socket took only part, it tells the
+//! writer thread to finish, as above.
 //!
 //! What they share is the [`Desk`]: the lines taken and not yet sealed, the
 //! bytes sealed and not yet written, and what must happen once they are
@@ -345,24 +346,23 @@ impl Pen {
 
     /// Does the writer thread's work now, from another thread, if that
     /// needs no waiting: takes the pen (if free), takes what is queued,
-    /// seals it and sends it without blocking. Returns `true` if everything
-    /// taken went to the kernel; `false` if the writer thread must be woken
-    /// to finish (the pen was taken, the writer had bytes left over, the
-    /// socket's buffer was full, the send failed).
-    pub fn try_write(&self) -> bool {
+    /// seals it and sends it without blocking. Says whether everything
+    /// taken went to the kernel, whether nothing could be done, or whether
+    /// bytes were left on the desk for the writer thread to finish.
+    pub fn try_write(&self) -> Tried {
         let mut desk = match self.desk.try_lock() {
             Ok(desk) => desk,
-            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return false,
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return Tried::Busy,
         };
         if !desk.wire.is_empty() {
             // A late batch: the writer thread's, with its deadline.
-            return false;
+            return Tried::Busy;
         }
         if desk.fill() == 0 {
-            return true;
+            return Tried::Wrote;
         }
         if desk.seal(&self.tls, false).is_err() {
-            return false;
+            return Tried::Left;
         }
         match send_now(&self.socket, &desk.wire) {
             Ok(n) if n == desk.wire.len() => {
@@ -375,15 +375,28 @@ impl Pen {
                 }
                 drop(desk);
                 delete_later(claims);
-                true
+                Tried::Wrote
             }
             Ok(n) => {
                 desk.wire.drain(..n);
-                false
+                Tried::Left
             }
-            Err(_) => false,
+            Err(_) => Tried::Left,
         }
     }
+}
+
+/// What [`Pen::try_write`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tried {
+    /// Everything queued went to the kernel (or nothing was queued).
+    Wrote,
+    /// Nothing: the pen was taken, or a batch already waits for the
+    /// writer thread.
+    Busy,
+    /// Some bytes are left on the desk (the socket's buffer was full, or
+    /// sealing or sending failed): the writer thread must finish, or fail.
+    Left,
 }
 
 /// Asks the DB thread to delete stored DMs that were written, with no
