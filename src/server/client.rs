@@ -213,8 +213,23 @@ impl Client {
     /// Like [`Client::send`], for a broadcast under a room's lock: if the
     /// writer was asleep or is behind, the client is added to `visits`, to
     /// be served once the lock is released ([`Visit`]).
+    ///
+    /// A full outbox is not a verdict while the pen is idle: nobody is
+    /// writing to this client and nothing waits for its socket, so the
+    /// client has read everything it was handed, and the lines wait only
+    /// because every thread that could write them was off the processor
+    /// (a writer, or a helper, preempted while it held the pen). The line
+    /// is then queued past the bound, and this broadcaster writes for the
+    /// client once the room's lock is released. That can only happen
+    /// while the socket takes everything it is given: once it does not,
+    /// bytes wait on the desk, the pen is not idle, and the next line
+    /// that finds the outbox full makes the client a slow consumer.
     pub fn send_quietly(self: &Arc<Self>, item: Outgoing, visits: &mut Vec<Visit>) -> bool {
-        let sent = self.outbox.send_quietly(item).map(|owed| {
+        let sent = match self.outbox.send_quietly(item) {
+            Err(TrySendError::Full(item)) if self.pen.is_idle() => self.outbox.overflow(item),
+            sent => sent,
+        };
+        let sent = sent.map(|owed| {
             if !matches!(owed, Owed::Nothing) {
                 visits.push(Visit {
                     client: self.clone(),

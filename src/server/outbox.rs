@@ -227,6 +227,22 @@ impl Outbox {
         })
     }
 
+    /// Queues a broadcast line past the bounds, for a client whose outbox
+    /// is full while nobody is writing to it and no bytes wait for its
+    /// socket (`Client::send_quietly` says why that is not a slow
+    /// consumer). Like [`Outbox::send_quietly`], but always owes the
+    /// writer at least help, so that the line goes out once the room's
+    /// lock is released.
+    ///
+    /// # Errors
+    ///
+    /// `Disconnected` when the writer has gone.
+    pub fn overflow(&self, item: Outgoing) -> Result<Owed, TrySendError<Outgoing>> {
+        let unbounded = (u64::from(u32::MAX), u64::from(u32::MAX));
+        let (wake, _) = self.send_within(item, unbounded, Sender::send_quietly)?;
+        Ok(wake.map_or(Owed::Help, Owed::Wake))
+    }
+
     /// Queues one of the client's own replies: counted, but never refused
     /// for being over the bounds (see the module's doc for why that stays
     /// bounded). Never blocks.

@@ -344,6 +344,13 @@ impl Pen {
         }
     }
 
+    /// Whether nobody holds the pen and no sealed bytes wait for the
+    /// socket: everything taken so far is in the kernel's hands. Only
+    /// tries the lock, so it may be asked under a room's lock.
+    pub fn is_idle(&self) -> bool {
+        self.desk.try_lock().is_ok_and(|desk| desk.wire.is_empty())
+    }
+
     /// Does the writer thread's work now, from another thread, if that
     /// needs no waiting: takes the pen (if free), takes what is queued,
     /// seals it and sends it without blocking. Says whether everything
