@@ -214,19 +214,19 @@ impl Client {
     /// writer was asleep or is behind, the client is added to `visits`, to
     /// be served once the lock is released ([`Visit`]).
     ///
-    /// A full outbox is not a verdict while the pen is idle: nobody is
-    /// writing to this client and nothing waits for its socket, so the
-    /// client has read everything it was handed, and the lines wait only
-    /// because every thread that could write them was off the processor
-    /// (a writer, or a helper, preempted while it held the pen). The line
-    /// is then queued past the bound, and this broadcaster writes for the
-    /// client once the room's lock is released. That can only happen
-    /// while the socket takes everything it is given: once it does not,
-    /// bytes wait on the desk, the pen is not idle, and the next line
-    /// that finds the outbox full makes the client a slow consumer.
+    /// A full outbox is a verdict only while the client's socket refuses
+    /// bytes ([`Pen::is_refusing`]). Until then the client has taken
+    /// everything it was handed, and the lines wait only because every
+    /// thread that could write them is off the processor: a writer, or a
+    /// helper, preempted while it holds the pen, for longer than the room
+    /// takes to say `--queue-lines` lines. The line is then queued past the
+    /// bound (up to twice it, [`Outbox::overflow`]), and this broadcaster
+    /// writes for the client once the room's lock is released. A client
+    /// that stops reading fills its socket, the socket refuses, and the
+    /// next line that finds the outbox full makes it a slow consumer.
     pub fn send_quietly(self: &Arc<Self>, item: Outgoing, visits: &mut Vec<Visit>) -> bool {
         let sent = match self.outbox.send_quietly(item) {
-            Err(TrySendError::Full(item)) if self.pen.is_idle() => self.outbox.overflow(item),
+            Err(TrySendError::Full(item)) if !self.pen.is_refusing() => self.outbox.overflow(item),
             sent => sent,
         };
         let sent = sent.map(|owed| {
@@ -621,6 +621,36 @@ mod tests {
         assert!(
             reader.join().expect("the reader"),
             "lines missing or out of order"
+        );
+    }
+
+    /// A holder of the pen that is off the processor (held here) while the
+    /// client's socket takes everything: lines past the bound wait, up to
+    /// twice it, and go out in order once the pen is free; past twice the
+    /// bound the client is dropped all the same, so memory stays bounded.
+    #[test]
+    fn a_stalled_holder_of_the_pen_lets_lines_wait_up_to_twice_the_bound() {
+        let (client, peer) = connected(16, Some(1 << 20), None);
+        let held = client.pen().hold();
+        for i in 0..32 {
+            assert!(
+                broadcast(&client, &format!("line {i}\n")),
+                "refused line {i}"
+            );
+        }
+        assert_eq!(client.closing(), None);
+        drop(held);
+        assert_eq!(client.pen().try_write(), Tried::Wrote);
+        let mut lines = BufReader::new(peer).lines();
+        for i in 0..32 {
+            assert_eq!(lines.next().and_then(Result::ok), Some(format!("line {i}")));
+        }
+        let _held = client.pen().hold();
+        let refused = (32..100).find(|i| !broadcast(&client, &format!("line {i}\n")));
+        assert_eq!(refused, Some(64), "twice the bound, then a slow consumer");
+        assert_eq!(
+            client.closing(),
+            Some(Closing::Bye(ByeReason::SlowConsumer))
         );
     }
 

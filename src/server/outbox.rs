@@ -227,19 +227,20 @@ impl Outbox {
         })
     }
 
-    /// Queues a broadcast line past the bounds, for a client whose outbox
-    /// is full while nobody is writing to it and no bytes wait for its
-    /// socket (`Client::send_quietly` says why that is not a slow
+    /// Queues a broadcast line past the bounds, up to twice each, for a
+    /// client whose outbox is full while its socket takes everything it is
+    /// given (`Client::send_quietly` says why that is not a slow
     /// consumer). Like [`Outbox::send_quietly`], but always owes the
     /// writer at least help, so that the line goes out once the room's
     /// lock is released.
     ///
     /// # Errors
     ///
-    /// `Disconnected` when the writer has gone.
+    /// `Full` past twice the bounds; `Disconnected` when the writer has
+    /// gone.
     pub fn overflow(&self, item: Outgoing) -> Result<Owed, TrySendError<Outgoing>> {
-        let unbounded = (u64::from(u32::MAX), u64::from(u32::MAX));
-        let (wake, _) = self.send_within(item, unbounded, Sender::send_quietly)?;
+        let twice = (self.bound.0 * 2, self.bound.1 * 2);
+        let (wake, _) = self.send_within(item, twice, Sender::send_quietly)?;
         Ok(wake.map_or(Owed::Help, Owed::Wake))
     }
 

@@ -77,6 +77,7 @@
 
 use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -302,6 +303,12 @@ pub struct Pen {
     socket: Arc<TcpStream>,
     /// The right to write, and what the writer works on.
     desk: Mutex<Desk>,
+    /// Whether the socket refused bytes the last time it was given some
+    /// (a send that took only part, a blocking write in progress), until
+    /// a later write leaves nothing waiting. Read without the desk's lock
+    /// by a broadcast that finds the outbox full: only then is the client
+    /// a slow consumer (see [`Pen::is_refusing`]).
+    refusing: AtomicBool,
 }
 
 impl std::fmt::Debug for Pen {
@@ -331,6 +338,7 @@ impl Pen {
                 wire: Vec::new(),
                 sealed: Pending::default(),
             }),
+            refusing: AtomicBool::new(false),
         }
     }
 
@@ -344,11 +352,20 @@ impl Pen {
         }
     }
 
-    /// Whether nobody holds the pen and no sealed bytes wait for the
-    /// socket: everything taken so far is in the kernel's hands. Only
-    /// tries the lock, so it may be asked under a room's lock.
-    pub fn is_idle(&self) -> bool {
-        self.desk.try_lock().is_ok_and(|desk| desk.wire.is_empty())
+    /// Whether the client's socket is refusing bytes: the last attempt to
+    /// hand it what was sealed could not hand it all, and that has not
+    /// been made good since. While it is not, the client has taken
+    /// everything it was given, whoever holds the pen and however long
+    /// they take. Never takes a lock, so it may be asked under a room's.
+    pub fn is_refusing(&self) -> bool {
+        self.refusing.load(Ordering::Relaxed)
+    }
+
+    /// Holds the pen until the guard is dropped, as a thread preempted
+    /// while writing would: for tests.
+    #[cfg(test)]
+    pub fn hold(&self) -> impl Sized + '_ {
+        self.desk.lock().expect("desk lock poisoned")
     }
 
     /// Does the writer thread's work now, from another thread, if that
@@ -373,6 +390,7 @@ impl Pen {
         }
         match send_now(&self.socket, &desk.wire) {
             Ok(n) if n == desk.wire.len() => {
+                self.refusing.store(false, Ordering::Relaxed);
                 let claims = desk.written();
                 // The writer thread does not see this batch: a burst's
                 // memory is given back here rather than after a quiet
@@ -385,6 +403,7 @@ impl Pen {
                 Tried::Wrote
             }
             Ok(n) => {
+                self.refusing.store(true, Ordering::Relaxed);
                 desk.wire.drain(..n);
                 Tried::Left
             }
@@ -526,9 +545,23 @@ pub fn run(client: Arc<Client>, write_timeout: Duration, queue_lines: usize) -> 
         // 4. Write by the batch's deadline, holding the pen (broadcasters
         //    leave this client's lines to us meanwhile) but not the TLS
         //    lock: the reader keeps reading.
-        if !desk.wire.is_empty() {
+        //    First what the socket takes at once; only if it refuses some
+        //    does the thread block, and the pen say so meanwhile.
+        let taken = if desk.wire.is_empty() {
+            0
+        } else {
+            match send_now(socket, &desk.wire) {
+                Ok(n) => n,
+                Err(e) => {
+                    log::debug!("conn {}: write failed: {e}", client.id);
+                    break;
+                }
+            }
+        };
+        if taken < desk.wire.len() {
+            pen.refusing.store(true, Ordering::Relaxed);
             let deadline = Instant::now() + write_timeout;
-            if let Err(e) = write_by(socket, &desk.wire, deadline, write_timeout) {
+            if let Err(e) = write_by(socket, &desk.wire[taken..], deadline, write_timeout) {
                 if e.kind() == ErrorKind::TimedOut {
                     log::info!(
                         "conn {} ({}): a batch was not written within {write_timeout:?}; closing",
@@ -542,6 +575,7 @@ pub fn run(client: Arc<Client>, write_timeout: Duration, queue_lines: usize) -> 
             }
         }
         // Everything sealed so far is in the kernel's hands.
+        pen.refusing.store(false, Ordering::Relaxed);
         let claims = desk.written();
         big = desk.is_big();
         drop(desk);
