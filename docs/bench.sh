@@ -8,6 +8,7 @@
 #   bash docs/bench.sh register-flood # a LOGIN under a REGISTER flood, real argon2 (not in "all")
 #   bash docs/bench.sh hash-memory    # RSS of 300 parallel REGISTER+LOGIN, real argon2 (not in "all")
 #   SERVER=path/to/server bash docs/bench.sh register-flood   # another build (e.g. an older one)
+#   RUNS=12 bash docs/bench.sh slow-consumers  # 1 x 100 flat out, RUNS times: runs with drops (not in "all")
 #   bash docs/bench.sh nodes          # 1 x 100 over 1, 2 and 3 nodes on one Redis (not in "all";
 #                                     # needs redis-server; STORE=postgres://... for a shared
 #                                     # PostgreSQL, else the nodes share one SQLite file)
@@ -159,6 +160,23 @@ for group in $GROUPS_TO_RUN; do
         fanout fanout-1x100 --rooms 1 --members 100 --senders 10 --window 32 --duration 10
         fanout fanout-10x50 --rooms 10 --members 50 --senders 5 --window 32 --duration 10
         ;;
+    slow-consumers)
+        # The 1 x 100 flat-out row again and again (RUNS times, 12 is a
+        # good number) on one server with the default outbox, counting the
+        # runs in which members were dropped as slow consumers although
+        # the load generator read everything it was sent.
+        start_server default-queue
+        with_drops=0
+        for i in $(seq "$RUNS"); do
+            json="$OUT/slow-consumers-$i.json"
+            lg fanout --rooms 1 --members 100 --senders 10 --window 32 --duration 10 >"$json"
+            dropped=$(field "$json" dropped)
+            echo "  slow-consumers run $i: $(field "$json" deliveries_per_s) deliveries/s," \
+                "dropped $dropped, lost $(field "$json" lost)"
+            [ "$dropped" = 0 ] || with_drops=$((with_drops + 1))
+        done
+        echo "slow-consumers: $with_drops of $RUNS runs dropped members"
+        ;;
     nodes)
         # Issue 15's rows: 1 room x 100 members spread round-robin over 1,
         # 2 and 3 nodes on one Redis, and "local" (one node on the
@@ -276,7 +294,7 @@ for group in $GROUPS_TO_RUN; do
             --svg docs/img/sweep.svg --out docs/img/sweep.json
         ;;
     *)
-        echo "unknown group $group (fanout capacity logins sweep rate-sweep ws-fanout nodes real-logins register-flood hash-memory)" >&2
+        echo "unknown group $group (fanout capacity logins sweep rate-sweep ws-fanout slow-consumers nodes real-logins register-flood hash-memory)" >&2
         exit 2
         ;;
     esac
