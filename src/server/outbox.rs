@@ -239,7 +239,8 @@ impl Outbox {
     /// `Full` past twice the bounds; `Disconnected` when the writer has
     /// gone.
     pub fn overflow(&self, item: Outgoing) -> Result<Owed, TrySendError<Outgoing>> {
-        let twice = (self.bound.0 * 2, self.bound.1 * 2);
+        let twice = |n: u64| (n * 2).min(u64::from(u32::MAX));
+        let twice = (twice(self.bound.0), twice(self.bound.1));
         let (wake, _) = self.send_within(item, twice, Sender::send_quietly)?;
         Ok(wake.map_or(Owed::Help, Owed::Wake))
     }
