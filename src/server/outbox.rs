@@ -58,8 +58,13 @@
 //! broadcast that leaves more than half of either bound waiting also says
 //! so ([`Owed::Help`]), and once the room's lock is released the
 //! broadcaster does the writer's work if its pen is free (`writer.rs`).
-//! Whoever runs keeps the lines moving; the outbox fills only when the
-//! socket stops taking them, which is what a slow consumer is.
+//! Whoever runs keeps the lines moving. The pen's holder can itself be
+//! preempted in the middle of a batch, though, so a broadcast that finds
+//! the outbox full asks the socket before it judges: only if the socket
+//! is refusing bytes is the client a slow consumer; otherwise the line
+//! waits past the bound, up to twice it ([`Outbox::overflow`]). The
+//! outbox stays bounded, and it is the client's socket, not our threads'
+//! turn on a processor, that decides.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
