@@ -267,7 +267,7 @@ impl<T> Sender<T> {
     ///
     /// The item back, when the consumer has gone.
     pub fn send(&self, item: T) -> Result<(), SendError<T>> {
-        self.tx.send(item)?;
+        self.push(item)?;
         self.bell.0.ring();
         Ok(())
     }
@@ -281,9 +281,31 @@ impl<T> Sender<T> {
     ///
     /// The item back, when the consumer has gone.
     pub fn send_lazily(&self, item: T) -> Result<(), SendError<T>> {
-        self.tx.send(item)?;
+        self.push(item)?;
         self.bell.0.ring_lazily();
         Ok(())
+    }
+
+    /// Queues `item`, waiting while a bounded queue is full.
+    ///
+    /// The wait is a function of its own, and never inlined: the channel's
+    /// blocking `send` needs several hundred bytes of stack, and every
+    /// request to the database (from a connection's reader thread, whose
+    /// stack pages stay with it for its whole life) would pay for them,
+    /// although the queue is nearly never full.
+    fn push(&self, item: T) -> Result<(), SendError<T>> {
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(item)) => self.push_when_room(item),
+            Err(TrySendError::Disconnected(item)) => Err(SendError(item)),
+        }
+    }
+
+    /// [`Sender::push`] when the queue was full: waits for room.
+    #[cold]
+    #[inline(never)]
+    fn push_when_room(&self, item: T) -> Result<(), SendError<T>> {
+        self.tx.send(item)
     }
 
     /// Queues `item` without ever blocking, and wakes the consumer if it

@@ -254,6 +254,14 @@ impl Session {
     }
 
     /// Runs one parsed command: the one `match` over the protocol.
+    ///
+    /// The handlers it calls, here and in `moderation.rs`, are marked
+    /// `#[inline(never)]`. Each is called from this one place, so the
+    /// compiler would otherwise inline them all, and this function's frame
+    /// would hold the locals of every command at once: more than a
+    /// kilobyte under every command, `PING` included. A reader thread keeps every
+    /// stack page it has ever touched, so that was one more page for each
+    /// connected client ("Memory per connection" in docs/BENCHMARKS.md).
     fn dispatch(&mut self, state: &State, command: Command) -> Flow {
         let needs_login = !matches!(
             command,
@@ -346,6 +354,7 @@ impl Session {
     /// `REGISTRATION_CLOSED` if registration is closed, and `RATE_LIMITED`
     /// if the server-wide registration bucket is empty. `USER_EXISTS` comes
     /// last: the database decides it, after the hash.
+    #[inline(never)]
     fn register(&self, state: &State, user: &Name, password: &str) {
         if !state.config.registration_open {
             self.err(
@@ -400,6 +409,7 @@ impl Session {
     /// A connection that closed while its password was being checked (its
     /// peer hung up, or the server closed it) is not logged in: it would
     /// end the user's live session for a client that is already gone.
+    #[inline(never)]
     fn login(&self, state: &State, user: &Name, password: &str) {
         if self.logged_in() {
             self.err(
@@ -603,6 +613,7 @@ impl Session {
     }
 
     /// `ROOMS`: every room, paced as the client reads.
+    #[inline(never)]
     fn rooms(&self, state: &State) {
         let rooms = state.hub.list_rooms();
         let count = rooms.len();
@@ -619,6 +630,7 @@ impl Session {
     }
 
     /// `CREATE <room> [<password>]`: committed to the database, then visible.
+    #[inline(never)]
     fn create(&self, state: &State, room: &Name, password: Option<&str>) {
         if state.hub.room(&room.key()).is_some() {
             // Cheap early answer; the database's UNIQUE is the real judge.
@@ -697,6 +709,7 @@ impl Session {
     }
 
     /// `LEAVE`.
+    #[inline(never)]
     fn leave(&self, state: &State) {
         match state.hub.leave(&self.client, LeftReason::Leave) {
             Some(room) => self.ok("LEAVE", room.to_string()),
@@ -712,6 +725,7 @@ impl Session {
     /// attempts in progress counted. A missing password, or one that breaks
     /// the password rules (no room can have it), is `BAD_ROOM_PASSWORD` at
     /// once: no hash, and not counted, since it is no guess.
+    #[inline(never)]
     fn join(&self, state: &State, room: &Name, password: Option<&str>) {
         let Some(target) = state
             .hub
@@ -816,6 +830,7 @@ impl Session {
     }
 
     /// `SAY <text>`: no `OK`; the sender's own `MSG` is the confirmation.
+    #[inline(never)]
     fn say(&mut self, state: &State, text: String) {
         if !self.within_rate() {
             return;
@@ -837,6 +852,7 @@ impl Session {
 
     /// `DM <user> <text>`: delivered now if the user is online, otherwise
     /// committed to the database and delivered at their next login.
+    #[inline(never)]
     fn dm(&mut self, state: &State, to: &Name, text: String) {
         if !self.within_rate() {
             return;

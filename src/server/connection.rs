@@ -324,7 +324,7 @@ pub(super) fn handshake(
         .name(format!("conn-{id}"))
         .stack_size(READER_STACK)
         .spawn(move || {
-            if let Ok(established) = take_over.recv() {
+            if let Some(established) = taken_over(&take_over) {
                 session(state, established, None);
             }
         });
@@ -341,6 +341,19 @@ pub(super) fn handshake(
             }
         }
     }
+}
+
+/// The connection, once the accepting side has handed it over; `None` if
+/// it never does (its spawn of this thread was reported as failed).
+///
+/// A function of its own, never inlined: the channel's blocking receive
+/// takes several hundred bytes of stack, and inlined into the reader's
+/// first frame they would stay under its whole session, on a stack page
+/// every idle client keeps (see "Memory per connection" in
+/// docs/BENCHMARKS.md).
+#[inline(never)]
+fn taken_over(take_over: &mpsc::Receiver<Established>) -> Option<Established> {
+    take_over.recv().ok()
 }
 
 /// A client whose writer runs: its handle, the TLS session it shares with
@@ -417,7 +430,7 @@ pub(crate) fn websocket(
     else {
         return;
     };
-    let decoder = Decoder::new(state.config.max_line, &already);
+    let decoder = Box::new(Decoder::new(state.config.max_line, &already));
     let established = Established {
         client,
         tls,
@@ -445,8 +458,9 @@ fn failure_cause(e: &crate::error::Error) -> &'static str {
 /// Runs on the `conn-N` thread (or, for a WebSocket, on the `conn-N-http`
 /// thread): reads and handles lines until the connection ends, then
 /// cleans up and waits for the writer. `decoder`: the WebSocket frame
-/// decoder in front of the line splitter, for a browser.
-fn session(state: Arc<State>, established: Established, decoder: Option<Decoder>) {
+/// decoder in front of the line splitter, for a browser; boxed, so that a
+/// terminal client's reader does not carry the room for one on its stack.
+fn session(state: Arc<State>, established: Established, decoder: Option<Box<Decoder>>) {
     let Established {
         client,
         tls,
@@ -499,7 +513,7 @@ fn read_loop(
     session: &mut Session,
     (socket, tls): (&TcpStream, &Mutex<ServerConnection>),
     accepted: Instant,
-    mut decoder: Option<Decoder>,
+    mut decoder: Option<Box<Decoder>>,
 ) {
     let client = session.client.clone();
     let id = client.id;
@@ -522,7 +536,7 @@ fn read_loop(
     // handled, then the loop ends.
     let mut finished = {
         let mut conn = tls.lock().expect("tls lock poisoned");
-        let ended = drain_plaintext(&mut conn, &mut splitter, decoder.as_mut());
+        let ended = drain_plaintext(&mut conn, &mut splitter, decoder.as_deref_mut());
         let wants_write = conn.wants_write();
         drop(conn);
         if wants_write {
@@ -613,7 +627,8 @@ fn read_loop(
         // 4. Decrypt under the lock: memory only.
         let (peer_closed, tls_error, wants_write) = {
             let mut conn = tls.lock().expect("tls lock poisoned: the writer panicked");
-            let (closed, error) = decrypt(&mut conn, &buf[..n], &mut splitter, decoder.as_mut());
+            let (closed, error) =
+                decrypt(&mut conn, &buf[..n], &mut splitter, decoder.as_deref_mut());
             (closed, error, conn.wants_write())
         };
         if wants_write {

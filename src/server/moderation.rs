@@ -230,6 +230,7 @@ impl Session {
     }
 
     /// `KICK <user> [<reason>]`.
+    #[inline(never)]
     pub(super) fn kick(&mut self, state: &State, user: &Name, reason: Option<String>) {
         if !self.within_rate() {
             return;
@@ -318,6 +319,7 @@ impl Session {
 
     /// `BAN <user> [<minutes>] [<reason>]`: committed, put where `JOIN`
     /// looks, and the user kicked if present.
+    #[inline(never)]
     pub(super) fn ban(
         &mut self,
         state: &State,
@@ -390,6 +392,7 @@ impl Session {
     }
 
     /// `UNBAN <user>`.
+    #[inline(never)]
     pub(super) fn unban(&mut self, state: &State, user: &Name) {
         if !self.within_rate() {
             return;
@@ -424,6 +427,7 @@ impl Session {
     }
 
     /// `BANS`: the bans in force in the current room, paced like `WHO`.
+    #[inline(never)]
     pub(super) fn bans(&self, state: &State) {
         let Some(room) = self.moderated_room() else {
             return;
@@ -442,6 +446,7 @@ impl Session {
     }
 
     /// `TOPIC`: the current topic, for any member.
+    #[inline(never)]
     pub(super) fn read_topic(&self, state: &State) {
         let Some(room) = self.client.current_room() else {
             return self.err(ErrCode::NotInRoom, "You are not in a room.");
@@ -453,6 +458,7 @@ impl Session {
     }
 
     /// `TOPIC <topic>`: committed, then sent to every member.
+    #[inline(never)]
     pub(super) fn set_topic(&mut self, state: &State, text: String) {
         if !self.within_rate() {
             return;
@@ -503,6 +509,7 @@ impl Session {
 
     /// `CLOSE <room>`: deleted from the database, then from the hub, whose
     /// members are told and put in no room.
+    #[inline(never)]
     pub(super) fn close(&mut self, state: &State, name: &Name) {
         if !self.within_rate() {
             return;
@@ -549,6 +556,7 @@ impl Session {
 
     /// `SUSPEND <user> [<minutes>] [<reason>]`: committed, noted where
     /// `LOGIN` looks, and the user's session closed with `BYE SUSPENDED`.
+    #[inline(never)]
     pub(super) fn suspend(
         &mut self,
         state: &State,
@@ -600,6 +608,7 @@ impl Session {
     }
 
     /// `UNSUSPEND <user>`.
+    #[inline(never)]
     pub(super) fn unsuspend(&mut self, state: &State, user: &Name) {
         if !self.within_rate() || !self.admin() {
             return;
@@ -619,6 +628,7 @@ impl Session {
     }
 
     /// `ANNOUNCE <text>`: a `NOTICE` to every logged-in connection.
+    #[inline(never)]
     pub(super) fn announce(&mut self, state: &State, text: String) {
         if !self.within_rate() || !self.admin() {
             return;
