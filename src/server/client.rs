@@ -94,7 +94,7 @@ pub enum Closing {
 pub struct Visit {
     /// The client.
     client: Arc<Client>,
-    /// What it is owed; never [`Owed::Nothing`].
+    /// What it is owed.
     owed: Owed,
 }
 
@@ -113,7 +113,6 @@ impl Visit {
                 }
             }
             Owed::Help => client.help(),
-            Owed::Nothing => {}
         }
     }
 
@@ -123,7 +122,6 @@ impl Visit {
         match self.owed {
             Owed::Wake(wake) => wake.ring(),
             Owed::Help => self.client.help(),
-            Owed::Nothing => {}
         }
     }
 }
@@ -226,11 +224,13 @@ impl Client {
     /// next line that finds the outbox full makes it a slow consumer.
     pub fn send_quietly(self: &Arc<Self>, item: Outgoing, visits: &mut Vec<Visit>) -> bool {
         let sent = match self.outbox.send_quietly(item) {
-            Err(TrySendError::Full(item)) if !self.pen.is_refusing() => self.outbox.overflow(item),
+            Err(TrySendError::Full(item)) if !self.pen.is_refusing() => {
+                self.outbox.overflow(item).map(Some)
+            }
             sent => sent,
         };
         let sent = sent.map(|owed| {
-            if !matches!(owed, Owed::Nothing) {
+            if let Some(owed) = owed {
                 visits.push(Visit {
                     client: self.clone(),
                     owed,

@@ -178,8 +178,6 @@ impl OutboxWaiter {
 #[derive(Debug)]
 #[must_use = "a sleeping writer stays asleep, and one that is behind gets no help"]
 pub enum Owed {
-    /// Nothing: the writer is awake, and not behind.
-    Nothing,
     /// The writer was asleep, and this broadcaster holds the duty to wake
     /// it (or to do its work).
     Wake(Wake),
@@ -218,17 +216,18 @@ impl Outbox {
 
     /// Like [`Outbox::try_send`], for a broadcast under a room's lock: says
     /// what the broadcaster owes this client's writer once the lock is
-    /// released ([`Owed`]) instead of waking it here.
+    /// released ([`Owed`]; `None` for an awake writer that is not behind)
+    /// instead of waking it here.
     ///
     /// # Errors
     ///
     /// As [`Outbox::try_send`].
-    pub fn send_quietly(&self, item: Outgoing) -> Result<Owed, TrySendError<Outgoing>> {
+    pub fn send_quietly(&self, item: Outgoing) -> Result<Option<Owed>, TrySendError<Outgoing>> {
         let (wake, count) = self.send_within(item, self.bound, Sender::send_quietly)?;
         Ok(match wake {
-            Some(wake) => Owed::Wake(wake),
-            None if count.is_some_and(|count| self.past_half(count)) => Owed::Help,
-            None => Owed::Nothing,
+            Some(wake) => Some(Owed::Wake(wake)),
+            None if count.is_some_and(|count| self.past_half(count)) => Some(Owed::Help),
+            None => None,
         })
     }
 
@@ -425,9 +424,9 @@ mod tests {
     #[test]
     fn past_half_a_broadcast_owes_help() {
         let owed = |tx: &Outbox, n| match tx.send_quietly(line(n)) {
-            Ok(Owed::Nothing) => "nothing",
-            Ok(Owed::Help) => "help",
-            Ok(Owed::Wake(_)) => "wake",
+            Ok(None) => "nothing",
+            Ok(Some(Owed::Help)) => "help",
+            Ok(Some(Owed::Wake(_))) => "wake",
             Err(_) => "refused",
         };
         let (tx, _rx) = outbox(4, 1000);

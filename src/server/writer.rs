@@ -388,9 +388,8 @@ impl Pen {
         if desk.seal(&self.tls, false).is_err() {
             return Tried::Left;
         }
-        match send_now(&self.socket, &desk.wire) {
+        match self.offer(&desk.wire) {
             Ok(n) if n == desk.wire.len() => {
-                self.refusing.store(false, Ordering::Relaxed);
                 let claims = desk.written();
                 // The writer thread does not see this batch: a burst's
                 // memory is given back here rather than after a quiet
@@ -403,12 +402,33 @@ impl Pen {
                 Tried::Wrote
             }
             Ok(n) => {
-                self.refusing.store(true, Ordering::Relaxed);
                 desk.wire.drain(..n);
                 Tried::Left
             }
             Err(_) => Tried::Left,
         }
+    }
+
+    /// Hands the socket what it takes of `wire` at once, without blocking,
+    /// and notes whether it refused the rest ([`Pen::is_refusing`]).
+    /// Returns how many bytes it took.
+    fn offer(&self, wire: &[u8]) -> io::Result<usize> {
+        let taken = send_now(&self.socket, wire)?;
+        self.refusing.store(taken < wire.len(), Ordering::Relaxed);
+        Ok(taken)
+    }
+
+    /// The writer thread's write: all of `wire` by `timeout` from now.
+    /// First what the socket takes at once ([`Pen::offer`]); only if it
+    /// refuses some does the thread block, and the pen says so meanwhile.
+    fn write_out(&self, wire: &[u8], timeout: Duration) -> io::Result<()> {
+        let taken = self.offer(wire)?;
+        if taken < wire.len() {
+            let deadline = Instant::now() + timeout;
+            write_by(&self.socket, &wire[taken..], deadline, timeout)?;
+            self.refusing.store(false, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
@@ -545,23 +565,8 @@ pub fn run(client: Arc<Client>, write_timeout: Duration, queue_lines: usize) -> 
         // 4. Write by the batch's deadline, holding the pen (broadcasters
         //    leave this client's lines to us meanwhile) but not the TLS
         //    lock: the reader keeps reading.
-        //    First what the socket takes at once; only if it refuses some
-        //    does the thread block, and the pen say so meanwhile.
-        let taken = if desk.wire.is_empty() {
-            0
-        } else {
-            match send_now(socket, &desk.wire) {
-                Ok(n) => n,
-                Err(e) => {
-                    log::debug!("conn {}: write failed: {e}", client.id);
-                    break;
-                }
-            }
-        };
-        if taken < desk.wire.len() {
-            pen.refusing.store(true, Ordering::Relaxed);
-            let deadline = Instant::now() + write_timeout;
-            if let Err(e) = write_by(socket, &desk.wire[taken..], deadline, write_timeout) {
+        if !desk.wire.is_empty() {
+            if let Err(e) = pen.write_out(&desk.wire, write_timeout) {
                 if e.kind() == ErrorKind::TimedOut {
                     log::info!(
                         "conn {} ({}): a batch was not written within {write_timeout:?}; closing",
@@ -575,7 +580,6 @@ pub fn run(client: Arc<Client>, write_timeout: Duration, queue_lines: usize) -> 
             }
         }
         // Everything sealed so far is in the kernel's hands.
-        pen.refusing.store(false, Ordering::Relaxed);
         let claims = desk.written();
         big = desk.is_big();
         drop(desk);
