@@ -119,10 +119,7 @@ impl Visit {
     /// Once no lock is held, in a busy room: wakes a writer that was
     /// asleep, and helps one that is behind.
     pub fn wake(self) {
-        match self.owed {
-            Owed::Wake(wake) => wake.ring(),
-            Owed::Help => self.client.help(),
-        }
+        self.client.serve(self.owed);
     }
 }
 
@@ -198,38 +195,16 @@ impl Client {
         }
     }
 
-    /// Queues a line from someone else (a room event, a broadcast) without
-    /// ever blocking.
+    /// Queues a line from someone else (a room event, a notice, a
+    /// broadcast) without ever blocking. If the writer was asleep or is
+    /// behind, the client is added to `visits`, to be served once the
+    /// caller's locks are released ([`Visit`]).
     ///
-    /// Returns `false` when it was not queued: the outbox is full (the
-    /// client is then closed as a slow consumer, here, in the one place that
-    /// policy lives) or the writer is gone (the connection is ending).
-    pub fn send(&self, item: Outgoing) -> bool {
-        self.judge(self.outbox.try_send(item))
-    }
-
-    /// Like [`Client::send`], for a broadcast under a room's lock: if the
-    /// writer was asleep or is behind, the client is added to `visits`, to
-    /// be served once the lock is released ([`Visit`]).
-    ///
-    /// A full outbox is a verdict only while the client's socket refuses
-    /// bytes ([`Pen::is_refusing`]). Until then the client has taken
-    /// everything it was handed, and the lines wait only because every
-    /// thread that could write them is off the processor: a writer, or a
-    /// helper, preempted while it holds the pen, for longer than the room
-    /// takes to say `--queue-lines` lines. The line is then queued past the
-    /// bound (up to twice it, [`Outbox::overflow`]), and this broadcaster
-    /// writes for the client once the room's lock is released. A client
-    /// that stops reading fills its socket, the socket refuses, and the
-    /// next line that finds the outbox full makes it a slow consumer.
+    /// Returns `false` when it was not queued: the client is a slow
+    /// consumer (it is then closed, here, in [`Client::judge`]) or the
+    /// writer is gone (the connection is ending).
     pub fn send_quietly(self: &Arc<Self>, item: Outgoing, visits: &mut Vec<Visit>) -> bool {
-        let sent = match self.outbox.send_quietly(item) {
-            Err(TrySendError::Full(item)) if !self.pen.is_refusing() => {
-                self.outbox.overflow(item).map(Some)
-            }
-            sent => sent,
-        };
-        let sent = sent.map(|owed| {
+        let sent = self.enqueue(item).map(|owed| {
             if let Some(owed) = owed {
                 visits.push(Visit {
                     client: self.clone(),
@@ -238,6 +213,38 @@ impl Client {
             }
         });
         self.judge(sent)
+    }
+
+    /// Queues a line from someone else, by the slow-consumer rule, and
+    /// says what the sender owes the writer once its locks are released;
+    /// `Full` means the client is a slow consumer.
+    ///
+    /// A full outbox is a verdict only while the client's socket refuses
+    /// bytes ([`Pen::is_refusing`]). Until then the client has taken
+    /// everything it was handed, and the lines wait only because every
+    /// thread that could write them is off the processor: a writer, or a
+    /// helper, preempted while it holds the pen, for longer than the room
+    /// takes to say `--queue-lines` lines. The line is then queued past the
+    /// bound (up to twice it, [`Outbox::overflow`]), and the sender writes
+    /// for the client once its locks are released. A client that stops
+    /// reading fills its socket, the socket refuses, and the next line that
+    /// finds the outbox full makes it a slow consumer.
+    fn enqueue(&self, item: Outgoing) -> Result<Option<Owed>, TrySendError<Outgoing>> {
+        match self.outbox.send_quietly(item) {
+            Err(TrySendError::Full(item)) if !self.pen.is_refusing() => {
+                self.outbox.overflow(item).map(Some)
+            }
+            sent => sent,
+        }
+    }
+
+    /// Pays what a sender owed the writer, once it holds no lock: wakes a
+    /// writer that was asleep, helps one that is behind.
+    fn serve(&self, owed: Owed) {
+        match owed {
+            Owed::Wake(wake) => wake.ring(),
+            Owed::Help => self.help(),
+        }
     }
 
     /// Does the work of a writer that is awake but behind, if its pen is
@@ -258,8 +265,9 @@ impl Client {
         &self.pen
     }
 
-    /// The one place the slow-consumer policy lives: a send that found the
-    /// outbox full closes the client. Returns whether the item was queued.
+    /// The one place the slow-consumer verdict is given: a line from
+    /// someone else that [`Client::enqueue`] refused for a full outbox
+    /// closes the client. Returns whether the item was queued.
     fn judge(&self, sent: Result<(), TrySendError<Outgoing>>) -> bool {
         match sent {
             Ok(()) => true,
@@ -285,12 +293,6 @@ impl Client {
     /// stderr, which can block; the writer thread logs it, with no lock held.
     fn slow_consumer(&self) {
         self.close(Closing::Bye(ByeReason::SlowConsumer));
-    }
-
-    /// Renders a line from someone else for this client alone and queues
-    /// it, like [`Client::send`].
-    pub fn reply(&self, line: &ServerLine) -> bool {
-        self.send(Outgoing::Owned(format!("{line}\n")))
     }
 
     /// Queues a line of the client's own reply to its own command. Counted
@@ -325,14 +327,18 @@ impl Client {
     ///   queue (a slow consumer), of a failed write, or left over. The
     ///   session stores them when its writer has stopped.
     pub fn send_dm(&self, line: String) -> bool {
+        let mut owed = None;
         let sent = {
             let _gate = super::sync::lock(&self.dm_gate);
             if self.closing.get().is_some() {
                 return false;
             }
-            self.outbox.try_send(Outgoing::Dm(line))
+            self.enqueue(Outgoing::Dm(line)).map(|o| owed = o)
         };
-        // Judged once the gate is released: closing takes it too.
+        // Served and judged once the gate is released: closing takes it too.
+        if let Some(owed) = owed {
+            self.serve(owed);
+        }
         self.judge(sent)
     }
 
@@ -651,6 +657,28 @@ mod tests {
         assert_eq!(
             client.closing(),
             Some(Closing::Bye(ByeReason::SlowConsumer))
+        );
+    }
+
+    /// The same rule holds for `DM`s, which are sent outside any room:
+    /// 2,000 of them through an outbox of 16, with no writer thread, all
+    /// arrive in order, and the client is not dropped. (Before, a `DM`
+    /// that found the outbox full was a verdict at once.)
+    #[test]
+    fn dms_to_a_client_whose_writer_never_runs_all_arrive() {
+        let (client, peer) = connected(16, Some(1 << 20), None);
+        let reader = thread::spawn(move || {
+            let mut lines = BufReader::new(peer).lines();
+            (0..2000).all(|i| lines.next().and_then(Result::ok) == Some(format!("dm {i}")))
+        });
+        for i in 0..2000 {
+            assert!(client.send_dm(format!("dm {i}\n")), "refused dm {i}");
+        }
+        assert_eq!(client.closing(), None);
+        assert_eq!(client.pen().try_write(), Tried::Wrote, "the rest went out");
+        assert!(
+            reader.join().expect("the reader"),
+            "DMs missing or out of order"
         );
     }
 

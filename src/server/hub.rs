@@ -1144,16 +1144,21 @@ impl Hub {
     /// order and under the target's membership lock, so that nothing of
     /// the room reaches it afterwards and its own `SAY` is either before
     /// the `LEFT` for everyone or for no one. Returns whether it was there.
-    pub fn kick(&self, room: &Arc<Room>, target: &Client, kicked: &ServerLine) -> bool {
+    pub fn kick(&self, room: &Arc<Room>, target: &Arc<Client>, kicked: &ServerLine) -> bool {
         let mut cell = sync::lock(&target.room);
         if !cell.as_ref().is_some_and(|r| Arc::ptr_eq(r, room)) {
             return false;
         }
         *cell = None;
         let was_member = room.remove(target, LeftReason::Kick);
+        let mut visit = Vec::new();
         if was_member {
-            target.reply(kicked);
+            target.send_quietly(Outgoing::Owned(format!("{kicked}\n")), &mut visit);
             self.tell_others(self.left_event(room, target, LeftReason::Kick));
+        }
+        drop(cell);
+        for visit in visit {
+            visit.wake();
         }
         was_member
     }
