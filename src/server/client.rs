@@ -88,8 +88,9 @@ pub enum Closing {
     Silent,
 }
 
-/// A client that a broadcast owes something once the room's lock is
-/// released: its writer thread was asleep, or is behind ([`Owed`]).
+/// A client that a sender owes something once its locks (a room's, for
+/// a broadcast) are released: its writer thread was asleep, or is behind
+/// ([`Owed`]).
 #[derive(Debug)]
 pub struct Visit {
     /// The client.

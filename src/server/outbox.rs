@@ -28,9 +28,11 @@
 //!
 //! # Two ways in
 //!
-//! * [`Outbox::try_send`] is for everything *others* send to a client
-//!   (room events, DMs): a full outbox refuses it, and the caller decides
-//!   that the client is a slow consumer.
+//! * [`Outbox::send_quietly`] is for everything *others* send to a client
+//!   (room events, notices, DMs, `KICKED`): a full outbox refuses it, and
+//!   the caller decides whether the client is a slow consumer (see "A
+//!   writer that is behind" below). [`Outbox::try_send`] is the same for a
+//!   line that may simply be left out (a stored DM, which stays stored).
 //! * [`Outbox::push`] is for the client's *own* replies, queued by its own
 //!   reader thread. They are counted but never refused: a client is never
 //!   dropped for what it asked for. They stay bounded because that thread
@@ -54,13 +56,13 @@
 //! that says tens of thousands of lines a second its outbox fills in that
 //! time while the client's socket sits empty. Dropping that client would
 //! punish it for the server's own scheduling; the protocol's
-//! `SLOW_CONSUMER` means that *the client* stopped reading. So a
-//! broadcast that leaves more than half of either bound waiting also says
-//! so ([`Owed::Help`]), and once the room's lock is released the
-//! broadcaster does the writer's work if its pen is free (`writer.rs`).
-//! Whoever runs keeps the lines moving. The pen's holder can itself be
-//! preempted in the middle of a batch, though, so a broadcast that finds
-//! the outbox full asks the socket before it judges: only if the socket
+//! `SLOW_CONSUMER` means that *the client* stopped reading. So a line
+//! that leaves more than half of either bound waiting also says so
+//! ([`Owed::Help`]), and once its sender's locks are released (a room's,
+//! for a broadcast) the sender does the writer's work if its pen is free
+//! (`writer.rs`). Whoever runs keeps the lines moving. The pen's holder
+//! can itself be preempted in the middle of a batch, though, so a line
+//! that finds the outbox full asks the socket before it judges: only if the socket
 //! is refusing bytes is the client a slow consumer; otherwise the line
 //! waits past the bound, up to twice it ([`Outbox::overflow`]). The
 //! outbox stays bounded, and it is the client's socket, not our threads'
@@ -173,8 +175,9 @@ impl OutboxWaiter {
     }
 }
 
-/// What a broadcast that queued a line under a room's lock owes the
-/// client's writer once the lock is released ([`Outbox::send_quietly`]).
+/// What a sender that queued a line under its locks (a room's, for a
+/// broadcast) owes the client's writer once they are released
+/// ([`Outbox::send_quietly`]).
 #[derive(Debug)]
 #[must_use = "a sleeping writer stays asleep, and one that is behind gets no help"]
 pub enum Owed {
@@ -214,10 +217,10 @@ impl Outbox {
             .map(|_| ())
     }
 
-    /// Like [`Outbox::try_send`], for a broadcast under a room's lock: says
-    /// what the broadcaster owes this client's writer once the lock is
-    /// released ([`Owed`]; `None` for an awake writer that is not behind)
-    /// instead of waking it here.
+    /// Like [`Outbox::try_send`], for a sender that may hold locks (a
+    /// room's, for a broadcast): says what it owes this client's writer
+    /// once they are released ([`Owed`]; `None` for an awake writer that is
+    /// not behind) instead of waking it here.
     ///
     /// # Errors
     ///
@@ -231,12 +234,12 @@ impl Outbox {
         })
     }
 
-    /// Queues a broadcast line past the bounds, up to twice each, for a
-    /// client whose outbox is full while its socket takes everything it is
-    /// given (`Client::send_quietly` says why that is not a slow
-    /// consumer). Like [`Outbox::send_quietly`], but always owes the
-    /// writer at least help, so that the line goes out once the room's
-    /// lock is released.
+    /// Queues a line from someone else past the bounds, up to twice each,
+    /// for a client whose outbox is full while its socket takes everything
+    /// it is given (`Client::enqueue` says why that is not a slow
+    /// consumer). Like [`Outbox::send_quietly`], but always owes the writer
+    /// at least help, so that the line goes out once the sender's locks
+    /// are released.
     ///
     /// # Errors
     ///
