@@ -600,26 +600,20 @@ mod tests {
         queued
     }
 
-    /// A client that reads everything it is sent is never a slow consumer
-    /// because its writer thread does not run: the broadcasters write for
-    /// a writer whose outbox is past half full. 2,000 lines through an
-    /// outbox of 16, with no writer thread at all, all arrive, in order.
-    /// (Before, the 17th line found the outbox full and the client was
-    /// dropped while the kernel's buffers were empty.)
-    #[test]
-    fn a_writer_that_never_runs_does_not_make_a_slow_consumer() {
-        // The kernel's buffers hold all 2,000 lines (about 20 KB), so the
-        // test does not depend on when the peer's thread reads.
+    /// Sends 2,000 lines, `send(client, i)` each, to a client with an
+    /// outbox of 16 and no writer thread at all, whose peer reads
+    /// everything; asserts that none was refused, that the client was not
+    /// dropped, and that all arrive, in order. The kernel's buffers hold
+    /// all 2,000 lines (about 20 KB), so this does not depend on when the
+    /// peer's thread reads.
+    fn all_arrive_without_a_writer(send: impl Fn(&Arc<Client>, usize) -> bool) {
         let (client, peer) = connected(16, Some(1 << 20), None);
         let reader = thread::spawn(move || {
             let mut lines = BufReader::new(peer).lines();
             (0..2000).all(|i| lines.next().and_then(Result::ok) == Some(format!("line {i}")))
         });
         for i in 0..2000 {
-            assert!(
-                broadcast(&client, &format!("line {i}\n")),
-                "refused line {i}"
-            );
+            assert!(send(&client, i), "refused line {i}");
         }
         assert_eq!(client.closing(), None);
         // The last few lines (at most half of the outbox) wait for the
@@ -629,6 +623,16 @@ mod tests {
             reader.join().expect("the reader"),
             "lines missing or out of order"
         );
+    }
+
+    /// A client that reads everything it is sent is never a slow consumer
+    /// because its writer thread does not run: the broadcasters write for
+    /// a writer whose outbox is past half full. (Before, the 17th line
+    /// found the outbox full and the client was dropped while the kernel's
+    /// buffers were empty.)
+    #[test]
+    fn a_writer_that_never_runs_does_not_make_a_slow_consumer() {
+        all_arrive_without_a_writer(|client, i| broadcast(client, &format!("line {i}\n")));
     }
 
     /// A holder of the pen that is off the processor (held here) while the
@@ -661,26 +665,11 @@ mod tests {
         );
     }
 
-    /// The same rule holds for `DM`s, which are sent outside any room:
-    /// 2,000 of them through an outbox of 16, with no writer thread, all
-    /// arrive in order, and the client is not dropped. (Before, a `DM`
-    /// that found the outbox full was a verdict at once.)
+    /// The same rule holds for `DM`s, which are sent outside any room.
+    /// (Before, a `DM` that found the outbox full was a verdict at once.)
     #[test]
     fn dms_to_a_client_whose_writer_never_runs_all_arrive() {
-        let (client, peer) = connected(16, Some(1 << 20), None);
-        let reader = thread::spawn(move || {
-            let mut lines = BufReader::new(peer).lines();
-            (0..2000).all(|i| lines.next().and_then(Result::ok) == Some(format!("dm {i}")))
-        });
-        for i in 0..2000 {
-            assert!(client.send_dm(format!("dm {i}\n")), "refused dm {i}");
-        }
-        assert_eq!(client.closing(), None);
-        assert_eq!(client.pen().try_write(), Tried::Wrote, "the rest went out");
-        assert!(
-            reader.join().expect("the reader"),
-            "DMs missing or out of order"
-        );
+        all_arrive_without_a_writer(|client, i| client.send_dm(format!("line {i}\n")));
     }
 
     /// A client that does not read is still a slow consumer: once the
