@@ -229,9 +229,11 @@ fn fifty_silent_peers_cost_at_most_two_handshake_threads() {
         "places were not given back at the deadline: handshake threads seen {seen:?}"
     );
     // A thread that has given its place back may still be on its way out
-    // when its successor starts: at most one more than the limit.
+    // when its successor starts. Both places are taken at the same instant
+    // and time out at the same instant, so on a busy machine both threads
+    // may still be on their way out: at most twice the limit, never 50.
     assert!(
-        most <= 3,
+        most <= 4,
         "{most} handshake threads at once with max_handshakes 2"
     );
 }
