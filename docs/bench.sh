@@ -9,6 +9,7 @@
 #   bash docs/bench.sh hash-memory    # RSS of 300 parallel REGISTER+LOGIN, real argon2 (not in "all")
 #   SERVER=path/to/server bash docs/bench.sh register-flood   # another build (e.g. an older one)
 #   RUNS=12 bash docs/bench.sh slow-consumers  # 1 x 100 flat out, RUNS times: runs with drops (not in "all")
+#   bash docs/bench.sh reader-stack   # how deep each command goes on a reader's stack (not in "all")
 #   bash docs/bench.sh nodes          # 1 x 100 over 1, 2 and 3 nodes on one Redis (not in "all";
 #                                     # needs redis-server; STORE=postgres://... for a shared
 #                                     # PostgreSQL, else the nodes share one SQLite file)
@@ -293,8 +294,14 @@ for group in $GROUPS_TO_RUN; do
             sweep --sizes 10,50,100,250,500,1000 --senders 10 --duration 10 \
             --svg docs/img/sweep.svg --out docs/img/sweep.json
         ;;
+    reader-stack)
+        # What decides the reader's share of "capacity": the deepest byte
+        # each command touches on its stack (docs/measure/reader_stack.py
+        # starts its own server).
+        python3 docs/measure/reader_stack.py "$SERVER"
+        ;;
     *)
-        echo "unknown group $group (fanout capacity logins sweep rate-sweep ws-fanout slow-consumers nodes real-logins register-flood hash-memory)" >&2
+        echo "unknown group $group (fanout capacity logins sweep rate-sweep ws-fanout slow-consumers nodes real-logins register-flood hash-memory reader-stack)" >&2
         exit 2
         ;;
     esac
