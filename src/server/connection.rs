@@ -347,7 +347,7 @@ pub(super) fn handshake(
 /// it never does (its spawn of this thread was reported as failed).
 ///
 /// A function of its own, never inlined: the channel's blocking receive
-/// takes several hundred bytes of stack, and inlined into the reader's
+/// takes a few hundred bytes of stack, and inlined into the reader's
 /// first frame they would stay under its whole session, on a stack page
 /// every idle client keeps (see "Memory per connection" in
 /// docs/BENCHMARKS.md).
