@@ -328,18 +328,19 @@ impl Client {
     ///   queue (a slow consumer), of a failed write, or left over. The
     ///   session stores them when its writer has stopped.
     pub fn send_dm(&self, line: String) -> bool {
-        let mut owed = None;
         let sent = {
             let _gate = super::sync::lock(&self.dm_gate);
             if self.closing.get().is_some() {
                 return false;
             }
-            self.enqueue(Outgoing::Dm(line)).map(|o| owed = o)
+            self.enqueue(Outgoing::Dm(line))
         };
         // Served and judged once the gate is released: closing takes it too.
-        if let Some(owed) = owed {
-            self.serve(owed);
-        }
+        let sent = sent.map(|owed| {
+            if let Some(owed) = owed {
+                self.serve(owed);
+            }
+        });
         self.judge(sent)
     }
 

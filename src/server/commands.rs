@@ -259,9 +259,10 @@ impl Session {
     /// `#[inline(never)]`. Each is called from this one place, so the
     /// compiler would otherwise inline them all, and this function's frame
     /// would hold the locals of every command at once: more than a
-    /// kilobyte under every command, `PING` included. A reader thread keeps every
-    /// stack page it has ever touched, so that was one more page for each
-    /// connected client ("Memory per connection" in docs/BENCHMARKS.md).
+    /// kilobyte under every command, `PING` included. A reader thread keeps
+    /// every stack page it has ever touched, so that was one more page for
+    /// each connected client ("Memory per connection" in
+    /// docs/BENCHMARKS.md).
     fn dispatch(&mut self, state: &State, command: Command) -> Flow {
         let needs_login = !matches!(
             command,

@@ -1151,13 +1151,13 @@ impl Hub {
         }
         *cell = None;
         let was_member = room.remove(target, LeftReason::Kick);
-        let mut visit = Vec::new();
+        let mut visits = Vec::new();
         if was_member {
-            target.send_quietly(Outgoing::Owned(format!("{kicked}\n")), &mut visit);
+            target.send_quietly(Outgoing::Owned(format!("{kicked}\n")), &mut visits);
             self.tell_others(self.left_event(room, target, LeftReason::Kick));
         }
         drop(cell);
-        for visit in visit {
+        for visit in visits {
             visit.wake();
         }
         was_member

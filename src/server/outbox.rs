@@ -62,11 +62,11 @@
 //! for a broadcast) the sender does the writer's work if its pen is free
 //! (`writer.rs`). Whoever runs keeps the lines moving. The pen's holder
 //! can itself be preempted in the middle of a batch, though, so a line
-//! that finds the outbox full asks the socket before it judges: only if the socket
-//! is refusing bytes is the client a slow consumer; otherwise the line
-//! waits past the bound, up to twice it ([`Outbox::overflow`]). The
-//! outbox stays bounded, and it is the client's socket, not our threads'
-//! turn on a processor, that decides.
+//! that finds the outbox full asks the socket before it judges: only if
+//! the socket is refusing bytes is the client a slow consumer; otherwise
+//! the line waits past the bound, up to twice it ([`Outbox::overflow`]).
+//! The outbox stays bounded, and it is the client's socket, not our
+//! threads' turn on a processor, that decides.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -181,8 +181,8 @@ impl OutboxWaiter {
 #[derive(Debug)]
 #[must_use = "a sleeping writer stays asleep, and one that is behind gets no help"]
 pub enum Owed {
-    /// The writer was asleep, and this broadcaster holds the duty to wake
-    /// it (or to do its work).
+    /// The writer was asleep, and the sender holds the duty to wake it (or
+    /// to do its work).
     Wake(Wake),
     /// The writer is awake, but more than half of the outbox is waiting
     /// for it: it may be runnable and still waiting for a processor. The
