@@ -13,7 +13,8 @@ rooms, and then, for each command of a script:
 1. waits until the probe client's reader thread is blocked in its read,
    and fills the part of its stack below that point with a pattern,
    through /proc/PID/mem;
-2. sends the command and reads the answer;
+2. sends the command, waits for the first line of its answer, then for
+   the reader to block in its read again (it has handled the line);
 3. looks for the deepest byte that is no longer the pattern.
 
 It prints that depth, counted from the top of the thread's stack mapping
@@ -34,6 +35,9 @@ PAGE = 4096
 # frames, which are in use while we paint.
 MARGIN = 1024
 PATTERN = b"\xa5" * 8
+# The system calls a reader blocks in, waiting for its socket (x86-64:
+# read, recvfrom).
+RECEIVE_CALLS = ("0", "45")
 
 SCRIPT = [
     "PING x", "WHO", "REGISTER ana secret123", "LOGIN ana wrongpass",
@@ -78,15 +82,16 @@ def connect():
 
 
 def send(tls, line):
-    """Sends a line; returns what came back within a short while."""
+    """Sends a line and waits for the first line of its answer (every
+    command of the script gets one); returns it."""
     tls.sendall(line.encode() + b"\r\n")
-    answer, until = b"", time.monotonic() + 0.3
-    tls.settimeout(0.1)
-    while time.monotonic() < until:
-        try:
-            answer += tls.recv(65536)
-        except (socket.timeout, TimeoutError):
-            pass
+    tls.settimeout(5)
+    answer = b""
+    while b"\n" not in answer:
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
     return answer.decode(errors="replace")
 
 
@@ -102,13 +107,14 @@ def readers():
 
 
 def blocked_stack(tid):
-    """(stack pointer, top of the stack mapping) of a thread blocked in a
-    system call."""
+    """(stack pointer, top of the stack mapping) of the reader thread, once
+    it is blocked reading its socket: then it has handled every line it
+    had, and nothing runs on its stack."""
     deadline = time.monotonic() + 5
     while True:
         with open(f"/proc/{pid}/task/{tid}/syscall") as syscall:
             fields = syscall.read().split()
-        if fields[0] not in ("running", "-1"):
+        if fields[0] in RECEIVE_CALLS:
             break
         if time.monotonic() > deadline:
             sys.exit("the reader thread never blocked")
@@ -139,6 +145,7 @@ try:
             mem.seek(start)
             mem.write(PATTERN * ((end - start) // len(PATTERN)))
             answer = send(ana, line)
+            blocked_stack(tid)
             mem.seek(start)
             painted = mem.read(end - start)
             untouched = 0
